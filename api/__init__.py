@@ -1,0 +1,63 @@
+"""The spamq HTTP API: ``create_app(settings=None)``. It never imports torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kombu.exceptions
+import redis
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from api.validation import InvalidRequest
+from spamq.jobs import JobStore
+from spamq.logs import configure_logging
+from spamq.queue import make_celery
+from spamq.settings import Settings, get_settings
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: JobStore | None = None,
+    send_task: Any = None,
+) -> Flask:
+    """Build the app. ``store`` and ``send_task`` may be handed in (tests); nothing connects here."""
+    from api.routes import bp
+
+    configure_logging()
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    if store is None:
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+        )
+        store = JobStore(client, ttl_s=settings.job_ttl_s)
+    if send_task is None:
+        send_task = make_celery(settings).send_task
+    app.extensions["spamq"] = {"settings": settings, "store": store, "send_task": send_task}
+    app.register_blueprint(bp)
+
+    @app.errorhandler(InvalidRequest)
+    def _invalid(exc: InvalidRequest):
+        return jsonify(exc.as_dict()), exc.status
+
+    @app.errorhandler(redis.RedisError)
+    def _redis_down(exc: redis.RedisError):
+        app.logger.warning("redis unavailable: %s", exc)
+        return jsonify({"error": "unavailable", "message": "the job store is unreachable"}), 503
+
+    @app.errorhandler(kombu.exceptions.OperationalError)
+    def _broker_down(exc: Exception):
+        app.logger.warning("broker unavailable: %s", exc)
+        return jsonify({"error": "unavailable", "message": "the queue is unreachable"}), 503
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        return jsonify({"error": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
+
+    return app

@@ -1,0 +1,253 @@
+"""The Redis job store: jobs, their texts, their results, and who waits for them.
+
+Keys (all expire after the configured retention):
+  spamq:job:<id>           hash: status, timestamps, counts, model version, error
+  spamq:job:<id>:texts     list: the submitted texts, in order
+  spamq:job:<id>:results   hash: chunk index -> JSON list of that chunk's results
+  spamq:job:<id>:finished  list: one element pushed when the job ends (BLPOP to wait)
+
+Results are written by a Lua script that stores a chunk only if it is not stored yet
+(HSETNX), so a task that runs twice can neither duplicate nor corrupt results.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+PREFIX = "spamq:job:"
+WORKER_PREFIX = "spamq:worker:"
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+_TEXT_SLICE = 1000
+_WAIT_SLICE_S = 0.5
+
+# KEYS: job, results, finished. ARGV: chunk index, results json, n items, version, now, ttl
+_STORE_CHUNK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'done', ARGV[3])
+local chunks = redis.call('HINCRBY', KEYS[1], 'chunks_done', 1)
+redis.call('HSET', KEYS[1], 'model_version', ARGV[4])
+if redis.call('HGET', KEYS[1], 'started_at') == '' then
+  redis.call('HSET', KEYS[1], 'started_at', ARGV[5])
+end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
+if chunks == tonumber(redis.call('HGET', KEYS[1], 'chunks_total')) and status ~= 'failed' then
+  redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', ARGV[5])
+  redis.call('RPUSH', KEYS[3], 'done')
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
+return 1
+"""
+
+# KEYS: job, finished. ARGV: error, now, ttl
+_FAIL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'done' or status == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1], 'finished_at', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'chunks_failed', 1)
+redis.call('RPUSH', KEYS[2], 'failed')
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+
+# KEYS: job. ARGV: now
+_START = """
+if redis.call('HGET', KEYS[1], 'status') == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
+end
+return 1
+"""
+
+
+class JobNotFound(KeyError):
+    """No such job, or it expired."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A slice ``[start, stop)`` of a job's texts, scored by one task."""
+
+    index: int
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    status: str
+    total: int
+    done: int
+    chunks_total: int
+    chunks_done: int
+    chunks_failed: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    model_version: str | None
+    error: str | None
+    queue: str
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> Job:
+        def ts(name: str) -> float | None:
+            return float(raw[name]) if raw.get(name) else None
+
+        return cls(
+            id=raw["id"],
+            status=raw["status"],
+            total=int(raw["total"]),
+            done=int(raw["done"]),
+            chunks_total=int(raw["chunks_total"]),
+            chunks_done=int(raw["chunks_done"]),
+            chunks_failed=int(raw.get("chunks_failed") or 0),
+            created_at=float(raw["created_at"]),
+            started_at=ts("started_at"),
+            finished_at=ts("finished_at"),
+            model_version=raw.get("model_version") or None,
+            error=raw.get("error") or None,
+            queue=raw.get("queue", ""),
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (DONE, FAILED)
+
+
+def chunk_plan(total: int, chunk_size: int) -> list[Chunk]:
+    """Split ``total`` items into consecutive chunks of at most ``chunk_size``."""
+    return [
+        Chunk(i, start, min(start + chunk_size, total))
+        for i, start in enumerate(range(0, total, chunk_size))
+    ]
+
+
+class JobStore:
+    """Jobs in Redis. The client is handed in; nothing connects until a method is called."""
+
+    def __init__(self, client: redis.Redis, *, ttl_s: int) -> None:
+        self._r = client
+        self._ttl = ttl_s
+        self._store_chunk = client.register_script(_STORE_CHUNK)
+        self._fail = client.register_script(_FAIL)
+        self._start = client.register_script(_START)
+
+    @staticmethod
+    def _keys(job_id: str) -> tuple[str, str, str, str]:
+        base = PREFIX + job_id
+        return base, base + ":texts", base + ":results", base + ":finished"
+
+    def ping(self) -> bool:
+        return bool(self._r.ping())
+
+    def beat(self, worker: str, info: dict[str, Any], *, ttl_s: int) -> None:
+        """A worker's heartbeat: ``info`` stays visible for ``ttl_s`` seconds."""
+        self._r.set(WORKER_PREFIX + worker, json.dumps(info), ex=ttl_s)
+
+    def forget_worker(self, worker: str) -> None:
+        self._r.delete(WORKER_PREFIX + worker)
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Heartbeats of the workers alive now."""
+        keys = sorted(self._r.scan_iter(match=WORKER_PREFIX + "*", count=100))
+        values = self._r.mget(keys) if keys else []
+        return [json.loads(v) for v in values if v is not None]
+
+    def create(self, texts: list[str], *, chunk_size: int, queue: str) -> tuple[Job, list[Chunk]]:
+        """Store a new queued job with its texts; return it and its chunk plan."""
+        job_id = secrets.token_hex(16)  # 128 random bits: unguessable
+        job_key, texts_key, _, _ = self._keys(job_id)
+        plan = chunk_plan(len(texts), chunk_size)
+        fields = {
+            "id": job_id,
+            "status": QUEUED,
+            "total": len(texts),
+            "done": 0,
+            "chunks_total": len(plan),
+            "chunks_done": 0,
+            "chunks_failed": 0,
+            "created_at": repr(time.time()),
+            "started_at": "",
+            "finished_at": "",
+            "model_version": "",
+            "error": "",
+            "queue": queue,
+        }
+        pipe = self._r.pipeline(transaction=True)
+        for i in range(0, len(texts), _TEXT_SLICE):
+            pipe.rpush(texts_key, *texts[i : i + _TEXT_SLICE])
+        pipe.expire(texts_key, self._ttl)
+        pipe.hset(job_key, mapping=fields)
+        pipe.expire(job_key, self._ttl)
+        pipe.execute()
+        return Job.from_hash({k: str(v) for k, v in fields.items()}), plan
+
+    def get(self, job_id: str) -> Job:
+        raw = self._r.hgetall(PREFIX + job_id)
+        if not raw:
+            raise JobNotFound(job_id)
+        return Job.from_hash(_decode(raw))
+
+    def texts(self, job_id: str, start: int, stop: int) -> list[str]:
+        values = self._r.lrange(self._keys(job_id)[1], start, stop - 1)
+        return [v.decode() if isinstance(v, bytes) else v for v in values]
+
+    def mark_running(self, job_id: str) -> None:
+        self._start(keys=[PREFIX + job_id], args=[repr(time.time())])
+
+    def store_chunk(
+        self, job_id: str, chunk: int, results: list[dict[str, Any]], *, model_version: str
+    ) -> bool:
+        """Store one chunk's results once. True if stored now, False if already stored."""
+        job_key, _, results_key, finished_key = self._keys(job_id)
+        outcome = self._store_chunk(
+            keys=[job_key, results_key, finished_key],
+            args=[chunk, json.dumps(results), len(results), model_version, repr(time.time()), self._ttl],
+        )
+        if outcome == -1:
+            raise JobNotFound(job_id)
+        if outcome == 1:
+            self._r.expire(results_key, self._ttl)
+        return outcome == 1
+
+    def fail(self, job_id: str, error: str) -> bool:
+        job_key, _, _, finished_key = self._keys(job_id)
+        outcome = self._fail(keys=[job_key, finished_key], args=[error, repr(time.time()), self._ttl])
+        return outcome == 1
+
+    def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The stored results in submission order (chunks not yet stored are absent)."""
+        raw = _decode(self._r.hgetall(self._keys(job_id)[2]))
+        ordered: list[dict[str, Any]] = []
+        for index in sorted(raw, key=int):
+            ordered.extend(json.loads(raw[index]))
+        stop = None if limit is None else offset + limit
+        return ordered[offset:stop]
+
+    def wait(self, job_id: str, timeout_s: float) -> Job:
+        """Block until the job has finished or ``timeout_s`` has passed; return its state."""
+        finished_key = self._keys(job_id)[3]
+        deadline = time.monotonic() + timeout_s
+        job = self.get(job_id)
+        while not job.finished and (left := deadline - time.monotonic()) > 0:
+            # Short blocking slices stay below the client's socket timeout.
+            popped = self._r.blpop([finished_key], timeout=min(left, _WAIT_SLICE_S))
+            if popped is not None:  # put it back for any other waiter
+                self._r.rpush(finished_key, popped[1])
+            job = self.get(job_id)
+        return job
+
+
+def _decode(raw: dict[Any, Any]) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in raw.items()
+    }

@@ -1,0 +1,39 @@
+"""The Celery application, built from settings; shared by the API (sender) and the workers.
+
+The API sends tasks by name, so it never imports the worker (or torch).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from spamq.settings import Settings
+
+SCORE_CHUNK = "spamq.score_chunk"
+
+
+def make_celery(settings: Settings, *, include: list[str] | None = None) -> Celery:
+    """A Celery app on the settings' Redis. Creating it connects to nothing."""
+    app = Celery("spamq", broker=settings.redis_url, include=include or [])
+    app.conf.update(
+        task_ignore_result=True,  # results live in the job store, written idempotently
+        task_acks_late=True,  # ack after the results are stored: a crash redelivers
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=settings.interactive_queue,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=settings.redis_timeout_s,
+        broker_transport_options={
+            "visibility_timeout": 3600,
+            "socket_timeout": settings.redis_timeout_s,
+            "socket_connect_timeout": settings.redis_timeout_s,
+        },
+        # A publish while Redis is down fails fast instead of hanging the request.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+    )
+    return app

@@ -1,0 +1,76 @@
+"""All configuration, in one typed place: environment variables prefixed ``SPAMQ_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of spamq. Read once per process by :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="SPAMQ_", extra="ignore")
+
+    # Redis: broker, job store and worker heartbeats.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = 2.0
+
+    # Jobs
+    job_ttl_s: int = Field(default=24 * 3600, ge=60, description="retention of jobs and results")
+    max_texts_per_request: int = Field(default=5000, ge=1)
+    max_chars_per_text: int = Field(default=5000, ge=1)
+    chunk_size: int = Field(default=256, ge=1, description="texts per Celery task")
+    predict_timeout_s: float = Field(default=10.0, gt=0)
+    interactive_queue: str = "spamq.interactive"
+    bulk_queue: str = "spamq.bulk"
+
+    # Model and runner
+    model_dir: Path = REPO_ROOT / "weights" / "default"
+    max_length: int = Field(default=256, ge=8, le=512)
+    batch_size: int = Field(default=32, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    torch_threads: int | None = Field(default=None, ge=1, description="default: cores / concurrency")
+    worker_pool: Literal["solo", "prefork", "threads"] = "solo"
+    worker_concurrency: int = Field(default=1, ge=1)
+    worker_heartbeat_s: float = Field(default=2.0, gt=0)
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = Field(default=2, ge=1)
+    api_threads: int = Field(default=8, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+    # Training
+    data_path: Path = REPO_ROOT.parent / "shared" / "data" / "sms_spam_collection.tsv"
+
+    # --- HDFS / Vault --- (artifact store, model registry, secret source)
+    hdfs_url: str | None = Field(default=None, description="WebHDFS URL; unset: local registry")
+    hdfs_user: str = "spamq"
+    hdfs_root: str = "/spamq"
+    hdfs_timeout_s: float = Field(default=30.0, gt=0)
+    artifact_dir: Path = REPO_ROOT / "weights" / "registry"
+    model_name: str = "spamq-sms"
+    model_alias: str = "production"
+    model_cache_dir: Path = REPO_ROOT / "weights" / "cache"
+    vault_addr: str | None = Field(default=None, description="unset: secrets from the environment")
+    vault_token: SecretStr | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: SecretStr | None = None
+    vault_mount: str = "secret"
+    vault_path_prefix: str = "spamq"
+    vault_timeout_s: float = Field(default=5.0, gt=0)
+    vault_cache_s: float = Field(default=60.0, ge=0, description="how long a read secret is reused")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build ``Settings(...)`` directly instead)."""
+    return Settings()

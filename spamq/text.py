@@ -1,0 +1,32 @@
+"""Text normalisation applied before tokenising, in training and in serving alike.
+
+It undoes the cheap obfuscations spammers use: full-width and other compatibility
+characters (NFKC), zero-width characters, Cyrillic/Greek look-alike letters, Windows-1252
+smart quotes left as C1 controls, and letters spaced or dotted apart ("F R E E").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u00ad\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\ufeff"))
+# C1 controls that are Windows-1252 punctuation in disguise (the corpus has them).
+_C1_PUNCT = {0x91: "'", 0x92: "'", 0x93: '"', 0x94: '"', 0x95: "*", 0x96: "-", 0x97: "-"}
+# Cyrillic and Greek letters that render like Latin ones.
+_HOMOGLYPHS = str.maketrans(
+    "АВЕКМНОРСТУХаеорсуухіјѕԁԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧαβεικνορτυχ",
+    "ABEKMHOPCTYXaeopcyyxijsdqwABEZHIKMNOPTYXabeikvoptux",
+)
+_TABLE = {**_ZERO_WIDTH, **_C1_PUNCT}
+# Three or more single letters/digits joined by one space, dot, hyphen, underscore or star.
+_SPACED = re.compile(r"(?<![^\W_])(?:[^\W_][ ._*\-]){2,}[^\W_](?![^\W_])")
+_SEPARATORS = re.compile(r"[ ._*\-]")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Return ``text`` folded to the form the model sees."""
+    text = unicodedata.normalize("NFKC", text).translate(_TABLE).translate(_HOMOGLYPHS)
+    text = _SPACED.sub(lambda m: _SEPARATORS.sub("", m.group(0)), text)
+    return _WHITESPACE.sub(" ", text).strip()

@@ -1,0 +1,167 @@
+"""The model runner: a Hugging Face classifier directory served in length-sorted batches."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from spamq.manifest import read_manifest, verify_model_dir
+from spamq.text import normalize
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    spam_probability: float
+    truncated: bool
+    model_version: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "spam_probability": self.spam_probability,
+            "truncated": self.truncated,
+            "model_version": self.model_version,
+        }
+
+
+@dataclass(frozen=True)
+class PaddedBatch:
+    """Rows of the request (``index``) padded to the longest of them."""
+
+    index: list[int]
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+    @property
+    def fill(self) -> float:
+        """Real tokens / padded tokens."""
+        return float(self.attention_mask.sum()) / self.attention_mask.numel()
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def default_threads(concurrency: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, concurrency))
+
+
+class BatchClassifier:
+    """Load once, warm, then ``predict(texts)``: normalise, tokenise, sort by length, batch."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        device: str = "auto",
+        max_length: int = 256,
+        batch_size: int = 32,
+        max_batch_tokens: int = 8192,
+        precision: str = "fp32",
+    ) -> None:
+        started = time.perf_counter()
+        self.model_dir = Path(model_dir)
+        self.version = verify_model_dir(self.model_dir)
+        manifest = read_manifest(self.model_dir)
+        self.threshold = float(manifest.get("decision_threshold", 0.5))
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.device = pick_device(device)
+        self.precision = precision
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            self.model_dir, local_files_only=True
+        )
+        self.spam_id = int(model.config.label2id.get("spam", 1))
+        self.model = self._prepare(model.eval())
+        self.load_seconds = time.perf_counter() - started
+        logger.info(
+            "model %s loaded from %s on %s (%s) in %.2fs",
+            self.version, self.model_dir, self.device, precision, self.load_seconds,
+        )
+
+    def _prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.precision == "int8":
+            if self.device.type != "cpu":
+                raise ValueError("int8 dynamic quantisation runs on the CPU only")
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        if self.precision == "bf16":
+            model = model.to(torch.bfloat16)
+        return model.to(self.device)
+
+    def encode(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
+        """Token ids per text, cut at ``max_length`` (keeping [SEP]); whether each was cut."""
+        encoded = self.tokenizer(
+            [normalize(t) for t in texts], add_special_tokens=True, truncation=False, verbose=False
+        )["input_ids"]
+        sep = self.tokenizer.sep_token_id
+        ids, truncated = [], []
+        for row in encoded:
+            cut = len(row) > self.max_length
+            ids.append(row[: self.max_length - 1] + [sep] if cut else row)
+            truncated.append(cut)
+        return ids, truncated
+
+    def plan(self, lengths: list[int]) -> list[list[int]]:
+        """Group row indices into batches: sorted by length, bounded by size and padded tokens."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            widest = max(lengths[i], max((lengths[j] for j in current), default=0))
+            if current and (
+                len(current) >= self.batch_size or widest * (len(current) + 1) > self.max_batch_tokens
+            ):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def pad(self, ids: list[list[int]], index: list[int]) -> PaddedBatch:
+        width = max(len(ids[i]) for i in index)
+        input_ids = torch.full((len(index), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(index), width), dtype=torch.long)
+        for row, i in enumerate(index):
+            input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+            mask[row, : len(ids[i])] = 1
+        return PaddedBatch(index, input_ids.to(self.device), mask.to(self.device))
+
+    @torch.inference_mode()
+    def spam_probabilities(self, batch: PaddedBatch) -> list[float]:
+        logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        return torch.softmax(logits.float(), dim=-1)[:, self.spam_id].cpu().tolist()
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        ids, truncated = self.encode(texts)
+        probabilities = [0.0] * len(texts)
+        for index in self.plan([len(row) for row in ids]):
+            batch = self.pad(ids, index)
+            for i, p in zip(index, self.spam_probabilities(batch), strict=True):
+                probabilities[i] = p
+        return [
+            Prediction(
+                label="spam" if p >= self.threshold else "ham",
+                spam_probability=p,
+                truncated=cut,
+                model_version=self.version,
+            )
+            for p, cut in zip(probabilities, truncated, strict=True)
+        ]
+
+    def warm_up(self) -> None:
+        """Run a few shapes once so the first request pays no first-call costs."""
+        self.predict(["warm up", "a somewhat longer warm-up message " * 8])
