@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 import urllib.error
@@ -35,9 +34,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _api(args: argparse.Namespace) -> int:
     s = get_settings()
-    gunicorn = shutil.which("gunicorn") or "gunicorn"
     argv = [
-        gunicorn, "api.wsgi:app", f"--bind={s.api_host}:{s.api_port}",
+        sys.executable, "-m", "gunicorn", "api.wsgi:app", f"--bind={s.api_host}:{s.api_port}",
         f"--workers={s.api_workers}", "--worker-class=gthread", f"--threads={s.api_threads}",
         f"--timeout={int(s.predict_timeout_s) + 30}", "--access-logfile=-",
     ]

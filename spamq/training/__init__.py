@@ -1,0 +1,74 @@
+"""``spamq train``: fine-tune the spam classifier and write a verified model directory.
+
+Nothing heavy is imported here: torch, transformers and the pipeline are loaded by
+:func:`run` (and :func:`train`) only, so ``spamq --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``spamq train`` flags. Defaults of None mean "from Settings / per-mode default"."""
+    parser.add_argument("--data", type=Path, default=None,
+                        help="SMS Spam Collection TSV (default: Settings().data_path)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="model directory to write (default: Settings().model_dir)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="tiny randomly initialised DistilBERT (dim 64, 2 layers) for fast tests")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs; the best one on validation is kept (default 3)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default 16 (pretrained) / 32 (from scratch)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="AdamW peak learning rate; default 8e-5 (pretrained) / 2e-3 (scratch)")
+    parser.add_argument("--seed", type=int, default=13, help="split, augmentation and init seed")
+    parser.add_argument("--max-train-length", type=int, default=128,
+                        help="truncation while training (evaluation uses Settings().max_length)")
+    parser.add_argument("--augment-factor", type=int, default=2,
+                        help="augmented copies per training spam message (0..8)")
+    parser.add_argument("--class-weights", action="store_true",
+                        help="also weight the loss by inverse class frequency")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="use only N distinct messages (stratified sample), for tests")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def train(**kwargs: Any) -> dict[str, Any]:
+    """In-process entry point; see :func:`spamq.training.pipeline.train`."""
+    from spamq.training.pipeline import train as _train
+
+    return _train(**kwargs)
+
+
+def run(args: argparse.Namespace) -> int:
+    from spamq.training.pipeline import train as _train
+
+    metrics = _train(
+        data_path=args.data,
+        out_dir=args.out,
+        from_scratch=args.from_scratch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        limit=args.limit,
+        max_train_length=args.max_train_length,
+        augment_factor=args.augment_factor,
+        class_weights=args.class_weights,
+        threads=args.threads,
+        progress=not args.no_progress,
+    )
+    b = metrics["baseline"]
+    print(
+        f"test spam F1 {metrics['spam_f1']:.4f} (P {metrics['spam_precision']:.4f}, "
+        f"R {metrics['spam_recall']:.4f}, MCC {metrics['mcc']:.4f}, "
+        f"threshold {metrics['threshold']:.4f}); baseline F1 {b['spam_f1']:.4f}\n"
+        f"training {metrics['training_time_s']:.1f} s (total {metrics['total_time_s']:.1f} s); "
+        f"model {metrics['out_dir']} version {metrics['version']}"
+    )
+    return 0

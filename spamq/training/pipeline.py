@@ -1,0 +1,314 @@
+"""``train()``: data -> split -> augment -> fine-tune -> pick epoch and threshold -> model dir."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from spamq.manifest import write_manifest
+from spamq.settings import Settings
+from spamq.text import normalize
+from spamq.training import augment as aug_mod
+from spamq.training import convert, report
+from spamq.training.data import Example, read_tsv, sha256_of, split
+
+SCORE_DEFINITION = "softmax(logits)[label 'spam'] of normalize(text), truncated to max_length"
+
+# Defaults that differ between the pretrained encoder and the tiny from-scratch model.
+PRETRAINED_DEFAULTS = {"epochs": 3, "lr": 8e-5, "batch_size": 16}
+SCRATCH_DEFAULTS = {"epochs": 3, "lr": 2e-3, "batch_size": 32}
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _encode(tok, texts: list[str], max_length: int) -> list[list[int]]:
+    enc = tok([normalize(t) for t in texts], truncation=True, max_length=max_length,
+              padding=False, return_attention_mask=False)
+    return enc["input_ids"]
+
+
+def _collate(seqs: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def _bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, sort by length inside pools of 50 batches, cut batches, shuffle the batches."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+@torch.no_grad()
+def predict_scores(model, seqs: list[list[int]], pad_id: int, batch_size: int = 64):
+    """Spam probabilities in input order, and the mean cross-entropy is computed by callers."""
+    model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    logits = torch.empty((len(seqs), model.config.num_labels))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        out = model(**_collate([seqs[i] for i in idx], pad_id))
+        logits[idx] = out.logits.float()
+    return logits
+
+
+def _scores_and_loss(logits: torch.Tensor, y: list[int]) -> tuple[np.ndarray, float]:
+    probs = torch.softmax(logits, dim=-1)[:, 1].numpy()
+    loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(y)).item())
+    return probs, loss
+
+
+def _atomic_replace(tmp_dir: Path, out_dir: Path) -> None:
+    """Move the finished directory into place; the old one is removed only afterwards."""
+    backup = None
+    if out_dir.exists():
+        backup = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        if backup.exists():
+            shutil.rmtree(backup)
+        out_dir.rename(backup)
+    tmp_dir.rename(out_dir)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def train(
+    *,
+    data_path: Path | str | None = None,
+    out_dir: Path | str | None = None,
+    from_scratch: bool = False,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int = 13,
+    limit: int | None = None,
+    max_train_length: int = 128,
+    eval_max_length: int | None = None,
+    augment_factor: int = 2,
+    class_weights: bool = False,
+    weight_decay: float = 0.01,
+    warmup_ratio: float = 0.06,
+    validation_size: float = 0.15,
+    test_size: float = 0.15,
+    threads: int | None = 2,
+    progress: bool = True,
+    log=print,
+) -> dict[str, Any]:
+    """Train and write a model directory; return the test metrics (as in metrics.json).
+
+    The returned dict also holds ``out_dir`` and ``version``.
+    """
+    t_start = time.monotonic()
+    settings = Settings()
+    data_path = Path(data_path or settings.data_path)
+    out_dir = Path(out_dir or settings.model_dir)
+    eval_max_length = eval_max_length or settings.max_length
+    defaults = SCRATCH_DEFAULTS if from_scratch else PRETRAINED_DEFAULTS
+    epochs = epochs if epochs is not None else defaults["epochs"]
+    batch_size = batch_size or defaults["batch_size"]
+    lr = lr if lr is not None else defaults["lr"]
+    if threads:
+        torch.set_num_threads(threads)
+    _seed_everything(seed)
+
+    # --- data -------------------------------------------------------------------------
+    data_sha = sha256_of(data_path)
+    splits = split(read_tsv(data_path), seed=seed, limit=limit,
+                   validation_size=validation_size, test_size=test_size)
+    held_out = {normalize(e.text) for e in splits.validation + splits.test}
+    extra = aug_mod.augment_spam(splits.train, factor=augment_factor, seed=seed, exclude=held_out)
+    train_rows: list[Example] = splits.train + extra
+    sizes = splits.sizes()
+    n_spam = sum(e.label for e in train_rows)
+    sizes["train_augmented"] = {"total": len(train_rows), "ham": len(train_rows) - n_spam,
+                                "spam": n_spam, "augmented_spam": len(extra)}
+    log(f"data: {data_path} sha256 {data_sha[:12]}; split {json.dumps(sizes)}")
+
+    # --- model and tokenizer ----------------------------------------------------------
+    tok = convert.load_tokenizer()
+    if from_scratch:
+        from transformers import DistilBertForSequenceClassification
+
+        model = DistilBertForSequenceClassification(convert.tiny_config(len(tok)))
+        base = "from-scratch"
+    else:
+        model = convert.load_pretrained_distilbert()
+        base = convert.BASE_NAME
+    pad_id = tok.pad_token_id
+
+    train_seqs = _encode(tok, [e.text for e in train_rows], max_train_length)
+    train_y = [e.label for e in train_rows]
+    val_seqs = _encode(tok, [e.text for e in splits.validation], eval_max_length)
+    val_y = [e.label for e in splits.validation]
+
+    weight = None
+    if class_weights:
+        counts = np.bincount(train_y, minlength=2).astype(float)
+        weight = torch.tensor(counts.sum() / (2.0 * np.maximum(counts, 1.0)), dtype=torch.float)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    steps_per_epoch = math.ceil(len(train_seqs) / batch_size)
+    total_steps = max(1, steps_per_epoch * epochs)
+    warmup = int(warmup_ratio * total_steps)
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+
+    # --- fine-tuning, epoch picked on validation --------------------------------------
+    rng = random.Random(seed)
+    lengths = [len(s) for s in train_seqs]
+    history: list[dict] = []
+    best_key, best_state, best_epoch = None, None, 0
+    t_train = time.monotonic()
+    epoch_bar = tqdm(range(1, epochs + 1), desc="epochs", unit="epoch", disable=not progress)
+    for epoch in epoch_bar:
+        model.train()
+        batches = _bucketed_batches(lengths, batch_size, rng)
+        step_bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False,
+                        disable=not progress)
+        running, seen = 0.0, 0
+        for batch in step_bar:
+            inputs = _collate([train_seqs[i] for i in batch], pad_id)
+            labels = torch.tensor([train_y[i] for i in batch])
+            loss = loss_fn(model(**inputs).logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            running += float(loss.item()) * len(batch)
+            seen += len(batch)
+            step_bar.set_postfix(loss=f"{running / seen:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        step_bar.close()
+        val_scores, val_loss = _scores_and_loss(predict_scores(model, val_seqs, pad_id), val_y)
+        t = report.choose_threshold(val_y, val_scores)
+        val = report.classification_metrics(val_y, val_scores, t)
+        record = {"epoch": epoch, "train_loss": running / max(seen, 1), "val_loss": val_loss,
+                  "val_spam_f1": val["spam_f1"], "val_threshold": t,
+                  "val_average_precision": val["average_precision"],
+                  "elapsed_s": round(time.monotonic() - t_train, 2)}
+        history.append(record)
+        epoch_bar.set_postfix(train_loss=f"{record['train_loss']:.4f}",
+                              val_f1=f"{val['spam_f1']:.4f}", val_loss=f"{val_loss:.4f}")
+        log(f"epoch {epoch}: " + json.dumps({k: (round(v, 5) if isinstance(v, float) else v)
+                                             for k, v in record.items()}))
+        key = (val["spam_f1"], val["average_precision"] or 0.0, -val_loss)
+        if best_key is None or key > best_key:
+            best_key, best_epoch = key, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    epoch_bar.close()
+    training_time = time.monotonic() - t_train
+    if best_state is not None:
+        model.load_state_dict(best_state)
+
+    # --- threshold on validation, then the test split (touched only here) -------------
+    val_scores, _ = _scores_and_loss(predict_scores(model, val_seqs, pad_id), val_y)
+    threshold = report.choose_threshold(val_y, val_scores)
+    test_seqs = _encode(tok, [e.text for e in splits.test], eval_max_length)
+    test_y = [e.label for e in splits.test]
+    test_scores, test_loss = _scores_and_loss(predict_scores(model, test_seqs, pad_id), test_y)
+    metrics = report.classification_metrics(test_y, test_scores, threshold)
+    metrics["test_loss"] = test_loss
+    norm = lambda rows: [normalize(e.text) for e in rows]  # noqa: E731
+    baseline = report.tfidf_baseline(
+        norm(splits.train), [e.label for e in splits.train], norm(splits.validation), val_y,
+        norm(splits.test), test_y,
+    )
+    baseline_scores = baseline.pop("_scores")
+
+    training_settings = {
+        "from_scratch": from_scratch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "seed": seed, "limit": limit, "max_train_length": max_train_length,
+        "eval_max_length": eval_max_length, "augment_factor": augment_factor,
+        "augmenters": list(aug_mod.AUGMENTERS), "class_weights": class_weights,
+        "weight_decay": weight_decay, "warmup_ratio": warmup_ratio,
+        "optimizer": "AdamW", "schedule": "linear warmup + linear decay",
+        "grad_clip": 1.0, "threads": threads, "best_epoch": best_epoch,
+        "epoch_selection": "max validation spam F1 (tie: average precision, then loss)",
+        "threshold_selection": "max validation spam F1 (tie: closest to 0.5)",
+        "normalization": "spamq.text.normalize", "model_config": {
+            k: getattr(model.config, k)
+            for k in ("dim", "n_layers", "n_heads", "hidden_dim", "vocab_size",
+                      "max_position_embeddings")},
+    }
+    split_info = {"seed": seed, "sizes": sizes, **splits.stats}
+    metrics.update({
+        "split": "test",
+        "base": base,
+        "baseline": baseline,
+        "training_time_s": round(training_time, 2),
+        "best_epoch": best_epoch,
+        "history": history,
+        "split_sizes": sizes,
+        "score": SCORE_DEFINITION,
+    })
+
+    # --- write the model directory: everything, then the manifest last ----------------
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp_dir.chmod(0o755)
+    try:
+        model.eval()
+        model.save_pretrained(tmp_dir, safe_serialization=True)
+        convert.clear_tokenizer_state(tok)
+        tok.save_pretrained(tmp_dir)
+        report.plot_report(
+            tmp_dir / "report.png", test_y, test_scores, threshold, baseline_scores,
+            title=f"spamq {base}: test spam F1 {metrics['spam_f1']:.4f} "
+                  f"(baseline {baseline['spam_f1']:.4f})",
+        )
+        metrics["total_time_s"] = round(time.monotonic() - t_start, 2)
+        (tmp_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        version = write_manifest(
+            tmp_dir,
+            data_sha256=data_sha,
+            split=split_info,
+            training=training_settings,
+            decision_threshold=float(threshold),
+            base=base,
+            score=SCORE_DEFINITION,
+        )
+        _atomic_replace(tmp_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    metrics["out_dir"] = str(out_dir)
+    metrics["version"] = version
+    return metrics

@@ -1,0 +1,63 @@
+"""Real services for integration tests: redis-server, a trained tiny model, a Celery worker,
+the API under gunicorn. Each is started once per session on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.services import REPO, start_api, start_redis, start_worker
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def redis_url(services_dir):
+    proc, url = start_redis(services_dir / "redis")
+    yield url
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory) -> Path:
+    """A tiny from-scratch classifier trained on the real data (or SPAMQ_TEST_MODEL_DIR)."""
+    given = os.environ.get("SPAMQ_TEST_MODEL_DIR")
+    if given:
+        return Path(given)
+    out = tmp_path_factory.mktemp("tiny-model") / "model"
+    subprocess.run(
+        [sys.executable, "-m", "spamq.cli", "train", "--from-scratch", "--out", str(out)],
+        check=True, cwd=REPO,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def service_env(redis_url, trained_model_dir) -> dict[str, str]:
+    return {
+        "SPAMQ_REDIS_URL": redis_url,
+        "SPAMQ_MODEL_DIR": str(trained_model_dir),
+        "SPAMQ_WORKER_HEARTBEAT_S": "0.5",
+        "SPAMQ_PREDICT_TIMEOUT_S": "30",
+    }
+
+
+@pytest.fixture(scope="session")
+def worker(service_env, services_dir):
+    proc = start_worker(service_env, log=services_dir / "worker.log")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def api_url(service_env, services_dir, worker):
+    proc, base = start_api(service_env, log=services_dir / "api.log")
+    yield base
+    proc.stop()

@@ -1,0 +1,104 @@
+"""Start real local processes for integration tests: redis-server, a Celery worker, gunicorn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
+               proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}\n{tail}")
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.1)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise TimeoutError(f"{what} not ready after {timeout}s\n{tail}")
+
+
+class Process:
+    """A child process with its log file; ``stop()`` terminates it (then kills)."""
+
+    def __init__(self, argv: list[str], *, log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self._fh = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            argv, stdout=self._fh, stderr=subprocess.STDOUT, cwd=REPO,
+            env={**os.environ, **(env or {})}, start_new_session=True,
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                if self.proc.poll() is None:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._fh.close()
+
+
+def start_redis(workdir: Path, *, port: int | None = None, aof: bool = False) -> tuple[Process, str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found: run `make services` or scripts/redis.sh install")
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+            "--save", "", "--appendonly", "yes" if aof else "no"]
+    if aof:
+        argv += ["--appendfsync", "always"]
+    proc = Process(argv, log=workdir / "redis.log")
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, socket_timeout=1)
+    wait_until(client.ping, timeout=10, what="redis-server", proc=proc.proc, log=proc.log)
+    return proc, url
+
+
+def start_worker(env: dict[str, str], *, log: Path, name: str = "w1", queues: str | None = None,
+                 timeout: float = 90) -> Process:
+    """A real ``celery worker`` process, ready once its heartbeat (model loaded) shows in Redis."""
+    argv = [sys.executable, "-m", "spamq.cli", "worker", f"--name={name}@%h"]
+    if queues:
+        argv.append(f"--queues={queues}")
+    proc = Process(argv, log=log, env=env)
+    client = redis.Redis.from_url(env["SPAMQ_REDIS_URL"], socket_timeout=1)
+    wait_until(lambda: bool(list(client.scan_iter(match="spamq:worker:*"))), timeout=timeout,
+               what="celery worker", proc=proc.proc, log=log)
+    return proc
+
+
+def start_api(env: dict[str, str], *, log: Path, timeout: float = 30) -> tuple[Process, str]:
+    port = free_port()
+    env = {**env, "SPAMQ_API_PORT": str(port), "SPAMQ_API_HOST": "127.0.0.1"}
+    proc = Process([sys.executable, "-m", "spamq.cli", "api"], log=log, env=env)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(base + "/healthz", timeout=1).ok, timeout=timeout,
+               what="gunicorn API", proc=proc.proc, log=log)
+    return proc, base
