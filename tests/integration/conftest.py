@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.services import REPO, start_api, start_redis, start_worker
+from spamq.local_services import REPO, start_api, start_redis, start_worker
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Start real local processes for integration tests: redis-server, a Celery worker, gunicorn."""
+"""Start real local processes (redis-server, a Celery worker, gunicorn) for tests and the bench."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import redis
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:

@@ -1,0 +1,47 @@
+"""What the benchmarks share: the real SMS length mix, percentiles, a results table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import random
+import statistics
+from pathlib import Path
+from typing import Any
+
+from spamq.settings import Settings
+
+
+def sms_texts(n: int, *, seed: int = 0) -> list[str]:
+    """``n`` texts drawn from the shared SMS data: the real length mix."""
+    with open(Settings().data_path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+    rng = random.Random(seed)
+    return [rng.choice(rows)[1] for _ in range(n)]
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in samples_s)
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    return {"p50_ms": q[49], "p95_ms": q[94], "p99_ms": q[98], "mean_ms": statistics.fmean(ms),
+            "n": len(ms)}
+
+
+def hardware() -> dict[str, Any]:
+    import os
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
