@@ -97,13 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0)
     p.set_defaults(func=_demo)
 
-    try:
-        from spamq import ops_cli
-    except ImportError:
-        ops_cli = None  # type: ignore[assignment]
-    if ops_cli is not None:
-        ops_cli.add_models_parser(sub)
-        ops_cli.add_secrets_parser(sub)
+    from spamq.ops_cli import add_models_parser, add_secrets_parser
+
+    add_models_parser(sub)
+    add_secrets_parser(sub)
     return parser
 
 
