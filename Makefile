@@ -3,8 +3,9 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: venv services run test unit integration bench clean
+.PHONY: venv services test-services run test unit integration bench clean
 
 venv: .venv/.installed
 
@@ -20,17 +21,25 @@ venv: .venv/.installed
 services:
 	bash scripts/redis.sh
 
+# What only the tests need: headless Chromium for the web page test.
+test-services: services
+	bash scripts/browser.sh
+
 run: venv services
 	bash scripts/run.sh
 
-test: venv services
+test: venv test-services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: venv services
+integration: venv test-services
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+# Every serving design side by side (needs a model in weights/default or BENCH_ARGS=--model-dir=...)
+bench: venv services
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv run .services .pytest_cache

@@ -13,6 +13,7 @@ from api.validation import InvalidRequest
 from spamq.jobs import JobStore
 from spamq.logs import configure_logging
 from spamq.queue import make_celery
+from spamq.service_secrets import load_service_secrets
 from spamq.settings import Settings, get_settings
 
 
@@ -24,11 +25,15 @@ def create_app(
 ) -> Flask:
     """Build the app. ``store`` and ``send_task`` may be handed in (tests); nothing connects here."""
     from api.routes import bp
+    from api.web import web
 
     configure_logging()
-    settings = settings or get_settings()
+    # Redis/HDFS URLs and API keys from Vault when configured (bounded retries, else SecretError).
+    secrets = load_service_secrets(settings or get_settings(), service="api")
+    settings = secrets.settings
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # File uploads may be this large; a JSON body is held to max_body_bytes in the route.
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_upload_bytes)
     app.json.sort_keys = False
     if store is None:
         client = redis.Redis.from_url(
@@ -39,8 +44,10 @@ def create_app(
         store = JobStore(client, ttl_s=settings.job_ttl_s)
     if send_task is None:
         send_task = make_celery(settings).send_task
-    app.extensions["spamq"] = {"settings": settings, "store": store, "send_task": send_task}
+    app.extensions["spamq"] = {"settings": settings, "store": store, "send_task": send_task,
+                               "secrets": secrets}
     app.register_blueprint(bp)
+    app.register_blueprint(web)
 
     @app.errorhandler(InvalidRequest)
     def _invalid(exc: InvalidRequest):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from api.validation import InvalidRequest, parse_texts
-from spamq.jobs import Job, JobNotFound, JobStore
+from api.validation import InvalidRequest, int_param, parse_texts, parse_upload, upload_format
+from spamq.jobs import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.queue import SCORE_CHUNK
 from spamq.settings import Settings
 
@@ -32,11 +37,18 @@ def _iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat() if ts is not None else None
 
 
-def _submit(texts: list[str], *, queue: str) -> Job:
-    settings, store, send_task = _ctx()
-    job, plan = store.create(texts, chunk_size=settings.chunk_size, queue=queue)
+def _send(job_id: str, plan: list[Chunk], *, queue: str) -> None:
+    send_task = _ctx()[2]
     for chunk in plan:
-        send_task(SCORE_CHUNK, args=[job.id, chunk.index, chunk.start, chunk.stop], queue=queue)
+        send_task(SCORE_CHUNK, args=[job_id, chunk.index, chunk.start, chunk.stop], queue=queue)
+
+
+def _submit(texts: list[str], *, queue: str, rejected: list[dict[str, Any]] | None = None,
+            rows: list[int] | None = None, idempotency_key: str | None = None) -> Job:
+    settings, store, _ = _ctx()
+    job, plan = store.create(texts, chunk_size=settings.chunk_size, queue=queue,
+                             rejected=rejected, rows=rows, idempotency_key=idempotency_key)
+    _send(job.id, plan, queue=queue)
     return job
 
 
@@ -51,29 +63,109 @@ def _texts(field: str) -> list[str]:
                        max_chars=settings.max_chars_per_text)
 
 
+def _rate(job: Job) -> dict[str, float | None]:
+    """Rows scored per second since the first chunk started, and the time left at that pace."""
+    if job.started_at is None or job.done == 0:
+        return {"rows_per_s": None, "eta_s": None}
+    elapsed = max((job.finished_at or time.time()) - job.started_at, 1e-6)
+    rate = job.done / elapsed
+    eta = 0.0 if job.finished else (job.total - job.done) / rate
+    return {"rows_per_s": round(rate, 1), "eta_s": round(eta, 2)}
+
+
 def _view(job: Job, store: JobStore) -> dict[str, Any]:
+    settings = _ctx()[0]
     view: dict[str, Any] = {
         "id": job.id,
         "status": job.status,
         "progress": {"done": job.done, "total": job.total},
+        "chunks": {"done": job.chunks_done, "total": job.chunks_total,
+                   "failed": job.chunks_failed},
+        "rate": _rate(job),
+        "input_rows": job.input_rows,
+        "rejected": job.rejected,
+        "results_url": url_for("spamq.job_results", job_id=job.id),
+        "rejected_url": url_for("spamq.job_rejected", job_id=job.id),
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "model_version": job.model_version,
         "error": job.error,
     }
-    if job.status == "done":
-        view["results"] = store.results(job.id)
+    if job.status == "done" and job.total <= settings.max_texts_per_request:
+        view["results"] = store.results(job.id)  # small jobs inline; any job: results_url
     return view
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 200 or not key.isprintable():
+        raise InvalidRequest("Idempotency-Key", "the Idempotency-Key header must be 1-200 "
+                             "printable characters")
+    return key
+
+
+def _existing(job_id: str):
+    """The answer to a resubmission: the job as it is; a failed one resumes its missing chunks."""
+    store = _ctx()[1]
+    for _ in range(20):  # the first submitter may still be writing the job
+        try:
+            job = store.get(job_id)
+            break
+        except JobNotFound:
+            time.sleep(0.01)
+    else:
+        return _not_found(job_id)
+    missing = store.resume(job.id)  # only a failed job has chunks to re-send
+    if missing:
+        _send(job.id, missing, queue=job.queue)
+        job = store.get(job.id)
+    status_url = url_for("spamq.get_job", job_id=job.id)
+    body = {"id": job.id, "status": job.status, "status_url": status_url, "existing": True,
+            "resent_chunks": len(missing)}
+    return jsonify(body), 200, {"Location": status_url}
+
+
+def _upload() -> tuple[list[str], list[int], list[dict[str, Any]]]:
+    settings = _ctx()[0]
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidRequest("file", "a multipart upload needs a 'file' part (CSV, TSV or JSONL)")
+    column = request.form.get("column") or "text"
+    fmt = upload_format(upload.filename, request.form.get("format"))
+    return parse_upload(upload.stream, fmt=fmt, column=column, max_rows=settings.max_texts_per_job,
+                        max_chars=settings.max_chars_per_text)
 
 
 @bp.post("/v1/jobs")
 def create_job():
-    texts = _texts("texts")
-    job = _submit(texts, queue=_queue_for(len(texts)))
+    """JSON ``{"texts": [...]}`` or a multipart file upload (``file``, ``column``, ``format``)."""
+    settings, store, _ = _ctx()
+    key = _idempotency_key()
+    if key is not None and (job_id := store.job_for_key(key)):
+        return _existing(job_id)
+    if request.mimetype == "multipart/form-data":
+        texts, rows, rejected = _upload()
+    else:
+        if (request.content_length or 0) > settings.max_body_bytes:
+            raise InvalidRequest(None, f"a JSON body may have at most {settings.max_body_bytes} "
+                                 "bytes; upload a file for more", status=413)
+        texts, rows, rejected = _texts("texts"), None, []
+    try:
+        job = _submit(texts, queue=_queue_for(len(texts)), rejected=rejected, rows=rows,
+                      idempotency_key=key)
+    except DuplicateJob as dup:  # a concurrent submission with the same key won
+        return _existing(dup.job_id)
     status_url = url_for("spamq.get_job", job_id=job.id)
-    body = {"id": job.id, "status": job.status, "status_url": status_url}
+    body = {"id": job.id, "status": job.status, "status_url": status_url,
+            "total": job.total, "rejected": job.rejected}
     return jsonify(body), 202, {"Location": status_url}
+
+
+def _not_found(job_id: str):
+    return jsonify({"error": "not_found", "message": f"no job {job_id!r} (unknown or expired)"}), 404
 
 
 @bp.get("/v1/jobs/<job_id>")
@@ -82,8 +174,100 @@ def get_job(job_id: str):
     try:
         job = store.get(job_id)
     except JobNotFound:
-        return jsonify({"error": "not_found", "message": f"no job {job_id!r} (unknown or expired)"}), 404
+        return _not_found(job_id)
     return jsonify(_view(job, store))
+
+
+@bp.delete("/v1/jobs/<job_id>")
+def cancel_job(job_id: str):
+    """Stop the job's remaining chunks; results already stored stay readable."""
+    store = _ctx()[1]
+    try:
+        cancelled = store.cancel(job_id)
+        job = store.get(job_id)
+    except JobNotFound:
+        return _not_found(job_id)
+    if not cancelled:
+        body = {"error": "conflict", "status": job.status,
+                "message": f"job {job_id} is already {job.status}"}
+        return jsonify(body), 409
+    return jsonify(_view(job, store))
+
+
+@bp.get("/v1/jobs/<job_id>/rejected")
+def job_rejected(job_id: str):
+    store = _ctx()[1]
+    try:
+        job = store.get(job_id)
+    except JobNotFound:
+        return _not_found(job_id)
+    return jsonify({"id": job.id, "count": job.rejected, "rejected": store.rejected(job.id)})
+
+
+_CSV_FIELDS = ["row", "label", "spam_probability", "truncated", "model_version"]
+
+
+def _result_rows(store: JobStore, job: Job, start: int, stop: int) -> list[dict[str, Any]]:
+    found = store.results_range(job, start, stop)
+    if not found:
+        return []
+    rows = store.rows(job.id, found[0][0], found[-1][0] + 1)
+    first = found[0][0]
+    return [{"row": rows[pos - first], **result} for pos, result in found]
+
+
+@bp.get("/v1/jobs/<job_id>/results")
+def job_results(job_id: str):
+    """A page of results (``offset``, ``limit``), or all of them streamed (``format=jsonl|csv``).
+
+    Offsets count scored texts; each result names its input ``row``. Chunks not scored yet
+    are absent from the page.
+    """
+    settings, store, _ = _ctx()
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "jsonl", "csv"):
+        raise InvalidRequest("format", f"'format' must be json, jsonl or csv, not {fmt!r}")
+    offset = int_param(request.args, "offset", default=0, low=0)
+    paged = fmt == "json"
+    limit = int_param(request.args, "limit", default=100 if paged else None, low=1,
+                      high=settings.results_page_max if paged else None)
+    try:
+        job = store.get(job_id)
+    except JobNotFound:
+        return _not_found(job_id)
+    assert offset is not None
+    stop = job.total if limit is None else min(job.total, offset + limit)
+    if paged:
+        assert limit is not None
+        results = _result_rows(store, job, offset, stop)
+        nxt = (url_for("spamq.job_results", job_id=job.id, offset=stop, limit=limit)
+               if stop < job.total else None)
+        return jsonify({"id": job.id, "status": job.status, "total": job.total,
+                        "offset": offset, "limit": limit, "results": results, "next": nxt})
+
+    step = max(job.chunk_size, 1)
+
+    def generate() -> Iterator[str]:
+        if fmt == "csv":
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=_CSV_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+        for start in range(offset, stop, step):
+            page = _result_rows(store, job, start, min(start + step, stop))
+            if fmt == "jsonl":
+                yield "".join(json.dumps(r) + "\n" for r in page)
+            else:
+                writer.writerows(page)
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        if fmt == "csv" and offset >= stop:
+            yield buffer.getvalue()
+
+    mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
+    headers = {"Content-Disposition": f'attachment; filename="{job.id}.{fmt}"',
+               "X-Job-Status": job.status}
+    return Response(generate(), mimetype=mimetype, headers=headers)
 
 
 def _predict_sync(texts: list[str]) -> tuple[Job, list[dict[str, Any]] | None]:
@@ -135,10 +319,15 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     store = _ctx()[1]
+    secrets = current_app.extensions["spamq"].get("secrets")
+    secrets_ok, secrets_reason = secrets.ready() if secrets else (True, "")
     workers = store.workers()
-    ready = [w for w in workers if w.get("model_version")]
-    body = {"status": "ready" if ready else "not_ready", "redis": "ok", "workers": workers}
-    if not ready:
+    ready = [w for w in workers if w.get("model_version") and w.get("ready", True)]
+    body = {"status": "ready" if ready and secrets_ok else "not_ready", "redis": "ok",
+            "secrets": "ok" if secrets_ok else secrets_reason, "workers": workers}
+    if not secrets_ok:
+        body["message"] = f"secrets not readable: {secrets_reason}"
+    elif not ready:
         body["message"] = "no worker with a loaded model is answering"
-    return jsonify(body), 200 if ready else 503
+    return jsonify(body), 200 if ready and secrets_ok else 503
 

@@ -58,3 +58,115 @@ def parse_texts(
 def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
             type(None): "null", int: "a number", float: "a number"}.get(type(value), "a value")
+
+
+UPLOAD_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def upload_format(filename: str | None, given: str | None) -> str:
+    """The upload's format: the ``format`` form field, else the file name's extension."""
+    if given:
+        if given not in ("csv", "tsv", "jsonl"):
+            raise InvalidRequest("format", f"'format' must be csv, tsv or jsonl, not {given!r}")
+        return given
+    suffix = "." + (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
+    if suffix not in UPLOAD_FORMATS:
+        raise InvalidRequest(
+            "format", f"cannot tell the format of {filename!r}: name it .csv, .tsv or .jsonl "
+            "or give the 'format' form field")
+    return UPLOAD_FORMATS[suffix]
+
+
+def text_problem(text: Any, *, max_chars: int) -> str | None:
+    """Why a text cannot be scored, or None."""
+    if text is None:
+        return "missing"
+    if not isinstance(text, str):
+        return f"not a string ({_kind(text)})"
+    if not text.strip():
+        return "empty or blank"
+    if len(text) > max_chars:
+        return f"too long: {len(text)} characters, at most {max_chars}"
+    if "\x00" in text:
+        return "contains a NUL character"
+    return None
+
+
+def parse_upload(
+    stream: Any, *, fmt: str, column: str, max_rows: int, max_chars: int
+) -> tuple[list[str], list[int], list[dict[str, Any]]]:
+    """Texts of an uploaded CSV/TSV/JSONL file: (texts, their row numbers, rejected rows).
+
+    Rows are numbered from 0 among data rows (a CSV header is not a row). Every input row is
+    either a text or a rejected ``{row, reason}``.
+    """
+    import csv
+    import io
+    import json
+
+    texts: list[str] = []
+    rows: list[int] = []
+    rejected: list[dict[str, Any]] = []
+
+    def add(row: int, text: Any) -> None:
+        if row >= max_rows:
+            raise InvalidRequest("file", f"the file has more than {max_rows} rows", status=413)
+        problem = text_problem(text, max_chars=max_chars)
+        if problem:
+            rejected.append({"row": row, "reason": problem})
+        else:
+            texts.append(text)
+            rows.append(row)
+
+    reader = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        if fmt == "jsonl":
+            row = 0
+            for line in reader:
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    add(row, None)
+                    rejected[-1]["reason"] = "not valid JSON"
+                else:
+                    if isinstance(obj, dict):
+                        add(row, obj.get(column))
+                    else:
+                        add(row, None)
+                        rejected[-1]["reason"] = "not a JSON object"
+                row += 1
+        else:
+            csv.field_size_limit(max(max_chars * 4, 131072))
+            table = csv.DictReader(reader, delimiter="\t" if fmt == "tsv" else ",")
+            if table.fieldnames is None or column not in table.fieldnames:
+                raise InvalidRequest("column", f"no column {column!r} in the {fmt} header "
+                                     f"(columns: {', '.join(table.fieldnames or [])})")
+            for row, record in enumerate(table):
+                add(row, record.get(column))
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest("file", f"the file is not UTF-8 text: {exc.reason}") from exc
+    except csv.Error as exc:
+        raise InvalidRequest("file", f"the {fmt} file cannot be read: {exc}") from exc
+    finally:
+        reader.detach()
+    if not texts and not rejected:
+        raise InvalidRequest("file", "the file has no rows")
+    return texts, rows, rejected
+
+
+def int_param(args: Any, name: str, *, default: int | None, low: int,
+              high: int | None = None) -> int | None:
+    """A query parameter as an int in ``[low, high]``; 422 naming it otherwise."""
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(name, f"'{name}' must be an integer, not {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise InvalidRequest(name, f"'{name}' must be {bound}, not {value}")
+    return value

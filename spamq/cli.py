@@ -1,4 +1,4 @@
-"""The ``spamq`` command: train, worker, api, demo (and models/secrets where present)."""
+"""The ``spamq`` command: train, worker, api, demo, score (and models/secrets where present)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,44 @@ def _api(args: argparse.Namespace) -> int:
     return _exec(argv)
 
 
+def _flower(args: argparse.Namespace) -> int:
+    """Celery Flower behind basic auth; Redis URL and credentials come from the secret source."""
+    from spamq.service_secrets import load_service_secrets
+
+    secrets = load_service_secrets(get_settings(), service="operator")
+    if not secrets.flower_basic_auth:
+        print("spamq flower: no flower_basic_auth secret (SPAMQ_FLOWER_BASIC_AUTH or Vault); "
+              "Flower will not run unauthenticated", file=sys.stderr)
+        return 2
+    s = secrets.settings
+    # The environment, not argv: ps shows argv to every user of the machine.
+    os.environ["FLOWER_BASIC_AUTH"] = secrets.flower_basic_auth
+    os.environ["SPAMQ_REDIS_URL"] = s.redis_url
+    argv = [
+        sys.executable, "-m", "celery", "-A", "spamq.celery_app", "flower",
+        f"--address={s.flower_host}", f"--port={s.flower_port}",
+    ]
+    return _exec(argv)
+
+
+def _worker_ready(args: argparse.Namespace) -> int:
+    """Exit 0 when a worker on this host has a loaded model (a container healthcheck)."""
+    import socket
+
+    import redis
+
+    from spamq.jobs import JobStore
+    from spamq.service_secrets import load_service_secrets
+
+    s = load_service_secrets(get_settings(), service="worker").settings
+    client = redis.Redis.from_url(s.redis_url, socket_timeout=s.redis_timeout_s)
+    host = socket.gethostname()
+    alive = [w for w in JobStore(client, ttl_s=s.job_ttl_s).workers()
+             if str(w.get("name", "")).startswith(host) and w.get("model_version")]
+    print(f"{len(alive)} ready worker process(es) on {host}")
+    return 0 if alive else 1
+
+
 def _http_json(url: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -74,6 +112,77 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    """Score a CSV/TSV/JSONL file through the API, with a progress bar; resumable.
+
+    The Idempotency-Key is the sha256 of the input and the column, so running the same command
+    again (after a crash, a Ctrl-C or a failed job) attaches to the same job, and the API
+    re-sends only the chunks without stored results.
+    """
+    import hashlib
+    from pathlib import Path
+
+    import requests
+    from tqdm import tqdm
+
+    source = Path(args.input)
+    if not source.is_file():
+        print(f"spamq score: no file {source}", file=sys.stderr)
+        return 2
+    digest = hashlib.sha256()
+    with open(source, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(b"\0" + args.column.encode())
+    key = "spamq-score-" + digest.hexdigest()
+    out = Path(args.output) if args.output else source.with_name(source.stem + ".scored.jsonl")
+    fmt = "csv" if out.suffix.lower() in (".csv", ".tsv") else "jsonl"
+    base = args.url.rstrip("/")
+    http = requests.Session()
+    try:
+        with open(source, "rb") as fh:
+            resp = http.post(f"{base}/v1/jobs", files={"file": (source.name, fh)},
+                             data={"column": args.column}, headers={"Idempotency-Key": key},
+                             timeout=args.timeout)
+        if resp.status_code not in (200, 202):
+            print(f"spamq score: {resp.status_code} {resp.text.strip()}", file=sys.stderr)
+            return 1
+        created = resp.json()
+        if created.get("existing"):
+            print(f"resuming job {created['id']}", file=sys.stderr)
+        status_url = base + created["status_url"]
+        job = http.get(status_url, timeout=args.timeout).json()
+        with tqdm(total=job["progress"]["total"], unit="row", disable=args.no_progress) as bar:
+            while True:
+                bar.n = job["progress"]["done"]
+                bar.set_postfix(chunks_failed=job["chunks"]["failed"], refresh=False)
+                bar.refresh()
+                if job["status"] in ("done", "failed", "cancelled"):
+                    break
+                time.sleep(args.poll)
+                job = http.get(status_url, timeout=args.timeout).json()
+        if job["status"] != "done":
+            print(f"spamq score: job {job['id']} is {job['status']}: {job.get('error')} "
+                  "(run the same command again to resume it)", file=sys.stderr)
+            return 1
+        partial = out.with_name(out.name + ".partial")
+        with http.get(f"{base}{job['results_url']}?format={fmt}", stream=True,
+                      timeout=args.timeout) as download, open(partial, "wb") as fh:
+            download.raise_for_status()
+            for block in download.iter_content(1 << 16):
+                fh.write(block)
+        partial.replace(out)
+        if job["rejected"]:
+            rejected = http.get(base + job["rejected_url"], timeout=args.timeout).json()
+            with open(out.with_name(out.name + ".rejected.jsonl"), "w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(r) + "\n" for r in rejected["rejected"])
+    except (requests.RequestException, OSError) as exc:
+        print(f"spamq score: {exc}", file=sys.stderr)
+        return 1
+    print(f"{job['progress']['done']} rows scored, {job['rejected']} rejected -> {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spamq", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,10 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("api", help="run the HTTP API under gunicorn")
     p.set_defaults(func=_api)
 
+    p = sub.add_parser("flower", help="run Celery Flower (basic auth) against the workers")
+    p.set_defaults(func=_flower)
+
+    p = sub.add_parser("worker-ready", help="exit 0 if a worker on this host has a loaded model")
+    p.set_defaults(func=_worker_ready)
+
     p = sub.add_parser("demo", help="score the sample messages through a running API")
     p.add_argument("--url", default=None, help="API base URL (default: from settings)")
     p.add_argument("--timeout", type=float, default=60.0)
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("score", help="score a CSV/TSV/JSONL file through the API (resumable)")
+    p.add_argument("input", help="the file to score")
+    p.add_argument("--output", help="where to write results (.jsonl or .csv; "
+                   "default: INPUT.scored.jsonl)")
+    p.add_argument("--url", default=None, help="API base URL (default: from settings)")
+    p.add_argument("--column", default="text", help="the column (or JSON key) holding the text")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between progress polls")
+    p.add_argument("--timeout", type=float, default=120.0, help="per HTTP call")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_score)
 
     from spamq.ops_cli import add_models_parser, add_secrets_parser
 

@@ -5,6 +5,9 @@ Keys (all expire after the configured retention):
   spamq:job:<id>:texts     list: the submitted texts, in order
   spamq:job:<id>:results   hash: chunk index -> JSON list of that chunk's results
   spamq:job:<id>:finished  list: one element pushed when the job ends (BLPOP to wait)
+  spamq:job:<id>:rejected  list: JSON {row, reason} of input rows refused before scoring
+  spamq:job:<id>:rows      list: input row number of each scored text (only if rows were refused)
+  spamq:idem:<key>         the job id created for an Idempotency-Key
 
 Results are written by a Lua script that stores a chunk only if it is not stored yet
 (HSETNX), so a task that runs twice can neither duplicate nor corrupt results.
@@ -22,7 +25,9 @@ import redis
 
 PREFIX = "spamq:job:"
 WORKER_PREFIX = "spamq:worker:"
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+IDEM_PREFIX = "spamq:idem:"
+BATCH_STATS_PREFIX = "spamq:batching:"
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 _TEXT_SLICE = 1000
 _WAIT_SLICE_S = 0.5
 
@@ -38,7 +43,8 @@ if redis.call('HGET', KEYS[1], 'started_at') == '' then
 end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
-if chunks == tonumber(redis.call('HGET', KEYS[1], 'chunks_total')) and status ~= 'failed' then
+if chunks == tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
+   and status ~= 'failed' and status ~= 'cancelled' then
   redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', ARGV[5])
   redis.call('RPUSH', KEYS[3], 'done')
   redis.call('EXPIRE', KEYS[3], ARGV[6])
@@ -50,11 +56,30 @@ return 1
 _FAIL = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'done' or status == 'failed' then return 0 end
+if status == 'done' or status == 'failed' or status == 'cancelled' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1], 'finished_at', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'chunks_failed', 1)
 redis.call('RPUSH', KEYS[2], 'failed')
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+
+# KEYS: job, finished. ARGV: now, ttl
+_CANCEL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'done' or status == 'failed' or status == 'cancelled' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1])
+redis.call('RPUSH', KEYS[2], 'cancelled')
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: job, finished. A failed job goes back to running (its missing chunks are re-sent).
+_RESUME = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'running', 'error', '', 'finished_at', '')
+redis.call('DEL', KEYS[2])
 return 1
 """
 
@@ -69,6 +94,14 @@ return 1
 
 class JobNotFound(KeyError):
     """No such job, or it expired."""
+
+
+class DuplicateJob(Exception):
+    """An Idempotency-Key already names a job: ``job_id``."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
 
 
 @dataclass(frozen=True)
@@ -95,6 +128,8 @@ class Job:
     model_version: str | None
     error: str | None
     queue: str
+    chunk_size: int = 0
+    rejected: int = 0
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> Job:
@@ -115,11 +150,17 @@ class Job:
             model_version=raw.get("model_version") or None,
             error=raw.get("error") or None,
             queue=raw.get("queue", ""),
+            chunk_size=int(raw.get("chunk_size") or 0),
+            rejected=int(raw.get("rejected") or 0),
         )
 
     @property
     def finished(self) -> bool:
-        return self.status in (DONE, FAILED)
+        return self.status in (DONE, FAILED, CANCELLED)
+
+    @property
+    def input_rows(self) -> int:
+        return self.total + self.rejected
 
 
 def chunk_plan(total: int, chunk_size: int) -> list[Chunk]:
@@ -139,6 +180,8 @@ class JobStore:
         self._store_chunk = client.register_script(_STORE_CHUNK)
         self._fail = client.register_script(_FAIL)
         self._start = client.register_script(_START)
+        self._cancel = client.register_script(_CANCEL)
+        self._resume = client.register_script(_RESUME)
 
     @staticmethod
     def _keys(job_id: str) -> tuple[str, str, str, str]:
@@ -152,6 +195,18 @@ class JobStore:
         """A worker's heartbeat: ``info`` stays visible for ``ttl_s`` seconds."""
         self._r.set(WORKER_PREFIX + worker, json.dumps(info), ex=ttl_s)
 
+    def set_batch_stats(self, worker: str, stats: dict[str, Any], *, ttl_s: int) -> None:
+        """A worker's dynamic-batching counters (forward passes, rows per pass)."""
+        self._r.set(BATCH_STATS_PREFIX + worker, json.dumps(stats), ex=ttl_s)
+
+    def batch_stats(self) -> dict[str, dict[str, Any]]:
+        keys = sorted(self._r.scan_iter(match=BATCH_STATS_PREFIX + "*", count=100))
+        values = self._r.mget(keys) if keys else []
+        return {
+            (k.decode() if isinstance(k, bytes) else k)[len(BATCH_STATS_PREFIX):]: json.loads(v)
+            for k, v in zip(keys, values, strict=True) if v is not None
+        }
+
     def forget_worker(self, worker: str) -> None:
         self._r.delete(WORKER_PREFIX + worker)
 
@@ -161,30 +216,55 @@ class JobStore:
         values = self._r.mget(keys) if keys else []
         return [json.loads(v) for v in values if v is not None]
 
-    def create(self, texts: list[str], *, chunk_size: int, queue: str) -> tuple[Job, list[Chunk]]:
-        """Store a new queued job with its texts; return it and its chunk plan."""
+    def create(
+        self,
+        texts: list[str],
+        *,
+        chunk_size: int,
+        queue: str,
+        rejected: list[dict[str, Any]] | None = None,
+        rows: list[int] | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Job, list[Chunk]]:
+        """Store a new queued job with its texts; return it and its chunk plan.
+
+        ``rejected`` lists input rows refused before scoring ({row, reason}); ``rows`` gives the
+        input row number of each text. With ``idempotency_key`` already used: DuplicateJob.
+        """
         job_id = secrets.token_hex(16)  # 128 random bits: unguessable
         job_key, texts_key, _, _ = self._keys(job_id)
+        if idempotency_key is not None:
+            if not self._r.set(IDEM_PREFIX + idempotency_key, job_id, nx=True, ex=self._ttl):
+                raise DuplicateJob(self.job_for_key(idempotency_key) or "")
         plan = chunk_plan(len(texts), chunk_size)
+        now = repr(time.time())
         fields = {
             "id": job_id,
-            "status": QUEUED,
+            "status": QUEUED if plan else DONE,
             "total": len(texts),
             "done": 0,
             "chunks_total": len(plan),
             "chunks_done": 0,
             "chunks_failed": 0,
-            "created_at": repr(time.time()),
-            "started_at": "",
-            "finished_at": "",
+            "created_at": now,
+            "started_at": "" if plan else now,
+            "finished_at": "" if plan else now,
             "model_version": "",
             "error": "",
             "queue": queue,
+            "chunk_size": chunk_size,
+            "rejected": len(rejected or []),
         }
         pipe = self._r.pipeline(transaction=True)
         for i in range(0, len(texts), _TEXT_SLICE):
             pipe.rpush(texts_key, *texts[i : i + _TEXT_SLICE])
         pipe.expire(texts_key, self._ttl)
+        for key, values in ((job_key + ":rejected", [json.dumps(r) for r in rejected or []]),
+                            (job_key + ":rows", [str(r) for r in rows or []] if rejected else [])):
+            for i in range(0, len(values), _TEXT_SLICE):
+                pipe.rpush(key, *values[i : i + _TEXT_SLICE])
+            if values:
+                pipe.expire(key, self._ttl)
         pipe.hset(job_key, mapping=fields)
         pipe.expire(job_key, self._ttl)
         pipe.execute()
@@ -199,6 +279,74 @@ class JobStore:
     def texts(self, job_id: str, start: int, stop: int) -> list[str]:
         values = self._r.lrange(self._keys(job_id)[1], start, stop - 1)
         return [v.decode() if isinstance(v, bytes) else v for v in values]
+
+    def job_for_key(self, idempotency_key: str) -> str | None:
+        """The job id created for ``idempotency_key``, if any."""
+        value = self._r.get(IDEM_PREFIX + idempotency_key)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def status(self, job_id: str) -> str | None:
+        value = self._r.hget(PREFIX + job_id, "status")
+        return value.decode() if isinstance(value, bytes) else value
+
+    def cancel(self, job_id: str) -> bool:
+        """Mark the job cancelled (its remaining chunks are skipped); False if already over."""
+        job_key, _, _, finished_key = self._keys(job_id)
+        outcome = self._cancel(keys=[job_key, finished_key], args=[repr(time.time()), self._ttl])
+        if outcome == -1:
+            raise JobNotFound(job_id)
+        return outcome == 1
+
+    def missing_chunks(self, job_id: str) -> list[int]:
+        """Chunk indices whose results are not stored yet."""
+        job = self.get(job_id)
+        stored = {int(k) for k in self._r.hkeys(self._keys(job_id)[2])}
+        return [i for i in range(job.chunks_total) if i not in stored]
+
+    def resume(self, job_id: str) -> list[Chunk]:
+        """Put a failed job back to running; return the chunks still to score (re-send them)."""
+        job = self.get(job_id)
+        if job.status != FAILED:
+            return []
+        self._resume(keys=[PREFIX + job_id, self._keys(job_id)[3]])
+        plan = chunk_plan(job.total, job.chunk_size)
+        return [plan[i] for i in self.missing_chunks(job_id)]
+
+    def rejected(self, job_id: str) -> list[dict[str, Any]]:
+        return [json.loads(v) for v in self._r.lrange(PREFIX + job_id + ":rejected", 0, -1)]
+
+    def rows(self, job_id: str, start: int, stop: int) -> list[int]:
+        """Input row numbers of texts ``[start, stop)`` (identity when no row was refused)."""
+        values = self._r.lrange(PREFIX + job_id + ":rows", start, stop - 1)
+        return [int(v) for v in values] if values else list(range(start, stop))
+
+    def results_range(self, job: Job, start: int, stop: int) -> list[tuple[int, dict[str, Any]]]:
+        """(text position, result) for the stored results among positions ``[start, stop)``."""
+        stop = min(stop, job.total)
+        if start >= stop:
+            return []
+        size = job.chunk_size or max(job.total, 1)
+        first, last = start // size, (stop - 1) // size
+        raw = self._r.hmget(self._keys(job.id)[2], list(range(first, last + 1)))
+        out: list[tuple[int, dict[str, Any]]] = []
+        for index, value in zip(range(first, last + 1), raw, strict=True):
+            if value is None:
+                continue
+            base = index * size
+            for offset, result in enumerate(json.loads(value)):
+                if start <= base + offset < stop:
+                    out.append((base + offset, result))
+        return out
+
+    def claim(self, job_id: str, start: int, stop: int) -> tuple[str | None, list[str]]:
+        """One round trip for a task: the job's status, marking it running, its texts."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hget(PREFIX + job_id, "status")
+        self._start(keys=[PREFIX + job_id], args=[repr(time.time())], client=pipe)
+        pipe.lrange(self._keys(job_id)[1], start, stop - 1)
+        status, _, values = pipe.execute()
+        status = status.decode() if isinstance(status, bytes) else status
+        return status, [v.decode() if isinstance(v, bytes) else v for v in values]
 
     def mark_running(self, job_id: str) -> None:
         self._start(keys=[PREFIX + job_id], args=[repr(time.time())])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,13 @@ def _admin_client(s: Settings) -> Any:
     )
 
 
+def _write_private(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+
+
 @_guard
 def secrets_bootstrap(args: argparse.Namespace) -> int:
     import hvac.exceptions
@@ -182,6 +190,12 @@ def secrets_bootstrap(args: argparse.Namespace) -> int:
         out: dict[str, Any] = {"role_ids": role_ids, "secrets_written": sorted(values)}
         if args.mint_secret_ids:
             out["secret_ids"] = {svc: mint_secret_id(client, svc) for svc in SERVICES}
+        if args.approle_dir:  # for containers: each service mounts only its own folder
+            for svc in SERVICES:
+                _write_private(Path(args.approle_dir) / svc / "role_id", role_ids[svc])
+                _write_private(Path(args.approle_dir) / svc / "secret_id",
+                               mint_secret_id(client, svc))
+            out["approle_dir"] = args.approle_dir
     except (hvac.exceptions.VaultError, requests.RequestException) as exc:
         raise SecretError(
             f"bootstrap against {s.vault_addr} failed: {type(exc).__name__}: {exc}"
@@ -218,6 +232,9 @@ def add_secrets_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     boot.add_argument("--token-max-ttl", default="24h")
     boot.add_argument(
         "--mint-secret-ids", action="store_true", help="also print a new secret_id per role"
+    )
+    boot.add_argument(
+        "--approle-dir", help="write DIR/<service>/{role_id,secret_id} (mode 600) per service"
     )
     boot.set_defaults(func=secrets_bootstrap)
 

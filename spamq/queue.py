@@ -27,6 +27,10 @@ def make_celery(settings: Settings, *, include: list[str] | None = None) -> Cele
         broker_connection_timeout=settings.redis_timeout_s,
         broker_transport_options={
             "visibility_timeout": 3600,
+            # Workers poll their queues in the order given (interactive first), not round robin.
+            "queue_order_strategy": "priority",
+            # BRPOP timeout: a queue the bulk gate re-adds is polled within 0.1 s, not 1 s.
+            "polling_interval": 0.1,
             "socket_timeout": settings.redis_timeout_s,
             "socket_connect_timeout": settings.redis_timeout_s,
         },

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     predict_timeout_s: float = Field(default=10.0, gt=0)
     interactive_queue: str = "spamq.interactive"
     bulk_queue: str = "spamq.bulk"
+    max_texts_per_job: int = Field(default=1_000_000, ge=1, description="rows of an uploaded file")
+    max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    results_page_max: int = Field(default=1000, ge=1, description="largest ?limit= of a results page")
 
     # Model and runner
     model_dir: Path = REPO_ROOT / "weights" / "default"
@@ -37,8 +40,12 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "int8"] = "fp32"
     torch_threads: int | None = Field(default=None, ge=1, description="default: cores / concurrency")
-    worker_pool: Literal["solo", "prefork", "threads"] = "solo"
-    worker_concurrency: int = Field(default=1, ge=1)
+    worker_pool: Literal["solo", "prefork", "threads"] = "threads"
+    worker_concurrency: int = Field(default=32, ge=1, description="tasks in flight per worker")
+    # Dynamic batching (worker/batcher.py): one forward pass serves many tasks.
+    batch_max_tokens: int = Field(default=1024, ge=64, description="rows x padded width per pass")
+    batch_max_wait_ms: float = Field(default=2.0, ge=0, description="longest a row waits for company")
+    bulk_max_in_flight: int = Field(default=8, ge=1, description="bulk chunks running per worker")
     worker_heartbeat_s: float = Field(default=2.0, gt=0)
 
     # API
@@ -50,6 +57,12 @@ class Settings(BaseSettings):
 
     # Training
     data_path: Path = REPO_ROOT.parent / "shared" / "data" / "sms_spam_collection.tsv"
+
+    # --- Operations: Flower ---
+    flower_host: str = "127.0.0.1"
+    flower_port: int = 5555
+    flower_basic_auth: SecretStr | None = Field(default=None, description="user:password")
+    flower_public_url: str = Field(default="http://127.0.0.1:5555", description="linked from /")
 
     # --- HDFS / Vault --- (artifact store, model registry, secret source)
     hdfs_url: str | None = Field(default=None, description="WebHDFS URL; unset: local registry")
@@ -68,6 +81,24 @@ class Settings(BaseSettings):
     vault_path_prefix: str = "spamq"
     vault_timeout_s: float = Field(default=5.0, gt=0)
     vault_cache_s: float = Field(default=60.0, ge=0, description="how long a read secret is reused")
+    vault_start_attempts: int = Field(default=5, ge=1, description="secret reads tried at start")
+    # Secrets read through the SecretSource (these env values are used only without Vault).
+    api_keys: SecretStr | None = Field(default=None, description="comma-separated API keys")
+    flower_basic_auth: SecretStr | None = Field(default=None, description="user:password")
+    flower_public_url: str = Field(default="http://127.0.0.1:5555", description="linked from /")
+
+    # --- Model source and hot swap (worker/model_source.py) ---
+    model_source: Literal["dir", "registry"] = "dir"  # registry: model_name@model_alias
+    model_poll_s: float = Field(default=5.0, ge=0, description="alias re-check period; 0: never")
+    model_pull_attempts: int = Field(default=5, ge=1, description="registry tries at start")
+    model_pull_backoff_s: float = Field(default=1.0, ge=0, description="first retry delay, doubled")
+
+    # --- Prediction log (spamq/prediction_log.py): partitioned JSONL in the artifact store ---
+    prediction_log: bool = False
+    prediction_log_text: Literal["text", "sha256", "none"] = "sha256"
+    prediction_log_max_rows: int = Field(default=10_000, ge=1)
+    prediction_log_max_age_s: float = Field(default=60.0, gt=0)
+    prediction_log_root: str = "predictions"
 
 
 @lru_cache(maxsize=1)

@@ -19,14 +19,26 @@ _HOMOGLYPHS = str.maketrans(
     "ABEKMHOPCTYXaeopcyyxijsdqwABEZHIKMNOPTYXabeikvoptux",
 )
 _TABLE = {**_ZERO_WIDTH, **_C1_PUNCT}
-# Three or more single letters/digits joined by one space, dot, hyphen, underscore or star.
-_SPACED = re.compile(r"(?<![^\W_])(?:[^\W_][ ._*\-]){2,}[^\W_](?![^\W_])")
+# Three or more single letters/digits joined by the same one of space, dot, hyphen,
+# underscore or star ("W.I.N a prize" -> "WIN a prize", not "WINa prize").
+_SPACED = re.compile(r"(?<![^\W_])[^\W_]([ ._*\-])(?:[^\W_]\1)+[^\W_](?![^\W_])")
 _SEPARATORS = re.compile(r"[ ._*\-]")
 _WHITESPACE = re.compile(r"\s+")
+
+
+def _collapse(match: re.Match) -> str:
+    """Join a spaced run; a lowercase one-letter word next to a capital run stays a word
+    ("win a F R E E prize" -> "win a FREE prize", "W I N a prize" -> "WIN a prize")."""
+    chars = match.group(0).split(match.group(1))
+    head = chars.pop(0) if chars[0].islower() and "".join(chars[1:]).isupper() else ""
+    tail = chars.pop() if chars[-1].islower() and "".join(chars[:-1]).isupper() else ""
+    if len(chars) < 3:  # what is left is not a spaced word after all
+        return match.group(0)
+    return " ".join(p for p in (head, "".join(chars), tail) if p)
 
 
 def normalize(text: str) -> str:
     """Return ``text`` folded to the form the model sees."""
     text = unicodedata.normalize("NFKC", text).translate(_TABLE).translate(_HOMOGLYPHS)
-    text = _SPACED.sub(lambda m: _SEPARATORS.sub("", m.group(0)), text)
+    text = _SPACED.sub(_collapse, text)
     return _WHITESPACE.sub(" ", text).strip()

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_shutdown
+import threading
+from collections.abc import Callable
+
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from spamq.logs import configure_logging
 from spamq.queue import make_celery
 from spamq.settings import get_settings
-from worker import state
+from worker import lifecycle, state
 
 logger = logging.getLogger(__name__)
 
@@ -19,21 +30,98 @@ app = make_celery(get_settings(), include=["worker.tasks"])
 @worker_init.connect
 def _load_in_main_process(sender=None, **_: object) -> None:
     configure_logging()
+    app.conf.broker_url = lifecycle.worker_settings().redis_url  # may come from Vault
     pool = getattr(getattr(sender, "pool_cls", None), "__module__", "") or str(
         getattr(sender, "pool_cls", "")
     )
     if "prefork" in pool:
         return  # each child loads its own model after the fork
     state.get_state()
+    state.get_batcher()
 
 
 @worker_process_init.connect
 def _load_in_child(**_: object) -> None:
     configure_logging()
     state.get_state()
+    state.get_batcher()
 
 
 @worker_process_shutdown.connect
 @worker_shutdown.connect
 def _stop(**_: object) -> None:
     state.shutdown()
+
+
+class BulkGate:
+    """At most ``cap`` bulk chunks running in this worker: at the cap the worker stops
+    *fetching* from the bulk queue, so bulk messages never hold the pool slots an interactive
+    request needs; below the cap it consumes bulk again. ``sync`` applies the current wish
+    (``paused``) in the consumer's thread; it is idempotent, so late or repeated calls are safe.
+    """
+
+    def __init__(self, cap: int, *, sync: Callable[[], None]) -> None:
+        self.cap = cap
+        self._sync = sync
+        self._lock = threading.Lock()
+        self.running = 0
+        self.paused = False
+
+    def enter(self) -> None:
+        with self._lock:
+            self.running += 1
+            if self.running >= self.cap and not self.paused:
+                self.paused = True
+                self._sync()
+
+    def leave(self) -> None:
+        with self._lock:
+            self.running -= 1
+            if self.running < self.cap and self.paused:
+                self.paused = False
+                self._sync()
+
+
+_consumer = None
+_gate: BulkGate | None = None
+
+
+def _sync_bulk_consumer() -> None:
+    """Runs in the consumer's thread: consume from the bulk queue iff the gate is open."""
+    consumer, gate = _consumer, _gate
+    if consumer is None or gate is None or consumer.task_consumer is None:
+        return
+    queue = get_settings().bulk_queue
+    consuming = consumer.task_consumer.consuming_from(queue)
+    if gate.paused and consuming:
+        consumer.cancel_task_queue(queue)
+    elif not gate.paused and not consuming:
+        consumer.add_task_queue(queue)
+
+
+@worker_ready.connect
+def _install_bulk_gate(sender=None, **_: object) -> None:
+    global _consumer, _gate
+    s = get_settings()
+    if sender is None or s.bulk_queue not in {q.name for q in sender.task_consumer.queues}:
+        return
+    _consumer = sender
+    _gate = BulkGate(s.bulk_max_in_flight, sync=lambda: sender.call_soon(_sync_bulk_consumer))
+
+
+def _is_bulk(task: object) -> bool:
+    request = getattr(task, "request", None)
+    info = getattr(request, "delivery_info", None) or {}
+    return info.get("routing_key") == get_settings().bulk_queue
+
+
+@task_prerun.connect
+def _bulk_started(task=None, **_: object) -> None:
+    if _gate is not None and _is_bulk(task):
+        _gate.enter()
+
+
+@task_postrun.connect
+def _bulk_finished(task=None, **_: object) -> None:
+    if _gate is not None and _is_bulk(task):
+        _gate.leave()

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 import redis
 
 from spamq.jobs import JobStore
-from spamq.settings import Settings, get_settings
+from spamq.settings import Settings
+from worker import lifecycle
 
 if TYPE_CHECKING:
+    from worker.batcher import Batcher
     from worker.runner import BatchClassifier
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,11 @@ class WorkerState:
 
         s = self.settings
         torch.set_num_threads(s.torch_threads or default_threads(s.worker_concurrency))
+        if s.model_source == "registry":
+            from worker.lifecycle import load_registry_runner
+
+            self.runner = load_registry_runner(s)
+            return self.runner
         runner = BatchClassifier(
             s.model_dir,
             device=s.device,
@@ -66,6 +73,7 @@ class WorkerState:
                 "device": str(runner.device) if runner else None,
                 "precision": self.settings.precision,
                 "at": time.time(),
+                **lifecycle.heartbeat_extra(),
         }
 
     def beat_once(self) -> None:
@@ -98,13 +106,58 @@ def get_state() -> WorkerState:
     """This process's state, loading the model on first use (normally done at start-up)."""
     global _state
     if _state is None:
-        _state = WorkerState(get_settings())
+        _state = WorkerState(lifecycle.worker_settings())
     if _state.runner is None:
         _state.load_model()
         _state.start_heartbeat()
+        lifecycle.start_extras(_state)
     return _state
 
 
 def shutdown() -> None:
+    lifecycle.shutdown()
     if _state is not None:
         _state.stop()
+
+
+_batcher: Batcher | None = None
+_batcher_lock = threading.Lock()
+
+
+def get_batcher() -> Batcher:
+    """This process's dynamic batcher over the loaded model (created on first use)."""
+    global _batcher
+    if _batcher is None:
+        with _batcher_lock:
+            if _batcher is None:
+                _batcher = _start_batcher(get_state())
+    return _batcher
+
+
+def _start_batcher(state: WorkerState) -> Batcher:
+    import torch
+
+    from worker.batcher import Batcher
+    from worker.runner import default_threads
+
+    s = state.settings
+    if s.worker_pool == "threads":  # one batcher thread runs every forward pass: all cores
+        torch.set_num_threads(s.torch_threads or default_threads(1))
+
+    def runner() -> BatchClassifier:
+        assert state.runner is not None
+        return state.runner  # read per batch, so a hot-swapped model is picked up
+
+    batcher = Batcher(runner, max_batch_tokens=s.batch_max_tokens, max_batch_size=s.batch_size,
+                      max_wait_ms=s.batch_max_wait_ms)
+
+    def publish() -> None:  # forward-pass statistics, next to the heartbeat
+        ttl = max(1, int(s.worker_heartbeat_s * 3))
+        while not state._stop.wait(s.worker_heartbeat_s):
+            try:
+                state.store.set_batch_stats(state.name, batcher.stats.as_dict(), ttl_s=ttl)
+            except redis.RedisError as exc:
+                logger.warning("batch stats not published: %s", exc)
+
+    threading.Thread(target=publish, name="spamq-batch-stats", daemon=True).start()
+    return batcher

@@ -10,15 +10,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from spamq.training_io import add_io_arguments, data_ref, prepare_args, publish_from_args
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``spamq train`` flags. Defaults of None mean "from Settings / per-mode default"."""
-    parser.add_argument("--data", type=Path, default=None,
+    parser.add_argument("--data", type=data_ref, default=None,
                         help="SMS Spam Collection TSV (default: Settings().data_path)")
     parser.add_argument("--out", type=Path, default=None,
                         help="model directory to write (default: Settings().model_dir)")
     parser.add_argument("--from-scratch", action="store_true",
-                        help="tiny randomly initialised DistilBERT (dim 64, 2 layers) for fast tests")
+                        help="tiny randomly initialised DistilBERT (dim 64, 2 layers), for tests")
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs; the best one on validation is kept (default 3)")
     parser.add_argument("--batch-size", type=int, default=None,
@@ -36,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use only N distinct messages (stratified sample), for tests")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_io_arguments(parser)  # --publish, --alias
 
 
 def train(**kwargs: Any) -> dict[str, Any]:
@@ -48,6 +51,7 @@ def train(**kwargs: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from spamq.training.pipeline import train as _train
 
+    prepare_args(args)  # hdfs:// data staged locally; flag checks
     metrics = _train(
         data_path=args.data,
         out_dir=args.out,
@@ -71,4 +75,5 @@ def run(args: argparse.Namespace) -> int:
         f"training {metrics['training_time_s']:.1f} s (total {metrics['total_time_s']:.1f} s); "
         f"model {metrics['out_dir']} version {metrics['version']}"
     )
+    publish_from_args(args, metrics)
     return 0

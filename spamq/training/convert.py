@@ -35,7 +35,12 @@ def load_tokenizer(path: Path | None = None):
     """The MiniLM uncased WordPiece tokenizer, with the built-in padding/truncation cleared."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(path or minilm_path()), local_files_only=True)
+    # model_input_names passed at load time is saved into tokenizer_config.json (DistilBERT
+    # takes no token_type_ids); setting the attribute afterwards is not persisted.
+    tok = AutoTokenizer.from_pretrained(
+        str(path or minilm_path()), local_files_only=True,
+        model_input_names=["input_ids", "attention_mask"],
+    )
     clear_tokenizer_state(tok)
     return tok
 
@@ -54,6 +59,26 @@ def _classification_kwargs() -> dict:
         "id2label": dict(enumerate(LABELS)),
         "label2id": dict(LABEL2ID),
     }
+
+
+# Keys the loader copies from the package's built-in padding/truncation (128) or from the
+# load call; they mean nothing for the saved tokenizer and only mislead a reader.
+_STALE_TOKENIZER_KEYS = ("max_length", "stride", "truncation_strategy", "pad_to_multiple_of",
+                         "is_local", "local_files_only")
+
+
+def save_tokenizer(tok, out_dir: Path) -> None:
+    """Save with padding/truncation cleared and the stale keys removed from the config."""
+    import json
+
+    clear_tokenizer_state(tok)
+    tok.save_pretrained(str(out_dir))
+    cfg_path = Path(out_dir) / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    for key in _STALE_TOKENIZER_KEYS:
+        cfg.pop(key, None)
+    cfg["model_input_names"] = ["input_ids", "attention_mask"]
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
 def distilbert_config_for_minilm(bert_config: dict):

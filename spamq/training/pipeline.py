@@ -67,7 +67,7 @@ def _bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -
 
 @torch.no_grad()
 def predict_scores(model, seqs: list[list[int]], pad_id: int, batch_size: int = 64):
-    """Spam probabilities in input order, and the mean cross-entropy is computed by callers."""
+    """Logits in input order (batches sorted by length, so padding is small)."""
     model.eval()
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     logits = torch.empty((len(seqs), model.config.num_labels))
@@ -215,7 +215,8 @@ def train(
             scheduler.step()
             running += float(loss.item()) * len(batch)
             seen += len(batch)
-            step_bar.set_postfix(loss=f"{running / seen:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            step_bar.set_postfix(loss=f"{running / seen:.4f}",
+                                 lr=f"{scheduler.get_last_lr()[0]:.2e}")
         step_bar.close()
         val_scores, val_loss = _scores_and_loss(predict_scores(model, val_seqs, pad_id), val_y)
         t = report.choose_threshold(val_y, val_scores)
@@ -287,8 +288,7 @@ def train(
     try:
         model.eval()
         model.save_pretrained(tmp_dir, safe_serialization=True)
-        convert.clear_tokenizer_state(tok)
-        tok.save_pretrained(tmp_dir)
+        convert.save_tokenizer(tok, tmp_dir)
         report.plot_report(
             tmp_dir / "report.png", test_y, test_scores, threshold, baseline_scores,
             title=f"spamq {base}: test spam F1 {metrics['spam_f1']:.4f} "
@@ -296,6 +296,8 @@ def train(
         )
         metrics["total_time_s"] = round(time.monotonic() - t_start, 2)
         (tmp_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        for path in tmp_dir.iterdir():
+            path.chmod(0o644)
         version = write_manifest(
             tmp_dir,
             data_sha256=data_sha,

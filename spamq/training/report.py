@@ -24,7 +24,8 @@ def choose_threshold(y_true, scores) -> float:
         fp = int(np.sum(pred & (y == 0)))
         fn = int(np.sum(~pred & (y == 1)))
         f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-        if f1 > best_f1 + 1e-12 or (abs(f1 - best_f1) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)):
+        closer = abs(t - 0.5) < abs(best_t - 0.5)
+        if f1 > best_f1 + 1e-12 or (abs(f1 - best_f1) <= 1e-12 and closer):
             best_f1, best_t = f1, float(t)
     return best_t
 
@@ -70,9 +71,9 @@ def tfidf_baseline(train_texts, train_y, val_texts, val_y, test_texts, test_y) -
     Trained on the un-augmented training split, threshold chosen on validation like the model.
     Returns the test metrics plus the test scores under the key ``_scores`` (not serialised).
     """
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
-    from sklearn.feature_extraction.text import TfidfVectorizer
 
     clf = make_pipeline(
         make_union(
@@ -90,7 +91,9 @@ def tfidf_baseline(train_texts, train_y, val_texts, val_y, test_texts, test_y) -
     return out
 
 
-def plot_report(path: Path, y_true, scores, threshold: float, baseline_scores=None, title="") -> None:
+def plot_report(
+    path: Path, y_true, scores, threshold: float, baseline_scores=None, title: str = ""
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -133,3 +133,18 @@ def test_api_does_not_import_torch():
 
     code = "import sys, api, api.wsgi; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_page_and_openapi_document_are_served(ctx):
+    client, _, _ = ctx
+    page = client.get("/")
+    assert page.status_code == 200 and b"<title>spamq" in page.data
+    assert b'name="flower-url" content="http://127.0.0.1:5555"' in page.data
+    doc = client.get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    rules = {r.rule.replace("<job_id>", "{job_id}") for r in client.application.url_map.iter_rules()}
+    documented = set(doc["paths"])
+    assert documented <= rules
+    assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/predict", "/predict"} <= documented
+    limits = doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    assert limits["schema"]["properties"]["texts"]["maxItems"] == 10

@@ -95,3 +95,46 @@ def test_worker_heartbeats(store: JobStore):
     assert store.workers() == [{"name": "w1", "model_version": "v1"}]
     store.forget_worker("w1")
     assert store.workers() == []
+
+
+def test_claim_reads_status_and_texts_and_marks_running(store: JobStore):
+    job, _ = store.create(["a", "b", "c"], chunk_size=2, queue="q")
+    assert store.claim(job.id, 2, 3) == (QUEUED, ["c"])  # the status before the claim
+    assert store.get(job.id).status == RUNNING
+    assert store.claim("0" * 32, 0, 1) == (None, [])
+
+
+def test_cancel_keeps_stored_chunks_and_blocks_completion(store: JobStore):
+    from spamq.jobs import CANCELLED
+
+    job, _ = store.create(["a", "b"], chunk_size=1, queue="q")
+    store.store_chunk(job.id, 0, [result("ham", 0.1)], model_version="v1")
+    assert store.cancel(job.id) is True and store.cancel(job.id) is False
+    store.store_chunk(job.id, 1, [result("ham", 0.2)], model_version="v1")
+    got = store.get(job.id)
+    assert got.status == CANCELLED and got.finished
+    assert store.wait(job.id, 0.1).status == CANCELLED
+    with pytest.raises(JobNotFound):
+        store.cancel("0" * 32)
+
+
+def test_idempotency_key_names_one_job(store: JobStore):
+    from spamq.jobs import DuplicateJob
+
+    job, _ = store.create(["a"], chunk_size=1, queue="q", idempotency_key="k1")
+    assert store.job_for_key("k1") == job.id
+    with pytest.raises(DuplicateJob) as exc:
+        store.create(["a"], chunk_size=1, queue="q", idempotency_key="k1")
+    assert exc.value.job_id == job.id
+
+
+def test_resume_returns_only_missing_chunks_of_a_failed_job(store: JobStore):
+    job, _ = store.create(["a", "b", "c"], chunk_size=1, queue="q")
+    store.store_chunk(job.id, 1, [result("ham", 0.1)], model_version="v1")
+    assert store.resume(job.id) == []  # not failed: nothing to do
+    store.fail(job.id, "chunk 0 failed")
+    assert [c.index for c in store.resume(job.id)] == [0, 2]
+    assert store.get(job.id).status == RUNNING
+    store.store_chunk(job.id, 0, [result("ham", 0.1)], model_version="v1")
+    store.store_chunk(job.id, 2, [result("ham", 0.1)], model_version="v1")
+    assert store.get(job.id).status == DONE

@@ -1,0 +1,275 @@
+"""The serving benchmark, every design side by side in one run on one machine and model.
+
+    .venv/bin/python -m bench [--model-dir weights/default] [--seconds 4] [--bulk-seconds 8]
+    make bench
+
+(1) the model's own batched throughput (tokenise + length-sorted batches, no queue);
+(2) bulk throughput end to end (file upload -> API -> Redis -> Celery -> batcher), with the
+    progress timeline; (3) single-text latency at 1, 8 and 32 concurrent clients; (4) the naive
+    design (one Celery task per text, solo pool: no cross-request batching), same model;
+(5) interactive latency while a large bulk job runs; (6) the study project's way (one text per
+forward pass, padded to 256, fp32). Starts its own redis-server, worker and API on free ports.
+Prints a table and writes bench/results/bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench.common import hardware, percentiles, sms_texts, write_results
+from spamq.local_services import start_api, start_redis, start_worker
+from spamq.settings import Settings
+
+
+def model_limit(model_dir: Path, texts: list[str], *, precision: str, threads: int
+                ) -> dict[str, Any]:
+    """(1) and the batch-1 time: the runner alone, in this process."""
+    import torch
+
+    from worker.runner import BatchClassifier
+
+    torch.set_num_threads(threads)
+    s = Settings()
+    runner = BatchClassifier(model_dir, device="cpu", precision=precision,
+                             batch_size=s.batch_size, max_batch_tokens=s.batch_max_tokens)
+    runner.warm_up()
+    runner.predict(texts[:256])
+    t0 = time.perf_counter()
+    runner.predict(texts)
+    batched = len(texts) / (time.perf_counter() - t0)
+    one = []
+    for text in texts[:200]:
+        t = time.perf_counter()
+        runner.predict([text])
+        one.append(time.perf_counter() - t)
+    return {"msgs_per_s": batched, "n": len(texts), "batch1": percentiles(one)}
+
+
+def study_way(model_dir: Path, texts: list[str], *, threads: int) -> dict[str, Any]:
+    """(6) one text per forward pass, padded to 256 tokens, fp32."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from spamq.text import normalize
+
+    torch.set_num_threads(threads)
+    tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
+    model.eval()
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        for text in texts:
+            enc = tok(normalize(text), padding="max_length", truncation=True, max_length=256,
+                      return_tensors="pt")
+            torch.softmax(model(**enc).logits, dim=-1)
+        seconds = time.perf_counter() - t0
+    return {"msgs_per_s": len(texts) / seconds, "n": len(texts)}
+
+
+def clients(base: str, texts: list[str], *, n: int, seconds: float) -> dict[str, Any]:
+    """``n`` concurrent clients, each POSTing one text at a time to /v1/predict."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def client(k: int) -> None:
+        session = requests.Session()
+        mine, i = [], k
+        while time.perf_counter() < stop_at:
+            t = time.perf_counter()
+            resp = session.post(base + "/v1/predict", json={"texts": [texts[i % len(texts)]]},
+                                timeout=60)
+            if resp.status_code != 200:
+                errors[0] += 1
+            mine.append(time.perf_counter() - t)
+            i += n
+        with lock:
+            latencies.extend(mine)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {**percentiles(latencies), "msgs_per_s": len(latencies) / wall, "errors": errors[0],
+            "clients": n}
+
+
+def csv_upload(texts: list[str]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["text"])
+    writer.writerows([t] for t in texts)
+    return buffer.getvalue().encode()
+
+
+def bulk_job(base: str, texts: list[str], *, poll_s: float = 0.25) -> dict[str, Any]:
+    """(2) a file upload job, polled for progress until done."""
+    t0 = time.perf_counter()
+    created = requests.post(base + "/v1/jobs", files={"file": ("bulk.csv", csv_upload(texts))},
+                            timeout=120).json()
+    timeline = []
+    while True:
+        job = requests.get(base + created["status_url"], timeout=30).json()
+        timeline.append({"t": round(time.perf_counter() - t0, 3), "done": job["progress"]["done"],
+                         "rows_per_s": job["rate"]["rows_per_s"], "eta_s": job["rate"]["eta_s"]})
+        if job["status"] in ("done", "failed", "cancelled"):
+            break
+        time.sleep(poll_s)
+    wall = time.perf_counter() - t0
+    assert job["status"] == "done", job
+    return {"n": len(texts), "wall_s": wall, "msgs_per_s": len(texts) / wall,
+            "server_rows_per_s": job["rate"]["rows_per_s"], "timeline": timeline}
+
+
+def bulk_with_interactive(base: str, bulk_texts: list[str], texts: list[str], *,
+                          seconds: float) -> dict[str, Any]:
+    """(5) one interactive client while a large bulk job runs."""
+    created = requests.post(base + "/v1/jobs", files={"file": ("bulk.csv", csv_upload(bulk_texts))},
+                            timeout=120).json()
+    while requests.get(base + created["status_url"], timeout=30).json()["progress"]["done"] == 0:
+        time.sleep(0.05)
+    loaded = clients(base, texts, n=1, seconds=seconds)
+    job = requests.get(base + created["status_url"], timeout=30).json()
+    loaded["bulk_still_running"] = job["status"] == "running"
+    loaded["bulk_done_during"] = job["progress"]["done"]
+    requests.delete(base + created["status_url"], timeout=30)
+    return loaded
+
+
+def batch_stats(redis_url: str) -> dict[str, Any]:
+    import redis
+
+    from spamq.jobs import JobStore
+
+    return next(iter(JobStore(redis.Redis.from_url(redis_url), ttl_s=60).batch_stats().values()),
+                {})
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings()
+    precision = args.precision or settings.precision
+    texts = sms_texts(args.texts, seed=11)
+    r: dict[str, Any] = {"hardware": hardware(), "model_dir": str(args.model_dir),
+                         "precision": precision, "note": "2 shared vCPUs: timings are noisy"}
+    print("(1) model alone ...", flush=True)
+    r["limit"] = model_limit(args.model_dir, texts, precision=precision, threads=args.threads)
+    print("(6) study way ...", flush=True)
+    r["study"] = study_way(args.model_dir, texts[: args.study_texts], threads=args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        redis_proc, redis_url = start_redis(work / "redis")
+        env = {"SPAMQ_REDIS_URL": redis_url, "SPAMQ_MODEL_DIR": str(args.model_dir),
+               "SPAMQ_PRECISION": precision, "SPAMQ_API_THREADS": "32",
+               "SPAMQ_WORKER_HEARTBEAT_S": "0.5"}
+        api, base = start_api(env, log=work / "api.log")
+        worker = start_worker(env, log=work / "worker.log", timeout=300)
+        try:
+            clients(base, texts, n=8, seconds=1.0)  # warm connections and caches
+            for n in (1, 8, 32):
+                print(f"(3) {n} clients ...", flush=True)
+                r[f"clients_{n}"] = clients(base, texts, n=n, seconds=args.seconds)
+            r["batching_after_latency_runs"] = batch_stats(redis_url)
+            n_bulk = int(min(max(r["limit"]["msgs_per_s"] * args.bulk_seconds, 2000), 200_000))
+            bulk_texts = (texts * (n_bulk // len(texts) + 1))[:n_bulk]
+            print(f"(2) bulk job of {n_bulk} texts ...", flush=True)
+            r["bulk"] = bulk_job(base, bulk_texts)
+            print("(5) interactive during bulk ...", flush=True)
+            r["idle_1_client"] = clients(base, texts, n=1, seconds=args.seconds)
+            big = bulk_texts * 3  # outlasts the measurement
+            r["during_bulk"] = bulk_with_interactive(base, big, texts, seconds=args.seconds)
+            worker.stop()
+            print("(4) naive: one task per text, solo pool ...", flush=True)
+            naive_env = {**env, "SPAMQ_WORKER_POOL": "solo", "SPAMQ_WORKER_CONCURRENCY": "1"}
+            worker = start_worker(naive_env, log=work / "worker-naive.log", timeout=300)
+            clients(base, texts, n=8, seconds=1.0)
+            r["naive_32"] = clients(base, texts, n=32, seconds=args.seconds)
+        finally:
+            worker.stop()
+            api.stop()
+            redis_proc.stop()
+    return r
+
+
+def targets(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    lim = r["limit"]["msgs_per_s"]
+    c32 = r["clients_32"]["msgs_per_s"]
+    p50_gap = r["clients_1"]["p50_ms"] - r["limit"]["batch1"]["p50_ms"]
+    return [
+        ("(2) bulk >= 0.9x (1)", f"{r['bulk']['msgs_per_s'] / lim:.2f}x",
+         r["bulk"]["msgs_per_s"] >= 0.9 * lim),
+        ("(3) 32 clients >= 0.6x (1)", f"{c32 / lim:.2f}x", c32 >= 0.6 * lim),
+        ("(3) 32 clients >= 2x (4)", f"{c32 / r['naive_32']['msgs_per_s']:.2f}x",
+         c32 >= 2 * r["naive_32"]["msgs_per_s"]),
+        ("(3) p50 @1 <= batch-1 + 3 ms", f"+{p50_gap:.2f} ms", p50_gap <= 3.0),
+        ("(5) p99 under bulk <= 2x idle",
+         f"{r['during_bulk']['p99_ms'] / r['idle_1_client']['p99_ms']:.2f}x",
+         r["during_bulk"]["p99_ms"] <= 2 * r["idle_1_client"]["p99_ms"]),
+        ("(1) >= 10x (6)", f"{lim / r['study']['msgs_per_s']:.1f}x",
+         lim >= 10 * r["study"]["msgs_per_s"]),
+    ]
+
+
+def print_table(r: dict[str, Any]) -> None:
+    print(f"\nhardware: {r['hardware']}  model: {r['model_dir']}  precision: {r['precision']}")
+    print(f"{'what':<44}{'msgs/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    rows = [
+        ("(1) model alone, batched", r["limit"]),
+        ("    model alone, batch of 1", {**r["limit"]["batch1"], "msgs_per_s": None}),
+        ("(2) bulk file job end to end", r["bulk"]),
+        ("(3) /v1/predict, 1 client", r["clients_1"]),
+        ("(3) /v1/predict, 8 clients", r["clients_8"]),
+        ("(3) /v1/predict, 32 clients", r["clients_32"]),
+        ("(4) naive (task per text, solo), 32 clients", r["naive_32"]),
+        ("(5) 1 client, idle", r["idle_1_client"]),
+        ("(5) 1 client, during a bulk job", r["during_bulk"]),
+        ("(6) study way (1/pass, pad 256, fp32)", r["study"]),
+    ]
+    for label, v in rows:
+        def f(key: str, v: dict = v) -> str:
+            x = v.get(key)
+            return f"{x:>9.1f}" if isinstance(x, float | int) else f"{'':>9}"
+        print(f"{label:<44}{f('msgs_per_s')}{f('p50_ms')}{f('p95_ms')}{f('p99_ms')}")
+    print(f"batching (worker counters): {r['batching_after_latency_runs']}")
+    for name, value, ok in targets(r):
+        print(f"  {'MET ' if ok else 'MISS'}  {name:<34} {value}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None)
+    parser.add_argument("--texts", type=int, default=3000, help="distinct SMS texts used")
+    parser.add_argument("--study-texts", type=int, default=150)
+    parser.add_argument("--seconds", type=float, default=4.0, help="per latency measurement")
+    parser.add_argument("--bulk-seconds", type=float, default=8.0, help="size of the bulk job")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads in-process")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/bench.json"))
+    args = parser.parse_args()
+    if not (args.model_dir / "manifest.json").exists():
+        parser.error(f"no model in {args.model_dir}: run `spamq train` (or pass --model-dir)")
+    results = run(args)
+    results["targets"] = [{"target": n, "value": v, "met": ok} for n, v, ok in targets(results)]
+    print_table(results)
+    write_results(args.out, results)
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

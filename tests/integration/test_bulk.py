@@ -1,0 +1,141 @@
+"""Bulk scoring and dynamic batching over real processes: gunicorn, Redis, a Celery worker."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import requests
+
+from bench.common import sms_texts
+from spamq.jobs import JobStore
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(api_url: str, status_url: str, statuses=("done", "failed", "cancelled"),
+             timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = requests.get(api_url + status_url, timeout=5).json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job not {statuses} after {timeout}s: {job}")
+
+
+def csv_file(texts: list[str]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "message"])
+    for i, text in enumerate(texts):
+        writer.writerow([i, text])
+    return buffer.getvalue().encode()
+
+
+def test_file_upload_job_rows_equal_results_plus_rejected(api_url):
+    texts = sms_texts(700, seed=3)
+    texts[5] = ""
+    texts[300] = "   "
+    texts[650] = "y" * 6000  # over max_chars_per_text
+    resp = requests.post(api_url + "/v1/jobs", files={"file": ("in.csv", csv_file(texts))},
+                         data={"column": "message"}, timeout=30)
+    assert resp.status_code == 202, resp.text
+    job = wait_for(api_url, resp.json()["status_url"])
+    assert job["status"] == "done", job
+    assert job["input_rows"] == 700 and job["rejected"] == 3
+    download = requests.get(api_url + job["results_url"] + "?format=jsonl", timeout=30)
+    results = [json.loads(line) for line in download.text.splitlines()]
+    rejected = requests.get(api_url + job["rejected_url"], timeout=5).json()["rejected"]
+    assert len(results) + len(rejected) == 700
+    assert sorted([r["row"] for r in results] + [r["row"] for r in rejected]) == list(range(700))
+    assert [r["row"] for r in rejected] == [5, 300, 650]
+    assert job["rate"]["rows_per_s"] > 0 and job["chunks"]["failed"] == 0
+    table = list(csv.DictReader(io.StringIO(
+        requests.get(api_url + job["results_url"] + "?format=csv", timeout=30).text)))
+    assert len(table) == 697 and {r["label"] for r in table} <= {"ham", "spam"}
+
+
+def test_cancel_stops_the_remaining_chunks(api_url):
+    texts = sms_texts(30_000, seed=4)
+    resp = requests.post(api_url + "/v1/jobs", files={"file": ("big.csv", csv_file(texts))},
+                         data={"column": "message"}, timeout=60)
+    created = resp.json()
+    wait_for(api_url, created["status_url"], statuses=("running",))
+    cancel = requests.delete(api_url + created["status_url"], timeout=5)
+    assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
+    time.sleep(1.5)  # chunks in flight when cancelled may still store their results
+    settled = requests.get(api_url + created["status_url"], timeout=5).json()
+    time.sleep(1.0)
+    job = requests.get(api_url + created["status_url"], timeout=5).json()
+    assert job["status"] == "cancelled"
+    assert job["progress"]["done"] == settled["progress"]["done"] < 30_000  # nothing more scored
+    page = requests.get(api_url + job["results_url"] + "?limit=10", timeout=5).json()
+    assert job["progress"]["done"] == 0 or page["results"] or page["next"]
+    assert requests.delete(api_url + created["status_url"], timeout=5).status_code == 409
+
+
+def test_idempotent_resubmission_returns_the_same_job(api_url):
+    body = csv_file(sms_texts(600, seed=5))
+    headers = {"Idempotency-Key": f"test-{time.time()}"}
+    first = requests.post(api_url + "/v1/jobs", files={"file": ("a.csv", body)},
+                          data={"column": "message"}, headers=headers, timeout=30)
+    assert first.status_code == 202
+    job = wait_for(api_url, first.json()["status_url"])
+    assert job["status"] == "done"
+    again = requests.post(api_url + "/v1/jobs", files={"file": ("a.csv", body)},
+                          data={"column": "message"}, headers=headers, timeout=30)
+    assert again.status_code == 200
+    assert again.json()["id"] == job["id"] and again.json()["resent_chunks"] == 0
+    later = requests.get(api_url + first.json()["status_url"], timeout=5).json()
+    assert later["finished_at"] == job["finished_at"]  # not scored again
+
+
+def test_concurrent_single_texts_share_forward_passes(api_url, redis_url):
+    store = JobStore(redis.Redis.from_url(redis_url), ttl_s=60)
+
+    def stats() -> dict:
+        return next(iter(store.batch_stats().values()), {})
+
+    time.sleep(1.2)  # let the worker publish its counters
+    before = stats()
+    texts = sms_texts(320, seed=6)
+
+    def one(text: str) -> str:
+        resp = requests.post(api_url + "/v1/predict", json={"texts": [text]}, timeout=60)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["results"][0]["label"]
+
+    with ThreadPoolExecutor(16) as pool:
+        labels = list(pool.map(one, texts))
+    assert len(labels) == 320
+    time.sleep(1.5)
+    after = stats()
+    rows = after["rows"] - before.get("rows", 0)
+    passes = after["batches"] - before.get("batches", 0)
+    assert rows >= 320
+    assert passes < rows  # fewer forward passes than texts
+    assert after["multi_request_batches"] > before.get("multi_request_batches", 0)
+    assert after["max_rows"] > 1
+
+
+def test_cli_scores_a_file_and_resumes_by_idempotency_key(api_url, tmp_path):
+    source = tmp_path / "in.tsv"
+    source.write_text("text\n" + "\n".join(t.replace("\t", " ").replace("\n", " ")
+                                             for t in sms_texts(300, seed=7)) + "\n\n")
+    out = tmp_path / "out.csv"
+    argv = [sys.executable, "-m", "spamq.cli", "score", str(source), "--output", str(out),
+            "--url", api_url, "--no-progress", "--poll", "0.1"]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 300 and [int(r["row"]) for r in rows] == list(range(300))
+    rerun = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0 and "resuming job" in rerun.stderr

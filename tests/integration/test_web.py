@@ -1,0 +1,86 @@
+"""The web page in headless Chromium: submit a message, read its result off the page."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from spamq.samples import EXPECTED, SAMPLES
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        raise RuntimeError("chromium and chromium-driver are needed: run scripts/browser.sh")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_page_scores_a_message(browser, api_url, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(api_url + "/")
+    assert "spamq" in browser.title
+    links = {a.text: a.get_attribute("href") for a in browser.find_elements(By.TAG_NAME, "a")}
+    assert links["OpenAPI document"].endswith("/openapi.json")
+    assert links["Flower (workers, tasks)"].startswith("http")
+
+    box = browser.find_element(By.ID, "texts")
+    box.send_keys("\n".join(SAMPLES))
+    browser.find_element(By.ID, "score-texts").click()
+    WebDriverWait(browser, 60).until(
+        ec.text_to_be_present_in_element((By.ID, "status"), ": done")
+    )
+    rows = browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+    cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    assert [c[1] for c in cells] == EXPECTED
+    assert [c[3] for c in cells] == SAMPLES
+    probabilities = [float(c[2]) for c in cells]
+    assert probabilities[1] > 0.5 > max(probabilities[0], probabilities[2])
+    assert browser.find_element(By.ID, "progress").get_attribute("value") == "3"
+
+    # a file upload goes through the same page
+    upload = tmp_path / "messages.csv"
+    upload.write_text("id,text\n1,see you at the station at 6\n2,\"" + SAMPLES[1] + "\"\n")
+    browser.find_element(By.ID, "file").send_keys(str(upload))
+    browser.find_element(By.ID, "score-file").click()
+    WebDriverWait(browser, 60).until(
+        lambda b: "2/2" in b.find_element(By.ID, "status").text
+        and len(b.find_elements(By.CSS_SELECTOR, "#results tbody tr")) == 2
+    )
+    labels = [row.find_elements(By.TAG_NAME, "td")[1].text
+              for row in browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")]
+    assert labels == ["ham", "spam"]
+    browser.save_screenshot(str(tmp_path / "page.png"))
+
+
+def test_bad_input_shows_the_named_field(browser, api_url):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(api_url + "/")
+    browser.find_element(By.ID, "texts").send_keys("x" * 6000)
+    browser.find_element(By.ID, "score-texts").click()
+    WebDriverWait(browser, 20).until(
+        ec.text_to_be_present_in_element((By.ID, "status"), "413")
+    )
+    assert "texts[0]" in browser.find_element(By.ID, "status").text

@@ -1,0 +1,196 @@
+"""The dynamic batcher: many submitters share forward passes, within budget and wait bounds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from worker.batcher import Batcher
+
+
+class FakeRunner:
+    """Token ids = one per word; 'boom' in a text makes its forward pass raise."""
+
+    threshold = 0.5
+    version = "fake-v1"
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.batches: list[list[int]] = []  # the row lengths of each forward pass
+        self.lock = threading.Lock()
+
+    def encode(self, texts):
+        ids = [[999 if w == "boom" else len(w) for w in t.split()] for t in texts]
+        return ids, [False] * len(texts)
+
+    def pad(self, ids, index):
+        return [ids[i] for i in index]
+
+    def spam_probabilities(self, batch):
+        time.sleep(self.delay_s)
+        with self.lock:
+            self.batches.append([len(r) for r in batch])
+        if any(999 in r for r in batch):
+            raise RuntimeError("model exploded")
+        return [min(1.0, len(r) / 10) for r in batch]
+
+
+def make(runner, **kw) -> Batcher:
+    return Batcher(lambda: runner, **kw)
+
+
+def test_results_come_back_in_order_with_labels():
+    runner = FakeRunner()
+    b = make(runner)
+    try:
+        out = b.predict(["one two three four five six", "one", "a b c d e f g h i j k"])
+    finally:
+        b.close()
+    assert [p.spam_probability for p in out] == [0.6, 0.1, 1.0]
+    assert [p.label for p in out] == ["spam", "ham", "spam"]
+    assert {p.model_version for p in out} == {"fake-v1"}
+
+
+def test_concurrent_submitters_share_forward_passes():
+    runner = FakeRunner(delay_s=0.01)  # while one pass runs, the others queue up
+    b = make(runner, max_batch_tokens=10_000, max_batch_size=64, max_wait_ms=5)
+    texts = [" ".join(["w"] * (1 + i % 7)) for i in range(64)]
+
+    def one(text):
+        with b.expect():
+            future = b.submit([text])
+        return future.result(5)[0].spam_probability
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            got = list(pool.map(one, texts))
+    finally:
+        b.close()
+    assert got == [min(1.0, (1 + i % 7) / 10) for i in range(64)]
+    assert sum(len(x) for x in runner.batches) == 64
+    assert len(runner.batches) < 64 / 4  # far fewer passes than texts
+    assert max(len(x) for x in runner.batches) >= 8
+    assert b.stats.multi_request_batches >= 1
+    assert all(x == sorted(x) for x in runner.batches)  # sorted by length inside a pass
+
+
+def test_token_budget_and_size_bound_every_pass():
+    runner = FakeRunner()
+    b = make(runner, max_batch_tokens=20, max_batch_size=3, max_wait_ms=0)
+    texts = [" ".join(["w"] * n) for n in (1, 2, 3, 4, 5, 6, 7, 8, 2, 2)]
+    try:
+        b.predict(texts)
+    finally:
+        b.close()
+    assert sum(len(x) for x in runner.batches) == len(texts)
+    for lengths in runner.batches:
+        assert len(lengths) <= 3
+        assert max(lengths) * len(lengths) <= 20  # padded tokens
+        assert lengths == sorted(lengths)
+
+
+def test_a_lone_request_does_not_wait_but_an_announced_one_is_waited_for():
+    runner = FakeRunner()
+    b = make(runner, max_wait_ms=200)
+    try:
+        t0 = time.perf_counter()
+        b.predict(["alone"])
+        assert time.perf_counter() - t0 < 0.1  # nobody announced: no max-wait pause
+
+        release = threading.Event()
+
+        def late():
+            with b.expect():
+                release.wait(5)
+                return b.submit(["late one"])
+
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(late)
+            time.sleep(0.02)
+            first = b.submit(["early"])
+            time.sleep(0.03)
+            release.set()
+            second = pending.result(5)
+            first.result(5), second.result(5)
+        assert runner.batches[-1] == [1, 2]  # the early text waited and shared the pass
+    finally:
+        b.close()
+
+
+def test_max_wait_bounds_the_wait_for_an_announced_submitter():
+    runner = FakeRunner()
+    b = make(runner, max_wait_ms=30)
+    hold = threading.Event()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            def never():
+                with b.expect():
+                    hold.wait(5)
+            pool.submit(never)
+            time.sleep(0.01)
+            t0 = time.perf_counter()
+            b.predict(["waits at most max_wait"], timeout=5)
+            waited = time.perf_counter() - t0
+            hold.set()
+        assert 0.02 <= waited < 0.5
+    finally:
+        b.close()
+
+
+def test_interactive_rows_go_before_bulk_rows():
+    runner = FakeRunner(delay_s=0.02)
+    b = make(runner, max_batch_tokens=8, max_batch_size=4, max_wait_ms=0)
+    try:
+        bulk = b.submit(["w w"] * 40, interactive=False)  # ten passes of four
+        time.sleep(0.03)  # the first bulk pass is running
+        t0 = time.perf_counter()
+        b.predict(["x x x"], interactive=True, timeout=5)
+        interactive_s = time.perf_counter() - t0
+        assert not bulk.done()
+        bulk.result(5)
+    finally:
+        b.close()
+    assert interactive_s < 0.1  # one bulk pass at most, not the ten queued
+    lengths = [x for batch in runner.batches for x in batch]
+    first_three = lengths.index(3)
+    assert first_three <= 8  # served right after the pass that was running
+
+
+def test_a_model_error_fails_only_the_requests_in_that_pass():
+    runner = FakeRunner(delay_s=0.05)
+    b = make(runner, max_batch_tokens=10_000, max_wait_ms=0)
+    try:
+        first = b.submit(["busy"])  # occupies the model while the next two queue together
+        time.sleep(0.01)
+        bad = b.submit(["this goes boom"])
+        same_pass = b.submit(["shares the pass"])
+        with pytest.raises(RuntimeError, match="exploded"):
+            bad.result(5)
+        with pytest.raises(RuntimeError, match="exploded"):
+            same_pass.result(5)
+        assert first.result(5)[0].spam_probability == pytest.approx(0.1)
+        later = b.submit(["fine afterwards"])
+        assert later.result(5)[0].spam_probability == pytest.approx(0.2)
+        assert runner.batches == [[1], [3, 3], [2]]
+    finally:
+        b.close()
+
+
+def test_same_predictions_as_the_runner_alone(random_model_dir):
+    from worker.runner import BatchClassifier
+
+    runner = BatchClassifier(random_model_dir, device="cpu")
+    texts = ["short", "a much longer message about a prize you have won " * 3, "hi", "ok then"]
+    reference = runner.predict(texts)
+    b = Batcher(lambda: runner, max_batch_tokens=64, max_batch_size=2, max_wait_ms=1)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda t: b.predict([t], timeout=10)[0], texts))
+    finally:
+        b.close()
+    assert [p.spam_probability for p in got] == pytest.approx(
+        [p.spam_probability for p in reference], abs=1e-5)
+    assert [p.truncated for p in got] == [p.truncated for p in reference]

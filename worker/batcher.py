@@ -1,0 +1,244 @@
+"""Dynamic batching across requests: one thread owns the model and fills each forward pass
+from every task in flight in this process.
+
+Tasks (threads of the Celery ``threads`` pool) tokenise their texts, hand the rows to
+:meth:`Batcher.submit` and wait on the returned future. The batcher thread takes the oldest
+pending rows (interactive before bulk) up to a token window, sorts them by length, pads the
+shortest of them into one batch bounded by ``max_batch_tokens`` (rows x padded width) and
+``max_batch_size``, runs the forward pass, and resolves the futures whose rows are all done.
+
+It waits for more rows (at most ``max_wait_ms`` after the oldest one arrived) only while a
+task has announced itself (:meth:`expect`) but not yet submitted: a lone request is never
+held back, and under load every forward pass is as full as the budget allows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.runner import BatchClassifier, Prediction
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Request:
+    """One submitter's texts; its future resolves once every row has a probability."""
+
+    future: Future
+    truncated: list[bool]
+    probabilities: list[float | None]
+    left: int
+    runner: Any = None  # the model that tokenised it scores it too (hot swap: no mixing)
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+@dataclass(eq=False)
+class _Row:
+    request: _Request
+    position: int
+    ids: list[int]
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    rows: int = 0
+    max_rows: int = 0
+    multi_request_batches: int = 0  # forward passes that served more than one submitter
+    padded_tokens: int = 0
+    real_tokens: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches, "rows": self.rows, "max_rows": self.max_rows,
+            "mean_rows": round(self.rows / self.batches, 2) if self.batches else 0.0,
+            "multi_request_batches": self.multi_request_batches,
+            "fill": round(self.real_tokens / self.padded_tokens, 3) if self.padded_tokens else 0.0,
+        }
+
+
+class Batcher:
+    """Collects rows from many threads into length-sorted, token-bounded forward passes."""
+
+    def __init__(
+        self,
+        runner: Callable[[], BatchClassifier],
+        *,
+        max_batch_tokens: int = 4096,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 2.0,
+        window_tokens: int | None = None,
+    ) -> None:
+        self._runner = runner
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.window_tokens = window_tokens or 4 * max_batch_tokens
+        self._cond = threading.Condition()
+        self._interactive: deque[_Row] = deque()
+        self._bulk: deque[_Row] = deque()
+        self._expected = 0
+        self._closed = False
+        self.stats = BatchStats()
+        self._thread = threading.Thread(target=self._loop, name="spamq-batcher", daemon=True)
+        self._thread.start()
+
+    # --- submitter side -------------------------------------------------------------------
+    @contextmanager
+    def expect(self) -> Iterator[None]:
+        """Announce a submission about to come, so a forming batch waits for it (briefly)."""
+        with self._cond:
+            self._expected += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._expected -= 1
+                self._cond.notify_all()
+
+    def submit(self, texts: list[str], *, interactive: bool = True) -> Future:
+        """Queue ``texts``; the future gives their :class:`Prediction` list, in order."""
+        future: Future = Future()
+        if not texts:
+            future.set_result([])
+            return future
+        runner = self._runner()
+        ids, truncated = runner.encode(texts)
+        request = _Request(future, truncated, [None] * len(texts), len(texts), runner)
+        rows = [_Row(request, i, row) for i, row in enumerate(ids)]
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the batcher is closed")
+            (self._interactive if interactive else self._bulk).extend(rows)
+            self._cond.notify_all()
+        return future
+
+    def predict(self, texts: list[str], *, interactive: bool = True,
+                timeout: float | None = None) -> list[Prediction]:
+        return self.submit(texts, interactive=interactive).result(timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(5)
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._interactive) + len(self._bulk)
+
+    # --- batcher thread ------------------------------------------------------------------
+    def _ready_to_run(self) -> bool:
+        """Called with the lock held and rows pending: run now, or wait for more?"""
+        if not self._expected:
+            return True  # nobody else is about to submit: waiting would only add latency
+        oldest = min(q[0].request.enqueued for q in (self._interactive, self._bulk) if q)
+        if time.monotonic() - oldest >= self.max_wait_s:
+            return True
+        tokens = sum(len(r.ids) for r in self._interactive) if self._interactive else 0
+        return tokens + sum(len(r.ids) for r in self._bulk) >= self.max_batch_tokens
+
+    def _take(self) -> list[_Row]:
+        """With the lock held: pop the next batch (interactive rows first, else bulk)."""
+        source = self._interactive if self._interactive else self._bulk
+        window: list[_Row] = []
+        tokens = 0
+        for row in source:  # the oldest rows, so no row waits forever behind shorter ones
+            if window and tokens + len(row.ids) > self.window_tokens:
+                break
+            window.append(row)
+            tokens += len(row.ids)
+        model = window[0].request.runner  # one model per forward pass
+        window = [r for r in window if r.request.runner is model]
+        window.sort(key=lambda r: len(r.ids))
+        batch: list[_Row] = []
+        for row in window:
+            if batch and (len(batch) >= self.max_batch_size
+                          or len(row.ids) * (len(batch) + 1) > self.max_batch_tokens):
+                break
+            batch.append(row)
+        taken = {id(r) for r in batch}
+        kept = [r for r in source if id(r) not in taken]
+        source.clear()
+        source.extend(kept)
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and not (self._interactive or self._bulk):
+                    self._cond.wait()
+                if self._closed:
+                    self._fail_pending(RuntimeError("the batcher was closed"))
+                    return
+                while not self._ready_to_run():
+                    self._cond.wait(self.max_wait_s / 4)
+                batch = self._take()
+            self._run(batch)
+
+    def _run(self, batch: list[_Row]) -> None:
+        try:
+            runner = batch[0].request.runner or self._runner()
+            ids = [r.ids for r in batch]
+            padded = runner.pad(ids, list(range(len(batch))))
+            probabilities = runner.spam_probabilities(padded)
+        except Exception as exc:  # noqa: BLE001 - fails only the requests in this batch
+            logger.exception("forward pass over %d rows failed", len(batch))
+            for request in {id(r.request): r.request for r in batch}.values():
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            return
+        self._count(batch)
+        finished: dict[int, _Request] = {}
+        for row, p in zip(batch, probabilities, strict=True):
+            row.request.probabilities[row.position] = p
+            row.request.left -= 1
+            if row.request.left == 0:
+                finished[id(row.request)] = row.request
+        for request in finished.values():
+            if request.future.done():  # an earlier batch failed it
+                continue
+            request.future.set_result([
+                _prediction(runner, p, cut)
+                for p, cut in zip(request.probabilities, request.truncated, strict=True)
+            ])
+
+    def _count(self, batch: list[_Row]) -> None:
+        s = self.stats
+        width = max(len(r.ids) for r in batch)
+        s.batches += 1
+        s.rows += len(batch)
+        s.max_rows = max(s.max_rows, len(batch))
+        s.padded_tokens += width * len(batch)
+        s.real_tokens += sum(len(r.ids) for r in batch)
+        if len({id(r.request) for r in batch}) > 1:
+            s.multi_request_batches += 1
+
+    def _fail_pending(self, exc: Exception) -> None:
+        for source in (self._interactive, self._bulk):
+            for row in source:
+                if not row.request.future.done():
+                    row.request.future.set_exception(exc)
+            source.clear()
+
+
+def _prediction(runner: BatchClassifier, p: float | None, cut: bool) -> Prediction:
+    from worker.runner import Prediction
+
+    assert p is not None
+    return Prediction(
+        label="spam" if p >= runner.threshold else "ham",
+        spam_probability=p,
+        truncated=cut,
+        model_version=runner.version,
+    )
