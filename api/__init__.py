@@ -17,6 +17,17 @@ from spamq.service_secrets import load_service_secrets
 from spamq.settings import Settings, get_settings
 
 
+def _key_ring(secrets: Any, settings: Settings) -> Any:
+    """Accepted API keys; with Vault, re-read every ``api_keys_cache_s`` (issue/revoke)."""
+    from api.auth import KeyRing, parse_key_list
+    from spamq.secrets import EnvSecretSource
+
+    read = None if isinstance(secrets.source, EnvSecretSource) else (
+        lambda: secrets.source.get("api_keys"))
+    return KeyRing(parse_key_list(secrets.api_keys), read=read,
+                   refresh_s=settings.api_keys_cache_s)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -25,6 +36,7 @@ def create_app(
 ) -> Flask:
     """Build the app. ``store`` and ``send_task`` may be handed in (tests); nothing connects here."""
     from api.routes import bp
+    from api import auth, limits, metrics
     from api.web import web
 
     configure_logging()
@@ -47,6 +59,9 @@ def create_app(
     app.extensions["spamq"] = {"settings": settings, "store": store, "send_task": send_task,
                                "secrets": secrets}
     app.register_blueprint(bp)
+    metrics.install(app, store=store, settings=settings)
+    auth.install(app, settings=settings, keys=_key_ring(secrets, settings), store=store)
+    limits.install(app, settings=settings, store=store)
     app.register_blueprint(web)
 
     @app.errorhandler(InvalidRequest)

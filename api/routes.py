@@ -6,17 +6,20 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
+from api.limits import deadline_from_request
 from api.validation import InvalidRequest, int_param, parse_texts, parse_upload, upload_format
 from spamq.jobs import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.queue import SCORE_CHUNK
 from spamq.settings import Settings
 
+logger = logging.getLogger(__name__)
 bp = Blueprint("spamq", __name__)
 
 
@@ -26,7 +29,15 @@ def _ctx() -> tuple[Settings, JobStore, Any]:
 
 
 def _json_body() -> Any:
-    payload = request.get_json(silent=True)
+    limit = _ctx()[0].max_body_bytes
+    if request.content_length is None and len(request.get_data(cache=True)) >= limit:
+        # A chunked body is read at most up to the limit (request.max_content_length).
+        raise InvalidRequest(None, f"a JSON body may have at most {limit - 1} bytes; upload a "
+                             "file for more", status=413)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the JSON parser goes
+        payload = None
     if payload is None:
         raise InvalidRequest(None, "the request body must be JSON (Content-Type: application/json)",
                              status=400)
@@ -47,8 +58,11 @@ def _submit(texts: list[str], *, queue: str, rejected: list[dict[str, Any]] | No
             rows: list[int] | None = None, idempotency_key: str | None = None) -> Job:
     settings, store, _ = _ctx()
     job, plan = store.create(texts, chunk_size=settings.chunk_size, queue=queue,
-                             rejected=rejected, rows=rows, idempotency_key=idempotency_key)
+                             rejected=rejected, rows=rows, idempotency_key=idempotency_key,
+                             owner=g.get("spamq_owner"), deadline=deadline_from_request(settings))
     _send(job.id, plan, queue=queue)
+    logger.info("queued %d texts in %d chunks on %s", job.total, len(plan), queue,
+                extra={"job_id": job.id})
     return job
 
 
@@ -104,7 +118,8 @@ def _idempotency_key() -> str | None:
     if not 1 <= len(key) <= 200 or not key.isprintable():
         raise InvalidRequest("Idempotency-Key", "the Idempotency-Key header must be 1-200 "
                              "printable characters")
-    return key
+    owner = g.get("spamq_owner")
+    return f"{owner}:{key}" if owner else key  # one key's Idempotency-Key never names another's job
 
 
 def _existing(job_id: str):

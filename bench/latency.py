@@ -9,12 +9,14 @@ must be running. Prints a table and writes bench/results/latency.json.
 from __future__ import annotations
 
 import argparse
+import secrets
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
+from api.auth import hash_key
 from bench.common import hardware, percentiles, sms_texts, write_results
 from spamq.local_services import start_api, start_redis, start_worker
 from spamq.settings import Settings
@@ -61,11 +63,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis_proc, redis_url = start_redis(work / "redis")
-        env = {"SPAMQ_REDIS_URL": redis_url, "SPAMQ_MODEL_DIR": str(args.model_dir)}
+        bench_key = secrets.token_urlsafe(32)  # the API holds only its hash
+        env = {"SPAMQ_REDIS_URL": redis_url, "SPAMQ_MODEL_DIR": str(args.model_dir),
+               "SPAMQ_API_KEYS": hash_key(bench_key)}
         worker = start_worker(env, log=work / "worker.log", timeout=180)
         api, base = start_api(env, log=work / "api.log")
         try:
             session = requests.Session()
+            session.headers["X-API-Key"] = bench_key
             for text in texts[:20]:  # warm connections and caches
                 session.post(base + "/v1/predict", json={"texts": [text]}, timeout=30)
 

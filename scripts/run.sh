@@ -28,6 +28,15 @@ if [ -z "${SPAMQ_REDIS_URL:-}" ]; then
   echo "started a local Redis at $SPAMQ_REDIS_URL (log: $RUN/redis.log)"
 fi
 
+# API keys: every endpoint but health, readiness, / and /openapi.json needs one. With none
+# configured, issue a dev key for this run: the API holds only its sha256, the demo sends it.
+if [ -z "${SPAMQ_API_KEYS:-}" ] && [ -z "${SPAMQ_VAULT_ADDR:-}" ]; then
+  SPAMQ_CLIENT_API_KEY=${SPAMQ_CLIENT_API_KEY:-$($PY -c 'import secrets; print(secrets.token_urlsafe(32))')}
+  export SPAMQ_CLIENT_API_KEY
+  export SPAMQ_API_KEYS=$($PY -c 'import sys; from api.auth import hash_key; print(hash_key(sys.argv[1]))' "$SPAMQ_CLIENT_API_KEY")
+  echo "dev API key for this run (send as X-API-Key, or paste into the page): $SPAMQ_CLIENT_API_KEY"
+fi
+
 model_dir=$($PY -c 'from spamq.settings import get_settings; print(get_settings().model_dir)')
 if [ ! -f "$model_dir/manifest.json" ]; then
   echo "no model in $model_dir: training the default model (a few minutes on 2 cores)..."

@@ -33,7 +33,11 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _api(args: argparse.Namespace) -> int:
+    import tempfile
+
     s = get_settings()
+    if s.metrics_multiproc_dir is None:  # one /metrics view over every gunicorn worker
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="spamq-metrics-")
     argv = [
         sys.executable, "-m", "gunicorn", "api.wsgi:app", f"--bind={s.api_host}:{s.api_port}",
         f"--workers={s.api_workers}", "--worker-class=gthread", f"--threads={s.api_threads}",
@@ -82,7 +86,11 @@ def _worker_ready(args: argparse.Namespace) -> int:
 
 def _http_json(url: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    key = get_settings().client_api_key  # SPAMQ_CLIENT_API_KEY (scripts/run.sh sets a dev key)
+    if key is not None:
+        headers["X-API-Key"] = key.get_secret_value()
+    req = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
@@ -139,6 +147,9 @@ def _score(args: argparse.Namespace) -> int:
     fmt = "csv" if out.suffix.lower() in (".csv", ".tsv") else "jsonl"
     base = args.url.rstrip("/")
     http = requests.Session()
+    api_key = get_settings().client_api_key
+    if api_key is not None:
+        http.headers["X-API-Key"] = api_key.get_secret_value()
     try:
         with open(source, "rb") as fh:
             resp = http.post(f"{base}/v1/jobs", files={"file": (source.name, fh)},

@@ -27,7 +27,12 @@ PREFIX = "spamq:job:"
 WORKER_PREFIX = "spamq:worker:"
 IDEM_PREFIX = "spamq:idem:"
 BATCH_STATS_PREFIX = "spamq:batching:"
+# Counts of job events (submitted, done, failed, cancelled) for /metrics. The Lua scripts
+# name it literally: spamq runs on one Redis, not a cluster.
+STATS_KEY = "spamq:stats:jobs"
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+EXPIRED = "expired"  # its deadline passed before every chunk was scored
+LEASE_PREFIX = "spamq:lease:"
 _TEXT_SLICE = 1000
 _WAIT_SLICE_S = 0.5
 
@@ -44,8 +49,9 @@ end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
 if chunks == tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
-   and status ~= 'failed' and status ~= 'cancelled' then
+   and status ~= 'failed' and status ~= 'cancelled' and status ~= 'expired' then
   redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', ARGV[5])
+  redis.call('HINCRBY', 'spamq:stats:jobs', 'done', 1)
   redis.call('RPUSH', KEYS[3], 'done')
   redis.call('EXPIRE', KEYS[3], ARGV[6])
 end
@@ -56,20 +62,26 @@ return 1
 _FAIL = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'done' or status == 'failed' or status == 'cancelled' then return 0 end
+if status == 'done' or status == 'failed' or status == 'cancelled' or status == 'expired' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1], 'finished_at', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'chunks_failed', 1)
+redis.call('HINCRBY', 'spamq:stats:jobs', 'failed', 1)
 redis.call('RPUSH', KEYS[2], 'failed')
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 """
 
-# KEYS: job, finished. ARGV: now, ttl
+# KEYS: job, finished. ARGV: now, ttl, final status (cancelled or expired)
 _CANCEL = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'done' or status == 'failed' or status == 'cancelled' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1])
+if status == 'done' or status == 'failed' or status == 'cancelled' or status == 'expired' then return 0 end
+local final = ARGV[3] or 'cancelled'
+redis.call('HSET', KEYS[1], 'status', final, 'finished_at', ARGV[1])
+if final == 'expired' then
+  redis.call('HSET', KEYS[1], 'error', 'deadline passed before every chunk was scored')
+end
+redis.call('HINCRBY', 'spamq:stats:jobs', final, 1)
 redis.call('RPUSH', KEYS[2], 'cancelled')
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return 1
@@ -89,6 +101,13 @@ if redis.call('HGET', KEYS[1], 'status') == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
 end
 return 1
+"""
+
+
+# KEYS: lease. ARGV: token. Delete the lease only if this attempt still holds it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -130,6 +149,8 @@ class Job:
     queue: str
     chunk_size: int = 0
     rejected: int = 0
+    owner: str | None = None  # the API key id that submitted it
+    deadline: float | None = None  # epoch seconds; chunks not scored by then are skipped
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> Job:
@@ -152,11 +173,13 @@ class Job:
             queue=raw.get("queue", ""),
             chunk_size=int(raw.get("chunk_size") or 0),
             rejected=int(raw.get("rejected") or 0),
+            owner=raw.get("owner") or None,
+            deadline=ts("deadline"),
         )
 
     @property
     def finished(self) -> bool:
-        return self.status in (DONE, FAILED, CANCELLED)
+        return self.status in (DONE, FAILED, CANCELLED, EXPIRED)
 
     @property
     def input_rows(self) -> int:
@@ -182,11 +205,17 @@ class JobStore:
         self._start = client.register_script(_START)
         self._cancel = client.register_script(_CANCEL)
         self._resume = client.register_script(_RESUME)
+        self._release = client.register_script(_RELEASE)
 
     @staticmethod
     def _keys(job_id: str) -> tuple[str, str, str, str]:
         base = PREFIX + job_id
         return base, base + ":texts", base + ":results", base + ":finished"
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The client: the broker's queues live in the same Redis (see api/metrics.py)."""
+        return self._r
 
     def ping(self) -> bool:
         return bool(self._r.ping())
@@ -207,6 +236,11 @@ class JobStore:
             for k, v in zip(keys, values, strict=True) if v is not None
         }
 
+    def job_counts(self) -> dict[str, int]:
+        """How many jobs were submitted, and how many ended done, failed or cancelled."""
+        raw = _decode(self._r.hgetall(STATS_KEY))
+        return {event: int(raw.get(event, 0)) for event in ("submitted", "done", "failed", "cancelled")}
+
     def forget_worker(self, worker: str) -> None:
         self._r.delete(WORKER_PREFIX + worker)
 
@@ -225,6 +259,8 @@ class JobStore:
         rejected: list[dict[str, Any]] | None = None,
         rows: list[int] | None = None,
         idempotency_key: str | None = None,
+        owner: str | None = None,
+        deadline: float | None = None,
     ) -> tuple[Job, list[Chunk]]:
         """Store a new queued job with its texts; return it and its chunk plan.
 
@@ -254,6 +290,8 @@ class JobStore:
             "queue": queue,
             "chunk_size": chunk_size,
             "rejected": len(rejected or []),
+            "owner": owner or "",
+            "deadline": repr(deadline) if deadline is not None else "",
         }
         pipe = self._r.pipeline(transaction=True)
         for i in range(0, len(texts), _TEXT_SLICE):
@@ -267,6 +305,7 @@ class JobStore:
                 pipe.expire(key, self._ttl)
         pipe.hset(job_key, mapping=fields)
         pipe.expire(job_key, self._ttl)
+        pipe.hincrby(STATS_KEY, "submitted", 1)
         pipe.execute()
         return Job.from_hash({k: str(v) for k, v in fields.items()}), plan
 
@@ -296,6 +335,44 @@ class JobStore:
         if outcome == -1:
             raise JobNotFound(job_id)
         return outcome == 1
+
+    def expire(self, job_id: str) -> bool:
+        """Mark the job expired (its deadline passed); False if it had already ended."""
+        job_key, _, _, finished_key = self._keys(job_id)
+        outcome = self._cancel(keys=[job_key, finished_key],
+                               args=[repr(time.time()), self._ttl, EXPIRED])
+        return outcome == 1
+
+    def owner(self, job_id: str) -> str | None:
+        """The key id that submitted the job ('' if none; None if there is no such job)."""
+        value = self._r.hget(PREFIX + job_id, "owner")
+        return value.decode() if isinstance(value, bytes) else value
+
+    def deadline(self, job_id: str) -> float | None:
+        value = self._r.hget(PREFIX + job_id, "deadline")
+        return float(value) if value else None
+
+    def queue_depth(self, queues: list[str]) -> int:
+        """Messages waiting in the broker's queues (the Redis transport keeps them as lists)."""
+        pipe = self._r.pipeline(transaction=False)
+        for queue in queues:
+            pipe.llen(queue)
+        return sum(pipe.execute())
+
+    # Chunk leases: one attempt at a time scores a chunk (a message redelivered after the
+    # visibility timeout while its first attempt still runs waits instead: celery#5935).
+    def acquire_lease(self, job_id: str, chunk: int, token: str, *, ttl_s: float) -> bool:
+        return bool(self._r.set(f"{LEASE_PREFIX}{job_id}:{chunk}", token, nx=True,
+                                px=max(1, int(ttl_s * 1000))))
+
+    def release_lease(self, job_id: str, chunk: int, token: str) -> None:
+        self._release(keys=[f"{LEASE_PREFIX}{job_id}:{chunk}"], args=[token])
+
+    def lease_held(self, job_id: str, chunk: int) -> bool:
+        return bool(self._r.exists(f"{LEASE_PREFIX}{job_id}:{chunk}"))
+
+    def chunk_stored(self, job_id: str, chunk: int) -> bool:
+        return bool(self._r.hexists(self._keys(job_id)[2], chunk))
 
     def missing_chunks(self, job_id: str) -> list[int]:
         """Chunk indices whose results are not stored yet."""

@@ -64,7 +64,8 @@ class Process:
         self._fh.close()
 
 
-def start_redis(workdir: Path, *, port: int | None = None, aof: bool = False) -> tuple[Process, str]:
+def start_redis(workdir: Path, *, port: int | None = None, aof: bool = False,
+                password: str | None = None) -> tuple[Process, str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server not found: run `make services` or scripts/redis.sh install")
@@ -74,8 +75,10 @@ def start_redis(workdir: Path, *, port: int | None = None, aof: bool = False) ->
             "--save", "", "--appendonly", "yes" if aof else "no"]
     if aof:
         argv += ["--appendfsync", "always"]
+    if password:
+        argv += ["--requirepass", password]
     proc = Process(argv, log=workdir / "redis.log")
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"redis://:{password}@127.0.0.1:{port}/0" if password else f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url, socket_timeout=1)
     wait_until(client.ping, timeout=10, what="redis-server", proc=proc.proc, log=proc.log)
     return proc, url

@@ -5,11 +5,22 @@ The API sends tasks by name, so it never imports the worker (or torch).
 
 from __future__ import annotations
 
+import time
+
 from celery import Celery
+from celery.signals import before_task_publish
 
 from spamq.settings import Settings
 
 SCORE_CHUNK = "spamq.score_chunk"
+ENQUEUED_AT = "spamq_enqueued_at"
+
+
+@before_task_publish.connect
+def _stamp(headers: dict | None = None, **_: object) -> None:
+    """Stamp each message with its publish time: /metrics reports the oldest one's age."""
+    if headers is not None:
+        headers.setdefault(ENQUEUED_AT, time.time())
 
 
 def make_celery(settings: Settings, *, include: list[str] | None = None) -> Celery:
@@ -26,7 +37,7 @@ def make_celery(settings: Settings, *, include: list[str] | None = None) -> Cele
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.redis_timeout_s,
         broker_transport_options={
-            "visibility_timeout": 3600,
+            "visibility_timeout": settings.broker_visibility_timeout_s,
             # Workers poll their queues in the order given (interactive first), not round robin.
             "queue_order_strategy": "priority",
             # BRPOP timeout: a queue the bulk gate re-adds is polled within 0.1 s, not 1 s.

@@ -45,15 +45,39 @@ class Settings(BaseSettings):
     # Dynamic batching (worker/batcher.py): one forward pass serves many tasks.
     batch_max_tokens: int = Field(default=1024, ge=64, description="rows x padded width per pass")
     batch_max_wait_ms: float = Field(default=2.0, ge=0, description="longest a row waits for company")
+    batch_bulk_max_tokens: int = Field(default=256, ge=16,
+                                       description="per bulk pass: bounds an interactive row's wait")
+    batch_min_fill: float = Field(default=0.7, ge=0, le=1,
+                                  description="real/padded tokens a pass keeps (CPU: padding is compute)")
     bulk_max_in_flight: int = Field(default=8, ge=1, description="bulk chunks running per worker")
     worker_heartbeat_s: float = Field(default=2.0, gt=0)
+    # Redis broker: an unacked message comes back after this (a killed worker's chunks).
+    broker_visibility_timeout_s: int = Field(default=3600, ge=1)
+    chunk_lease_s: float = Field(default=60.0, gt=0, description="one attempt's hold on a chunk; > a chunk's scoring time")
+    # TEST ONLY: a text containing this marker makes scoring raise (poison-input tests).
+    test_poison_marker: str | None = None
+
+    # Logs: one line per record; "json" for log shippers
+    log_format: Literal["text", "json"] = "text"
 
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(default=2, ge=1)
     api_threads: int = Field(default=8, ge=1)
+    # prometheus-client's own variable: set, request metrics of all gunicorn workers merge.
+    metrics_multiproc_dir: Path | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # --- Access and limits (api/auth.py, api/limits.py) ---
+    # Fail closed: with no key configured every protected endpoint answers 401 (scripts/run.sh
+    # issues a dev key for `make run`). Keys: raw or "sha256:<hex>"; only hashes are kept.
+    auth_required: bool = True
+    api_keys_cache_s: float = Field(default=5.0, ge=0, description="key list re-read period")
+    rate_limit_per_s: float = Field(default=50.0, gt=0, description="requests per key per second")
+    rate_limit_burst: int = Field(default=200, ge=1, description="token bucket size per key")
+    max_queue_depth: int = Field(default=10_000, ge=1, description="queued tasks before 429")
+    max_deadline_s: float = Field(default=7 * 24 * 3600, gt=0)
+    client_api_key: SecretStr | None = Field(default=None, description="key the CLI/bench send")
 
     # Training
     data_path: Path = REPO_ROOT.parent / "shared" / "data" / "sms_spam_collection.tsv"

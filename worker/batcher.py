@@ -77,12 +77,18 @@ class Batcher:
         max_batch_tokens: int = 4096,
         max_batch_size: int = 64,
         max_wait_ms: float = 2.0,
+        min_fill: float = 0.0,
+        bulk_max_batch_tokens: int | None = None,
         window_tokens: int | None = None,
     ) -> None:
         self._runner = runner
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
+        self.min_fill = min_fill  # real / padded tokens below which a pass stops growing
+        # Bulk passes are kept short: an interactive row arriving waits for at most one of them.
+        self.bulk_max_batch_tokens = min(bulk_max_batch_tokens or max_batch_tokens,
+                                         max_batch_tokens)
         self.window_tokens = window_tokens or 4 * max_batch_tokens
         self._cond = threading.Condition()
         self._interactive: deque[_Row] = deque()
@@ -151,6 +157,7 @@ class Batcher:
     def _take(self) -> list[_Row]:
         """With the lock held: pop the next batch (interactive rows first, else bulk)."""
         source = self._interactive if self._interactive else self._bulk
+        budget = self.max_batch_tokens if source is self._interactive else self.bulk_max_batch_tokens
         window: list[_Row] = []
         tokens = 0
         for row in source:  # the oldest rows, so no row waits forever behind shorter ones
@@ -160,13 +167,22 @@ class Batcher:
             tokens += len(row.ids)
         model = window[0].request.runner  # one model per forward pass
         window = [r for r in window if r.request.runner is model]
-        window.sort(key=lambda r: len(r.ids))
-        batch: list[_Row] = []
-        for row in window:
-            if batch and (len(batch) >= self.max_batch_size
-                          or len(row.ids) * (len(batch) + 1) > self.max_batch_tokens):
+        # The oldest row is always in the pass (no row starves behind shorter newcomers, and
+        # chunks finish in order); the rest are the rows nearest to it in length, while the
+        # pass stays within the token budget, the size cap and the padding-fill floor.
+        anchor = window[0]
+        batch = [anchor]
+        width, real = len(anchor.ids), len(anchor.ids)
+        for row in sorted(window[1:], key=lambda r: abs(len(r.ids) - len(anchor.ids))):
+            if len(batch) >= self.max_batch_size:
                 break
+            new_width = max(width, len(row.ids))
+            padded = new_width * (len(batch) + 1)
+            if padded > budget or real + len(row.ids) < self.min_fill * padded:
+                continue
             batch.append(row)
+            width, real = new_width, real + len(row.ids)
+        batch.sort(key=lambda r: len(r.ids))
         taken = {id(r) for r in batch}
         kept = [r for r in source if id(r) not in taken]
         source.clear()

@@ -141,15 +141,19 @@ def _start_batcher(state: WorkerState) -> Batcher:
     from worker.runner import default_threads
 
     s = state.settings
-    if s.worker_pool == "threads":  # one batcher thread runs every forward pass: all cores
-        torch.set_num_threads(s.torch_threads or default_threads(1))
+    if s.worker_pool == "threads":
+        # One batcher thread runs every forward pass. Leave a core to Celery, Redis I/O and
+        # tokenising: on 2 shared vCPUs a 2-thread OpenMP team measured ~500 ms per forward
+        # pass (a descheduled team member stalls the barrier) against ~8 ms with 1 thread.
+        torch.set_num_threads(s.torch_threads or max(1, default_threads(1) - 1))
 
     def runner() -> BatchClassifier:
         assert state.runner is not None
         return state.runner  # read per batch, so a hot-swapped model is picked up
 
     batcher = Batcher(runner, max_batch_tokens=s.batch_max_tokens, max_batch_size=s.batch_size,
-                      max_wait_ms=s.batch_max_wait_ms)
+                      max_wait_ms=s.batch_max_wait_ms, min_fill=s.batch_min_fill,
+                      bulk_max_batch_tokens=s.batch_bulk_max_tokens)
 
     def publish() -> None:  # forward-pass statistics, next to the heartbeat
         ttl = max(1, int(s.worker_heartbeat_s * 3))

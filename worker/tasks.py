@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from spamq.jobs import CANCELLED, Chunk, JobNotFound, JobStore
+import redis
+from celery.exceptions import Reject
+
+from spamq.jobs import CANCELLED, EXPIRED, Chunk, JobNotFound, JobStore
+from spamq.logs import job_context
 from spamq.queue import SCORE_CHUNK
-from worker import lifecycle
+from worker import lifecycle, resilience
 from worker.celery_app import app
 from worker.state import get_batcher, get_state
 
@@ -23,28 +27,34 @@ class Scorer(Protocol):
 
 
 def score_chunk(
-    store: JobStore, scorer: Scorer, job_id: str, chunk: Chunk, *, interactive: bool = True
+    store: JobStore, scorer: Scorer, job_id: str, chunk: Chunk, *, interactive: bool = True,
+    lease_s: float = 60.0,
 ) -> bool:
     """Score one chunk of a job and store its results once; False if stored, gone or cancelled.
 
     The task returns (and its message is acked) only after this has stored the results.
     """
     try:
-        with scorer.expect():  # a forming batch may wait (briefly) for these texts
-            status, texts = store.claim(job_id, chunk.start, chunk.stop)
-            if status is None:
-                raise JobNotFound(job_id)
-            if status == CANCELLED:
-                logger.info("job %s: cancelled; chunk %d skipped", job_id, chunk.index)
+        # One live attempt per chunk (celery#5935); a late copy waits for the holder's results.
+        with resilience.chunk_lease(store, job_id, chunk.index, ttl_s=lease_s) as fresh:
+            if not fresh:
                 return False
-            if len(texts) != chunk.stop - chunk.start:
-                raise JobNotFound(job_id)
-            future = scorer.submit(texts, interactive=interactive)
-        predictions = future.result()
-        results = [p.as_dict() for p in predictions]
-        stored = store.store_chunk(
-            job_id, chunk.index, results, model_version=predictions[0].model_version,
-        )
+            with scorer.expect():  # a forming batch may wait (briefly) for these texts
+                status, texts = store.claim(job_id, chunk.start, chunk.stop)
+                if status is None:
+                    raise JobNotFound(job_id)
+                if status in (CANCELLED, EXPIRED):
+                    logger.info("job %s: %s; chunk %d skipped", job_id, status, chunk.index)
+                    return False
+                if resilience.past_deadline(store, job_id):
+                    return False
+                if len(texts) != chunk.stop - chunk.start:
+                    raise JobNotFound(job_id)
+                future = scorer.submit(texts, interactive=interactive)
+            # A failing pass is bisected to the item that fails; that item gets an error.
+            results, version = resilience.score_isolating_failures(
+                scorer, texts, future, interactive=interactive)
+            stored = store.store_chunk(job_id, chunk.index, results, model_version=version)
         if stored:
             lifecycle.log_predictions(job_id, chunk.start, texts, results)
         return stored
@@ -53,17 +63,28 @@ def score_chunk(
         return False
 
 
+def _scorer(state) -> Scorer:
+    marker = state.settings.test_poison_marker  # test-only fault injection
+    return resilience.PoisonScorer(get_batcher(), marker) if marker else get_batcher()
+
+
 @app.task(name=SCORE_CHUNK, bind=True)
 def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> None:
     state = get_state()
     queue = (self.request.delivery_info or {}).get("routing_key")
     interactive = queue != state.settings.bulk_queue
-    try:
-        stored = score_chunk(state.store, get_batcher(), job_id, Chunk(index, start, stop),
-                             interactive=interactive)
-    except Exception as exc:
-        logger.exception("job %s: chunk %d failed", job_id, index)
-        state.store.fail(job_id, f"chunk {index} failed: {type(exc).__name__}: {exc}")
-        raise
-    logger.debug("job %s: chunk %d [%d, %d) %s", job_id, index, start, stop,
-                 "stored" if stored else "not stored")
+    with job_context(job_id):
+        try:
+            stored = score_chunk(state.store, _scorer(state), job_id, Chunk(index, start, stop),
+                                 interactive=interactive, lease_s=state.settings.chunk_lease_s)
+        except redis.RedisError as exc:
+            # Redis is unreachable (restarting?): not the job's fault. Hand the message back;
+            # if even that fails, it stays unacked and comes back after the visibility timeout.
+            logger.warning("chunk %d: redis unavailable (%s); message requeued", index, exc)
+            raise Reject(str(exc), requeue=True) from exc
+        except Exception as exc:
+            logger.exception("chunk %d failed", index)
+            state.store.fail(job_id, f"chunk {index} failed: {type(exc).__name__}: {exc}")
+            raise
+        logger.info("chunk %d [%d, %d) %s", index, start, stop,
+                    "stored" if stored else "not stored")

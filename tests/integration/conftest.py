@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
+
+from api.auth import hash_key
 
 from spamq.local_services import REPO, start_api, start_redis, start_worker
 
@@ -39,9 +42,31 @@ def trained_model_dir(tmp_path_factory) -> Path:
     return out
 
 
+#: the API key every integration test sends (the services hold only its hash)
+API_KEY = "spamq-test-" + "k" * 32
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _send_api_key():
+    """Every ``requests`` call carries API_KEY unless it sets its own auth header."""
+    original = requests.Session.request
+
+    def request(self, method, url, *args, headers=None, **kwargs):
+        headers = dict(headers or {})
+        if not any(h.lower() in ("x-api-key", "authorization") for h in headers):
+            headers["X-API-Key"] = API_KEY
+        return original(self, method, url, *args, headers=headers, **kwargs)
+
+    requests.Session.request = request
+    yield
+    requests.Session.request = original
+
+
 @pytest.fixture(scope="session")
 def service_env(redis_url, trained_model_dir) -> dict[str, str]:
     return {
+        "SPAMQ_AUTH_REQUIRED": "true",
+        "SPAMQ_API_KEYS": hash_key(API_KEY),
         "SPAMQ_REDIS_URL": redis_url,
         "SPAMQ_MODEL_DIR": str(trained_model_dir),
         "SPAMQ_WORKER_HEARTBEAT_S": "0.5",

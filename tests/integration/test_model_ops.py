@@ -20,12 +20,14 @@ import pytest
 import redis
 import requests
 
+from api.auth import hash_key
 from spamq.artifacts import HdfsArtifactStore
 from spamq.jobs import JobStore
 from spamq.local_services import REPO, Process, start_api, start_redis, wait_until
 from spamq.registry import ModelRegistry
 from spamq.secrets import bootstrap_vault, mint_secret_id
 from spamq.settings import Settings
+from tests.integration.conftest import API_KEY
 from tests.models import make_random_model
 
 try:
@@ -104,6 +106,7 @@ def registry_env(redis_url: str, store: HdfsArtifactStore, cache: Path) -> dict[
         "SPAMQ_WORKER_HEARTBEAT_S": "0.5",
         "SPAMQ_MODEL_PULL_ATTEMPTS": "2",
         "SPAMQ_MODEL_PULL_BACKOFF_S": "0.2",
+        "SPAMQ_API_KEYS": hash_key(API_KEY),
     }
 
 
@@ -226,7 +229,7 @@ def test_api_and_worker_take_their_secrets_from_vault(
         root = bao.client()
         role_ids = bootstrap_vault(root, {
             "redis_url": private_redis, "hdfs_url": hdfs_url, "hdfs_user": "spamq",
-            "api_keys": "key-one,key-two",
+            "api_keys": f"key-one,key-two,{hash_key(API_KEY)}",
         })
 
         def env_for(service: str) -> dict[str, str]:

@@ -91,3 +91,20 @@ def test_bad_input_is_a_named_4xx_over_http(api_url):
                          headers={"Content-Type": "application/json"})
     assert resp.status_code == 400
     assert requests.get(api_url + "/v1/jobs/" + "0" * 32, timeout=5).status_code == 404
+
+
+def test_worker_and_api_log_lines_about_a_job_carry_its_id(api_url, services_dir):
+    created = requests.post(api_url + "/v1/jobs", json={"texts": SAMPLES}, timeout=5).json()
+    assert poll(api_url, created["status_url"])["status"] == "done"
+    tag = f"[job={created['id']}]"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        worker_lines = [ln for ln in (services_dir / "worker.log").read_text().splitlines()
+                        if tag in ln]
+        api_lines = [ln for ln in (services_dir / "api.log").read_text().splitlines()
+                     if tag in ln]
+        if worker_lines and api_lines:
+            break
+        time.sleep(0.2)
+    assert any("chunk 0 [0, 3) stored" in ln for ln in worker_lines), worker_lines
+    assert any("queued 3 texts in 1 chunks" in ln for ln in api_lines), api_lines

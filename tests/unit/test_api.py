@@ -148,3 +148,32 @@ def test_page_and_openapi_document_are_served(ctx):
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/predict", "/predict"} <= documented
     limits = doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
     assert limits["schema"]["properties"]["texts"]["maxItems"] == 10
+
+
+def test_metrics_report_requests_jobs_queues_and_workers(ctx):
+    import json as _json
+
+    client, store, _ = ctx
+    store.redis.lpush("spamq.bulk", _json.dumps({"headers": {"spamq_enqueued_at": 1.0}}))
+    client.post("/v1/jobs", json={"texts": ["a", "b"]})
+    client.post("/v1/jobs", json={"texts": []})
+    store.beat("w1", {"name": "w1", "model_version": "v9", "device": "cpu",
+                      "precision": "int8"}, ttl_s=5)
+    store.set_batch_stats("w1", {"batches": 4, "rows": 40, "max_rows": 16, "mean_rows": 10.0,
+                                 "fill": 0.8}, ttl_s=5)
+    text = client.get("/metrics").get_data(as_text=True)
+    lines = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+             for line in text.splitlines() if line and not line.startswith("#")}
+    assert lines['spamq_http_requests_total{endpoint="/v1/jobs",method="POST",status="202"}'] == 1
+    assert lines['spamq_http_requests_total{endpoint="/v1/jobs",method="POST",status="422"}'] == 1
+    assert lines['spamq_http_request_seconds_count{endpoint="/v1/jobs"}'] == 2
+    assert lines['spamq_jobs_total{event="submitted"}'] == 1
+    assert lines["spamq_jobs_in_flight"] == 1
+    assert lines['spamq_queue_depth{queue="spamq.bulk"}'] == 1
+    assert lines['spamq_queue_oldest_age_seconds{queue="spamq.bulk"}'] > 1e9  # since 1970
+    assert lines['spamq_queue_oldest_age_seconds{queue="spamq.interactive"}'] == 0
+    key = 'spamq_worker_model{device="cpu",model_version="v9",precision="int8",worker="w1"}'
+    assert lines[key] == 1
+    assert lines['spamq_worker_items_total{worker="w1"}'] == 40
+    assert lines['spamq_worker_batch_fill{worker="w1"}'] == 0.8
+    assert lines["spamq_redis_up"] == 1

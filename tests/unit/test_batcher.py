@@ -194,3 +194,27 @@ def test_same_predictions_as_the_runner_alone(random_model_dir):
     assert [p.spam_probability for p in got] == pytest.approx(
         [p.spam_probability for p in reference], abs=1e-5)
     assert [p.truncated for p in got] == [p.truncated for p in reference]
+
+
+def test_min_fill_keeps_long_rows_out_of_a_pass_of_short_ones():
+    runner = FakeRunner()
+    b = make(runner, max_batch_tokens=10_000, max_batch_size=64, max_wait_ms=0, min_fill=0.7)
+    texts = [" ".join(["w"] * n) for n in (2, 2, 3, 2, 40, 3, 41)]
+    try:
+        b.predict(texts)
+    finally:
+        b.close()
+    assert runner.batches == [[2, 2, 2, 3, 3], [40, 41]]
+    assert b.stats.as_dict()["fill"] > 0.9
+
+
+def test_bulk_passes_use_the_smaller_bulk_budget():
+    runner = FakeRunner()
+    b = make(runner, max_batch_tokens=100, bulk_max_batch_tokens=8, max_wait_ms=0)
+    try:
+        b.predict(["w w"] * 12, interactive=False)
+        b.predict(["w w"] * 12, interactive=True)
+    finally:
+        b.close()
+    assert runner.batches[:3] == [[2] * 4] * 3  # bulk: 4 rows x 2 tokens = the budget of 8
+    assert runner.batches[3] == [2] * 12  # interactive: one pass

@@ -1,0 +1,96 @@
+"""What keeps a chunk's scoring safe under faults: a per-attempt lease, deadlines, poison input.
+
+- Lease: the first attempt holds ``spamq:lease:<job>:<chunk>``; a copy of the message
+  redelivered while it is alive (Redis visibility timeout, celery#5935) waits for the holder's
+  results instead of scoring again. Results are still written once (HSETNX), whatever happens.
+- Deadline: a chunk picked up after its job's deadline is not scored; the job becomes expired.
+- Poison input: when a forward pass raises, the texts are split in halves and re-scored, down
+  to the one text that fails; that item gets an ``error`` result, the rest are scored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any
+
+from spamq.jobs import JobStore
+
+logger = logging.getLogger(__name__)
+
+_LEASE_POLL_S = 0.2
+
+
+@contextmanager
+def chunk_lease(store: JobStore, job_id: str, chunk: int, *, ttl_s: float) -> Iterator[bool]:
+    """Hold the chunk's lease; yields False if another attempt stored the results meanwhile."""
+    token = uuid.uuid4().hex
+    while not store.acquire_lease(job_id, chunk, token, ttl_s=ttl_s):
+        if store.chunk_stored(job_id, chunk):
+            logger.info("job %s: chunk %d already stored by another attempt", job_id, chunk)
+            yield False
+            return
+        time.sleep(_LEASE_POLL_S)  # the holder is alive: wait for its results or its lease to end
+    try:
+        yield not store.chunk_stored(job_id, chunk)
+    finally:
+        store.release_lease(job_id, chunk, token)
+
+
+def past_deadline(store: JobStore, job_id: str) -> bool:
+    """True (and the job marked expired) if the job's deadline has passed."""
+    deadline = store.deadline(job_id)
+    if deadline is None or time.time() <= deadline:
+        return False
+    if store.expire(job_id):
+        logger.info("job %s: deadline passed; expired", job_id)
+    return True
+
+
+def score_isolating_failures(scorer: Any, texts: list[str], future: Future, *,
+                             interactive: bool) -> tuple[list[dict[str, Any]], str]:
+    """Results of ``texts`` (``future`` is their pending forward pass) and the model version.
+
+    A failed pass is bisected down to the failing texts, which get an ``error`` result.
+    """
+    try:
+        predictions = future.result()
+        return [p.as_dict() for p in predictions], predictions[0].model_version
+    except Exception as exc:  # noqa: BLE001 - isolate the item that makes the model raise
+        if len(texts) == 1:
+            logger.warning("an item failed to score: %s: %s", type(exc).__name__, exc)
+            return [{"label": None, "spam_probability": None, "truncated": None,
+                     "model_version": None, "error": f"{type(exc).__name__}: {exc}"}], ""
+        logger.warning("a pass over %d texts failed (%s); bisecting", len(texts), exc)
+    mid = len(texts) // 2
+    halves = [texts[:mid], texts[mid:]]
+    futures = [scorer.submit(half, interactive=interactive) for half in halves]
+    results: list[dict[str, Any]] = []
+    version = ""
+    for half, fut in zip(halves, futures, strict=True):
+        part, part_version = score_isolating_failures(scorer, half, fut, interactive=interactive)
+        results.extend(part)
+        version = version or part_version
+    return results, version
+
+
+class PoisonScorer:
+    """TEST ONLY (``test_poison_marker``): a pass over a text holding the marker raises."""
+
+    def __init__(self, inner: Any, marker: str) -> None:
+        self._inner = inner
+        self._marker = marker
+
+    def expect(self):
+        return self._inner.expect()
+
+    def submit(self, texts: list[str], *, interactive: bool = True) -> Future:
+        if any(self._marker in t for t in texts):
+            failed: Future = Future()
+            failed.set_exception(ValueError("poison text (test_poison_marker)"))
+            return failed
+        return self._inner.submit(texts, interactive=interactive)
