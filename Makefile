@@ -19,11 +19,11 @@ venv: .venv/.installed
 	touch $@
 
 services:
-	bash scripts/redis.sh
+	bash scripts/need.sh redis-server=redis-server
 
 # What only the tests need: headless Chromium for the web page test.
 test-services: services
-	bash scripts/browser.sh
+	bash scripts/need.sh chromium=chromium chromedriver=chromium-driver
 
 run: venv services
 	bash scripts/run.sh

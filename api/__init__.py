@@ -10,7 +10,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from api.validation import InvalidRequest
-from spamq.jobs import JobStore
+from spamq.jobs import JobNotFound, JobStore
 from spamq.logs import configure_logging
 from spamq.queue import make_celery
 from spamq.service_secrets import load_service_secrets
@@ -63,6 +63,11 @@ def create_app(
     auth.install(app, settings=settings, keys=_key_ring(secrets, settings), store=store)
     limits.install(app, settings=settings, store=store)
     app.register_blueprint(web)
+
+    @app.errorhandler(JobNotFound)
+    def _no_job(exc: JobNotFound):
+        body = {"error": "not_found", "message": f"no job {exc.args[0]!r} (unknown or expired)"}
+        return jsonify(body), 404
 
     @app.errorhandler(InvalidRequest)
     def _invalid(exc: InvalidRequest):

@@ -132,7 +132,7 @@ def _existing(job_id: str):
         except JobNotFound:
             time.sleep(0.01)
     else:
-        return _not_found(job_id)
+        job = store.get(job_id)  # still missing: JobNotFound, 404
     missing = store.resume(job.id)  # only a failed job has chunks to re-send
     if missing:
         _send(job.id, missing, queue=job.queue)
@@ -179,17 +179,10 @@ def create_job():
     return jsonify(body), 202, {"Location": status_url}
 
 
-def _not_found(job_id: str):
-    return jsonify({"error": "not_found", "message": f"no job {job_id!r} (unknown or expired)"}), 404
-
-
 @bp.get("/v1/jobs/<job_id>")
 def get_job(job_id: str):
     store = _ctx()[1]
-    try:
-        job = store.get(job_id)
-    except JobNotFound:
-        return _not_found(job_id)
+    job = store.get(job_id)  # JobNotFound: 404 (api/__init__.py)
     return jsonify(_view(job, store))
 
 
@@ -197,11 +190,8 @@ def get_job(job_id: str):
 def cancel_job(job_id: str):
     """Stop the job's remaining chunks; results already stored stay readable."""
     store = _ctx()[1]
-    try:
-        cancelled = store.cancel(job_id)
-        job = store.get(job_id)
-    except JobNotFound:
-        return _not_found(job_id)
+    cancelled = store.cancel(job_id)  # JobNotFound: 404
+    job = store.get(job_id)
     if not cancelled:
         body = {"error": "conflict", "status": job.status,
                 "message": f"job {job_id} is already {job.status}"}
@@ -212,10 +202,7 @@ def cancel_job(job_id: str):
 @bp.get("/v1/jobs/<job_id>/rejected")
 def job_rejected(job_id: str):
     store = _ctx()[1]
-    try:
-        job = store.get(job_id)
-    except JobNotFound:
-        return _not_found(job_id)
+    job = store.get(job_id)  # JobNotFound: 404 (api/__init__.py)
     return jsonify({"id": job.id, "count": job.rejected, "rejected": store.rejected(job.id)})
 
 
@@ -246,10 +233,7 @@ def job_results(job_id: str):
     paged = fmt == "json"
     limit = int_param(request.args, "limit", default=100 if paged else None, low=1,
                       high=settings.results_page_max if paged else None)
-    try:
-        job = store.get(job_id)
-    except JobNotFound:
-        return _not_found(job_id)
+    job = store.get(job_id)  # JobNotFound: 404 (api/__init__.py)
     assert offset is not None
     stop = job.total if limit is None else min(job.total, offset + limit)
     if paged:

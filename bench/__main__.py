@@ -32,8 +32,9 @@ from spamq.local_services import start_api, start_redis, start_worker
 from spamq.settings import Settings
 
 
-def model_limit(model_dir: Path, texts: list[str], *, precision: str, threads: int
-                ) -> dict[str, Any]:
+def model_limit(model_dir: Path, texts: list[str], *, precision: str, threads: int,
+                device: str = "cpu", batch_size: int | None = None,
+                max_batch_tokens: int | None = None) -> dict[str, Any]:
     """(1) and the batch-1 time: the runner alone, in this process."""
     import torch
 
@@ -41,8 +42,9 @@ def model_limit(model_dir: Path, texts: list[str], *, precision: str, threads: i
 
     torch.set_num_threads(threads)
     s = Settings()
-    runner = BatchClassifier(model_dir, device="cpu", precision=precision,
-                             batch_size=s.batch_size, max_batch_tokens=s.batch_max_tokens)
+    runner = BatchClassifier(model_dir, device=device, precision=precision,
+                             batch_size=batch_size or s.batch_size,
+                             max_batch_tokens=max_batch_tokens or s.batch_max_tokens)
     runner.warm_up()
     runner.predict(texts[:256])
     batched = 0.0

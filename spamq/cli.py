@@ -234,10 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_score)
 
-    from spamq.ops_cli import add_models_parser, add_secrets_parser
+    from spamq.ops_cli import add_keys_parser, add_models_parser, add_secrets_parser
 
     add_models_parser(sub)
     add_secrets_parser(sub)
+    add_keys_parser(sub)
     return parser
 
 

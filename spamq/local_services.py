@@ -68,7 +68,7 @@ def start_redis(workdir: Path, *, port: int | None = None, aof: bool = False,
                 password: str | None = None) -> tuple[Process, str]:
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RuntimeError("redis-server not found: run `make services` or scripts/redis.sh install")
+        raise RuntimeError("redis-server not found: run `make services`")
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),

@@ -244,3 +244,54 @@ def add_secrets_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     check.add_argument("--service", choices=["api", "worker", "operator"], default="api")
     check.set_defaults(func=secrets_check)
     return p
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def _key_admin(args: argparse.Namespace) -> Any:
+    from spamq.api_keys_admin import KeyAdmin
+    from spamq.secrets import SecretError, VaultSecretSource, secret_source_from_settings
+
+    source = secret_source_from_settings(_settings(args), service="operator")
+    if not isinstance(source, VaultSecretSource):
+        raise SecretError("spamq keys manages the keys in Vault: set SPAMQ_VAULT_ADDR and an "
+                          "operator token or AppRole (SPAMQ_VAULT_ROLE_ID/SECRET_ID)")
+    return KeyAdmin(source)
+
+
+@_guard
+def keys_issue(args: argparse.Namespace) -> int:
+    issued = _key_admin(args).issue(args.name)
+    print(issued.key)  # the only time the key is shown: Vault keeps its hash
+    print(f"issued key id {issued.key_id}" + (f" ({issued.name})" if issued.name else "")
+          + "; store the key now, it is not shown again", file=sys.stderr)
+    return 0
+
+
+@_guard
+def keys_revoke(args: argparse.Namespace) -> int:
+    removed = _key_admin(args).revoke(args.key_id)
+    print(f"revoked {args.key_id} ({removed} key{'s' if removed != 1 else ''})")
+    return 0
+
+
+@_guard
+def keys_list(args: argparse.Namespace) -> int:
+    for kid, name in _key_admin(args).list():
+        print(f"{kid}\t{name or ''}".rstrip())
+    return 0
+
+
+def add_keys_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("keys", help="issue, revoke and list API keys (hashes in Vault)")
+    sub = p.add_subparsers(dest="keys_command", required=True)
+    issue = sub.add_parser("issue", help="make a new key; prints it once (Vault keeps its hash)")
+    issue.add_argument("--name", help="a label shown by `keys list`")
+    issue.set_defaults(func=keys_issue)
+    revoke = sub.add_parser("revoke", help="remove a key by its id (16 hex digits)")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=keys_revoke)
+    ls = sub.add_parser("list", help="key ids and names (never keys)")
+    ls.set_defaults(func=keys_list)
+    return p

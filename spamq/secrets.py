@@ -268,6 +268,12 @@ class VaultSecretSource(SecretSource):
                 raise self._error("looking up the token (auth/token/lookup-self)", exc) from exc
             return TokenStatus(data["accessor"], int(data["ttl"]), bool(data["renewable"]))
 
+    def authenticated_client(self) -> hvac.Client:
+        """The hvac client, logged in: for the operator's writes (``spamq keys``)."""
+        with self._lock:
+            self._ensure_auth()
+            return self._client
+
     def _token_valid(self) -> bool:
         import hvac.exceptions as hx
 

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     worker_pool: Literal["solo", "prefork", "threads"] = "threads"
     worker_concurrency: int = Field(default=32, ge=1, description="tasks in flight per worker")
     # Dynamic batching (worker/batcher.py): one forward pass serves many tasks.
+    batch_fit_gpu: bool = Field(default=True, description="on CUDA: size passes to GPU memory")
     batch_max_tokens: int = Field(default=1024, ge=64, description="rows x padded width per pass")
     batch_max_wait_ms: float = Field(default=2.0, ge=0, description="longest a row waits for company")
     batch_bulk_max_tokens: int = Field(default=256, ge=16,

@@ -151,7 +151,12 @@ def _start_batcher(state: WorkerState) -> Batcher:
         assert state.runner is not None
         return state.runner  # read per batch, so a hot-swapped model is picked up
 
-    batcher = Batcher(runner, max_batch_tokens=s.batch_max_tokens, max_batch_size=s.batch_size,
+    max_tokens, max_rows = s.batch_max_tokens, s.batch_size
+    if state.runner is not None and state.runner.device.type == "cuda" and s.batch_fit_gpu:
+        from worker.gpu import fit_batch_to_gpu
+
+        max_tokens, max_rows = fit_batch_to_gpu(state.runner)
+    batcher = Batcher(runner, max_batch_tokens=max_tokens, max_batch_size=max_rows,
                       max_wait_ms=s.batch_max_wait_ms, min_fill=s.batch_min_fill,
                       bulk_max_batch_tokens=s.batch_bulk_max_tokens)
 

@@ -44,6 +44,8 @@ def trained_model_dir(tmp_path_factory) -> Path:
 
 #: the API key every integration test sends (the services hold only its hash)
 API_KEY = "spamq-test-" + "k" * 32
+#: a second accepted key: another owner (job fencing tests)
+API_KEY_2 = "spamq-test-" + "q" * 32
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,7 +68,7 @@ def _send_api_key():
 def service_env(redis_url, trained_model_dir) -> dict[str, str]:
     return {
         "SPAMQ_AUTH_REQUIRED": "true",
-        "SPAMQ_API_KEYS": hash_key(API_KEY),
+        "SPAMQ_API_KEYS": f"{hash_key(API_KEY)},{hash_key(API_KEY_2)}",
         "SPAMQ_REDIS_URL": redis_url,
         "SPAMQ_MODEL_DIR": str(trained_model_dir),
         "SPAMQ_WORKER_HEARTBEAT_S": "0.5",

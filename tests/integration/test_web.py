@@ -20,7 +20,7 @@ def browser(tmp_path_factory):
     chromium = shutil.which("chromium")
     driver_path = shutil.which("chromedriver")
     if not (chromium and driver_path):
-        raise RuntimeError("chromium and chromium-driver are needed: run scripts/browser.sh")
+        raise RuntimeError("chromium and chromium-driver are needed: run `make test-services`")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
