@@ -260,7 +260,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
-    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default=None)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default=None)
     parser.add_argument("--texts", type=int, default=3000, help="distinct SMS texts used")
     parser.add_argument("--study-texts", type=int, default=150)
     parser.add_argument("--seconds", type=float, default=4.0, help="per latency measurement")

@@ -79,6 +79,8 @@ class BatchClassifier:
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.device = pick_device(device)
+        if precision == "auto":
+            precision = "int8" if self.device.type == "cpu" else "bf16"
         self.precision = precision
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -71,7 +71,7 @@ class WorkerState:
                 "name": self.name,
                 "model_version": runner.version if runner else None,
                 "device": str(runner.device) if runner else None,
-                "precision": self.settings.precision,
+                "precision": runner.precision if runner else None,
                 "at": time.time(),
                 **lifecycle.heartbeat_extra(),
         }
