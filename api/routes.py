@@ -14,7 +14,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from api.limits import deadline_from_request
+from api.store_input import read_store_input
 from api.validation import InvalidRequest, int_param, parse_texts, parse_upload, upload_format
+from spamq import bulk_io
 from spamq.jobs import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.queue import SCORE_CHUNK
 from spamq.settings import Settings
@@ -55,11 +57,13 @@ def _send(job_id: str, plan: list[Chunk], *, queue: str) -> None:
 
 
 def _submit(texts: list[str], *, queue: str, rejected: list[dict[str, Any]] | None = None,
-            rows: list[int] | None = None, idempotency_key: str | None = None) -> Job:
+            rows: list[int] | None = None, idempotency_key: str | None = None,
+            output: str = "") -> Job:
     settings, store, _ = _ctx()
     job, plan = store.create(texts, chunk_size=settings.chunk_size, queue=queue,
                              rejected=rejected, rows=rows, idempotency_key=idempotency_key,
-                             owner=g.get("spamq_owner"), deadline=deadline_from_request(settings))
+                             owner=g.get("spamq_owner"), deadline=deadline_from_request(settings),
+                             output=output)
     _send(job.id, plan, queue=queue)
     logger.info("queued %d texts in %d chunks on %s", job.total, len(plan), queue,
                 extra={"job_id": job.id})
@@ -105,6 +109,7 @@ def _view(job: Job, store: JobStore) -> dict[str, Any]:
         "finished_at": _iso(job.finished_at),
         "model_version": job.model_version,
         "error": job.error,
+        "output": job.output or None,
     }
     if job.status == "done" and job.total <= settings.max_texts_per_request:
         view["results"] = store.results(job.id)  # small jobs inline; any job: results_url
@@ -161,18 +166,25 @@ def create_job():
     key = _idempotency_key()
     if key is not None and (job_id := store.job_for_key(key)):
         return _existing(job_id)
+    output, artifacts = "", None
     if request.mimetype == "multipart/form-data":
         texts, rows, rejected = _upload()
     else:
         if (request.content_length or 0) > settings.max_body_bytes:
             raise InvalidRequest(None, f"a JSON body may have at most {settings.max_body_bytes} "
                                  "bytes; upload a file for more", status=413)
-        texts, rows, rejected = _texts("texts"), None, []
+        payload = _json_body()
+        if isinstance(payload, dict) and "hdfs_input" in payload:  # a file in the artifact store
+            texts, rows, rejected, output, artifacts = read_store_input(payload, settings)
+        else:
+            texts, rows, rejected = _texts("texts"), None, []
     try:
         job = _submit(texts, queue=_queue_for(len(texts)), rejected=rejected, rows=rows,
-                      idempotency_key=key)
+                      idempotency_key=key, output=output)
     except DuplicateJob as dup:  # a concurrent submission with the same key won
         return _existing(dup.job_id)
+    if output and artifacts is not None and job.chunks_total == 0:  # no worker will finish it
+        bulk_io.write_markers(artifacts, store, job, retry=bulk_io.retry_options(settings))
     status_url = url_for("spamq.get_job", job_id=job.id)
     body = {"id": job.id, "status": job.status, "status_url": status_url,
             "total": job.total, "rejected": job.rejected}

@@ -61,6 +61,10 @@ class ArtifactStore(ABC):
     @abstractmethod
     def exists(self, path: str) -> bool: ...
 
+    def size(self, path: str) -> int | None:
+        """Bytes in the file at ``path``; None when it is missing or not a file."""
+        raise NotImplementedError
+
     @abstractmethod
     def read_bytes(self, path: str) -> bytes: ...
 
@@ -140,6 +144,10 @@ class LocalArtifactStore(ArtifactStore):
 
     def exists(self, path: str) -> bool:
         return self._p(path).exists()
+
+    def size(self, path: str) -> int | None:
+        p = self._p(path)
+        return p.stat().st_size if p.is_file() else None
 
     def read_bytes(self, path: str) -> bytes:
         try:
@@ -264,6 +272,10 @@ class HdfsArtifactStore(ArtifactStore):
 
     def exists(self, path: str) -> bool:
         return self._status(path) is not None
+
+    def size(self, path: str) -> int | None:
+        st = self._status(path)
+        return int(st["length"]) if st is not None and st["type"] == "FILE" else None
 
     def read_bytes(self, path: str) -> bytes:
         with self._errors("read", path), self._client.read(self._p(path)) as reader:

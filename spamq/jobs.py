@@ -7,6 +7,7 @@ Keys (all expire after the configured retention):
   spamq:job:<id>:finished  list: one element pushed when the job ends (BLPOP to wait)
   spamq:job:<id>:rejected  list: JSON {row, reason} of input rows refused before scoring
   spamq:job:<id>:rows      list: input row number of each scored text (only if rows were refused)
+  spamq:job:<id>:parts     set: chunk indices whose output part file is written (bulk I/O)
   spamq:idem:<key>         the job id created for an Idempotency-Key
 
 Results are written by a Lua script that stores a chunk only if it is not stored yet
@@ -48,7 +49,10 @@ if redis.call('HGET', KEYS[1], 'started_at') == '' then
 end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
+local output = redis.call('HGET', KEYS[1], 'output')
+-- a job with an output directory is done once every part file is written (_PART_WRITTEN)
 if chunks == tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
+   and (output == false or output == '')
    and status ~= 'failed' and status ~= 'cancelled' and status ~= 'expired' then
   redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', ARGV[5])
   redis.call('HINCRBY', 'spamq:stats:jobs', 'done', 1)
@@ -104,6 +108,28 @@ return 1
 """
 
 
+# KEYS: job, parts, finished. ARGV: chunk index, ttl, now.
+# 1 when every chunk's part is written and the job is done. A resumed job whose chunks were
+# all stored (only part files were missing) becomes done here: no store_chunk will finish it.
+_PART_WRITTEN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
+if redis.call('SCARD', KEYS[2]) < total then return 0 end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'running' and tonumber(redis.call('HGET', KEYS[1], 'chunks_done')) == total then
+  redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', ARGV[3])
+  redis.call('HINCRBY', 'spamq:stats:jobs', 'done', 1)
+  redis.call('RPUSH', KEYS[3], 'done')
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+  return 1
+end
+if status == 'done' then return 1 end
+return 0
+"""
+
+
 # KEYS: lease. ARGV: token. Delete the lease only if this attempt still holds it.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -151,6 +177,7 @@ class Job:
     rejected: int = 0
     owner: str | None = None  # the API key id that submitted it
     deadline: float | None = None  # epoch seconds; chunks not scored by then are skipped
+    output: str = ""  # artifact-store directory the worker writes part files to ('' = none)
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> Job:
@@ -175,6 +202,7 @@ class Job:
             rejected=int(raw.get("rejected") or 0),
             owner=raw.get("owner") or None,
             deadline=ts("deadline"),
+            output=raw.get("output") or "",
         )
 
     @property
@@ -206,6 +234,7 @@ class JobStore:
         self._cancel = client.register_script(_CANCEL)
         self._resume = client.register_script(_RESUME)
         self._release = client.register_script(_RELEASE)
+        self._part_written = client.register_script(_PART_WRITTEN)
 
     @staticmethod
     def _keys(job_id: str) -> tuple[str, str, str, str]:
@@ -261,11 +290,13 @@ class JobStore:
         idempotency_key: str | None = None,
         owner: str | None = None,
         deadline: float | None = None,
+        output: str = "",
     ) -> tuple[Job, list[Chunk]]:
         """Store a new queued job with its texts; return it and its chunk plan.
 
         ``rejected`` lists input rows refused before scoring ({row, reason}); ``rows`` gives the
         input row number of each text. With ``idempotency_key`` already used: DuplicateJob.
+        ``output``: a directory of the artifact store that workers write the results to.
         """
         job_id = secrets.token_hex(16)  # 128 random bits: unguessable
         job_key, texts_key, _, _ = self._keys(job_id)
@@ -292,6 +323,7 @@ class JobStore:
             "rejected": len(rejected or []),
             "owner": owner or "",
             "deadline": repr(deadline) if deadline is not None else "",
+            "output": output,
         }
         pipe = self._r.pipeline(transaction=True)
         for i in range(0, len(texts), _TEXT_SLICE):
@@ -387,7 +419,23 @@ class JobStore:
             return []
         self._resume(keys=[PREFIX + job_id, self._keys(job_id)[3]])
         plan = chunk_plan(job.total, job.chunk_size)
-        return [plan[i] for i in self.missing_chunks(job_id)]
+        missing = set(self.missing_chunks(job_id))
+        if job.output:  # stored, but its part file never written (an output write failed)
+            written = {int(i) for i in self._r.smembers(PREFIX + job_id + ":parts")}
+            missing |= {i for i in range(job.chunks_total) if i not in written}
+        return [plan[i] for i in sorted(missing)]
+
+    def output(self, job_id: str) -> str:
+        """The job's output directory ('' when it has none, or there is no such job)."""
+        value = self._r.hget(PREFIX + job_id, "output")
+        return (value.decode() if isinstance(value, bytes) else value) or ""
+
+    def part_written(self, job_id: str, chunk: int) -> bool:
+        """Record chunk's part file as written; True when every part is and the job is done."""
+        outcome = self._part_written(
+            keys=[PREFIX + job_id, PREFIX + job_id + ":parts", self._keys(job_id)[3]],
+            args=[chunk, self._ttl, repr(time.time())])
+        return outcome == 1
 
     def rejected(self, job_id: str) -> list[dict[str, Any]]:
         return [json.loads(v) for v in self._r.lrange(PREFIX + job_id + ":rejected", 0, -1)]

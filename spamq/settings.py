@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     prediction_log_max_age_s: float = Field(default=60.0, gt=0)
     prediction_log_root: str = "predictions"
 
+    # --- Bulk I/O (spamq/bulk_io.py): jobs reading/writing files in the artifact store ---
+    output_write_attempts: int = Field(default=5, ge=1, description="tries of one part write")
+    output_write_backoff_s: float = Field(default=0.5, ge=0, description="first retry delay, doubled")
+    output_write_backoff_max_s: float = Field(default=8.0, ge=0)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

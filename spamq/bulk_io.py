@@ -1,0 +1,102 @@
+"""Jobs whose input and output are files in the artifact store (HDFS, or the local store).
+
+Input: the API reads ``hdfs_input`` and parses it like an upload. Output: every stored chunk
+becomes ``<output>/part-<index:05d>.jsonl`` (written to a temporary name, then renamed: a
+reader never sees half a part); when the last part is written, ``_REJECTED.jsonl`` and then
+``_SUCCESS`` (JSON counts) are written. Input rows = rows in the parts + rejected rows.
+
+Paths are store paths: a leading "/" is dropped, so "/data/in.csv" is ``data/in.csv`` under
+the store's root (``hdfs_root`` for HDFS); ".." is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import Any
+
+from spamq.artifacts import ArtifactError, ArtifactStore, _clean
+from spamq.jobs import Job, JobStore
+
+logger = logging.getLogger(__name__)
+
+SUCCESS = "_SUCCESS"
+REJECTED = "_REJECTED.jsonl"
+
+
+def store_path(path: str) -> str:
+    """A user-given path as a store path (ValueError if it is empty or escapes the root)."""
+    rel = _clean(path.lstrip("/")) if isinstance(path, str) else ""
+    if not rel:
+        raise ValueError("an empty path or the store root itself")
+    return rel
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.jsonl"
+
+
+def part_path(output: str, index: int) -> str:
+    return str(PurePosixPath(output) / part_name(index))
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def chunk_rows(store: JobStore, job: Job, start: int, stop: int) -> list[dict[str, Any]]:
+    """The stored results of texts ``[start, stop)`` as output rows (the results API's rows)."""
+    found = store.results_range(job, start, stop)
+    rows = store.rows(job.id, start, stop)
+    return [{"row": rows[pos - start], **r} for pos, r in found]
+
+
+def write_retrying(artifacts: ArtifactStore, path: str, data: bytes, *, attempts: int,
+                   backoff_s: float, backoff_max_s: float,
+                   sleep: Callable[[float], None] = time.sleep) -> None:
+    """Atomic write (temp + rename), retried with bounded exponential backoff on store errors."""
+    delay = backoff_s
+    for attempt in range(1, attempts + 1):
+        try:
+            artifacts.write_bytes_atomic(path, data)
+            return
+        except ArtifactError as exc:
+            if attempt == attempts:
+                raise
+            logger.warning("write %s failed (attempt %d/%d): %s; retrying in %.2fs",
+                           path, attempt, attempts, exc, delay)
+            sleep(delay)
+            delay = min(delay * 2, backoff_max_s)
+
+
+def write_part(artifacts: ArtifactStore, store: JobStore, job_id: str, index: int, start: int,
+               stop: int, *, retry: dict[str, float]) -> None:
+    """Write chunk ``index``'s part file; the last part of a done job also writes the markers."""
+    job = store.get(job_id)
+    if not job.output:
+        return
+    rows = chunk_rows(store, job, start, stop)
+    write_retrying(artifacts, part_path(job.output, index), _jsonl(rows), **retry)
+    if store.part_written(job_id, index):
+        write_markers(artifacts, store, store.get(job_id), retry=retry)
+
+
+def write_markers(artifacts: ArtifactStore, store: JobStore, job: Job, *,
+                  retry: dict[str, float]) -> None:
+    """``_REJECTED.jsonl``, then ``_SUCCESS``: its presence means the output is complete."""
+    write_retrying(artifacts, str(PurePosixPath(job.output) / REJECTED),
+                   _jsonl(store.rejected(job.id)), **retry)
+    success = {"job_id": job.id, "input_rows": job.input_rows, "output_rows": job.total,
+               "rejected_rows": job.rejected}
+    write_retrying(artifacts, str(PurePosixPath(job.output) / SUCCESS),
+                   json.dumps(success).encode(), **retry)
+    logger.info("job %s: output complete in %s/%s", job.id, artifacts.describe(), job.output)
+
+
+def retry_options(settings: Any) -> dict[str, float]:
+    return {"attempts": settings.output_write_attempts,
+            "backoff_s": settings.output_write_backoff_s,
+            "backoff_max_s": settings.output_write_backoff_max_s}
