@@ -35,8 +35,8 @@ def create_app(
     send_task: Any = None,
 ) -> Flask:
     """Build the app. ``store`` and ``send_task`` may be handed in (tests); nothing connects here."""
-    from api.routes import bp
     from api import auth, limits, metrics
+    from api.routes import bp
     from api.web import web
 
     configure_logging()

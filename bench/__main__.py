@@ -18,7 +18,6 @@ import argparse
 import csv
 import io
 import os
-import statistics
 import tempfile
 import threading
 import time

@@ -4,6 +4,9 @@ Input: the API reads ``hdfs_input`` and parses it like an upload. Output: every 
 becomes ``<output>/part-<index:05d>.jsonl`` (written to a temporary name, then renamed: a
 reader never sees half a part); when the last part is written, ``_REJECTED.jsonl`` and then
 ``_SUCCESS`` (JSON counts) are written. Input rows = rows in the parts + rejected rows.
+Such a job becomes ``done`` only when every part is written (spamq/jobs.py _PART_WRITTEN),
+``_SUCCESS`` follows just after; a part write that fails after its retries fails the job,
+and a resubmission with the same Idempotency-Key re-sends the chunks whose part is missing.
 
 Paths are store paths: a leading "/" is dropped, so "/data/in.csv" is ``data/in.csv`` under
 the store's root (``hdfs_root`` for HDFS); ".." is refused.

@@ -12,7 +12,6 @@ import pytest
 import requests
 
 from api.auth import hash_key
-
 from spamq.local_services import REPO, start_api, start_redis, start_worker
 
 
