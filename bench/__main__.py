@@ -112,6 +112,32 @@ def clients(base: str, texts: list[str], *, n: int, seconds: float) -> dict[str,
             "clients": n}
 
 
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by every live process of a process group."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ... utime stime
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def cpu_profile(groups: dict[str, int], run) -> tuple[Any, dict[str, float]]:
+    """Run ``run()``; where the CPU went meanwhile: seconds per process group and this process."""
+    before = {name: group_cpu_s(pgid) for name, pgid in groups.items()}
+    own = os.times()
+    result = run()
+    own_after = os.times()
+    used = {name: group_cpu_s(pgid) - before[name] for name, pgid in groups.items()}
+    used["bench clients (this process)"] = (own_after.user + own_after.system
+                                           - own.user - own.system)
+    return result, used
+
+
 def csv_upload(texts: list[str]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -188,7 +214,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             clients(base, texts, n=8, seconds=1.0)  # warm connections and caches
             for n in (1, 8, 32):
                 print(f"(3) {n} clients ...", flush=True)
-                r[f"clients_{n}"] = clients(base, texts, n=n, seconds=args.seconds)
+                r[f"clients_{n}"], cpu = cpu_profile(
+                    {"API (gunicorn)": api.proc.pid, "worker (celery + model)": worker.proc.pid,
+                     "redis-server": redis_proc.proc.pid},
+                    lambda n=n: clients(base, texts, n=n, seconds=args.seconds))
+                done = r[f"clients_{n}"]["msgs_per_s"] * args.seconds
+                r[f"clients_{n}"]["cpu_ms_per_request"] = {
+                    k: round(v * 1000 / max(done, 1), 2) for k, v in cpu.items()}
             r["batching_after_latency_runs"] = batch_stats(redis_url)
             n_bulk = int(min(max(r["limit"]["msgs_per_s"] * args.bulk_seconds, 2000), 200_000))
             bulk_texts = (texts * (n_bulk // len(texts) + 1))[:n_bulk]
@@ -251,6 +283,10 @@ def print_table(r: dict[str, Any]) -> None:
             return f"{x:>9.1f}" if isinstance(x, float | int) else f"{'':>9}"
         print(f"{label:<44}{f('msgs_per_s')}{f('p50_ms')}{f('p95_ms')}{f('p99_ms')}")
     print(f"batching (worker counters): {r['batching_after_latency_runs']}")
+    for n in (1, 8, 32):
+        shares = r[f"clients_{n}"].get("cpu_ms_per_request", {})
+        print(f"CPU ms per request, {n} client(s): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in shares.items()))
     for name, value, ok in targets(r):
         print(f"  {'MET ' if ok else 'MISS'}  {name:<34} {value}")
 
