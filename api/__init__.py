@@ -48,12 +48,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_upload_bytes)
     app.json.sort_keys = False
     if store is None:
-        client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-        )
-        store = JobStore(client, ttl_s=settings.job_ttl_s)
+        store = JobStore.from_settings(settings)
     if send_task is None:
         send_task = make_celery(settings).send_task
     app.extensions["spamq"] = {"settings": settings, "store": store, "send_task": send_task,

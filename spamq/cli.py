@@ -70,15 +70,12 @@ def _worker_ready(args: argparse.Namespace) -> int:
     """Exit 0 when a worker on this host has a loaded model (a container healthcheck)."""
     import socket
 
-    import redis
-
     from spamq.jobs import JobStore
     from spamq.service_secrets import load_service_secrets
 
     s = load_service_secrets(get_settings(), service="worker").settings
-    client = redis.Redis.from_url(s.redis_url, socket_timeout=s.redis_timeout_s)
     host = socket.gethostname()
-    alive = [w for w in JobStore(client, ttl_s=s.job_ttl_s).workers()
+    alive = [w for w in JobStore.from_settings(s).workers()
              if str(w.get("name", "")).startswith(host) and w.get("model_version")]
     print(f"{len(alive)} ready worker process(es) on {host}")
     return 0 if alive else 1

@@ -24,6 +24,8 @@ from typing import Any
 
 import redis
 
+from spamq.settings import Settings
+
 PREFIX = "spamq:job:"
 WORKER_PREFIX = "spamq:worker:"
 IDEM_PREFIX = "spamq:idem:"
@@ -240,6 +242,16 @@ class JobStore:
     def _keys(job_id: str) -> tuple[str, str, str, str]:
         base = PREFIX + job_id
         return base, base + ":texts", base + ":results", base + ":finished"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobStore:
+        """The store on the settings' Redis, with their timeouts. Connects to nothing yet."""
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+        )
+        return cls(client, ttl_s=settings.job_ttl_s)
 
     @property
     def redis(self) -> redis.Redis:

@@ -32,12 +32,7 @@ class WorkerState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-        )
-        self.store = JobStore(self.redis, ttl_s=settings.job_ttl_s)
+        self.store = JobStore.from_settings(settings)
         self.runner: BatchClassifier | None = None
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()

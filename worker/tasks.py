@@ -102,11 +102,12 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
     state = get_state()
     queue = (self.request.delivery_info or {}).get("routing_key")
     interactive = queue != state.settings.bulk_queue
+    chunk = Chunk(index, start, stop)
     with job_context(job_id):
         try:
-            stored = score_chunk(state.store, _scorer(state), job_id, Chunk(index, start, stop),
+            stored = score_chunk(state.store, _scorer(state), job_id, chunk,
                                  interactive=interactive, lease_s=state.settings.chunk_lease_s)
-            _write_output(state, job_id, Chunk(index, start, stop), stored=stored)
+            _write_output(state, job_id, chunk, stored=stored)
         except redis.RedisError as exc:
             # Redis is unreachable (restarting?): not the job's fault. Hand the message back;
             # if even that fails, it stays unacked and comes back after the visibility timeout.
