@@ -273,7 +273,7 @@ class JobStore:
         keys = sorted(self._r.scan_iter(match=BATCH_STATS_PREFIX + "*", count=100))
         values = self._r.mget(keys) if keys else []
         return {
-            (k.decode() if isinstance(k, bytes) else k)[len(BATCH_STATS_PREFIX):]: json.loads(v)
+            _str(k)[len(BATCH_STATS_PREFIX):]: json.loads(v)
             for k, v in zip(keys, values, strict=True) if v is not None
         }
 
@@ -361,16 +361,16 @@ class JobStore:
 
     def texts(self, job_id: str, start: int, stop: int) -> list[str]:
         values = self._r.lrange(self._keys(job_id)[1], start, stop - 1)
-        return [v.decode() if isinstance(v, bytes) else v for v in values]
+        return [_str(v) for v in values]
 
     def job_for_key(self, idempotency_key: str) -> str | None:
         """The job id created for ``idempotency_key``, if any."""
         value = self._r.get(IDEM_PREFIX + idempotency_key)
-        return value.decode() if isinstance(value, bytes) else value
+        return _str(value)
 
     def status(self, job_id: str) -> str | None:
         value = self._r.hget(PREFIX + job_id, "status")
-        return value.decode() if isinstance(value, bytes) else value
+        return _str(value)
 
     def cancel(self, job_id: str) -> bool:
         """Mark the job cancelled (its remaining chunks are skipped); False if already over."""
@@ -390,7 +390,7 @@ class JobStore:
     def owner(self, job_id: str) -> str | None:
         """The key id that submitted the job ('' if none; None if there is no such job)."""
         value = self._r.hget(PREFIX + job_id, "owner")
-        return value.decode() if isinstance(value, bytes) else value
+        return _str(value)
 
     def deadline(self, job_id: str) -> float | None:
         value = self._r.hget(PREFIX + job_id, "deadline")
@@ -440,7 +440,7 @@ class JobStore:
     def output(self, job_id: str) -> str:
         """The job's output directory ('' when it has none, or there is no such job)."""
         value = self._r.hget(PREFIX + job_id, "output")
-        return (value.decode() if isinstance(value, bytes) else value) or ""
+        return _str(value) or ""
 
     def part_written(self, job_id: str, chunk: int) -> bool:
         """Record chunk's part file as written; True when every part is and the job is done."""
@@ -482,8 +482,8 @@ class JobStore:
         self._start(keys=[PREFIX + job_id], args=[repr(time.time())], client=pipe)
         pipe.lrange(self._keys(job_id)[1], start, stop - 1)
         status, _, values = pipe.execute()
-        status = status.decode() if isinstance(status, bytes) else status
-        return status, [v.decode() if isinstance(v, bytes) else v for v in values]
+        status = _str(status)
+        return status, [_str(v) for v in values]
 
     def mark_running(self, job_id: str) -> None:
         self._start(keys=[PREFIX + job_id], args=[repr(time.time())])
@@ -531,8 +531,10 @@ class JobStore:
         return job
 
 
+def _str(value: Any) -> Any:
+    """A Redis reply as text (the client may be set to return bytes or str)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _decode(raw: dict[Any, Any]) -> dict[str, str]:
-    return {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-        for k, v in raw.items()
-    }
+    return {_str(k): _str(v) for k, v in raw.items()}
