@@ -33,6 +33,8 @@ BATCH_STATS_PREFIX = "spamq:batching:"
 # Counts of job events (submitted, done, failed, cancelled) for /metrics. The Lua scripts
 # name it literally: spamq runs on one Redis, not a cluster.
 STATS_KEY = "spamq:stats:jobs"
+# Jobs with chunks still to score, for the worker's stall sweeper (worker/sweeper.py).
+ACTIVE_KEY = "spamq:jobs:active"
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 EXPIRED = "expired"  # its deadline passed before every chunk was scored
 LEASE_PREFIX = "spamq:lease:"
@@ -350,6 +352,8 @@ class JobStore:
         pipe.hset(job_key, mapping=fields)
         pipe.expire(job_key, self._ttl)
         pipe.hincrby(STATS_KEY, "submitted", 1)
+        if plan:
+            pipe.sadd(ACTIVE_KEY, job_id)
         pipe.execute()
         return Job.from_hash({k: str(v) for k, v in fields.items()}), plan
 
@@ -417,6 +421,12 @@ class JobStore:
 
     def chunk_stored(self, job_id: str, chunk: int) -> bool:
         return bool(self._r.hexists(self._keys(job_id)[2], chunk))
+
+    def active_jobs(self) -> list[str]:
+        return sorted(_str(v) for v in self._r.smembers(ACTIVE_KEY))
+
+    def forget_active(self, job_id: str) -> None:
+        self._r.srem(ACTIVE_KEY, job_id)
 
     def missing_chunks(self, job_id: str) -> list[int]:
         """Chunk indices whose results are not stored yet."""

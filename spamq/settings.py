@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     worker_heartbeat_s: float = Field(default=2.0, gt=0)
     # Redis broker: an unacked message comes back after this (a killed worker's chunks).
     broker_visibility_timeout_s: int = Field(default=3600, ge=1)
+    # A job whose stored chunks have not moved for this long gets its missing chunks re-sent
+    # (worker/sweeper.py); 0 turns the sweeper off.
+    stall_resend_s: float = Field(default=600.0, ge=0)
     chunk_lease_s: float = Field(default=60.0, gt=0, description="one attempt's hold on a chunk; > a chunk's scoring time")
     # TEST ONLY: a text containing this marker makes scoring raise (poison-input tests).
     test_poison_marker: str | None = None

@@ -44,6 +44,7 @@ def stack(tmp_path_factory, trained_model_dir):
         "SPAMQ_TEST_POISON_MARKER": POISON, "SPAMQ_MAX_QUEUE_DEPTH": "40",
         "SPAMQ_REDIS_TIMEOUT_S": "1", "SPAMQ_MAX_TEXTS_PER_REQUEST": "5000",
         "SPAMQ_WORKER_CONCURRENCY": "4", "SPAMQ_BULK_MAX_IN_FLIGHT": "1000",
+        "SPAMQ_STALL_RESEND_S": "15",  # kombu can lose a message popped at the kill (sweeper)
     }
     s = {"root": root, "port": port, "url": url, "env": env, "redis": redis_proc}
     s["worker"] = start_worker(env, log=root / "worker-1.log", name="f1")
