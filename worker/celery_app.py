@@ -24,6 +24,7 @@ from worker import lifecycle, state
 logger = logging.getLogger(__name__)
 
 app = make_celery(get_settings(), include=["worker.tasks"])
+app.conf.broker_transport = "worker.broker:Transport"  # survives a Redis restart (see there)
 
 
 @worker_init.connect

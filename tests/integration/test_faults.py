@@ -76,8 +76,9 @@ def store_of(stack) -> JobStore:
 
 
 def wait_done(stack, job_id: str, timeout: float = 120) -> None:
-    store = store_of(stack)
-    wait_until(lambda: store.get(job_id).finished, timeout=timeout, what=f"job {job_id}")
+    store, worker = store_of(stack), stack["worker"]  # a worker that died fails the wait at once
+    wait_until(lambda: store.get(job_id).finished, timeout=timeout, what=f"job {job_id}",
+               proc=worker.proc, log=worker.log)
 
 
 def audit(stack, job_id: str) -> list[dict]:
