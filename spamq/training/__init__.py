@@ -13,6 +13,13 @@ from typing import Any
 from spamq.training_io import add_io_arguments, data_ref, prepare_args, publish_from_args
 
 
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {n}")
+    return n
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``spamq train`` flags. Defaults of None mean "from Settings / per-mode default"."""
     parser.add_argument("--data", type=data_ref, default=None,
@@ -28,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None,
                         help="AdamW peak learning rate; default 8e-5 (pretrained) / 2e-3 (scratch)")
     parser.add_argument("--seed", type=int, default=13, help="split, augmentation and init seed")
+    parser.add_argument("--runs", type=_positive, default=1,
+                        help="fine-tunes from the same start (data order and dropout seeds "
+                             "seed, seed+1, ...); with 2 or more, their weight averages (model "
+                             "soups) compete too; the best on validation is kept (default 1)")
     parser.add_argument("--max-train-length", type=int, default=128,
                         help="truncation while training (evaluation uses Settings().max_length)")
     parser.add_argument("--augment-factor", type=int, default=2,
@@ -65,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         augment_factor=args.augment_factor,
         class_weights=args.class_weights,
         threads=args.threads,
+        runs=args.runs,
         progress=not args.no_progress,
     )
     b = metrics["baseline"]

@@ -97,6 +97,122 @@ def _atomic_replace(tmp_dir: Path, out_dir: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
+def _copy_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _validate(model, val_seqs, val_y, pad_id) -> dict[str, float]:
+    """Spam F1 at its best threshold, average precision and loss on the validation split."""
+    scores, loss = _scores_and_loss(predict_scores(model, val_seqs, pad_id), val_y)
+    t = report.choose_threshold(val_y, scores)
+    m = report.classification_metrics(val_y, scores, t)
+    return {"val_spam_f1": m["spam_f1"], "val_average_precision": m["average_precision"],
+            "val_loss": loss, "val_threshold": t}
+
+
+def _val_key(v: dict[str, float]) -> tuple[float, float, float]:
+    return (v["val_spam_f1"], v["val_average_precision"] or 0.0, -v["val_loss"])
+
+
+def _fine_tune(model, *, train_seqs, train_y, val_seqs, val_y, pad_id, epochs, batch_size, lr,
+               weight_decay, warmup_ratio, loss_fn, order_seed, label, progress, log):
+    """One fine-tune; returns the weights of its best epoch on validation and its record."""
+    torch.manual_seed(order_seed)  # dropout
+    rng = random.Random(order_seed)  # batch order
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    steps_per_epoch = math.ceil(len(train_seqs) / batch_size)
+    total_steps = max(1, steps_per_epoch * epochs)
+    warmup = int(warmup_ratio * total_steps)
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    lengths = [len(s) for s in train_seqs]
+    history: list[dict] = []
+    best, best_state = None, None
+    t0 = time.monotonic()
+    epoch_bar = tqdm(range(1, epochs + 1), desc=f"{label} epochs", unit="epoch",
+                     disable=not progress)
+    for epoch in epoch_bar:
+        model.train()
+        step_bar = tqdm(_bucketed_batches(lengths, batch_size, rng), desc=f"epoch {epoch}/{epochs}",
+                        unit="step", leave=False, disable=not progress)
+        running, seen = 0.0, 0
+        for batch in step_bar:
+            inputs = _collate([train_seqs[i] for i in batch], pad_id)
+            labels = torch.tensor([train_y[i] for i in batch])
+            loss = loss_fn(model(**inputs).logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            running += float(loss.item()) * len(batch)
+            seen += len(batch)
+            step_bar.set_postfix(loss=f"{running / seen:.4f}",
+                                 lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        step_bar.close()
+        record = {"epoch": epoch, "train_loss": running / max(seen, 1),
+                  **_validate(model, val_seqs, val_y, pad_id),
+                  "elapsed_s": round(time.monotonic() - t0, 2)}
+        history.append(record)
+        epoch_bar.set_postfix(train_loss=f"{record['train_loss']:.4f}",
+                              val_f1=f"{record['val_spam_f1']:.4f}",
+                              val_loss=f"{record['val_loss']:.4f}")
+        log(f"{label} epoch {epoch}: " + json.dumps(
+            {k: (round(v, 5) if isinstance(v, float) else v) for k, v in record.items()}))
+        if best is None or _val_key(record) > _val_key(best):
+            best, best_state = record, _copy_state(model)
+    epoch_bar.close()
+    return best_state, {"order_seed": order_seed, "best_epoch": best["epoch"], "history": history}
+
+
+def _average(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Uniform weight average (integer buffers taken from the first)."""
+    return {k: (torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v)
+            for k, v in states[0].items()}
+
+
+def _candidates(model, states, run_records, val_seqs, val_y, pad_id) -> list[dict]:
+    """Each run's best epoch, then (with several runs) the uniform and the greedy soup.
+
+    Greedy soup (Wortsman et al., 2022): runs in order of validation score; a run joins the
+    soup when the averaged weights score no worse on validation.
+    """
+    def scored(name: str, state: dict) -> dict:
+        model.load_state_dict(state)
+        return {"name": name, "validation": _validate(model, val_seqs, val_y, pad_id),
+                "state": state}
+
+    singles = [scored(f"run {i + 1} (epoch {r['best_epoch']})", st)
+               for i, (st, r) in enumerate(zip(states, run_records, strict=True))]
+    if len(singles) == 1:
+        return singles
+    uniform = scored(f"uniform soup of runs 1-{len(states)}", _average(states))
+    order = sorted(range(len(singles)), key=lambda i: _val_key(singles[i]["validation"]),
+                   reverse=True)
+    members, soup = [order[0]], singles[order[0]]
+    for i in order[1:]:
+        trial = scored("", _average([states[j] for j in members + [i]]))
+        if _val_key(trial["validation"]) >= _val_key(soup["validation"]):
+            members, soup = members + [i], trial
+    candidates = singles + [uniform]
+    if len(members) > 1:
+        soup["name"] = "greedy soup of runs " + ",".join(str(j + 1) for j in sorted(members))
+        candidates.append(soup)
+    return candidates
+
+
 def train(
     *,
     data_path: Path | str | None = None,
@@ -116,6 +232,7 @@ def train(
     validation_size: float = 0.15,
     test_size: float = 0.15,
     threads: int | None = 2,
+    runs: int = 1,
     progress: bool = True,
     log=print,
 ) -> dict[str, Any]:
@@ -172,76 +289,32 @@ def train(
         weight = torch.tensor(counts.sum() / (2.0 * np.maximum(counts, 1.0)), dtype=torch.float)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
 
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-         "weight_decay": weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
-         "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=lr)
-    steps_per_epoch = math.ceil(len(train_seqs) / batch_size)
-    total_steps = max(1, steps_per_epoch * epochs)
-    warmup = int(warmup_ratio * total_steps)
-
-    def lr_lambda(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
-
-    # --- fine-tuning, epoch picked on validation --------------------------------------
-    rng = random.Random(seed)
-    lengths = [len(s) for s in train_seqs]
-    history: list[dict] = []
-    best_key, best_state, best_epoch = None, None, 0
+    # --- fine-tuning: `runs` fine-tunes from one initialisation, then pick on validation ---
+    # Every run starts from the same weights (the new head included) and differs only in data
+    # order and dropout, so their weights can be averaged (a "model soup", one model to serve).
+    init_state = _copy_state(model)
+    fit = dict(train_seqs=train_seqs, train_y=train_y, val_seqs=val_seqs, val_y=val_y,
+               pad_id=pad_id, epochs=epochs, batch_size=batch_size, lr=lr,
+               weight_decay=weight_decay, warmup_ratio=warmup_ratio, loss_fn=loss_fn,
+               progress=progress, log=log)
     t_train = time.monotonic()
-    epoch_bar = tqdm(range(1, epochs + 1), desc="epochs", unit="epoch", disable=not progress)
-    for epoch in epoch_bar:
-        model.train()
-        batches = _bucketed_batches(lengths, batch_size, rng)
-        step_bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False,
-                        disable=not progress)
-        running, seen = 0.0, 0
-        for batch in step_bar:
-            inputs = _collate([train_seqs[i] for i in batch], pad_id)
-            labels = torch.tensor([train_y[i] for i in batch])
-            loss = loss_fn(model(**inputs).logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            running += float(loss.item()) * len(batch)
-            seen += len(batch)
-            step_bar.set_postfix(loss=f"{running / seen:.4f}",
-                                 lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        step_bar.close()
-        val_scores, val_loss = _scores_and_loss(predict_scores(model, val_seqs, pad_id), val_y)
-        t = report.choose_threshold(val_y, val_scores)
-        val = report.classification_metrics(val_y, val_scores, t)
-        record = {"epoch": epoch, "train_loss": running / max(seen, 1), "val_loss": val_loss,
-                  "val_spam_f1": val["spam_f1"], "val_threshold": t,
-                  "val_average_precision": val["average_precision"],
-                  "elapsed_s": round(time.monotonic() - t_train, 2)}
-        history.append(record)
-        epoch_bar.set_postfix(train_loss=f"{record['train_loss']:.4f}",
-                              val_f1=f"{val['spam_f1']:.4f}", val_loss=f"{val_loss:.4f}")
-        log(f"epoch {epoch}: " + json.dumps({k: (round(v, 5) if isinstance(v, float) else v)
-                                             for k, v in record.items()}))
-        key = (val["spam_f1"], val["average_precision"] or 0.0, -val_loss)
-        if best_key is None or key > best_key:
-            best_key, best_epoch = key, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    epoch_bar.close()
+    run_records, states = [], []
+    for run in range(runs):
+        model.load_state_dict(init_state)
+        state, record = _fine_tune(model, order_seed=seed + run, label=f"run {run + 1}/{runs}",
+                                   **fit)
+        states.append(state)
+        run_records.append(record)
     training_time = time.monotonic() - t_train
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    candidates = _candidates(model, states, run_records, val_seqs, val_y, pad_id)
+    chosen = max(candidates, key=lambda c: _val_key(c["validation"]))  # first of equals wins
+    model.load_state_dict(chosen.pop("state"))
+    for c in candidates:
+        c.pop("state", None)
+    log(f"selected on validation: {chosen['name']} " + json.dumps(chosen["validation"]))
 
     # --- threshold on validation, then the test split (touched only here) -------------
-    val_scores, _ = _scores_and_loss(predict_scores(model, val_seqs, pad_id), val_y)
-    threshold = report.choose_threshold(val_y, val_scores)
+    threshold = chosen["validation"]["val_threshold"]
     test_seqs = _encode(tok, [e.text for e in splits.test], eval_max_length)
     test_y = [e.label for e in splits.test]
     test_scores, test_loss = _scores_and_loss(predict_scores(model, test_seqs, pad_id), test_y)
@@ -261,8 +334,11 @@ def train(
         "augmenters": list(aug_mod.AUGMENTERS), "class_weights": class_weights,
         "weight_decay": weight_decay, "warmup_ratio": warmup_ratio,
         "optimizer": "AdamW", "schedule": "linear warmup + linear decay",
-        "grad_clip": 1.0, "threads": threads, "best_epoch": best_epoch,
-        "epoch_selection": "max validation spam F1 (tie: average precision, then loss)",
+        "grad_clip": 1.0, "threads": threads, "runs": runs, "selected": chosen["name"],
+        "epoch_selection": "per run, max validation spam F1 (tie: average precision, then "
+                           "loss)",
+        "model_selection": "max validation spam F1 (tie: average precision, then loss) over "
+                           "each run's best epoch, the uniform soup and the greedy soup",
         "threshold_selection": "max validation spam F1 (tie: closest to 0.5)",
         "normalization": "spamq.text.normalize", "model_config": {
             k: getattr(model.config, k)
@@ -275,8 +351,9 @@ def train(
         "base": base,
         "baseline": baseline,
         "training_time_s": round(training_time, 2),
-        "best_epoch": best_epoch,
-        "history": history,
+        "selected": chosen["name"],
+        "candidates": candidates,
+        "runs": run_records,
         "split_sizes": sizes,
         "score": SCORE_DEFINITION,
     })
