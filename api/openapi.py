@@ -32,9 +32,18 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                                 "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
                 "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": {
-                        "type": "object", "required": ["texts"],
-                        "properties": {"texts": texts}}},
+                    "application/json": {"schema": {"oneOf": [
+                        {"type": "object", "required": ["texts"],
+                         "properties": {"texts": texts}},
+                        {"type": "object", "required": ["hdfs_input", "hdfs_output"],
+                         "description": "a file in HDFS (or the local artifact store); the "
+                                        "results go to part files, _REJECTED.jsonl and "
+                                        "_SUCCESS under hdfs_output",
+                         "properties": {"hdfs_input": {"type": "string"},
+                                        "hdfs_output": {"type": "string"},
+                                        "column": {"type": "string", "default": "text"},
+                                        "format": {"type": "string",
+                                                   "enum": ["csv", "tsv", "jsonl"]}}}]}},
                     "multipart/form-data": {"schema": {
                         "type": "object", "required": ["file"],
                         "properties": {"file": {"type": "string", "format": "binary"},
@@ -46,6 +55,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                       "content": {"application/json": {"schema": {
                                           "$ref": "#/components/schemas/Created"}}}},
                               "200": {"description": "an existing job (same Idempotency-Key)"},
+                              "409": _error("hdfs_output already holds files"),
                               **bad},
             }},
             "/v1/jobs/{job_id}": {

@@ -59,6 +59,12 @@ def read_store_input(
                                  f"{settings.max_upload_bytes}", status=413)
         if store.size(out) is not None:
             raise InvalidRequest("hdfs_output", f"'hdfs_output': {out} is a file, not a directory")
+        present = [name for name in store.files(out) if "/" not in name]
+        if present:  # our parts would mix with another output's files (Hadoop refuses too)
+            raise InvalidRequest(
+                "hdfs_output", f"'hdfs_output': {out} already holds {len(present)} file(s) "
+                f"({', '.join(present[:3])}); name a new directory, or resume its job with the "
+                "same Idempotency-Key", status=409)
         data = store.read_bytes(src)
     except ArtifactError as exc:
         raise InvalidRequest("hdfs_input", f"the artifact store failed: {exc}",

@@ -114,6 +114,13 @@ def test_hdfs_input_to_hdfs_output(hdfs_job_env):
     assert job["output"] == "out/ok"
     assert job["chunks"]["total"] == 6
     check_output(store, base, job, "out/ok", n, bad)
+    # a new job may not write into an output that already holds files: 409, nothing touched
+    before = store.files("out/ok")
+    again = requests.post(f"{base}/v1/jobs", json={"hdfs_input": "/in/sms.csv",
+                                                   "hdfs_output": "/out/ok"}, timeout=30)
+    assert again.status_code == 409 and again.json()["field"] == "hdfs_output", again.text
+    assert "_SUCCESS" in again.json()["message"] or "part-" in again.json()["message"]
+    assert store.files("out/ok") == before
 
 
 def test_hdfs_input_validation(hdfs_job_env):

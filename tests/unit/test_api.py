@@ -147,7 +147,9 @@ def test_page_and_openapi_document_are_served(ctx):
     assert documented <= rules
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/predict", "/predict"} <= documented
     limits = doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
-    assert limits["schema"]["properties"]["texts"]["maxItems"] == 10
+    texts_body, store_body = limits["schema"]["oneOf"]
+    assert texts_body["properties"]["texts"]["maxItems"] == 10
+    assert store_body["required"] == ["hdfs_input", "hdfs_output"]
 
 
 def test_metrics_report_requests_jobs_queues_and_workers(ctx):

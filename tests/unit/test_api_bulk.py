@@ -170,3 +170,26 @@ def test_a_file_with_only_rejected_rows_is_a_finished_job(ctx):
     assert sender.sent == []
     job = client.get(body["status_url"]).get_json()
     assert job["status"] == "done" and job["rejected"] == 1 and job["input_rows"] == 1
+
+
+def test_store_output_that_already_holds_files_is_a_409(tmp_path):
+    settings = Settings(artifact_dir=tmp_path, chunk_size=4, max_texts_per_job=100)
+    store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
+    client = create_app(settings, store=store, send_task=RecordingSender()).test_client()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "sms.csv").write_text("text\nhello\nwin a prize\n")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "part-00000.jsonl").write_text("{}\n")
+    (tmp_path / "old" / "_SUCCESS").write_text("{}")
+    (tmp_path / "subdirs" / "nested").mkdir(parents=True)
+
+    def post(output):
+        return client.post("/v1/jobs", json={"hdfs_input": "/in/sms.csv", "hdfs_output": output})
+
+    r = post("/old")
+    assert r.status_code == 409, r.get_json()
+    assert r.get_json()["field"] == "hdfs_output"
+    assert "2 file(s)" in r.get_json()["message"] and "_SUCCESS" in r.get_json()["message"]
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["_SUCCESS", "part-00000.jsonl"]
+    assert post("/new").status_code == 202  # a directory that does not exist yet
+    assert post("/subdirs").status_code == 202  # holds no files of its own
