@@ -4,8 +4,10 @@ Input: the API reads ``hdfs_input`` and parses it like an upload. Output: every 
 becomes ``<output>/part-<index:05d>.jsonl`` (written to a temporary name, then renamed: a
 reader never sees half a part); when the last part is written, ``_REJECTED.jsonl`` and then
 ``_SUCCESS`` (JSON counts) are written. Input rows = rows in the parts + rejected rows.
-Such a job becomes ``done`` only when every part is written (spamq/jobs.py _PART_WRITTEN),
-``_SUCCESS`` follows just after; a part write that fails after its retries fails the job,
+Such a job becomes ``done`` only after every part and then ``_SUCCESS`` are written, so a client
+that sees ``done`` finds ``_SUCCESS`` (spamq/jobs.py _PART_WRITTEN, _OUTPUT_DONE; a job with no
+row left to score is done at once, its markers follow); a part write that fails after its
+retries fails the job,
 and a resubmission with the same Idempotency-Key re-sends the chunks whose part is missing.
 
 Paths are store paths: a leading "/" is dropped, so "/data/in.csv" is ``data/in.csv`` under
@@ -84,7 +86,20 @@ def write_part(artifacts: ArtifactStore, store: JobStore, job_id: str, index: in
     rows = chunk_rows(store, job, start, stop)
     write_retrying(artifacts, part_path(job.output, index), _jsonl(rows), **retry)
     if store.part_written(job_id, index):
-        write_markers(artifacts, store, store.get(job_id), retry=retry)
+        finish_output(artifacts, store, job_id, retry=retry)
+
+
+def finish_output(artifacts: ArtifactStore, store: JobStore, job_id: str, *,
+                  retry: dict[str, float]) -> None:
+    """Every part is written: the markers (unless already there), then the job is done.
+
+    A crash in between leaves the job running and the chunk's message unacked; its
+    redelivery finds the parts written and comes back here.
+    """
+    job = store.get(job_id)
+    if not artifacts.exists(str(PurePosixPath(job.output) / SUCCESS)):
+        write_markers(artifacts, store, job, retry=retry)
+    store.output_done(job_id)
 
 
 def write_markers(artifacts: ArtifactStore, store: JobStore, job: Job, *,

@@ -54,7 +54,8 @@ end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
 local output = redis.call('HGET', KEYS[1], 'output')
--- a job with an output directory is done once every part file is written (_PART_WRITTEN)
+-- a job with an output directory is done once its output is complete (_PART_WRITTEN, then
+-- the markers, then _OUTPUT_DONE)
 if chunks == tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
    and (output == false or output == '')
    and status ~= 'failed' and status ~= 'cancelled' and status ~= 'expired' then
@@ -112,9 +113,11 @@ return 1
 """
 
 
-# KEYS: job, parts, finished. ARGV: chunk index, ttl, now.
-# 1 when every chunk's part is written and the job is done. A resumed job whose chunks were
-# all stored (only part files were missing) becomes done here: no store_chunk will finish it.
+# KEYS: job, parts. ARGV: chunk index, ttl.
+# 1 when every chunk's part is written and every chunk's results are stored: the caller then
+# writes the markers (_REJECTED.jsonl, _SUCCESS) and only then calls _OUTPUT_DONE, so a job
+# seen as done always has its _SUCCESS. A resumed job whose chunks were all stored (only part
+# files were missing) gets here too: no store_chunk will finish it.
 _PART_WRITTEN = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 redis.call('SADD', KEYS[2], ARGV[1])
@@ -122,15 +125,20 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
 if redis.call('SCARD', KEYS[2]) < total then return 0 end
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'running' and tonumber(redis.call('HGET', KEYS[1], 'chunks_done')) == total then
-  redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', ARGV[3])
-  redis.call('HINCRBY', 'spamq:stats:jobs', 'done', 1)
-  redis.call('RPUSH', KEYS[3], 'done')
-  redis.call('EXPIRE', KEYS[3], ARGV[2])
-  return 1
-end
-if status == 'done' then return 1 end
+if (status == 'running' or status == 'done')
+   and tonumber(redis.call('HGET', KEYS[1], 'chunks_done')) == total then return 1 end
 return 0
+"""
+
+# KEYS: job, finished. ARGV: now, ttl. A running job whose output is complete becomes done.
+_OUTPUT_DONE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', ARGV[1])
+redis.call('HINCRBY', 'spamq:stats:jobs', 'done', 1)
+redis.call('RPUSH', KEYS[2], 'done')
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
 """
 
 
@@ -239,6 +247,7 @@ class JobStore:
         self._resume = client.register_script(_RESUME)
         self._release = client.register_script(_RELEASE)
         self._part_written = client.register_script(_PART_WRITTEN)
+        self._output_done = client.register_script(_OUTPUT_DONE)
 
     @staticmethod
     def _keys(job_id: str) -> tuple[str, str, str, str]:
@@ -453,11 +462,17 @@ class JobStore:
         return _str(value) or ""
 
     def part_written(self, job_id: str, chunk: int) -> bool:
-        """Record chunk's part file as written; True when every part is and the job is done."""
-        outcome = self._part_written(
-            keys=[PREFIX + job_id, PREFIX + job_id + ":parts", self._keys(job_id)[3]],
-            args=[chunk, self._ttl, repr(time.time())])
+        """Record chunk's part file as written; True when every part is written and every
+        chunk stored: write the markers, then call :meth:`output_done`."""
+        outcome = self._part_written(keys=[PREFIX + job_id, PREFIX + job_id + ":parts"],
+                                     args=[chunk, self._ttl])
         return outcome == 1
+
+    def output_done(self, job_id: str) -> bool:
+        """Mark a running job with a complete output directory done (after its _SUCCESS)."""
+        job_key, _, _, finished_key = self._keys(job_id)
+        return self._output_done(keys=[job_key, finished_key],
+                                 args=[repr(time.time()), self._ttl]) == 1
 
     def rejected(self, job_id: str) -> list[dict[str, Any]]:
         return [json.loads(v) for v in self._r.lrange(PREFIX + job_id + ":rejected", 0, -1)]

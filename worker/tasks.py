@@ -88,9 +88,8 @@ def _write_output(state, job_id: str, chunk: Chunk, *, stored: bool) -> None:
     if _artifacts is None:
         _artifacts = artifact_store_from_settings(state.settings)
     if not stored and _artifacts.exists(bulk_io.part_path(output, chunk.index)):
-        if (state.store.part_written(job_id, chunk.index)
-                and not _artifacts.exists(f"{output}/{bulk_io.SUCCESS}")):
-            bulk_io.write_markers(_artifacts, state.store, state.store.get(job_id),
+        if state.store.part_written(job_id, chunk.index):
+            bulk_io.finish_output(_artifacts, state.store, job_id,
                                   retry=bulk_io.retry_options(state.settings))
         return
     bulk_io.write_part(_artifacts, state.store, job_id, chunk.index, chunk.start, chunk.stop,

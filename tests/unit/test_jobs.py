@@ -138,3 +138,20 @@ def test_resume_returns_only_missing_chunks_of_a_failed_job(store: JobStore):
     store.store_chunk(job.id, 0, [result("ham", 0.1)], model_version="v1")
     store.store_chunk(job.id, 2, [result("ham", 0.1)], model_version="v1")
     assert store.get(job.id).status == DONE
+
+
+def test_a_job_with_an_output_is_done_only_after_output_done(store: JobStore):
+    job, plan = store.create(["a", "b", "c"], chunk_size=2, queue="q", output="out/x")
+    store.mark_running(job.id)
+    for c in plan:
+        store.store_chunk(job.id, c.index, [result("ham", 0.1)] * (c.stop - c.start),
+                          model_version="v1")
+    assert store.get(job.id).status == RUNNING  # stored, but no part file yet
+    assert store.part_written(job.id, 0) is False
+    assert store.part_written(job.id, 1) is True  # every part: now write the markers...
+    assert store.part_written(job.id, 1) is True  # (a redelivery asks again: same answer)
+    assert store.get(job.id).status == RUNNING  # ...the job is not done before them
+    assert store.output_done(job.id) is True
+    assert store.get(job.id).status == DONE and store.get(job.id).finished
+    assert store.output_done(job.id) is False  # once
+    assert store.part_written(job.id, 1) is True  # a late copy still finds the output complete
