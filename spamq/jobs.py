@@ -20,7 +20,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -45,6 +45,7 @@ _WAIT_SLICE_S = 0.5
 _STORE_CHUNK = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[3])
 local chunks = redis.call('HINCRBY', KEYS[1], 'chunks_done', 1)
 redis.call('HSET', KEYS[1], 'model_version', ARGV[4])
@@ -147,6 +148,14 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+class Claim(NamedTuple):
+    """What a task reads when it takes a chunk (JobStore.claim)."""
+
+    status: str | None  # before the claim; None: no such job
+    texts: list[str]
+    deadline: float | None  # unix time
 
 
 class JobNotFound(KeyError):
@@ -405,10 +414,6 @@ class JobStore:
         value = self._r.hget(PREFIX + job_id, "owner")
         return _str(value)
 
-    def deadline(self, job_id: str) -> float | None:
-        value = self._r.hget(PREFIX + job_id, "deadline")
-        return float(value) if value else None
-
     def queue_depth(self, queues: list[str]) -> int:
         """Messages waiting in the broker's queues (the Redis transport keeps them as lists)."""
         pipe = self._r.pipeline(transaction=False)
@@ -419,8 +424,16 @@ class JobStore:
     # Chunk leases: one attempt at a time scores a chunk (a message redelivered after the
     # visibility timeout while its first attempt still runs waits instead: celery#5935).
     def acquire_lease(self, job_id: str, chunk: int, token: str, *, ttl_s: float) -> bool:
-        return bool(self._r.set(f"{LEASE_PREFIX}{job_id}:{chunk}", token, nx=True,
-                                px=max(1, int(ttl_s * 1000))))
+        return self.try_lease(job_id, chunk, token, ttl_s=ttl_s)[0]
+
+    def try_lease(self, job_id: str, chunk: int, token: str, *,
+                  ttl_s: float) -> tuple[bool, bool]:
+        """(acquired the chunk's lease, its results are stored already), in one round trip."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.set(f"{LEASE_PREFIX}{job_id}:{chunk}", token, nx=True, px=max(1, int(ttl_s * 1000)))
+        pipe.hexists(self._keys(job_id)[2], chunk)
+        acquired, stored = pipe.execute()
+        return bool(acquired), bool(stored)
 
     def release_lease(self, job_id: str, chunk: int, token: str) -> None:
         self._release(keys=[f"{LEASE_PREFIX}{job_id}:{chunk}"], args=[token])
@@ -500,15 +513,16 @@ class JobStore:
                     out.append((base + offset, result))
         return out
 
-    def claim(self, job_id: str, start: int, stop: int) -> tuple[str | None, list[str]]:
-        """One round trip for a task: the job's status, marking it running, its texts."""
+    def claim(self, job_id: str, start: int, stop: int) -> Claim:
+        """One round trip for a task: the job's status and deadline, marking it running, its
+        texts."""
         pipe = self._r.pipeline(transaction=False)
-        pipe.hget(PREFIX + job_id, "status")
+        pipe.hmget(PREFIX + job_id, ["status", "deadline"])
         self._start(keys=[PREFIX + job_id], args=[repr(time.time())], client=pipe)
         pipe.lrange(self._keys(job_id)[1], start, stop - 1)
-        status, _, values = pipe.execute()
-        status = _str(status)
-        return status, [_str(v) for v in values]
+        (status, deadline), _, values = pipe.execute()
+        return Claim(_str(status), [_str(v) for v in values],
+                     float(deadline) if deadline else None)
 
     def mark_running(self, job_id: str) -> None:
         self._start(keys=[PREFIX + job_id], args=[repr(time.time())])
@@ -524,8 +538,6 @@ class JobStore:
         )
         if outcome == -1:
             raise JobNotFound(job_id)
-        if outcome == 1:
-            self._r.expire(results_key, self._ttl)
         return outcome == 1
 
     def fail(self, job_id: str, error: str) -> bool:

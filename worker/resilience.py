@@ -29,21 +29,22 @@ _LEASE_POLL_S = 0.2
 def chunk_lease(store: JobStore, job_id: str, chunk: int, *, ttl_s: float) -> Iterator[bool]:
     """Hold the chunk's lease; yields False if another attempt stored the results meanwhile."""
     token = uuid.uuid4().hex
-    while not store.acquire_lease(job_id, chunk, token, ttl_s=ttl_s):
-        if store.chunk_stored(job_id, chunk):
-            logger.info("job %s: chunk %d already stored by another attempt", job_id, chunk)
-            yield False
-            return
+    while True:
+        acquired, stored = store.try_lease(job_id, chunk, token, ttl_s=ttl_s)
+        if acquired or stored:
+            break
         time.sleep(_LEASE_POLL_S)  # the holder is alive: wait for its results or its lease to end
+    if stored:
+        logger.info("job %s: chunk %d already stored by another attempt", job_id, chunk)
     try:
-        yield not store.chunk_stored(job_id, chunk)
+        yield not stored
     finally:
-        store.release_lease(job_id, chunk, token)
+        if acquired:
+            store.release_lease(job_id, chunk, token)
 
 
-def past_deadline(store: JobStore, job_id: str) -> bool:
-    """True (and the job marked expired) if the job's deadline has passed."""
-    deadline = store.deadline(job_id)
+def past_deadline(store: JobStore, job_id: str, deadline: float | None) -> bool:
+    """True (and the job marked expired) if the job's ``deadline`` (unix time) has passed."""
     if deadline is None or time.time() <= deadline:
         return False
     if store.expire(job_id):

@@ -40,13 +40,13 @@ def score_chunk(
             if not fresh:
                 return False
             with scorer.expect():  # a forming batch may wait (briefly) for these texts
-                status, texts = store.claim(job_id, chunk.start, chunk.stop)
+                status, texts, deadline = store.claim(job_id, chunk.start, chunk.stop)
                 if status is None:
                     raise JobNotFound(job_id)
                 if status in (CANCELLED, EXPIRED):
                     logger.info("job %s: %s; chunk %d skipped", job_id, status, chunk.index)
                     return False
-                if resilience.past_deadline(store, job_id):
+                if resilience.past_deadline(store, job_id, deadline):
                     return False
                 if len(texts) != chunk.stop - chunk.start:
                     raise JobNotFound(job_id)

@@ -99,9 +99,20 @@ def test_worker_heartbeats(store: JobStore):
 
 def test_claim_reads_status_and_texts_and_marks_running(store: JobStore):
     job, _ = store.create(["a", "b", "c"], chunk_size=2, queue="q")
-    assert store.claim(job.id, 2, 3) == (QUEUED, ["c"])  # the status before the claim
+    assert store.claim(job.id, 2, 3) == (QUEUED, ["c"], None)  # the status before the claim
     assert store.get(job.id).status == RUNNING
-    assert store.claim("0" * 32, 0, 1) == (None, [])
+    assert store.claim("0" * 32, 0, 1) == (None, [], None)
+    late, _ = store.create(["a"], chunk_size=1, queue="q", deadline=1234.5)
+    assert store.claim(late.id, 0, 1).deadline == 1234.5
+
+
+def test_try_lease_says_whether_the_chunk_is_stored_in_the_same_round_trip(store: JobStore):
+    job, _ = store.create(["a", "b"], chunk_size=1, queue="q")
+    assert store.try_lease(job.id, 0, "t1", ttl_s=60) == (True, False)
+    assert store.try_lease(job.id, 0, "t2", ttl_s=60) == (False, False)  # held by t1
+    store.store_chunk(job.id, 0, [result("ham", 0.1)], model_version="v1")
+    assert store.try_lease(job.id, 0, "t2", ttl_s=60) == (False, True)
+    assert 590 <= store._r.ttl(f"spamq:job:{job.id}:results") <= 600  # set by the store script
 
 
 def test_cancel_keeps_stored_chunks_and_blocks_completion(store: JobStore):
