@@ -5,7 +5,7 @@ PIP := .venv/bin/pip
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: venv services test-services run test unit integration bench clean
+.PHONY: venv services test-services run test lint unit integration bench clean
 
 venv: .venv/.installed
 
@@ -28,8 +28,11 @@ test-services: services
 run: venv services
 	bash scripts/run.sh
 
-test: venv test-services
+test: lint test-services
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(PY) -m ruff check .
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -34,7 +34,8 @@ def create_app(
     store: JobStore | None = None,
     send_task: Any = None,
 ) -> Flask:
-    """Build the app. ``store`` and ``send_task`` may be handed in (tests); nothing connects here."""
+    """Build the app. ``store`` and ``send_task`` may be handed in (tests); nothing connects
+    here."""
     from api import auth, limits, metrics
     from api.routes import bp
     from api.web import web
@@ -80,6 +81,8 @@ def create_app(
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        return jsonify({"error": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
+        return jsonify(
+            {"error": exc.name.lower().replace(" ", "_"), "message": exc.description}
+        ), exc.code
 
     return app

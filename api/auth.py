@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 HASH_PREFIX = "sha256:"
 RATE_PREFIX = "spamq:rate:"
 #: endpoints anyone may call: liveness, readiness, the page and the API description
-PUBLIC_ENDPOINTS = frozenset({"spamq.healthz", "spamq.readyz", "web.index", "web.openapi", "static"})
+PUBLIC_ENDPOINTS = frozenset(
+    {"spamq.healthz", "spamq.readyz", "web.index", "web.openapi", "static"}
+)
 
 # Token bucket. KEYS: bucket. ARGV: rate per s, burst, now (s). Returns ms to wait (0: allowed).
 _TAKE_TOKEN = """

@@ -194,7 +194,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     precision = args.precision or settings.precision
     texts = sms_texts(args.texts, seed=11)
     r: dict[str, Any] = {"hardware": hardware(), "model_dir": str(args.model_dir),
-                         "precision": precision, "torch_threads": args.threads, "note": "2 shared vCPUs: timings are noisy"}
+                         "precision": precision, "torch_threads": args.threads,
+                         "note": "2 shared vCPUs: timings are noisy"}
     print("(1) model alone ...", flush=True)
     r["limit"] = model_limit(args.model_dir, texts, precision=precision, threads=args.threads)
     print("(6) study way ...", flush=True)

@@ -109,7 +109,8 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"spamq demo: cannot reach {base}: {exc}", file=sys.stderr)
         return 1
     if job["status"] != "done":
-        print(f"spamq demo: job {job['id']} is {job['status']}: {job.get('error')}", file=sys.stderr)
+        print(f"spamq demo: job {job['id']} is {job['status']}: {job.get('error')}",
+              file=sys.stderr)
         return 1
     print(f"job {job['id']} scored by model {job['model_version']}:")
     for text, r in zip(SAMPLES, job["results"], strict=True):

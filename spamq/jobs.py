@@ -72,7 +72,8 @@ return 1
 _FAIL = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'done' or status == 'failed' or status == 'cancelled' or status == 'expired' then return 0 end
+if status == 'done' or status == 'failed' or status == 'cancelled' or
+   status == 'expired' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1], 'finished_at', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'chunks_failed', 1)
 redis.call('HINCRBY', 'spamq:stats:jobs', 'failed', 1)
@@ -85,7 +86,8 @@ return 1
 _CANCEL = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'done' or status == 'failed' or status == 'cancelled' or status == 'expired' then return 0 end
+if status == 'done' or status == 'failed' or status == 'cancelled' or
+   status == 'expired' then return 0 end
 local final = ARGV[3] or 'cancelled'
 redis.call('HSET', KEYS[1], 'status', final, 'finished_at', ARGV[1])
 if final == 'expired' then
@@ -300,7 +302,9 @@ class JobStore:
     def job_counts(self) -> dict[str, int]:
         """How many jobs were submitted, and how many ended done, failed or cancelled."""
         raw = _decode(self._r.hgetall(STATS_KEY))
-        return {event: int(raw.get(event, 0)) for event in ("submitted", "done", "failed", "cancelled")}
+        return {
+            event: int(raw.get(event, 0)) for event in ("submitted", "done", "failed", "cancelled")
+        }
 
     def forget_worker(self, worker: str) -> None:
         self._r.delete(WORKER_PREFIX + worker)
@@ -534,7 +538,10 @@ class JobStore:
         job_key, _, results_key, finished_key = self._keys(job_id)
         outcome = self._store_chunk(
             keys=[job_key, results_key, finished_key],
-            args=[chunk, json.dumps(results), len(results), model_version, repr(time.time()), self._ttl],
+            args=[
+                chunk, json.dumps(results), len(results), model_version, repr(time.time()),
+                self._ttl,
+            ],
         )
         if outcome == -1:
             raise JobNotFound(job_id)
@@ -542,10 +549,14 @@ class JobStore:
 
     def fail(self, job_id: str, error: str) -> bool:
         job_key, _, _, finished_key = self._keys(job_id)
-        outcome = self._fail(keys=[job_key, finished_key], args=[error, repr(time.time()), self._ttl])
+        outcome = self._fail(
+            keys=[job_key, finished_key], args=[error, repr(time.time()), self._ttl]
+        )
         return outcome == 1
 
-    def results(self, job_id: str, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    def results(
+        self, job_id: str, offset: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         """The stored results in submission order (chunks not yet stored are absent)."""
         raw = _decode(self._r.hgetall(self._keys(job_id)[2]))
         ordered: list[dict[str, Any]] = []

@@ -78,7 +78,9 @@ def load_service_secrets(
             break
         except SecretError as exc:
             if attempt == attempts:
-                raise SecretError(f"{service}: secrets unavailable after {attempts} tries: {exc}") from exc
+                raise SecretError(
+                    f"{service}: secrets unavailable after {attempts} tries: {exc}"
+                ) from exc
             delay = min(10.0, 0.5 * 2 ** (attempt - 1))
             logger.warning("%s: secrets not readable (try %d/%d): %s; again in %.1fs",
                            service, attempt, attempts, exc, delay)

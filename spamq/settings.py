@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     bulk_queue: str = "spamq.bulk"
     max_texts_per_job: int = Field(default=1_000_000, ge=1, description="rows of an uploaded file")
     max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
-    results_page_max: int = Field(default=1000, ge=1, description="largest ?limit= of a results page")
+    results_page_max: int = Field(default=1000, ge=1,
+                                  description="largest ?limit= of a results page")
 
     # Model and runner
     model_dir: Path = REPO_ROOT / "weights" / "default"
@@ -40,17 +41,22 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # auto: int8 on CPU (fastest at no measured F1 cost, bench/precision.py), bf16 on CUDA
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
-    torch_threads: int | None = Field(default=None, ge=1, description="default: cores / concurrency")
+    torch_threads: int | None = Field(default=None, ge=1,
+                                      description="default: cores / concurrency")
     worker_pool: Literal["solo", "prefork", "threads"] = "threads"
     worker_concurrency: int = Field(default=32, ge=1, description="tasks in flight per worker")
     # Dynamic batching (worker/batcher.py): one forward pass serves many tasks.
     batch_fit_gpu: bool = Field(default=True, description="on CUDA: size passes to GPU memory")
     batch_max_tokens: int = Field(default=1024, ge=64, description="rows x padded width per pass")
-    batch_max_wait_ms: float = Field(default=2.0, ge=0, description="longest a row waits for company")
-    batch_bulk_max_tokens: int = Field(default=256, ge=16,
-                                       description="per bulk pass: bounds an interactive row's wait")
-    batch_min_fill: float = Field(default=0.7, ge=0, le=1,
-                                  description="real/padded tokens a pass keeps (CPU: padding is compute)")
+    batch_max_wait_ms: float = Field(default=2.0, ge=0,
+                                     description="longest a row waits for company")
+    batch_bulk_max_tokens: int = Field(
+        default=256, ge=16, description="per bulk pass: bounds an interactive row's wait"
+    )
+    batch_min_fill: float = Field(
+        default=0.7, ge=0, le=1,
+        description="real/padded tokens a pass keeps (CPU: padding is compute)",
+    )
     bulk_max_in_flight: int = Field(default=8, ge=1, description="bulk chunks running per worker")
     worker_heartbeat_s: float = Field(default=2.0, gt=0)
     # Redis broker: an unacked message comes back after this (a killed worker's chunks).
@@ -58,7 +64,9 @@ class Settings(BaseSettings):
     # A job whose stored chunks have not moved for this long gets its missing chunks re-sent
     # (worker/sweeper.py); 0 turns the sweeper off.
     stall_resend_s: float = Field(default=600.0, ge=0)
-    chunk_lease_s: float = Field(default=60.0, gt=0, description="one attempt's hold on a chunk; > a chunk's scoring time")
+    chunk_lease_s: float = Field(
+        default=60.0, gt=0, description="one attempt's hold on a chunk; > a chunk's scoring time"
+    )
     # TEST ONLY: a text containing this marker makes scoring raise (poison-input tests).
     test_poison_marker: str | None = None
 
@@ -71,7 +79,9 @@ class Settings(BaseSettings):
     api_workers: int = Field(default=2, ge=1)
     api_threads: int = Field(default=8, ge=1)
     # prometheus-client's own variable: set, request metrics of all gunicorn workers merge.
-    metrics_multiproc_dir: Path | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    metrics_multiproc_dir: Path | None = Field(
+        default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR"
+    )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # --- Access and limits (api/auth.py, api/limits.py) ---
     # Fail closed: with no key configured every protected endpoint answers 401 (scripts/run.sh
@@ -131,7 +141,8 @@ class Settings(BaseSettings):
 
     # --- Bulk I/O (spamq/bulk_io.py): jobs reading/writing files in the artifact store ---
     output_write_attempts: int = Field(default=5, ge=1, description="tries of one part write")
-    output_write_backoff_s: float = Field(default=0.5, ge=0, description="first retry delay, doubled")
+    output_write_backoff_s: float = Field(default=0.5, ge=0,
+                                          description="first retry delay, doubled")
     output_write_backoff_max_s: float = Field(default=8.0, ge=0)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u00ad\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\ufeff"))
+_ZERO_WIDTH = dict.fromkeys(
+    map(ord, "\u00ad\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\ufeff")
+)
 # C1 controls that are Windows-1252 punctuation in disguise (the corpus has them).
 _C1_PUNCT = {0x91: "'", 0x92: "'", 0x93: '"', 0x94: '"', 0x95: "*", 0x96: "-", 0x97: "-"}
 # Cyrillic and Greek letters that render like Latin ones.

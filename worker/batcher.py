@@ -157,7 +157,9 @@ class Batcher:
     def _take(self) -> list[_Row]:
         """With the lock held: pop the next batch (interactive rows first, else bulk)."""
         source = self._interactive if self._interactive else self._bulk
-        budget = self.max_batch_tokens if source is self._interactive else self.bulk_max_batch_tokens
+        budget = (
+            self.max_batch_tokens if source is self._interactive else self.bulk_max_batch_tokens
+        )
         window: list[_Row] = []
         tokens = 0
         for row in source:  # the oldest rows, so no row waits forever behind shorter ones

@@ -14,7 +14,8 @@ logger = logging.getLogger(__name__)
 
 
 def largest_fitting(fits: Callable[[int], bool], *, start: int, cap: int) -> int:
-    """Double ``n`` from ``start`` while ``fits(n)``, up to ``cap``; the last n that fit (0: none)."""
+    """Double ``n`` from ``start`` while ``fits(n)``, up to ``cap``; the last n that fit
+    (0: none)."""
     n, best = start, 0
     while n <= cap and fits(n):
         best, n = n, n * 2

@@ -98,7 +98,9 @@ class BatchClassifier:
         if self.precision == "int8":
             if self.device.type != "cpu":
                 raise ValueError("int8 dynamic quantisation runs on the CPU only")
-            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            return torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
         if self.precision == "bf16":
             model = model.to(torch.bfloat16)
         return model.to(self.device)
@@ -124,7 +126,8 @@ class BatchClassifier:
         for i in order:
             widest = max(lengths[i], max((lengths[j] for j in current), default=0))
             if current and (
-                len(current) >= self.batch_size or widest * (len(current) + 1) > self.max_batch_tokens
+                len(current) >= self.batch_size
+                or widest * (len(current) + 1) > self.max_batch_tokens
             ):
                 batches.append(current)
                 current = []

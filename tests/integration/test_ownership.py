@@ -1,4 +1,5 @@
-"""Owner fencing over the real gunicorn API + Redis: a job is visible only to the key that made it."""
+"""Owner fencing over the real gunicorn API + Redis: a job is visible only to the key that
+made it."""
 
 from __future__ import annotations
 

@@ -41,8 +41,16 @@ def test_sample_job_is_scored_through_the_queue(api_url, trained_model_dir):
     assert job["status"] == "done", job
     assert job["progress"] == {"done": 3, "total": 3}
     assert [r["label"] for r in job["results"]] == EXPECTED
-    spam = [r["spam_probability"] for r, e in zip(job["results"], EXPECTED, strict=True) if e == "spam"]
-    ham = [r["spam_probability"] for r, e in zip(job["results"], EXPECTED, strict=True) if e == "ham"]
+    spam = [
+        r["spam_probability"]
+        for r, e in zip(job["results"], EXPECTED, strict=True)
+        if e == "spam"
+    ]
+    ham = [
+        r["spam_probability"]
+        for r, e in zip(job["results"], EXPECTED, strict=True)
+        if e == "ham"
+    ]
     assert min(spam) > max(ham)
     version = verify_model_dir(trained_model_dir)
     assert job["model_version"] == version

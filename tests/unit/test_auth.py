@@ -21,7 +21,9 @@ def _app(**overrides):
     settings = Settings(**{**base, **overrides})
     store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     sent = []
-    app = create_app(settings, store=store, send_task=lambda name, *, args, queue: sent.append(args))
+    app = create_app(
+        settings, store=store, send_task=lambda name, *, args, queue: sent.append(args)
+    )
     return app.test_client(), store, sent
 
 

@@ -80,7 +80,9 @@ def test_spamq_env_vars_are_settings():
             assert var.removeprefix("SPAMQ_") in fields, f"{name}: unknown setting {var}"
 
 
-@pytest.mark.parametrize("name", [n for n, s in SERVICES.items() if s.get("image", "").startswith("spamq")])
+@pytest.mark.parametrize(
+    "name", [n for n, s in SERVICES.items() if s.get("image", "").startswith("spamq")]
+)
 def test_spamq_services_run_real_cli_commands(name):
     commands = spamq_commands(SERVICES[name])
     assert commands, f"{name}: runs no spamq command"
@@ -119,7 +121,9 @@ def test_dockerfile_installs_like_the_makefile():
 def test_dockerfile_shape():
     stages = re.findall(r"^FROM .* AS (\w+)", DOCKERFILE, flags=re.M)
     assert len(stages) >= 2  # multi-stage
-    assert DOCKERFILE.index("COPY pyproject.toml") < DOCKERFILE.index("COPY --chown=spamq:spamq spamq")
+    assert DOCKERFILE.index("COPY pyproject.toml") < DOCKERFILE.index(
+        "COPY --chown=spamq:spamq spamq"
+    )
     assert re.search(r"^USER spamq$", DOCKERFILE, flags=re.M)
     assert "PYTHONUNBUFFERED=1" in DOCKERFILE
     assert "HEALTHCHECK" in DOCKERFILE

@@ -44,7 +44,9 @@ def test_results_in_order_and_done_when_every_chunk_is_stored(store: JobStore):
     assert store.store_chunk(job.id, 1, [result("spam", 0.9)], model_version="v1")
     assert store.get(job.id).status == RUNNING
     assert store.get(job.id).done == 1
-    assert store.store_chunk(job.id, 0, [result("ham", 0.1), result("ham", 0.2)], model_version="v1")
+    assert store.store_chunk(
+        job.id, 0, [result("ham", 0.1), result("ham", 0.2)], model_version="v1"
+    )
     job_now = store.get(job.id)
     assert (job_now.status, job_now.done, job_now.model_version) == (DONE, 3, "v1")
     assert job_now.finished_at is not None and job_now.started_at is not None
