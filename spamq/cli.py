@@ -27,8 +27,10 @@ def _worker(args: argparse.Namespace) -> int:
         sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
         f"--pool={s.worker_pool}", f"--concurrency={s.worker_concurrency}",
         f"--queues={queues}", f"--hostname={args.name}", "--loglevel=INFO",
-        "--events", "--without-gossip", "--without-mingle",
+        "--without-gossip", "--without-mingle",
     ]
+    if s.task_events:
+        argv.append("--events")
     return _exec(argv)
 
 

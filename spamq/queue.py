@@ -47,8 +47,8 @@ def make_celery(settings: Settings, *, include: list[str] | None = None) -> Cele
         },
         # A publish while Redis is down fails fast instead of hanging the request.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
         worker_hijack_root_logger=False,
     )
     return app

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     )
     bulk_max_in_flight: int = Field(default=8, ge=1, description="bulk chunks running per worker")
     worker_heartbeat_s: float = Field(default=2.0, gt=0)
+    # Celery task events (sent, received, started, succeeded): Flower's task list and task
+    # runtimes need them; off, Flower still sees workers and queues (bench: CPU per task).
+    task_events: bool = True
     # Redis broker: an unacked message comes back after this (a killed worker's chunks).
     broker_visibility_timeout_s: int = Field(default=3600, ge=1)
     # A job whose stored chunks have not moved for this long gets its missing chunks re-sent
