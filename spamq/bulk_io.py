@@ -4,11 +4,11 @@ Input: the API reads ``hdfs_input`` and parses it like an upload. Output: every 
 becomes ``<output>/part-<index:05d>.jsonl`` (written to a temporary name, then renamed: a
 reader never sees half a part); when the last part is written, ``_REJECTED.jsonl`` and then
 ``_SUCCESS`` (JSON counts) are written. Input rows = rows in the parts + rejected rows.
-Such a job becomes ``done`` only after every part and then ``_SUCCESS`` are written, so a client
-that sees ``done`` finds ``_SUCCESS`` (spamq/jobs.py _PART_WRITTEN, _OUTPUT_DONE; a job with no
-row left to score is done at once, its markers follow); a part write that fails after its
-retries fails the job,
-and a resubmission with the same Idempotency-Key re-sends the chunks whose part is missing.
+Such a job becomes ``done`` only after every part and then ``_SUCCESS`` are written, so a
+client that sees ``done`` finds ``_SUCCESS`` (spamq/jobs.py _PART_WRITTEN, _OUTPUT_DONE; a job
+with no row left to score is done at once, its markers follow). A part write that fails after
+its retries fails the job, and a resubmission with the same Idempotency-Key re-sends the
+chunks whose part is missing.
 
 Paths are store paths: a leading "/" is dropped, so "/data/in.csv" is ``data/in.csv`` under
 the store's root (``hdfs_root`` for HDFS); ".." is refused.

@@ -6,8 +6,8 @@ unacknowledged, Celery first ``collect()``s the connection, which detaches the t
 its client; closing the old channel, or rejecting/acking one of its messages afterwards,
 then builds a Redis pool from that missing client and raises ``AttributeError`` (in
 ``Channel._connparams``). Celery expects only connection errors there, so the
-AttributeError became an "Unrecoverable error" and the worker exited: measured here, the
-Redis SIGKILL fault test lost its worker that way in about one run of three.
+AttributeError became an "Unrecoverable error" and the worker exited: the Redis SIGKILL
+fault test lost its worker that way in CI and in one run of four here.
 
 This channel raises a Redis ``ConnectionError`` instead, which Celery already handles: the
 teardown goes on and the consumer reconnects. Nothing is lost: those messages stay in Redis's
