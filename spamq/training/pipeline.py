@@ -110,6 +110,9 @@ def _validate(model, val_seqs, val_y, pad_id) -> dict[str, float]:
             "val_loss": loss, "val_threshold": t}
 
 
+_VALIDATION_FIELDS = ("val_spam_f1", "val_average_precision", "val_loss", "val_threshold")
+
+
 def _val_key(v: dict[str, float]) -> tuple[float, float, float]:
     return (v["val_spam_f1"], v["val_average_precision"] or 0.0, -v["val_loss"])
 
@@ -194,7 +197,9 @@ def _candidates(model, states, run_records, val_seqs, val_y, pad_id) -> list[dic
         return {"name": name, "validation": _validate(model, val_seqs, val_y, pad_id),
                 "state": state}
 
-    singles = [scored(f"run {i + 1} (epoch {r['best_epoch']})", st)
+    # A run's best epoch was scored on validation during its fine-tune: reuse that record.
+    singles = [{"name": f"run {i + 1} (epoch {r['best_epoch']})", "state": st,
+                "validation": {k: r["history"][r["best_epoch"] - 1][k] for k in _VALIDATION_FIELDS}}
                for i, (st, r) in enumerate(zip(states, run_records, strict=True))]
     if len(singles) == 1:
         return singles
