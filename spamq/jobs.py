@@ -427,9 +427,6 @@ class JobStore:
 
     # Chunk leases: one attempt at a time scores a chunk (a message redelivered after the
     # visibility timeout while its first attempt still runs waits instead: celery#5935).
-    def acquire_lease(self, job_id: str, chunk: int, token: str, *, ttl_s: float) -> bool:
-        return self.try_lease(job_id, chunk, token, ttl_s=ttl_s)[0]
-
     def try_lease(self, job_id: str, chunk: int, token: str, *,
                   ttl_s: float) -> tuple[bool, bool]:
         """(acquired the chunk's lease, its results are stored already), in one round trip."""

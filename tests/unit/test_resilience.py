@@ -83,7 +83,7 @@ def test_a_second_delivery_neither_scores_nor_counts_twice(store):
 
 def test_a_dead_holders_lease_ends_and_the_redelivery_scores(store):
     job, plan = store.create(["a"], chunk_size=1, queue="q")
-    assert store.acquire_lease(job.id, 0, "dead-attempt", ttl_s=0.3)  # holder then SIGKILLed
+    assert store.try_lease(job.id, 0, "dead-attempt", ttl_s=0.3) == (True, False)  # then SIGKILLed
     scorer = FakeScorer()
     assert score_chunk(store, scorer, job.id, plan[0], lease_s=5)
     assert scorer.passes == 1 and store.get(job.id).status == "done"

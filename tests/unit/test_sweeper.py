@@ -12,7 +12,7 @@ def test_a_stalled_job_gets_its_lost_chunks_resent_and_finished_jobs_leave_the_s
     store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     job, _ = store.create(["a", "b", "c", "d", "e"], chunk_size=2, queue="q")
     store.store_chunk(job.id, 0, [result(), result()], model_version="v")
-    store.acquire_lease(job.id, 1, "someone", ttl_s=60)  # chunk 1 is being scored
+    store.try_lease(job.id, 1, "someone", ttl_s=60)  # chunk 1 is being scored
     sent = []
     sweeper = Sweeper(store, lambda j, c, q: sent.append((j, c.index, c.start, c.stop, q)),
                       stall_s=10)
