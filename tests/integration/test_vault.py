@@ -137,8 +137,8 @@ def test_static_token_auth(openbao: Bao, role_ids: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def short_role(openbao: Bao, role_ids: dict[str, str]) -> tuple[str, str]:
-    """An AppRole with the worker policy and 6 s tokens (max 60 s)."""
+def short_role_source(openbao: Bao, role_ids: dict[str, str]) -> VaultSecretSource:
+    """A worker source logged in with an AppRole of 6 s tokens (max 60 s), no secret cache."""
     root = openbao.client()
     root.auth.approle.create_or_update_approle(
         role_name="spamq-worker-short",
@@ -148,18 +148,15 @@ def short_role(openbao: Bao, role_ids: dict[str, str]) -> tuple[str, str]:
     )
     role_id = root.auth.approle.read_role_id("spamq-worker-short")["data"]["role_id"]
     secret_id = root.auth.approle.generate_secret_id("spamq-worker-short")["data"]["secret_id"]
-    return role_id, secret_id
+    return VaultSecretSource(addr=openbao.addr, service="worker", role_id=role_id,
+                             secret_id=secret_id, cache_s=0)
 
 
-def test_token_is_renewed_when_a_third_of_its_ttl_is_left(openbao: Bao, short_role) -> None:
+def test_token_is_renewed_when_a_third_of_its_ttl_is_left(
+    openbao: Bao, short_role_source: VaultSecretSource
+) -> None:
     root = openbao.client()
-    s = VaultSecretSource(
-        addr=openbao.addr,
-        service="worker",
-        role_id=short_role[0],
-        secret_id=short_role[1],
-        cache_s=0,
-    )
+    s = short_role_source
     assert s.get("redis_url") == SECRETS["redis_url"]
     accessor = s.token_status().accessor
     time.sleep(4.5)  # 6 s token: under 2 s left now
@@ -172,14 +169,10 @@ def test_token_is_renewed_when_a_third_of_its_ttl_is_left(openbao: Bao, short_ro
 
 
 @pytest.mark.slow
-def test_background_renewal_keeps_the_token_alive(openbao: Bao, short_role) -> None:
-    s = VaultSecretSource(
-        addr=openbao.addr,
-        service="worker",
-        role_id=short_role[0],
-        secret_id=short_role[1],
-        cache_s=0,
-    )
+def test_background_renewal_keeps_the_token_alive(
+    openbao: Bao, short_role_source: VaultSecretSource
+) -> None:
+    s = short_role_source
     accessor = s.token_status().accessor
     s.start_renewal(interval_s=0.5)
     try:
