@@ -21,6 +21,19 @@ def sms_texts(n: int, *, seed: int = 0) -> list[str]:
     return [rng.choice(rows)[1] for _ in range(n)]
 
 
+def split_of(model_dir: Path, data_path: Path, name: str) -> tuple[list[str], list[int]]:
+    """Texts and labels of one split (train/validation/test) of a model, rebuilt from the
+    split record in its manifest."""
+    from spamq.training.data import read_tsv, split
+
+    record = json.loads((model_dir / "manifest.json").read_text())["split"]
+    splits = split(read_tsv(data_path), seed=record["seed"], limit=record.get("limit"),
+                   validation_size=record["fractions"]["validation"],
+                   test_size=record["fractions"]["test"])
+    rows = getattr(splits, name)
+    return [e.text for e in rows], [e.label for e in rows]
+
+
 def percentiles(samples_s: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in samples_s)
     q = statistics.quantiles(ms, n=100, method="inclusive")

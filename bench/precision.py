@@ -9,25 +9,14 @@ at fp32, bf16 and int8, and names the fastest precision costing at most 0.005 sp
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import hardware, write_results
+from bench.common import hardware, split_of, write_results
 from spamq.settings import Settings
 
 MAX_F1_COST = 0.005
-
-
-def test_split(model_dir: Path, data_path: Path) -> tuple[list[str], list[int]]:
-    from spamq.training.data import read_tsv, split
-
-    record = json.loads((model_dir / "manifest.json").read_text())["split"]
-    splits = split(read_tsv(data_path), seed=record["seed"], limit=record.get("limit"),
-                   validation_size=record["fractions"]["validation"],
-                   test_size=record["fractions"]["test"])
-    return [e.text for e in splits.test], [e.label for e in splits.test]
 
 
 def evaluate(model_dir: Path, *, data_path: Path, threads: int = 2,
@@ -35,10 +24,11 @@ def evaluate(model_dir: Path, *, data_path: Path, threads: int = 2,
     import torch
     from sklearn.metrics import f1_score
 
+    from spamq.training.report import f1_interval
     from worker.runner import BatchClassifier
 
     torch.set_num_threads(threads)
-    texts, labels = test_split(model_dir, data_path)
+    texts, labels = split_of(model_dir, data_path, "test")
     out: dict[str, Any] = {"n": len(texts), "spam": sum(labels), "by_precision": {}}
     for precision in precisions:
         runner = BatchClassifier(model_dir, device="cpu", precision=precision)
@@ -50,6 +40,7 @@ def evaluate(model_dir: Path, *, data_path: Path, threads: int = 2,
         predicted = [int(p.label == "spam") for p in predictions]
         out["by_precision"][precision] = {
             "spam_f1": f1_score(labels, predicted),
+            "spam_f1_ci95": f1_interval(labels, predicted),
             "msgs_per_s": len(texts) / seconds,
         }
     base = out["by_precision"]["fp32"]["spam_f1"]
@@ -68,9 +59,11 @@ def main() -> int:
     results = {"hardware": hardware(), "model_dir": str(args.model_dir),
                **evaluate(args.model_dir, data_path=Settings().data_path)}
     print(f"test split: {results['n']} texts ({results['spam']} spam)")
-    print(f"{'precision':<10}{'spam F1':>9}{'cost':>9}{'msgs/s':>10}")
+    print(f"{'precision':<10}{'spam F1':>9}{'95% bootstrap':>16}{'cost':>9}{'msgs/s':>10}")
     for p, r in results["by_precision"].items():
-        print(f"{p:<10}{r['spam_f1']:>9.4f}{r['f1_cost']:>9.4f}{r['msgs_per_s']:>10.0f}")
+        low, high = r["spam_f1_ci95"]
+        print(f"{p:<10}{r['spam_f1']:>9.4f}{f'{low:.3f}-{high:.3f}':>16}{r['f1_cost']:>9.4f}"
+              f"{r['msgs_per_s']:>10.0f}")
     print(f"fastest within {MAX_F1_COST} F1: {results['recommended']}")
     write_results(args.out, results)
     return 0

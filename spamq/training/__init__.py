@@ -80,10 +80,12 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     b = metrics["baseline"]
+    ci, b_ci = metrics["spam_f1_ci95"], b["spam_f1_ci95"]
     print(
-        f"test spam F1 {metrics['spam_f1']:.4f} (P {metrics['spam_precision']:.4f}, "
-        f"R {metrics['spam_recall']:.4f}, MCC {metrics['mcc']:.4f}, "
-        f"threshold {metrics['threshold']:.4f}); baseline F1 {b['spam_f1']:.4f}\n"
+        f"test spam F1 {metrics['spam_f1']:.4f} (95% bootstrap {ci[0]:.3f}-{ci[1]:.3f}; "
+        f"P {metrics['spam_precision']:.4f}, R {metrics['spam_recall']:.4f}, "
+        f"MCC {metrics['mcc']:.4f}, threshold {metrics['threshold']:.4f}); "
+        f"baseline F1 {b['spam_f1']:.4f} ({b_ci[0]:.3f}-{b_ci[1]:.3f})\n"
         f"training {metrics['training_time_s']:.1f} s (total {metrics['total_time_s']:.1f} s); "
         f"model {metrics['out_dir']} version {metrics['version']}"
     )

@@ -30,6 +30,21 @@ def choose_threshold(y_true, scores) -> float:
     return best_t
 
 
+def f1_interval(y_true, y_pred, *, resamples: int = 2000, level: float = 0.95,
+                seed: int = 0) -> list[float]:
+    """Percentile bootstrap interval of spam F1: how far the number could move on another
+    sample of texts like these (resampled with replacement, ``resamples`` times)."""
+    y = np.asarray(y_true, dtype=bool)
+    p = np.asarray(y_pred, dtype=bool)
+    idx = np.random.default_rng(seed).integers(0, len(y), size=(resamples, len(y)))
+    yy, pp = y[idx], p[idx]
+    tp = (yy & pp).sum(1)
+    wrong = (yy != pp).sum(1)
+    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 0.0)
+    tail = (1.0 - level) / 2.0
+    return [float(np.quantile(f1, tail)), float(np.quantile(f1, 1.0 - tail))]
+
+
 def classification_metrics(y_true, scores, threshold: float) -> dict:
     from sklearn.metrics import (
         accuracy_score,
@@ -54,6 +69,7 @@ def classification_metrics(y_true, scores, threshold: float) -> dict:
         "spam_precision": float(precision_score(y, pred, zero_division=0)),
         "spam_recall": float(recall_score(y, pred, zero_division=0)),
         "spam_f1": float(f1_score(y, pred, zero_division=0)),
+        "spam_f1_ci95": f1_interval(y, pred),
         "mcc": float(matthews_corrcoef(y, pred)),
         "roc_auc": float(roc_auc_score(y, s)) if both else None,
         "average_precision": float(average_precision_score(y, s)) if both else None,

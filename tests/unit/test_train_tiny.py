@@ -184,3 +184,31 @@ def test_two_runs_compete_with_their_soups_on_validation_only(tmp_path: Path) ->
                       tok.pad_token_id)
     assert again["val_spam_f1"] == pytest.approx(best["validation"]["val_spam_f1"])
     assert again["val_loss"] == pytest.approx(best["validation"]["val_loss"], abs=1e-4)
+
+
+def test_metrics_carry_a_bootstrap_interval(tiny) -> None:
+    out, metrics = tiny
+    low, high = metrics["spam_f1_ci95"]
+    assert 0.0 <= low <= metrics["spam_f1"] <= high <= 1.0
+    assert high - low > 0.0  # 90 test texts cannot pin F1 down to a point
+    low_b, high_b = metrics["baseline"]["spam_f1_ci95"]
+    assert low_b <= metrics["baseline"]["spam_f1"] <= high_b
+
+
+def test_validation_error_analysis_never_reads_the_test_split(tiny) -> None:
+    from bench.common import split_of
+    from bench.errors import evaluate
+
+    out, _ = tiny
+    texts, labels = split_of(out, DATA, "validation")
+    test_texts, _ = split_of(out, DATA, "test")
+    result = evaluate([out, out], data_path=DATA)
+    assert (result["split"], result["n"], result["spam"]) == ("validation", len(texts),
+                                                             sum(labels))
+    (single,) = {json.dumps(m, sort_keys=True) for m in result["models"].values()}
+    single = json.loads(single)
+    # Two copies of one model: the ensemble is that model, and every error is shared.
+    assert result["ensemble"]["spam_f1"] == pytest.approx(single["spam_f1"])
+    assert len(result["shared_errors"]) == single["fp"] + single["fn"]
+    assert {e["text"] for e in result["shared_errors"]} <= set(texts) - set(test_texts)
+    assert 0.0 < result["baseline"]["spam_f1"] <= 1.0
