@@ -88,7 +88,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'done' or status == 'failed' or status == 'cancelled' or
    status == 'expired' then return 0 end
-local final = ARGV[3] or 'cancelled'
+local final = ARGV[3]
 redis.call('HSET', KEYS[1], 'status', final, 'finished_at', ARGV[1])
 if final == 'expired' then
   redis.call('HSET', KEYS[1], 'error', 'deadline passed before every chunk was scored')
@@ -398,20 +398,21 @@ class JobStore:
         value = self._r.hget(PREFIX + job_id, "status")
         return _str(value)
 
+    def _end_early(self, job_id: str, status: str) -> int:
+        job_key, _, _, finished_key = self._keys(job_id)
+        return self._cancel(keys=[job_key, finished_key],
+                            args=[repr(time.time()), self._ttl, status])
+
     def cancel(self, job_id: str) -> bool:
         """Mark the job cancelled (its remaining chunks are skipped); False if already over."""
-        job_key, _, _, finished_key = self._keys(job_id)
-        outcome = self._cancel(keys=[job_key, finished_key], args=[repr(time.time()), self._ttl])
+        outcome = self._end_early(job_id, CANCELLED)
         if outcome == -1:
             raise JobNotFound(job_id)
         return outcome == 1
 
     def expire(self, job_id: str) -> bool:
         """Mark the job expired (its deadline passed); False if it had already ended."""
-        job_key, _, _, finished_key = self._keys(job_id)
-        outcome = self._cancel(keys=[job_key, finished_key],
-                               args=[repr(time.time()), self._ttl, EXPIRED])
-        return outcome == 1
+        return self._end_early(job_id, EXPIRED) == 1
 
     def owner(self, job_id: str) -> str | None:
         """The key id that submitted the job ('' if none; None if there is no such job)."""
@@ -451,10 +452,9 @@ class JobStore:
     def forget_active(self, job_id: str) -> None:
         self._r.srem(ACTIVE_KEY, job_id)
 
-    def missing_chunks(self, job_id: str) -> list[int]:
-        """Chunk indices whose results are not stored yet."""
-        job = self.get(job_id)
-        stored = {int(k) for k in self._r.hkeys(self._keys(job_id)[2])}
+    def missing_chunks(self, job: Job) -> list[int]:
+        """Chunk indices of ``job`` whose results are not stored yet."""
+        stored = {int(k) for k in self._r.hkeys(self._keys(job.id)[2])}
         return [i for i in range(job.chunks_total) if i not in stored]
 
     def resume(self, job_id: str) -> list[Chunk]:
@@ -464,7 +464,7 @@ class JobStore:
             return []
         self._resume(keys=[PREFIX + job_id, self._keys(job_id)[3]])
         plan = chunk_plan(job.total, job.chunk_size)
-        missing = set(self.missing_chunks(job_id))
+        missing = set(self.missing_chunks(job))
         if job.output:  # stored, but its part file never written (an output write failed)
             written = {int(i) for i in self._r.smembers(PREFIX + job_id + ":parts")}
             missing |= {i for i in range(job.chunks_total) if i not in written}
@@ -524,9 +524,6 @@ class JobStore:
         (status, deadline), _, values = pipe.execute()
         return Claim(_str(status), [_str(v) for v in values],
                      float(deadline) if deadline else None)
-
-    def mark_running(self, job_id: str) -> None:
-        self._start(keys=[PREFIX + job_id], args=[repr(time.time())])
 
     def store_chunk(
         self, job_id: str, chunk: int, results: list[dict[str, Any]], *, model_version: str

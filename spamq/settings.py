@@ -126,8 +126,6 @@ class Settings(BaseSettings):
     vault_start_attempts: int = Field(default=5, ge=1, description="secret reads tried at start")
     # Secrets read through the SecretSource (these env values are used only without Vault).
     api_keys: SecretStr | None = Field(default=None, description="comma-separated API keys")
-    flower_basic_auth: SecretStr | None = Field(default=None, description="user:password")
-    flower_public_url: str = Field(default="http://127.0.0.1:5555", description="linked from /")
 
     # --- Model source and hot swap (worker/model_source.py) ---
     model_source: Literal["dir", "registry"] = "dir"  # registry: model_name@model_alias

@@ -50,7 +50,7 @@ class Sweeper:
             if now - since < self._stall_s:
                 continue
             plan = chunk_plan(job.total, job.chunk_size)
-            lost = [plan[i] for i in self._store.missing_chunks(job_id)
+            lost = [plan[i] for i in self._store.missing_chunks(job)
                     if not self._store.lease_held(job_id, i)]
             for chunk in lost:
                 self._send(job_id, chunk, job.queue)

@@ -7,7 +7,6 @@ duplicates), so no input the model sees is in two splits.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,14 +38,6 @@ class Splits:
             spam = sum(e.label for e in rows)
             out[name] = {"total": len(rows), "ham": len(rows) - spam, "spam": spam}
         return out
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_tsv(path: Path) -> list[Example]:

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from spamq.manifest import write_manifest
+from spamq.manifest import sha256_file, write_manifest
 from spamq.settings import Settings
 from spamq.text import normalize
 from spamq.training import augment as aug_mod
 from spamq.training import convert, report
-from spamq.training.data import Example, read_tsv, sha256_of, split
+from spamq.training.data import Example, read_tsv, split
 
 SCORE_DEFINITION = "softmax(logits)[label 'spam'] of normalize(text), truncated to max_length"
 
@@ -259,7 +259,7 @@ def train(
     _seed_everything(seed)
 
     # --- data -------------------------------------------------------------------------
-    data_sha = sha256_of(data_path)
+    data_sha = sha256_file(data_path)
     splits = split(read_tsv(data_path), seed=seed, limit=limit,
                    validation_size=validation_size, test_size=test_size)
     held_out = {normalize(e.text) for e in splits.validation + splits.test}

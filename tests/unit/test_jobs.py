@@ -38,7 +38,7 @@ def test_job_ids_are_unique(store: JobStore):
 
 def test_results_in_order_and_done_when_every_chunk_is_stored(store: JobStore):
     job, plan = store.create(["a", "b", "c"], chunk_size=2, queue="q")
-    store.mark_running(job.id)
+    assert store.claim(job.id, 0, 2).texts == ["a", "b"]
     assert store.get(job.id).status == RUNNING
     # chunks may finish out of order
     assert store.store_chunk(job.id, 1, [result("spam", 0.9)], model_version="v1")
@@ -155,7 +155,7 @@ def test_resume_returns_only_missing_chunks_of_a_failed_job(store: JobStore):
 
 def test_a_job_with_an_output_is_done_only_after_output_done(store: JobStore):
     job, plan = store.create(["a", "b", "c"], chunk_size=2, queue="q", output="out/x")
-    store.mark_running(job.id)
+    store.claim(job.id, 0, 2)
     for c in plan:
         store.store_chunk(job.id, c.index, [result("ham", 0.1)] * (c.stop - c.start),
                           model_version="v1")
