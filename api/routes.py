@@ -18,7 +18,7 @@ from api.store_input import read_store_input
 from api.validation import InvalidRequest, int_param, parse_texts, parse_upload, upload_format
 from spamq import bulk_io
 from spamq.jobs import Chunk, DuplicateJob, Job, JobNotFound, JobStore
-from spamq.queue import SCORE_CHUNK
+from spamq.queue import send_chunk
 from spamq.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _iso(ts: float | None) -> str | None:
 def _send(job_id: str, plan: list[Chunk], *, queue: str) -> None:
     send_task = _ctx()[2]
     for chunk in plan:
-        send_task(SCORE_CHUNK, args=[job_id, chunk.index, chunk.start, chunk.stop], queue=queue)
+        send_chunk(send_task, job_id, chunk, queue)
 
 
 def _submit(texts: list[str], *, queue: str, rejected: list[dict[str, Any]] | None = None,

@@ -25,6 +25,7 @@ from typing import Any
 
 from spamq.artifacts import ArtifactError, ArtifactStore, _clean
 from spamq.jobs import Job, JobStore
+from spamq.retry import retry
 
 logger = logging.getLogger(__name__)
 
@@ -63,18 +64,9 @@ def write_retrying(artifacts: ArtifactStore, path: str, data: bytes, *, attempts
                    backoff_s: float, backoff_max_s: float,
                    sleep: Callable[[float], None] = time.sleep) -> None:
     """Atomic write (temp + rename), retried with bounded exponential backoff on store errors."""
-    delay = backoff_s
-    for attempt in range(1, attempts + 1):
-        try:
-            artifacts.write_bytes_atomic(path, data)
-            return
-        except ArtifactError as exc:
-            if attempt == attempts:
-                raise
-            logger.warning("write %s failed (attempt %d/%d): %s; retrying in %.2fs",
-                           path, attempt, attempts, exc, delay)
-            sleep(delay)
-            delay = min(delay * 2, backoff_max_s)
+    retry(lambda: artifacts.write_bytes_atomic(path, data), retry_on=ArtifactError,
+          attempts=attempts, first_delay_s=backoff_s, max_delay_s=backoff_max_s,
+          what=f"write {path}", sleep=sleep)
 
 
 def write_part(artifacts: ArtifactStore, store: JobStore, job_id: str, index: int, start: int,

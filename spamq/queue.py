@@ -6,11 +6,16 @@ The API sends tasks by name, so it never imports the worker (or torch).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from celery.signals import before_task_publish
 
 from spamq.settings import Settings
+
+if TYPE_CHECKING:
+    from spamq.jobs import Chunk
 
 SCORE_CHUNK = "spamq.score_chunk"
 ENQUEUED_AT = "spamq_enqueued_at"
@@ -21,6 +26,11 @@ def _stamp(headers: dict | None = None, **_: object) -> None:
     """Stamp each message with its publish time: /metrics reports the oldest one's age."""
     if headers is not None:
         headers.setdefault(ENQUEUED_AT, time.time())
+
+
+def send_chunk(send_task: Callable[..., Any], job_id: str, chunk: Chunk, queue: str) -> None:
+    """Queue one chunk for the ``spamq.score_chunk`` task (worker/tasks.py takes these args)."""
+    send_task(SCORE_CHUNK, args=[job_id, chunk.index, chunk.start, chunk.stop], queue=queue)
 
 
 def make_celery(settings: Settings, *, include: list[str] | None = None) -> Celery:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from spamq.retry import retry
 from spamq.secrets import (
     EnvSecretSource,
     SecretError,
@@ -72,19 +73,12 @@ def load_service_secrets(
         return ServiceSecrets(settings, source, _split_keys(keys),
                               basic.get_secret_value() if basic else None)
     attempts = settings.vault_start_attempts
-    for attempt in range(1, attempts + 1):
-        try:
-            values = _read_all(source, service)
-            break
-        except SecretError as exc:
-            if attempt == attempts:
-                raise SecretError(
-                    f"{service}: secrets unavailable after {attempts} tries: {exc}"
-                ) from exc
-            delay = min(10.0, 0.5 * 2 ** (attempt - 1))
-            logger.warning("%s: secrets not readable (try %d/%d): %s; again in %.1fs",
-                           service, attempt, attempts, exc, delay)
-            sleep(delay)
+    try:
+        values = retry(lambda: _read_all(source, service), retry_on=SecretError,
+                       attempts=attempts, first_delay_s=0.5, max_delay_s=10.0,
+                       what=f"{service}: reading secrets", sleep=sleep)
+    except SecretError as exc:
+        raise SecretError(f"{service}: secrets unavailable after {attempts} tries: {exc}") from exc
     updates = {k: values[k] for k in ("redis_url", "hdfs_url", "hdfs_user") if values.get(k)}
     logger.info("%s: secrets from Vault at %s: %s", service, settings.vault_addr,
                 ", ".join(sorted(values)))

@@ -74,13 +74,12 @@ def start_extras(state: WorkerState) -> None:
         _watcher = ModelWatcher(state)
         _watcher.start()
     if s.stall_resend_s > 0:
-        from spamq.queue import SCORE_CHUNK
+        from spamq.queue import send_chunk
         from worker.celery_app import app
         from worker.sweeper import Sweeper
 
         def send(job_id, chunk, queue) -> None:
-            app.send_task(SCORE_CHUNK, args=[job_id, chunk.index, chunk.start, chunk.stop],
-                          queue=queue)
+            send_chunk(app.send_task, job_id, chunk, queue)
 
         Sweeper(state.store, send, stall_s=s.stall_resend_s).start(
             state._stop, every_s=min(30.0, s.stall_resend_s / 2))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from spamq.artifacts import ArtifactError, ArtifactNotFound, artifact_store_from_settings
 from spamq.registry import ModelRegistry, RegistryError
+from spamq.retry import retry
 from spamq.settings import Settings
 
 if TYPE_CHECKING:
@@ -39,20 +40,18 @@ class ModelSourceError(RuntimeError):
 def retrying(fn: Callable[[], T], *, what: str, attempts: int, backoff_s: float,
              sleep: Callable[[float], None] = time.sleep) -> T:
     """``fn()`` with bounded retries (exponential backoff) while the store is unreachable."""
-    for attempt in range(1, attempts + 1):
+    def once() -> T:
         try:
             return fn()
         except ArtifactNotFound as exc:  # a missing file is not transient
             raise ModelSourceError(f"{what}: {exc}") from exc
-        except (ArtifactError, OSError) as exc:
-            if attempt == attempts:
-                raise ModelSourceError(
-                    f"{what}: registry unreachable after {attempts} tries: {exc}") from exc
-            delay = min(30.0, backoff_s * 2 ** (attempt - 1))
-            logger.warning("%s failed (try %d/%d): %s; again in %.1fs",
-                           what, attempt, attempts, exc, delay)
-            sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    try:
+        return retry(once, retry_on=(ArtifactError, OSError), attempts=attempts,
+                     first_delay_s=backoff_s, max_delay_s=30.0, what=what, sleep=sleep)
+    except (ArtifactError, OSError) as exc:
+        raise ModelSourceError(
+            f"{what}: registry unreachable after {attempts} tries: {exc}") from exc
 
 
 class ModelSource:

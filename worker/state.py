@@ -40,7 +40,7 @@ class WorkerState:
     def load_model(self) -> BatchClassifier:
         import torch
 
-        from worker.runner import BatchClassifier, default_threads
+        from worker.runner import default_threads
 
         s = self.settings
         torch.set_num_threads(s.torch_threads or default_threads(s.worker_concurrency))
@@ -48,17 +48,11 @@ class WorkerState:
             from worker.lifecycle import load_registry_runner
 
             self.runner = load_registry_runner(s)
-            return self.runner
-        runner = BatchClassifier(
-            s.model_dir,
-            device=s.device,
-            max_length=s.max_length,
-            batch_size=s.batch_size,
-            precision=s.precision,
-        )
-        runner.warm_up()
-        self.runner = runner
-        return runner
+        else:
+            from worker.model_source import build_runner
+
+            self.runner = build_runner(s, s.model_dir)
+        return self.runner
 
     def heartbeat_payload(self) -> dict[str, object]:
         runner = self.runner
