@@ -221,15 +221,6 @@ def job_rejected(job_id: str):
 _CSV_FIELDS = ["row", "label", "spam_probability", "truncated", "model_version"]
 
 
-def _result_rows(store: JobStore, job: Job, start: int, stop: int) -> list[dict[str, Any]]:
-    found = store.results_range(job, start, stop)
-    if not found:
-        return []
-    rows = store.rows(job.id, found[0][0], found[-1][0] + 1)
-    first = found[0][0]
-    return [{"row": rows[pos - first], **result} for pos, result in found]
-
-
 @bp.get("/v1/jobs/<job_id>/results")
 def job_results(job_id: str):
     """A page of results (``offset``, ``limit``), or all of them streamed (``format=jsonl|csv``).
@@ -250,7 +241,7 @@ def job_results(job_id: str):
     stop = job.total if limit is None else min(job.total, offset + limit)
     if paged:
         assert limit is not None
-        results = _result_rows(store, job, offset, stop)
+        results = store.result_rows(job, offset, stop)
         nxt = (url_for("spamq.job_results", job_id=job.id, offset=stop, limit=limit)
                if stop < job.total else None)
         return jsonify({"id": job.id, "status": job.status, "total": job.total,
@@ -264,7 +255,7 @@ def job_results(job_id: str):
             writer = csv.DictWriter(buffer, fieldnames=_CSV_FIELDS, extrasaction="ignore")
             writer.writeheader()
         for start in range(offset, stop, step):
-            page = _result_rows(store, job, start, min(start + step, stop))
+            page = store.result_rows(job, start, min(start + step, stop))
             if fmt == "jsonl":
                 yield "".join(json.dumps(r) + "\n" for r in page)
             else:

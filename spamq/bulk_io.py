@@ -53,13 +53,6 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode()
 
 
-def chunk_rows(store: JobStore, job: Job, start: int, stop: int) -> list[dict[str, Any]]:
-    """The stored results of texts ``[start, stop)`` as output rows (the results API's rows)."""
-    found = store.results_range(job, start, stop)
-    rows = store.rows(job.id, start, stop)
-    return [{"row": rows[pos - start], **r} for pos, r in found]
-
-
 def write_retrying(artifacts: ArtifactStore, path: str, data: bytes, *, attempts: int,
                    backoff_s: float, backoff_max_s: float,
                    sleep: Callable[[float], None] = time.sleep) -> None:
@@ -75,7 +68,7 @@ def write_part(artifacts: ArtifactStore, store: JobStore, job_id: str, index: in
     job = store.get(job_id)
     if not job.output:
         return
-    rows = chunk_rows(store, job, start, stop)
+    rows = store.result_rows(job, start, stop)
     write_retrying(artifacts, part_path(job.output, index), _jsonl(rows), **retry)
     if store.part_written(job_id, index):
         finish_output(artifacts, store, job_id, retry=retry)

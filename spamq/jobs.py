@@ -514,6 +514,16 @@ class JobStore:
                     out.append((base + offset, result))
         return out
 
+    def result_rows(self, job: Job, start: int, stop: int) -> list[dict[str, Any]]:
+        """The stored results among positions ``[start, stop)``, each with its input ``row``:
+        the rows of the results API and of bulk output part files."""
+        found = self.results_range(job, start, stop)
+        if not found:
+            return []
+        first = found[0][0]
+        rows = self.rows(job.id, first, found[-1][0] + 1)
+        return [{"row": rows[pos - first], **result} for pos, result in found]
+
     def claim(self, job_id: str, start: int, stop: int) -> Claim:
         """One round trip for a task: the job's status and deadline, marking it running, its
         texts."""
