@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 
 from flask import Flask, g, jsonify, request
 
+from spamq.jobs import JobNotFound
 from spamq.secrets import SecretError
 from spamq.settings import Settings
 
@@ -145,6 +146,5 @@ def install(app: Flask, *, settings: Settings, keys: KeyRing, store) -> None:
                            {"Retry-After": str(max(1, -(-wait_ms // 1000)))})
         job_id = (request.view_args or {}).get("job_id")
         if job_id is not None and store.owner(job_id) not in (None, "", owner):
-            return jsonify({"error": "not_found",
-                            "message": f"no job {job_id!r} (unknown or expired)"}), 404
+            raise JobNotFound(job_id)  # another key's job: answered like an unknown one
         return None

@@ -55,9 +55,7 @@ class ClusterCollector(Collector):
             yield from self._collect()
         except redis.RedisError as exc:
             logger.warning("metrics: redis unavailable: %s", exc)
-            up = GaugeMetricFamily("spamq_redis_up", "Redis answered the scrape")
-            up.add_metric([], 0)
-            yield up
+            yield _redis_up(0)
 
     def _collect(self) -> Iterator[Metric]:
         now = time.time()
@@ -108,9 +106,13 @@ class ClusterCollector(Collector):
             largest.add_metric([worker], st.get("max_rows", 0))
             fill.add_metric([worker], st.get("fill", 0.0))
         yield from (batches, rows, mean, largest, fill)
-        up = GaugeMetricFamily("spamq_redis_up", "Redis answered the scrape")
-        up.add_metric([], 1)
-        yield up
+        yield _redis_up(1)
+
+
+def _redis_up(value: int) -> Metric:
+    up = GaugeMetricFamily("spamq_redis_up", "Redis answered the scrape")
+    up.add_metric([], value)
+    return up
 
 
 def install(app: Flask, *, store: JobStore, settings: Settings) -> None:

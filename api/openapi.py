@@ -18,6 +18,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "items": {"type": "string", "minLength": 1, "maxLength": settings.max_chars_per_text},
     }
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    not_found = _error("unknown or expired job (or another API key's)")
     bad = {"400": _error("the body is not a JSON object"),
            "413": _error("too many texts, too long a text, or too large a body"),
            "422": _error("a field is missing or has the wrong type; `field` names it"),
@@ -63,10 +64,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "parameters": [job_id],
                         "responses": {"200": {"description": "the job", "content": {
                             "application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
-                            "404": _error("unknown or expired job"), "503": bad["503"]}},
+                            "404": not_found, "503": bad["503"]}},
                 "delete": {"summary": "Cancel the remaining chunks", "parameters": [job_id],
                            "responses": {"200": {"description": "cancelled"},
-                                         "404": _error("unknown or expired job"),
+                                         "404": not_found,
                                          "409": _error("already finished"),
                                          "503": bad["503"]}},
             },
@@ -79,13 +80,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     {"name": "format", "in": "query",
                      "schema": {"type": "string", "enum": ["json", "jsonl", "csv"]}},
                 ],
-                "responses": {"200": {"description": "results"}, "404": _error("unknown job"),
+                "responses": {"200": {"description": "results"}, "404": not_found,
                               "422": bad["422"], "503": bad["503"]}}},
             "/v1/jobs/{job_id}/rejected": {"get": {
                 "summary": "Input rows that were not scored, with the reason",
                 "parameters": [job_id],
                 "responses": {"200": {"description": "rejected rows"},
-                              "404": _error("unknown job"), "503": bad["503"]}}},
+                              "404": not_found, "503": bad["503"]}}},
             "/v1/predict": {"post": {
                 "summary": "Submit and wait (up to the configured timeout)",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
