@@ -40,7 +40,6 @@ unit: venv
 integration: venv test-services
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-# Every serving design side by side (needs a model in weights/default or BENCH_ARGS=--model-dir=...)
 # The benchmark of the served model; on a fresh clone the model is trained first.
 bench: venv services
 	$(PY) -c 'from spamq.settings import get_settings as g; raise SystemExit(not (g().model_dir / "manifest.json").exists())' \

@@ -22,10 +22,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _registry(settings: Settings) -> Any:
-    from spamq.artifacts import artifact_store_from_settings
     from spamq.registry import ModelRegistry
 
-    return ModelRegistry(artifact_store_from_settings(settings))
+    return ModelRegistry.from_settings(settings)
 
 
 def _fail(exc: Exception) -> int:

@@ -23,9 +23,13 @@ import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from spamq.artifacts import ArtifactExists, ArtifactStore
+from spamq.artifacts import ArtifactExists, ArtifactStore, artifact_store_from_settings
 from spamq.manifest import MANIFEST, ManifestError, read_manifest, verify_model_dir
+
+if TYPE_CHECKING:
+    from spamq.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +54,12 @@ class ModelRegistry:
     def __init__(self, store: ArtifactStore, *, root: str = "models") -> None:
         self.store = store
         self.root = root.strip("/")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelRegistry:
+        """The registry in the settings' store: HDFS when ``hdfs_url`` is set, else
+        ``artifact_dir``. Connects to nothing yet."""
+        return cls(artifact_store_from_settings(settings))
 
     def _model(self, name: str) -> str:
         return f"{self.root}/{_check_name('model name', name)}"

@@ -57,11 +57,10 @@ def stage_data(data: str | Path | None, *, settings: Settings | None = None) -> 
 
 def publish(out_dir: Path, *, alias: str | None, settings: Settings | None = None) -> str:
     """Push a written model directory; promote ``alias`` to it when given. Returns the version."""
-    from spamq.artifacts import artifact_store_from_settings
     from spamq.registry import ModelRegistry
 
     s = settings or get_settings()
-    registry = ModelRegistry(artifact_store_from_settings(s))
+    registry = ModelRegistry.from_settings(s)
     version = registry.push(Path(out_dir), name=s.model_name)
     if alias:
         registry.promote(s.model_name, version, alias=alias)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from spamq.artifacts import ArtifactError, ArtifactNotFound, artifact_store_from_settings
+from spamq.artifacts import ArtifactError, ArtifactNotFound
 from spamq.registry import ModelRegistry, RegistryError
 from spamq.retry import retry
 from spamq.settings import Settings
@@ -60,7 +60,7 @@ class ModelSource:
     def __init__(self, settings: Settings, *, registry: ModelRegistry | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
-        self.registry = registry or ModelRegistry(artifact_store_from_settings(settings))
+        self.registry = registry or ModelRegistry.from_settings(settings)
         self._sleep = sleep
 
     @property
