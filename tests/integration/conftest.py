@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,19 @@ import requests
 
 from api.auth import hash_key
 from spamq.local_services import REPO, start_api, start_redis, start_worker
+
+FINISHED = ("done", "failed", "cancelled", "expired")
+
+
+def wait_for_job(base: str, status_url: str, statuses=FINISHED, timeout: float = 120) -> dict:
+    """Poll ``GET base + status_url`` until the job's status is one of ``statuses``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = requests.get(base + status_url, timeout=5).json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job not {statuses} after {timeout}s: {job}")
 
 
 @pytest.fixture(scope="session")

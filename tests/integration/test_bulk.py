@@ -17,20 +17,9 @@ import requests
 
 from bench.common import sms_texts
 from spamq.jobs import JobStore
-from tests.integration.conftest import API_KEY
+from tests.integration.conftest import API_KEY, wait_for_job
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(api_url: str, status_url: str, statuses=("done", "failed", "cancelled"),
-             timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = requests.get(api_url + status_url, timeout=5).json()
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job not {statuses} after {timeout}s: {job}")
 
 
 def csv_file(texts: list[str]) -> bytes:
@@ -50,7 +39,7 @@ def test_file_upload_job_rows_equal_results_plus_rejected(api_url):
     resp = requests.post(api_url + "/v1/jobs", files={"file": ("in.csv", csv_file(texts))},
                          data={"column": "message"}, timeout=30)
     assert resp.status_code == 202, resp.text
-    job = wait_for(api_url, resp.json()["status_url"])
+    job = wait_for_job(api_url, resp.json()["status_url"])
     assert job["status"] == "done", job
     assert job["input_rows"] == 700 and job["rejected"] == 3
     download = requests.get(api_url + job["results_url"] + "?format=jsonl", timeout=30)
@@ -70,7 +59,7 @@ def test_cancel_stops_the_remaining_chunks(api_url):
     resp = requests.post(api_url + "/v1/jobs", files={"file": ("big.csv", csv_file(texts))},
                          data={"column": "message"}, timeout=60)
     created = resp.json()
-    wait_for(api_url, created["status_url"], statuses=("running",))
+    wait_for_job(api_url, created["status_url"], statuses=("running",))
     cancel = requests.delete(api_url + created["status_url"], timeout=5)
     assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
     time.sleep(1.5)  # chunks in flight when cancelled may still store their results
@@ -90,7 +79,7 @@ def test_idempotent_resubmission_returns_the_same_job(api_url):
     first = requests.post(api_url + "/v1/jobs", files={"file": ("a.csv", body)},
                           data={"column": "message"}, headers=headers, timeout=30)
     assert first.status_code == 202
-    job = wait_for(api_url, first.json()["status_url"])
+    job = wait_for_job(api_url, first.json()["status_url"])
     assert job["status"] == "done"
     again = requests.post(api_url + "/v1/jobs", files={"file": ("a.csv", body)},
                           data={"column": "message"}, headers=headers, timeout=30)

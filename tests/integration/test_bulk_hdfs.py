@@ -17,6 +17,7 @@ import requests
 
 from spamq.artifacts import HdfsArtifactStore
 from spamq.local_services import start_api, start_redis, start_worker
+from tests.integration.conftest import wait_for_job
 
 try:
     from tests.integration.services_hdfs_vault import hdfs_url  # noqa: F401
@@ -59,16 +60,6 @@ def sample_csv(n: int, bad: set[int]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def wait_for(base: str, job_id: str, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = requests.get(f"{base}/v1/jobs/{job_id}", timeout=5).json()
-        if job["status"] in ("done", "failed", "cancelled", "expired"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job not finished: {job}")
-
-
 def all_results(base: str, job_id: str) -> list[dict]:
     r = requests.get(f"{base}/v1/jobs/{job_id}/results", params={"format": "jsonl"}, timeout=30)
     assert r.ok, r.text
@@ -107,7 +98,7 @@ def test_hdfs_input_to_hdfs_output(hdfs_job_env):
                                               "hdfs_output": "/out/ok"}, timeout=30)
     assert r.status_code == 202, r.text
     assert r.json()["rejected"] == len(bad)
-    job = wait_for(base, r.json()["id"])
+    job = wait_for_job(base, f"/v1/jobs/{r.json()['id']}", timeout=180)
     assert job["status"] == "done", job
     assert job["output"] == "out/ok"
     assert job["chunks"]["total"] == 6
@@ -146,7 +137,7 @@ def test_part_write_failure_fails_job_and_resume_completes(hdfs_job_env):
     headers = {"Idempotency-Key": f"hdfs-{uuid.uuid4().hex}"}
     r = requests.post(f"{base}/v1/jobs", json=body, headers=headers, timeout=30)
     assert r.status_code == 202, r.text
-    job = wait_for(base, r.json()["id"])
+    job = wait_for_job(base, f"/v1/jobs/{r.json()['id']}", timeout=180)
     assert job["status"] == "failed", job
     assert "chunk 1" in job["error"], job
     time.sleep(1.0)  # chunks in flight finish writing their parts
@@ -156,6 +147,6 @@ def test_part_write_failure_fails_job_and_resume_completes(hdfs_job_env):
     store.delete("out/fail/part-00001.jsonl", recursive=True)
     r = requests.post(f"{base}/v1/jobs", json=body, headers=headers, timeout=30)
     assert r.status_code == 200 and r.json()["resent_chunks"] >= 1, r.text
-    job = wait_for(base, job["id"])
+    job = wait_for_job(base, f"/v1/jobs/{job['id']}", timeout=180)
     assert job["status"] == "done", job
     check_output(store, base, job, "out/fail", n, bad)
