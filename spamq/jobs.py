@@ -41,8 +41,19 @@ LEASE_PREFIX = "spamq:lease:"
 _TEXT_SLICE = 1000
 _WAIT_SLICE_S = 0.5
 
+# The one way a job becomes done (both scripts below): status and time, the stats count,
+# and the element that wakes whoever waits on the finished list.
+_MARK_DONE = """
+local function mark_done(job, finished, now, ttl)
+  redis.call('HSET', job, 'status', 'done', 'finished_at', now)
+  redis.call('HINCRBY', 'spamq:stats:jobs', 'done', 1)
+  redis.call('RPUSH', finished, 'done')
+  redis.call('EXPIRE', finished, ttl)
+end
+"""
+
 # KEYS: job, results, finished. ARGV: chunk index, results json, n items, version, now, ttl
-_STORE_CHUNK = """
+_STORE_CHUNK = _MARK_DONE + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('EXPIRE', KEYS[2], ARGV[6])
@@ -60,10 +71,7 @@ local output = redis.call('HGET', KEYS[1], 'output')
 if chunks == tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
    and (output == false or output == '')
    and status ~= 'failed' and status ~= 'cancelled' and status ~= 'expired' then
-  redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', ARGV[5])
-  redis.call('HINCRBY', 'spamq:stats:jobs', 'done', 1)
-  redis.call('RPUSH', KEYS[3], 'done')
-  redis.call('EXPIRE', KEYS[3], ARGV[6])
+  mark_done(KEYS[1], KEYS[3], ARGV[5], ARGV[6])
 end
 return 1
 """
@@ -134,13 +142,10 @@ return 0
 """
 
 # KEYS: job, finished. ARGV: now, ttl. A running job whose output is complete becomes done.
-_OUTPUT_DONE = """
+_OUTPUT_DONE = _MARK_DONE + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', ARGV[1])
-redis.call('HINCRBY', 'spamq:stats:jobs', 'done', 1)
-redis.call('RPUSH', KEYS[2], 'done')
-redis.call('EXPIRE', KEYS[2], ARGV[2])
+mark_done(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1
 """
 
