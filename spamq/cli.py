@@ -133,14 +133,16 @@ def _score(args: argparse.Namespace) -> int:
     import requests
     from tqdm import tqdm
 
-    from spamq.manifest import sha256_file
-
     source = Path(args.input)
     if not source.is_file():
         print(f"spamq score: no file {source}", file=sys.stderr)
         return 2
-    ident = f"{sha256_file(source)}\0{args.column}".encode()
-    key = "spamq-score-" + hashlib.sha256(ident).hexdigest()
+    digest = hashlib.sha256()  # of the file's bytes and the column, not of the file alone
+    with open(source, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(b"\0" + args.column.encode())
+    key = "spamq-score-" + digest.hexdigest()
     out = Path(args.output) if args.output else source.with_name(source.stem + ".scored.jsonl")
     fmt = "csv" if out.suffix.lower() in (".csv", ".tsv") else "jsonl"
     base = args.url.rstrip("/")
