@@ -6,8 +6,9 @@ from typing import Any
 
 import kombu.exceptions
 import redis
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import BaseConverter
 
 from api.validation import InvalidRequest
 from spamq.jobs import JobNotFound, JobStore
@@ -26,6 +27,13 @@ def _key_ring(secrets: Any, settings: Settings) -> Any:
         lambda: secrets.source.get("api_keys"))
     return KeyRing(parse_key_list(secrets.api_keys), read=read,
                    refresh_s=settings.api_keys_cache_s)
+
+
+class JobIdConverter(BaseConverter):
+    """``<job_id:...>``: 32 lowercase hex digits. Anything else is a 404 before any view runs,
+    so no client string reaches a Redis key through a job id."""
+
+    regex = "[0-9a-f]{32}"
 
 
 def create_app(
@@ -48,6 +56,7 @@ def create_app(
     # File uploads may be this large; a JSON body is held to max_body_bytes in the route.
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_upload_bytes)
     app.json.sort_keys = False
+    app.url_map.converters["job_id"] = JobIdConverter
     if store is None:
         store = JobStore.from_settings(settings)
     if send_task is None:
@@ -55,15 +64,24 @@ def create_app(
     app.extensions["spamq"] = {"settings": settings, "store": store, "send_task": send_task,
                                "secrets": secrets}
     app.register_blueprint(bp)
-    metrics.install(app, store=store, settings=settings)
+    metrics.install(app, store=store, settings=settings, token=secrets.metrics_token)
     auth.install(app, settings=settings, keys=_key_ring(secrets, settings), store=store)
     limits.install(app, settings=settings, store=store)
     app.register_blueprint(web)
 
     @app.errorhandler(JobNotFound)
     def _no_job(exc: JobNotFound):
-        body = {"error": "not_found", "message": f"no job {exc.args[0]!r} (unknown or expired)"}
-        return jsonify(body), 404
+        return jsonify({"error": "not_found", "message": "no such job (unknown or expired)"}), 404
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge):
+        from api.limits import body_too_large
+
+        if request.mimetype == "multipart/form-data":
+            return jsonify(InvalidRequest(None, "an upload may have at most "
+                                          f"{settings.max_upload_bytes} bytes",
+                                          status=413).as_dict()), 413
+        return _invalid(body_too_large(settings.max_body_bytes))
 
     @app.errorhandler(InvalidRequest)
     def _invalid(exc: InvalidRequest):

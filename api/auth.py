@@ -27,8 +27,9 @@ logger = logging.getLogger(__name__)
 HASH_PREFIX = "sha256:"
 RATE_PREFIX = "spamq:rate:"
 #: endpoints anyone may call: liveness, readiness, the page and the API description
+#: (/metrics takes the operator's own credential instead of an API key: api/metrics.py)
 PUBLIC_ENDPOINTS = frozenset(
-    {"spamq.healthz", "spamq.readyz", "web.index", "web.openapi", "static"}
+    {"spamq.healthz", "spamq.readyz", "web.index", "web.openapi", "static", "metrics.metrics"}
 )
 
 # Token bucket. KEYS: bucket. ARGV: rate per s, burst, now (s). Returns ms to wait (0: allowed).

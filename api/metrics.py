@@ -8,13 +8,14 @@ for the whole cluster: queue depth and the age of the oldest message are what Fl
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
 from collections.abc import Iterator
 
 import redis
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -115,8 +116,13 @@ def _redis_up(value: int) -> Metric:
     return up
 
 
-def install(app: Flask, *, store: JobStore, settings: Settings) -> None:
-    """Add request metrics hooks and the ``/metrics`` route to ``app``."""
+def install(app: Flask, *, store: JobStore, settings: Settings, token: str | None) -> None:
+    """Add request metrics hooks and the ``/metrics`` route to ``app``.
+
+    ``/metrics`` shows cluster-wide figures, so it answers only the operator's credential
+    (``Authorization: Bearer <metrics_token>``), never an API key; without a token configured
+    it is closed, unless authentication is off altogether (development).
+    """
     registry = CollectorRegistry(auto_describe=True)
     requests_total = Counter("spamq_http_requests", "HTTP requests",
                              ["endpoint", "method", "status"], registry=registry)
@@ -140,13 +146,21 @@ def install(app: Flask, *, store: JobStore, settings: Settings) -> None:
         "registry": registry,
         "cluster": ClusterCollector(store, settings),
         "multiprocess": settings.metrics_multiproc_dir is not None,
+        "token": token, "open": not settings.auth_required,
     }
     app.register_blueprint(metrics_bp)
 
 
 @metrics_bp.get("/metrics")
-def metrics() -> Response:
+def metrics():
     ext = current_app.extensions["spamq_metrics"]
+    if not ext["open"]:
+        auth = request.headers.get("Authorization", "")
+        given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not ext["token"] or not hmac.compare_digest(given.encode(), ext["token"].encode()):
+            body = {"error": "forbidden", "message": "/metrics needs the operator's metrics "
+                    "credential (Authorization: Bearer <metrics_token>); API keys do not open it"}
+            return jsonify(body), 403
     scrape = CollectorRegistry()
     if ext["multiprocess"]:
         multiprocess.MultiProcessCollector(scrape)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import logging
@@ -13,11 +14,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
-from api.limits import deadline_from_request
+from api.limits import body_too_large, deadline_from_request
 from api.store_input import read_store_input
 from api.validation import InvalidRequest, int_param, parse_texts, parse_upload, upload_format
 from spamq import bulk_io
-from spamq.jobs import Chunk, DuplicateJob, Job, JobNotFound, JobStore
+from spamq.jobs import RUNNING, Chunk, DuplicateJob, Job, JobNotFound, JobStore, OutputTaken, digest
 from spamq.queue import send_chunk
 from spamq.settings import Settings
 
@@ -32,10 +33,8 @@ def _ctx() -> tuple[Settings, JobStore, Any]:
 
 def _json_body() -> Any:
     limit = _ctx()[0].max_body_bytes
-    if request.content_length is None and len(request.get_data(cache=True)) >= limit:
-        # A chunked body is read at most up to the limit (request.max_content_length).
-        raise InvalidRequest(None, f"a JSON body may have at most {limit - 1} bytes; upload a "
-                             "file for more", status=413)
+    if request.content_length is None and len(request.get_data(cache=True)) > limit:
+        raise body_too_large(limit)  # a chunked body is read at most up to the limit + 1
     try:
         payload = request.get_json(silent=True)
     except RecursionError:  # nested deeper than the JSON parser goes
@@ -58,15 +57,17 @@ def _send(job_id: str, plan: list[Chunk], *, queue: str) -> None:
 
 def _submit(texts: list[str], *, queue: str, rejected: list[dict[str, Any]] | None = None,
             rows: list[int] | None = None, idempotency_key: str | None = None,
-            output: str = "") -> Job:
+            output: str = "", request_sha: str = "") -> Job:
     settings, store, _ = _ctx()
+    bulk = queue == settings.bulk_queue
     job, plan = store.create(texts, chunk_size=settings.chunk_size, queue=queue,
                              rejected=rejected, rows=rows, idempotency_key=idempotency_key,
                              owner=g.get("spamq_owner"), deadline=deadline_from_request(settings),
-                             output=output)
+                             output=output, request_sha=request_sha,
+                             window=settings.bulk_window_chunks if bulk else None)
     _send(job.id, plan, queue=queue)
-    logger.info("queued %d texts in %d chunks on %s", job.total, len(plan), queue,
-                extra={"job_id": job.id})
+    logger.info("queued %d texts in %d chunks on %s (%d sent now)", job.total, job.chunks_total,
+                queue, len(plan), extra={"job_id": job.id})
     return job
 
 
@@ -81,25 +82,38 @@ def _texts(field: str) -> list[str]:
                        max_chars=settings.max_chars_per_text)
 
 
-def _rate(job: Job) -> dict[str, float | None]:
-    """Rows scored per second since the first chunk started, and the time left at that pace."""
+def _stalled_for(job: Job) -> float | None:
+    """Seconds a running job has gone without a stored chunk, once past ``stalled_after_s``."""
+    if job.status != RUNNING:
+        return None
+    since = time.time() - (job.progress_at or job.started_at or job.created_at)
+    return since if since >= _ctx()[0].stalled_after_s else None
+
+
+def _rate(job: Job, stalled: bool) -> dict[str, float | None]:
+    """Rows scored per second since the first chunk started, and the time left at that pace
+    (none while the job is stalled: a pace it is not keeping says nothing)."""
     if job.started_at is None or job.done == 0:
         return {"rows_per_s": None, "eta_s": None}
     elapsed = max((job.finished_at or time.time()) - job.started_at, 1e-6)
     rate = job.done / elapsed
-    eta = 0.0 if job.finished else (job.total - job.done) / rate
-    return {"rows_per_s": round(rate, 1), "eta_s": round(eta, 2)}
+    eta = None if stalled else 0.0 if job.finished else round((job.total - job.done) / rate, 2)
+    return {"rows_per_s": round(rate, 1), "eta_s": eta}
 
 
 def _view(job: Job, store: JobStore) -> dict[str, Any]:
     settings = _ctx()[0]
+    stalled = _stalled_for(job)
     view: dict[str, Any] = {
         "id": job.id,
-        "status": job.status,
+        # "stalled": running, but no chunk stored for stalled_after_s (a worker died, say;
+        # the sweeper re-sends its chunks); it goes back to running by itself.
+        "status": "stalled" if stalled is not None else job.status,
+        "stalled_for_s": round(stalled, 1) if stalled is not None else None,
         "progress": {"done": job.done, "total": job.total},
         "chunks": {"done": job.chunks_done, "total": job.chunks_total,
                    "failed": job.chunks_failed},
-        "rate": _rate(job),
+        "rate": _rate(job, stalled is not None),
         "input_rows": job.input_rows,
         "rejected": job.rejected,
         "results_url": url_for("spamq.job_results", job_id=job.id),
@@ -123,13 +137,32 @@ def _idempotency_key() -> str | None:
     if not 1 <= len(key) <= 200 or not key.isprintable():
         raise InvalidRequest("Idempotency-Key", "the Idempotency-Key header must be 1-200 "
                              "printable characters")
-    owner = g.get("spamq_owner")
-    return f"{owner}:{key}" if owner else key  # one key's Idempotency-Key never names another's job
+    return key  # the store keys it by sha256(owner, key): one key's never names another's job
 
 
-def _existing(job_id: str):
-    """The answer to a resubmission: the job as it is; a failed one resumes its missing chunks."""
-    store = _ctx()[1]
+def _fingerprint() -> str:
+    """What a submission asks for, so that a reused Idempotency-Key with another body is told.
+
+    JSON bodies compare as parsed (key order and spacing do not matter); an upload compares
+    its file's bytes and its form fields.
+    """
+    if request.mimetype == "multipart/form-data":
+        parts = [json.dumps(sorted(request.form.items(multi=True)))]
+        upload = request.files.get("file")
+        if upload is not None:
+            h = hashlib.sha256()
+            for block in iter(lambda: upload.stream.read(1 << 20), b""):
+                h.update(block)
+            upload.stream.seek(0)
+            parts.append(h.hexdigest())
+        return digest(*parts)
+    return digest(json.dumps(_json_body(), sort_keys=True))
+
+
+def _existing(job_id: str, request_sha: str):
+    """The answer to a resubmission: the job as it is; a failed, cancelled or expired one
+    resumes, re-sending only its chunks without stored results."""
+    settings, store, _ = _ctx()
     for _ in range(20):  # the first submitter may still be writing the job
         try:
             job = store.get(job_id)
@@ -138,7 +171,11 @@ def _existing(job_id: str):
             time.sleep(0.01)
     else:
         job = store.get(job_id)  # still missing: JobNotFound, 404
-    missing = store.resume(job.id)  # only a failed job has chunks to re-send
+    if job.request_sha and request_sha != job.request_sha:
+        raise InvalidRequest("Idempotency-Key", "this Idempotency-Key was used for a different "
+                             "request; send the same body to attach to its job, or use a new key")
+    window = settings.bulk_window_chunks if job.queue == settings.bulk_queue else None
+    missing = store.resume(job.id, deadline=deadline_from_request(settings), window=window)
     if missing:
         _send(job.id, missing, queue=job.queue)
         job = store.get(job.id)
@@ -163,26 +200,30 @@ def _upload() -> tuple[list[str], list[int], list[dict[str, Any]]]:
 def create_job():
     """JSON ``{"texts": [...]}`` or a multipart file upload (``file``, ``column``, ``format``)."""
     settings, store, _ = _ctx()
+    owner = g.get("spamq_owner")
     key = _idempotency_key()
-    if key is not None and (job_id := store.job_for_key(key)):
-        return _existing(job_id)
+    request_sha = _fingerprint() if key is not None else ""
+    if key is not None and (job_id := store.job_for_key(key, owner)):
+        return _existing(job_id, request_sha)
     output, artifacts = "", None
     if request.mimetype == "multipart/form-data":
         texts, rows, rejected = _upload()
     else:
-        if (request.content_length or 0) > settings.max_body_bytes:
-            raise InvalidRequest(None, f"a JSON body may have at most {settings.max_body_bytes} "
-                                 "bytes; upload a file for more", status=413)
         payload = _json_body()
         if isinstance(payload, dict) and "hdfs_input" in payload:  # a file in the artifact store
-            texts, rows, rejected, output, artifacts = read_store_input(payload, settings)
+            texts, rows, rejected, output, artifacts = read_store_input(payload, settings,
+                                                                        owner=owner)
         else:
             texts, rows, rejected = _texts("texts"), None, []
     try:
         job = _submit(texts, queue=_queue_for(len(texts)), rejected=rejected, rows=rows,
-                      idempotency_key=key, output=output)
+                      idempotency_key=key, output=output, request_sha=request_sha)
     except DuplicateJob as dup:  # a concurrent submission with the same key won
-        return _existing(dup.job_id)
+        return _existing(dup.job_id, request_sha)
+    except OutputTaken:
+        raise InvalidRequest("hdfs_output", "'hdfs_output' is reserved by another job (running, "
+                             "or written within the retention); name a new directory",
+                             status=409) from None
     if output and artifacts is not None and job.chunks_total == 0:  # no worker will finish it
         bulk_io.write_markers(artifacts, store, job, retry=bulk_io.retry_options(settings))
     status_url = url_for("spamq.get_job", job_id=job.id)
@@ -191,14 +232,14 @@ def create_job():
     return jsonify(body), 202, {"Location": status_url}
 
 
-@bp.get("/v1/jobs/<job_id>")
+@bp.get("/v1/jobs/<job_id:job_id>")
 def get_job(job_id: str):
     store = _ctx()[1]
     job = store.get(job_id)  # JobNotFound: 404 (api/__init__.py)
     return jsonify(_view(job, store))
 
 
-@bp.delete("/v1/jobs/<job_id>")
+@bp.delete("/v1/jobs/<job_id:job_id>")
 def cancel_job(job_id: str):
     """Stop the job's remaining chunks; results already stored stay readable."""
     store = _ctx()[1]
@@ -206,12 +247,12 @@ def cancel_job(job_id: str):
     job = store.get(job_id)
     if not cancelled:
         body = {"error": "conflict", "status": job.status,
-                "message": f"job {job_id} is already {job.status}"}
+                "message": f"job {job.id} is already {job.status}"}
         return jsonify(body), 409
     return jsonify(_view(job, store))
 
 
-@bp.get("/v1/jobs/<job_id>/rejected")
+@bp.get("/v1/jobs/<job_id:job_id>/rejected")
 def job_rejected(job_id: str):
     store = _ctx()[1]
     job = store.get(job_id)  # JobNotFound: 404 (api/__init__.py)
@@ -221,7 +262,7 @@ def job_rejected(job_id: str):
 _CSV_FIELDS = ["row", "label", "spam_probability", "truncated", "model_version"]
 
 
-@bp.get("/v1/jobs/<job_id>/results")
+@bp.get("/v1/jobs/<job_id:job_id>/results")
 def job_results(job_id: str):
     """A page of results (``offset``, ``limit``), or all of them streamed (``format=jsonl|csv``).
 

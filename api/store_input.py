@@ -1,49 +1,82 @@
 """``POST /v1/jobs`` with ``{"hdfs_input", "column", "format", "hdfs_output"}``: a job whose
 input file is read from the artifact store (HDFS, or the local store) and whose results the
-workers write back there (spamq/bulk_io.py)."""
+workers write back there (spamq/bulk_io.py).
+
+A key reads and writes only under its own prefixes (spamq/tenancy.py). Answers never quote
+a file's contents, list a directory or show where the store lives; store failures are logged
+here, and the client gets a 503.
+"""
 
 from __future__ import annotations
 
 import io
+import logging
+from pathlib import PurePosixPath
 from typing import Any
 
 from api.validation import InvalidRequest, parse_upload, upload_format
-from spamq import bulk_io
+from spamq import bulk_io, tenancy
 from spamq.artifacts import ArtifactError, ArtifactStore, artifact_store_from_settings
 from spamq.settings import Settings
 
-FIELDS = {"hdfs_input", "hdfs_output", "column", "format"}
+logger = logging.getLogger(__name__)
+
+FIELDS = {"hdfs_input", "hdfs_output", "column", "format", "deadline_s"}
 
 
-def _path(body: dict[str, Any], field: str) -> str:
+def _path(body: dict[str, Any], field: str, allowed: list[str]) -> str:
     value = body.get(field)
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(field, f"'{field}' is required: a path in the artifact store")
     try:
-        return bulk_io.store_path(value)
+        path = bulk_io.store_path(value)
     except (ValueError, ArtifactError) as exc:
         raise InvalidRequest(field, f"'{field}' is not a usable path: {exc}") from exc
+    if not tenancy.allowed(path, allowed):
+        raise InvalidRequest(field, f"'{field}' is outside this key's store area "
+                             f"({', '.join(p + '/' for p in allowed)})", status=403)
+    return path
 
 
 def artifacts(settings: Settings) -> ArtifactStore:
     try:
         return artifact_store_from_settings(settings)
-    except Exception as exc:  # noqa: BLE001 - misconfiguration: say so, as a 422
-        raise InvalidRequest("hdfs_input", f"no artifact store is usable: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - misconfiguration: logged, a 503 for the client
+        logger.error("no artifact store is usable: %s", exc)
+        raise InvalidRequest("hdfs_input", "the artifact store is not available",
+                             status=503) from exc
+
+
+def _check_output(store: ArtifactStore, out: str, allowed: list[str]) -> None:
+    """``out`` must be a directory to be (no parent is a file) and hold no file yet."""
+    if store.size(out) is not None:
+        raise InvalidRequest("hdfs_output", "'hdfs_output' is a file, not a directory")
+    for parent in PurePosixPath(out).parents:
+        if str(parent) == "." or not tenancy.allowed(str(parent), allowed):
+            break
+        if store.size(str(parent)) is not None:
+            raise InvalidRequest("hdfs_output", "'hdfs_output' lies under a file")
+    present = [name for name in store.files(out) if "/" not in name]
+    if present:  # our parts would mix with another output's files (Hadoop refuses too)
+        raise InvalidRequest(
+            "hdfs_output", f"'hdfs_output' already holds {len(present)} file(s); name a new "
+            "directory, or resume its job with the same Idempotency-Key", status=409)
 
 
 def read_store_input(
-    body: dict[str, Any], settings: Settings
+    body: dict[str, Any], settings: Settings, *, owner: str | None
 ) -> tuple[list[str], list[int], list[dict[str, Any]], str, ArtifactStore]:
     """(texts, rows, rejected, output dir, store) for a JSON body naming ``hdfs_input``."""
-    unknown = sorted(set(body) - FIELDS)
+    unknown = sorted(k for k in body if k not in FIELDS)
     if unknown:
-        raise InvalidRequest(unknown[0], f"unknown field {unknown[0]!r} with 'hdfs_input'; "
+        raise InvalidRequest(None, f"unknown field(s) with 'hdfs_input' ({len(unknown)}); "
                              f"allowed: {', '.join(sorted(FIELDS))}")
-    src, out = _path(body, "hdfs_input"), _path(body, "hdfs_output")
+    allowed = tenancy.prefixes(owner, tenant_root=settings.store_tenant_root,
+                               grants=settings.store_grants)
+    src, out = _path(body, "hdfs_input", allowed), _path(body, "hdfs_output", allowed)
     column = body.get("column", "text")
-    if not isinstance(column, str) or not column:
-        raise InvalidRequest("column", "'column' must be a non-empty string")
+    if not isinstance(column, str) or not column or len(column) > 200:
+        raise InvalidRequest("column", "'column' must be a non-empty string (<= 200 characters)")
     fmt = body.get("format")
     if fmt is not None and not isinstance(fmt, str):
         raise InvalidRequest("format", "'format' must be csv, tsv or jsonl")
@@ -52,22 +85,15 @@ def read_store_input(
     try:
         size = store.size(src)
         if size is None:
-            raise InvalidRequest("hdfs_input", f"'hdfs_input': no file {src} in "
-                                 f"{store.describe()}", status=422)
+            raise InvalidRequest("hdfs_input", "'hdfs_input': no such file", status=422)
         if size > settings.max_upload_bytes:
             raise InvalidRequest("hdfs_input", f"'hdfs_input' has {size} bytes; at most "
                                  f"{settings.max_upload_bytes}", status=413)
-        if store.size(out) is not None:
-            raise InvalidRequest("hdfs_output", f"'hdfs_output': {out} is a file, not a directory")
-        present = [name for name in store.files(out) if "/" not in name]
-        if present:  # our parts would mix with another output's files (Hadoop refuses too)
-            raise InvalidRequest(
-                "hdfs_output", f"'hdfs_output': {out} already holds {len(present)} file(s) "
-                f"({', '.join(present[:3])}); name a new directory, or resume its job with the "
-                "same Idempotency-Key", status=409)
+        _check_output(store, out, allowed)
         data = store.read_bytes(src)
     except ArtifactError as exc:
-        raise InvalidRequest("hdfs_input", f"the artifact store failed: {exc}",
+        logger.warning("artifact store failed for a store job: %s", exc)
+        raise InvalidRequest("hdfs_input", "the artifact store failed; retry later",
                              status=503) from exc
     if len(data) > settings.max_upload_bytes:  # grew between the stat and the read
         raise InvalidRequest("hdfs_input", f"'hdfs_input' has more than "

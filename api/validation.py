@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 
@@ -44,7 +46,7 @@ def parse_texts(
         where = f"{field}[{i}]"
         if not isinstance(text, str):
             raise InvalidRequest(where, f"'{where}' must be a string, not {_kind(text)}")
-        if not text.strip():
+        if _blank(text):
             raise InvalidRequest(where, f"'{where}' is empty or blank")
         if len(text) > max_chars:
             raise InvalidRequest(
@@ -52,12 +54,37 @@ def parse_texts(
             )
         if "\x00" in text:
             raise InvalidRequest(where, f"'{where}' contains a NUL character")
+        if _lone_surrogate(text):
+            raise InvalidRequest(where, f"'{where}' is {NOT_UNICODE}")
     return texts
+
+
+NOT_UNICODE = "not valid Unicode (a lone surrogate)"
+
+
+def _blank(text: str) -> bool:
+    """Nothing visible: only whitespace and invisible format characters (zero-width, BOM...)."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
+def _lone_surrogate(text: str) -> bool:
+    """Not encodable as UTF-8 (JSON's "\\ud800" decodes to such a string; Redis refuses it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
             type(None): "null", int: "a number", float: "a number"}.get(type(value), "a value")
+
+
+def _shown(value: Any, limit: int = 100) -> str:
+    """``repr(value)`` cut to about ``limit`` characters: how client input is echoed."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 UPLOAD_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -67,12 +94,13 @@ def upload_format(filename: str | None, given: str | None) -> str:
     """The upload's format: the ``format`` form field, else the file name's extension."""
     if given:
         if given not in ("csv", "tsv", "jsonl"):
-            raise InvalidRequest("format", f"'format' must be csv, tsv or jsonl, not {given!r}")
+            raise InvalidRequest(
+                "format", f"'format' must be csv, tsv or jsonl, not {_shown(given, 50)}")
         return given
     suffix = "." + (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
     if suffix not in UPLOAD_FORMATS:
         raise InvalidRequest(
-            "format", f"cannot tell the format of {filename!r}: name it .csv, .tsv or .jsonl "
+            "format", f"cannot tell the format of {_shown(filename)}: name it .csv, .tsv or .jsonl "
             "or give the 'format' form field")
     return UPLOAD_FORMATS[suffix]
 
@@ -83,12 +111,14 @@ def text_problem(text: Any, *, max_chars: int) -> str | None:
         return "missing"
     if not isinstance(text, str):
         return f"not a string ({_kind(text)})"
-    if not text.strip():
+    if _blank(text):
         return "empty or blank"
     if len(text) > max_chars:
         return f"too long: {len(text)} characters, at most {max_chars}"
     if "\x00" in text:
         return "contains a NUL character"
+    if _lone_surrogate(text):
+        return NOT_UNICODE
     return None
 
 
@@ -98,7 +128,7 @@ def parse_upload(
     """Texts of an uploaded CSV/TSV/JSONL file: (texts, their row numbers, rejected rows).
 
     Rows are numbered from 0 among data rows (a CSV header is not a row). Every input row is
-    either a text or a rejected ``{row, reason}``.
+    either a text or a rejected ``{row, reason}``. No message quotes the file's contents.
     """
     import csv
     import io
@@ -108,10 +138,10 @@ def parse_upload(
     rows: list[int] = []
     rejected: list[dict[str, Any]] = []
 
-    def add(row: int, text: Any) -> None:
+    def add(row: int, text: Any, problem: str | None = None) -> None:
         if row >= max_rows:
             raise InvalidRequest("file", f"the file has more than {max_rows} rows", status=413)
-        problem = text_problem(text, max_chars=max_chars)
+        problem = problem or text_problem(text, max_chars=max_chars)
         if problem:
             rejected.append({"row": row, "reason": problem})
         else:
@@ -127,33 +157,61 @@ def parse_upload(
                     continue
                 try:
                     obj = json.loads(line)
+                except RecursionError:
+                    add(row, None, "not valid JSON (nested too deep)")
                 except ValueError:
-                    add(row, None)
-                    rejected[-1]["reason"] = "not valid JSON"
+                    add(row, None, "not valid JSON")
                 else:
                     if isinstance(obj, dict):
                         add(row, obj.get(column))
                     else:
-                        add(row, None)
-                        rejected[-1]["reason"] = "not a JSON object"
+                        add(row, None, "not a JSON object")
                 row += 1
         else:
             csv.field_size_limit(max(max_chars * 4, 131072))
-            table = csv.DictReader(reader, delimiter="\t" if fmt == "tsv" else ",")
-            if table.fieldnames is None or column not in table.fieldnames:
-                raise InvalidRequest("column", f"no column {column!r} in the {fmt} header "
-                                     f"(columns: {', '.join(table.fieldnames or [])})")
-            for row, record in enumerate(table):
-                add(row, record.get(column))
+            records = _csv_records(reader, fmt)
+            header = next(records, None)
+            if header is None or column not in header:
+                n = len(header or [])
+                raise InvalidRequest("column", f"no column {_shown(column)} in the {fmt} header "
+                                     f"({n} column{'' if n == 1 else 's'})")
+            at = header.index(column)
+            row = 0
+            for record in records:
+                if record:  # a blank line is no row
+                    add(row, record[at] if at < len(record) else None)
+                    row += 1
     except UnicodeDecodeError as exc:
         raise InvalidRequest("file", f"the file is not UTF-8 text: {exc.reason}") from exc
-    except csv.Error as exc:
-        raise InvalidRequest("file", f"the {fmt} file cannot be read: {exc}") from exc
     finally:
         reader.detach()
     if not texts and not rejected:
         raise InvalidRequest("file", "the file has no rows")
     return texts, rows, rejected
+
+
+# What csv's strict mode says, in words: an unclosed quote merges the rest of the file into
+# one field without it, and 'a"b"c' silently becomes 'abc'.
+_CSV_ERRORS = {"unexpected end of data": "a quoted field is not closed",
+               "expected after": "a quoted field has text after its closing quote"}
+
+
+def _csv_records(lines: Iterable[str], fmt: str) -> Iterator[list[str]]:
+    """The file's csv records, parsed strictly; 422 naming the line where a bad record starts."""
+    import csv
+
+    table = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",", strict=True)
+    while True:
+        start = table.line_num + 1
+        try:
+            record = next(table)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # its messages never quote the file
+            problem = next((v for k, v in _CSV_ERRORS.items() if k in str(exc)), str(exc))
+            raise InvalidRequest("file", f"the {fmt} record starting at line {start} cannot be "
+                                 f"read: {problem}") from exc
+        yield record
 
 
 def int_param(args: Any, name: str, *, default: int | None, low: int,
@@ -165,7 +223,7 @@ def int_param(args: Any, name: str, *, default: int | None, low: int,
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidRequest(name, f"'{name}' must be an integer, not {raw!r}") from None
+        raise InvalidRequest(name, f"'{name}' must be an integer, not {_shown(raw, 50)}") from None
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise InvalidRequest(name, f"'{name}' must be {bound}, not {value}")

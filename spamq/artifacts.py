@@ -6,15 +6,17 @@ store's root. Both implementations behave the same; the test suite runs against 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import stat
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from spamq.settings import Settings
@@ -130,7 +132,11 @@ class ArtifactStore(ABC):
 
 
 class LocalArtifactStore(ArtifactStore):
-    """A directory on this machine; renames are os.rename/os.replace (atomic on one filesystem)."""
+    """A directory on this machine; renames are os.rename/os.replace (atomic on one filesystem).
+
+    Symlinks never lead out of it: every path is resolved and must stay under the resolved
+    root, files are opened without following a symlink at the end, and listings skip symlinks.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -139,8 +145,35 @@ class LocalArtifactStore(ArtifactStore):
         return f"local:{self.root}"
 
     def _p(self, path: str) -> Path:
+        """``path`` under the root, symlinks resolved; ArtifactError if it leads out of it."""
         rel = _clean(path)
-        return self.root / rel if rel else self.root
+        try:
+            root = self.root.resolve()
+            p = (root / rel).resolve() if rel else root
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL
+            raise ArtifactError(f"{path!r} cannot be resolved in the store") from exc
+        if not p.is_relative_to(root):
+            raise ArtifactError(f"{path!r} escapes the store root")
+        return p
+
+    def _open(self, path: str, mode: str) -> BinaryIO:
+        """Open a file (for writing: parent directories created) without following a symlink
+        at its end, such as one swapped in between ``_p``'s check and the open."""
+        p = self._p(path)
+        if "r" not in mode:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return open(p, mode, opener=_open_no_follow)
+        except FileNotFoundError as exc:
+            raise ArtifactNotFound(f"{self.describe()}: {path} does not exist") from exc
+        except FileExistsError as exc:
+            raise ArtifactExists(f"{self.describe()}: {path} already exists") from exc
+        except IsADirectoryError as exc:
+            raise ArtifactError(f"{self.describe()}: {path} is a directory") from exc
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ArtifactError(f"{path!r} is a symlink") from exc
+            raise
 
     def exists(self, path: str) -> bool:
         return self._p(path).exists()
@@ -150,31 +183,26 @@ class LocalArtifactStore(ArtifactStore):
         return p.stat().st_size if p.is_file() else None
 
     def read_bytes(self, path: str) -> bytes:
-        try:
-            return self._p(path).read_bytes()
-        except FileNotFoundError as exc:
-            raise ArtifactNotFound(f"{self.describe()}: {path} does not exist") from exc
-        except IsADirectoryError as exc:
-            raise ArtifactError(f"{self.describe()}: {path} is a directory") from exc
+        with self._open(path, "rb") as fh:
+            return fh.read()
 
     def write_bytes(self, path: str, data: bytes, *, overwrite: bool = True) -> None:
-        p = self._p(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(p, "wb" if overwrite else "xb") as fh:
-                fh.write(data)
-        except FileExistsError as exc:
-            raise ArtifactExists(f"{self.describe()}: {path} already exists") from exc
+        with self._open(path, "wb" if overwrite else "xb") as fh:
+            fh.write(data)
 
     def list(self, path: str = "") -> list[str]:
         p = self._p(path)
-        return sorted(c.name for c in p.iterdir()) if p.is_dir() else []
+        return sorted(c.name for c in p.iterdir() if not c.is_symlink()) if p.is_dir() else []
 
     def files(self, path: str) -> dict[str, int]:
         p = self._p(path)
-        if not p.is_dir():
-            return {}
-        return {f.relative_to(p).as_posix(): f.stat().st_size for f in _local_files(p)}
+        out: dict[str, int] = {}
+        for d, _dirs, names in os.walk(p):  # never into a symlinked directory
+            for name in names:
+                st = os.lstat(os.path.join(d, name))
+                if stat.S_ISREG(st.st_mode):  # not a symlink
+                    out[Path(d, name).relative_to(p).as_posix()] = st.st_size
+        return dict(sorted(out.items()))
 
     def rename(self, src: str, dst: str, *, overwrite: bool = False) -> None:
         s, d = self._p(src), self._p(dst)
@@ -208,17 +236,16 @@ class LocalArtifactStore(ArtifactStore):
         return True
 
     def upload_file(self, local: Path, path: str, *, overwrite: bool = False) -> None:
-        p = self._p(path)
-        if p.exists() and not overwrite:
-            raise ArtifactExists(f"{self.describe()}: {path} already exists")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local, p)
+        with open(local, "rb") as src, self._open(path, "wb" if overwrite else "xb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
 
     def download_file(self, path: str, local: Path) -> None:
-        try:
-            shutil.copyfile(self._p(path), local)
-        except FileNotFoundError as exc:
-            raise ArtifactNotFound(f"{self.describe()}: {path} does not exist") from exc
+        with self._open(path, "rb") as src, open(local, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def _open_no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
 
 
 class HdfsArtifactStore(ArtifactStore):

@@ -34,8 +34,22 @@ REJECTED = "_REJECTED.jsonl"
 
 
 def store_path(path: str) -> str:
-    """A user-given path as a store path (ValueError if it is empty or escapes the root)."""
-    rel = _clean(path.lstrip("/")) if isinstance(path, str) else ""
+    """A user-given path as a store path (ValueError if it is unusable or escapes the root).
+
+    The ValueError messages never quote the path: it may be huge or hold control characters.
+    """
+    path = path if isinstance(path, str) else ""
+    try:
+        size = len(path.encode())
+    except UnicodeEncodeError:
+        raise ValueError("a path that is not valid Unicode (a lone surrogate)") from None
+    if size > 1024:
+        raise ValueError("a path longer than 1024 bytes")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in path):
+        raise ValueError("a path with a NUL or other control character")
+    if any(len(part.encode()) > 255 for part in path.split("/")):
+        raise ValueError("a path with a component longer than 255 bytes")
+    rel = _clean(path.lstrip("/"))
     if not rel:
         raise ValueError("an empty path or the store root itself")
     return rel

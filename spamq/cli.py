@@ -34,6 +34,11 @@ def _worker(args: argparse.Namespace) -> int:
     return _exec(argv)
 
 
+#: gunicorn's access line without the query string (%(U)s is the path alone; %(r)s and %(q)s
+#: would log ``?api_key=...``), the referer or the basic-auth user.
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
+
+
 def _api(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -42,9 +47,14 @@ def _api(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="spamq-metrics-")
     argv = [
         sys.executable, "-m", "gunicorn", "api.wsgi:app", f"--bind={s.api_host}:{s.api_port}",
-        f"--workers={s.api_workers}", "--worker-class=gthread", f"--threads={s.api_threads}",
-        f"--timeout={int(s.predict_timeout_s) + 30}", "--access-logfile=-",
+        f"--workers={s.api_workers}", f"--timeout={int(s.predict_timeout_s) + 30}",
+        "--access-logfile=-", f"--access-logformat={ACCESS_LOG_FORMAT}",
     ]
+    if s.api_worker_class == "gevent":  # api/server.py: why, and what each adds
+        argv += ["--worker-class=api.server.GeventWorker",
+                 f"--worker-connections={s.api_worker_connections}"]
+    else:
+        argv += ["--worker-class=api.server.ThreadWorker", f"--threads={s.api_threads}"]
     return _exec(argv)
 
 
@@ -168,11 +178,12 @@ def _score(args: argparse.Namespace) -> int:
                 bar.n = job["progress"]["done"]
                 bar.set_postfix(chunks_failed=job["chunks"]["failed"], refresh=False)
                 bar.refresh()
-                if job["status"] in ("done", "failed", "cancelled"):
+                if job["status"] in ("done", "failed", "cancelled", "expired"):
                     break
                 time.sleep(args.poll)
                 job = http.get(status_url, timeout=args.timeout).json()
         if job["status"] != "done":
+            # true for failed, cancelled and expired jobs alike: the API resumes them
             print(f"spamq score: job {job['id']} is {job['status']}: {job.get('error')} "
                   "(run the same command again to resume it)", file=sys.stderr)
             return 1

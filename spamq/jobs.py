@@ -8,7 +8,12 @@ Keys (all expire after the configured retention):
   spamq:job:<id>:rejected  list: JSON {row, reason} of input rows refused before scoring
   spamq:job:<id>:rows      list: input row number of each scored text (only if rows were refused)
   spamq:job:<id>:parts     set: chunk indices whose output part file is written (bulk I/O)
-  spamq:idem:<key>         the job id created for an Idempotency-Key
+  spamq:idem:<sha256>      the job id created for an Idempotency-Key (hash of owner + key)
+  spamq:owner:<key id>:jobs  set: the key's jobs not known to have ended (fair share)
+  spamq:output:<sha256>    the job id that reserved an output directory (hash of the path)
+
+Every key is built from a checked job id (32 lowercase hex, :func:`check_job_id`), a key id
+(16 hex, from its hash) or a sha256: never from a client's raw input.
 
 Results are written by a Lua script that stores a chunk only if it is not stored yet
 (HSETNX), so a task that runs twice can neither duplicate nor corrupt results.
@@ -16,7 +21,9 @@ Results are written by a Lua script that stores a chunk only if it is not stored
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -38,12 +45,20 @@ ACTIVE_KEY = "spamq:jobs:active"
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 EXPIRED = "expired"  # its deadline passed before every chunk was scored
 LEASE_PREFIX = "spamq:lease:"
+OWNER_PREFIX = "spamq:owner:"
+OUTPUT_PREFIX = "spamq:output:"
+SWEEP_TURN_KEY = "spamq:sweep:turn"
+ENDED = (DONE, FAILED, CANCELLED, EXPIRED)
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 _TEXT_SLICE = 1000
 _WAIT_SLICE_S = 0.5
 
+# The statuses that end a job, for the Lua scripts (generated from ENDED).
+_LUA_ENDED = ("local ENDED = {" + ", ".join(f"['{st}'] = true" for st in ENDED) + "}\n")
+
 # The one way a job becomes done (both scripts below): status and time, the stats count,
 # and the element that wakes whoever waits on the finished list.
-_MARK_DONE = """
+_MARK_DONE = _LUA_ENDED + """
 local function mark_done(job, finished, now, ttl)
   redis.call('HSET', job, 'status', 'done', 'finished_at', now)
   redis.call('HINCRBY', 'spamq:stats:jobs', 'done', 1)
@@ -52,36 +67,42 @@ local function mark_done(job, finished, now, ttl)
 end
 """
 
-# KEYS: job, results, finished. ARGV: chunk index, results json, n items, version, now, ttl
+# KEYS: job, results, finished. ARGV: chunk index, results json, n items, version, now, ttl.
+# Returns {outcome, next}: outcome -1 no such job, 0 already stored, 1 stored now; next is the
+# index of the job's next unsent chunk, which the caller sends now (a bulk job keeps only a
+# window of chunks queued, so jobs of many keys interleave in the queue), or -1.
 _STORE_CHUNK = _MARK_DONE + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, -1} end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0, -1} end
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[3])
 local chunks = redis.call('HINCRBY', KEYS[1], 'chunks_done', 1)
-redis.call('HSET', KEYS[1], 'model_version', ARGV[4])
+redis.call('HSET', KEYS[1], 'model_version', ARGV[4], 'progress_at', ARGV[5])
 if redis.call('HGET', KEYS[1], 'started_at') == '' then
   redis.call('HSET', KEYS[1], 'started_at', ARGV[5])
 end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
+local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
 local output = redis.call('HGET', KEYS[1], 'output')
 -- a job with an output directory is done once its output is complete (_PART_WRITTEN, then
 -- the markers, then _OUTPUT_DONE)
-if chunks == tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
-   and (output == false or output == '')
-   and status ~= 'failed' and status ~= 'cancelled' and status ~= 'expired' then
+if chunks == total and (output == false or output == '') and not ENDED[status] then
   mark_done(KEYS[1], KEYS[3], ARGV[5], ARGV[6])
 end
-return 1
+local nxt = -1
+local sent = tonumber(redis.call('HGET', KEYS[1], 'chunks_sent') or total)
+if sent < total and not ENDED[status] then
+  redis.call('HINCRBY', KEYS[1], 'chunks_sent', 1)
+  nxt = sent
+end
+return {1, nxt}
 """
 
 # KEYS: job, finished. ARGV: error, now, ttl
-_FAIL = """
+_FAIL = _LUA_ENDED + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'done' or status == 'failed' or status == 'cancelled' or
-   status == 'expired' then return 0 end
+if ENDED[redis.call('HGET', KEYS[1], 'status')] then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1], 'finished_at', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'chunks_failed', 1)
 redis.call('HINCRBY', 'spamq:stats:jobs', 'failed', 1)
@@ -91,11 +112,9 @@ return 1
 """
 
 # KEYS: job, finished. ARGV: now, ttl, final status (cancelled or expired)
-_CANCEL = """
+_CANCEL = _LUA_ENDED + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'done' or status == 'failed' or status == 'cancelled' or
-   status == 'expired' then return 0 end
+if ENDED[redis.call('HGET', KEYS[1], 'status')] then return 0 end
 local final = ARGV[3]
 redis.call('HSET', KEYS[1], 'status', final, 'finished_at', ARGV[1])
 if final == 'expired' then
@@ -107,20 +126,47 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 return 1
 """
 
-# KEYS: job, finished. A failed job goes back to running (its missing chunks are re-sent).
+# KEYS: job, finished. ARGV: deadline ('' for none), now. A failed, cancelled or expired job
+# goes back to running (its missing chunks are re-sent), with the resubmission's deadline.
 _RESUME = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'failed' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'error', '', 'finished_at', '')
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'failed' and status ~= 'cancelled' and status ~= 'expired' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'running', 'error', '', 'finished_at', '',
+           'deadline', ARGV[1], 'progress_at', ARGV[2])
 redis.call('DEL', KEYS[2])
 return 1
+"""
+
+# KEYS: job. ARGV: n. Mark up to n more chunks as sent; returns {first, stop} to send now.
+_ADVANCE = """
+local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
+local sent = tonumber(redis.call('HGET', KEYS[1], 'chunks_sent') or total)
+local stop = math.min(total, sent + tonumber(ARGV[1]))
+if stop > sent then redis.call('HSET', KEYS[1], 'chunks_sent', stop) end
+return {sent, stop}
 """
 
 # KEYS: job. ARGV: now
 _START = """
 if redis.call('HGET', KEYS[1], 'status') == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
+  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'progress_at', ARGV[1])
 end
 return 1
+"""
+
+# KEYS: the owner's job set. ARGV: the job key prefix. Rows not yet scored in the owner's
+# jobs that have not ended; ended or expired jobs leave the set on the way.
+_PENDING_ROWS = _LUA_ENDED + """
+local pending = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local v = redis.call('HMGET', ARGV[1] .. id, 'status', 'total', 'done')
+  if v[1] == false or ENDED[v[1]] then
+    redis.call('SREM', KEYS[1], id)
+  else
+    pending = pending + tonumber(v[2]) - tonumber(v[3])
+  end
+end
+return pending
 """
 
 
@@ -150,7 +196,8 @@ return 1
 """
 
 
-# KEYS: lease. ARGV: token. Delete the lease only if this attempt still holds it.
+# KEYS: key. ARGV: value. Delete the key only if it still holds this value (a lease held by
+# this attempt, an Idempotency-Key or output reservation naming this job).
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -175,6 +222,10 @@ class DuplicateJob(Exception):
     def __init__(self, job_id: str) -> None:
         super().__init__(job_id)
         self.job_id = job_id
+
+
+class OutputTaken(Exception):
+    """Another job has reserved this output directory."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +257,9 @@ class Job:
     owner: str | None = None  # the API key id that submitted it
     deadline: float | None = None  # epoch seconds; chunks not scored by then are skipped
     output: str = ""  # artifact-store directory the worker writes part files to ('' = none)
+    chunks_sent: int = 0  # chunks sent to the queue so far (a bulk job sends a window)
+    progress_at: float | None = None  # when a chunk was last stored (or the job started)
+    request_sha: str = ""  # the submission's fingerprint (an Idempotency-Key's body)
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> Job:
@@ -231,15 +285,33 @@ class Job:
             owner=raw.get("owner") or None,
             deadline=ts("deadline"),
             output=raw.get("output") or "",
+            chunks_sent=int(raw.get("chunks_sent") or raw["chunks_total"]),
+            progress_at=ts("progress_at"),
+            request_sha=raw.get("request_sha") or "",
         )
 
     @property
     def finished(self) -> bool:
-        return self.status in (DONE, FAILED, CANCELLED, EXPIRED)
+        return self.status in ENDED
 
     @property
     def input_rows(self) -> int:
         return self.total + self.rejected
+
+
+def check_job_id(job_id: object) -> str:
+    """``job_id`` if it has the form of a job id (32 lowercase hex), else JobNotFound.
+
+    Every Redis key naming a job goes through here, so no client string reaches a key.
+    """
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+        raise JobNotFound("")
+    return job_id
+
+
+def digest(*parts: str) -> str:
+    """sha256 of ``parts`` (NUL-separated): how client strings become parts of Redis keys."""
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def chunk_plan(total: int, chunk_size: int) -> list[Chunk]:
@@ -261,14 +333,30 @@ class JobStore:
         self._start = client.register_script(_START)
         self._cancel = client.register_script(_CANCEL)
         self._resume = client.register_script(_RESUME)
+        self._advance = client.register_script(_ADVANCE)
         self._release = client.register_script(_RELEASE)
+        self._pending_rows = client.register_script(_PENDING_ROWS)
         self._part_written = client.register_script(_PART_WRITTEN)
         self._output_done = client.register_script(_OUTPUT_DONE)
 
     @staticmethod
     def _keys(job_id: str) -> tuple[str, str, str, str]:
-        base = PREFIX + job_id
+        base = PREFIX + check_job_id(job_id)
         return base, base + ":texts", base + ":results", base + ":finished"
+
+    @staticmethod
+    def _key(job_id: str, part: str = "") -> str:
+        """``spamq:job:<id>`` or ``spamq:job:<id>:<part>``, for a checked job id."""
+        base = PREFIX + check_job_id(job_id)
+        return f"{base}:{part}" if part else base
+
+    @staticmethod
+    def _lease_key(job_id: str, chunk: int) -> str:
+        return f"{LEASE_PREFIX}{check_job_id(job_id)}:{int(chunk)}"
+
+    @staticmethod
+    def _idem_key(owner: str | None, idempotency_key: str) -> str:
+        return IDEM_PREFIX + digest(owner or "", idempotency_key)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobStore:
@@ -320,6 +408,11 @@ class JobStore:
         values = self._r.mget(keys) if keys else []
         return [json.loads(v) for v in values if v is not None]
 
+    def live_workers(self) -> set[str]:
+        """Names of the workers whose heartbeat has not lapsed."""
+        return {_str(k)[len(WORKER_PREFIX):]
+                for k in self._r.scan_iter(match=WORKER_PREFIX + "*", count=100)}
+
     def create(
         self,
         texts: list[str],
@@ -332,19 +425,31 @@ class JobStore:
         owner: str | None = None,
         deadline: float | None = None,
         output: str = "",
+        window: int | None = None,
+        request_sha: str = "",
     ) -> tuple[Job, list[Chunk]]:
-        """Store a new queued job with its texts; return it and its chunk plan.
+        """Store a new queued job with its texts; return it and the chunks to send now.
 
         ``rejected`` lists input rows refused before scoring ({row, reason}); ``rows`` gives the
-        input row number of each text. With ``idempotency_key`` already used: DuplicateJob.
-        ``output``: a directory of the artifact store that workers write the results to.
+        input row number of each text. With ``idempotency_key`` (scoped to ``owner``) already
+        used: DuplicateJob; if storing fails, the key is freed again. ``output``: a directory
+        of the artifact store that workers write the results to. ``window``: how many chunks
+        to send now (None: all); each stored chunk then sends the next one.
         """
         job_id = secrets.token_hex(16)  # 128 random bits: unguessable
         job_key, texts_key, _, _ = self._keys(job_id)
-        if idempotency_key is not None:
-            if not self._r.set(IDEM_PREFIX + idempotency_key, job_id, nx=True, ex=self._ttl):
-                raise DuplicateJob(self.job_for_key(idempotency_key) or "")
+        idem = self._idem_key(owner, idempotency_key) if idempotency_key is not None else None
+        if idem is not None and not self._r.set(idem, job_id, nx=True, ex=self._ttl):
+            raise DuplicateJob(_str(self._r.get(idem)) or "")
+        # The output directory is reserved for this job for its lifetime, atomically: of two
+        # concurrent submissions naming it, one gets OutputTaken.
+        reserved = OUTPUT_PREFIX + digest(output) if output else None
+        if reserved is not None and not self._r.set(reserved, job_id, nx=True, ex=self._ttl):
+            if idem is not None:
+                self._release(keys=[idem], args=[job_id])
+            raise OutputTaken(output)
         plan = chunk_plan(len(texts), chunk_size)
+        sent = len(plan) if window is None else min(len(plan), max(1, window))
         now = repr(time.time())
         fields = {
             "id": job_id,
@@ -354,9 +459,11 @@ class JobStore:
             "chunks_total": len(plan),
             "chunks_done": 0,
             "chunks_failed": 0,
+            "chunks_sent": sent,
             "created_at": now,
             "started_at": "" if plan else now,
             "finished_at": "" if plan else now,
+            "progress_at": now,
             "model_version": "",
             "error": "",
             "queue": queue,
@@ -365,6 +472,7 @@ class JobStore:
             "owner": owner or "",
             "deadline": repr(deadline) if deadline is not None else "",
             "output": output,
+            "request_sha": request_sha,
         }
         pipe = self._r.pipeline(transaction=True)
         for i in range(0, len(texts), _TEXT_SLICE):
@@ -381,11 +489,38 @@ class JobStore:
         pipe.hincrby(STATS_KEY, "submitted", 1)
         if plan:
             pipe.sadd(ACTIVE_KEY, job_id)
-        pipe.execute()
-        return Job.from_hash({k: str(v) for k, v in fields.items()}), plan
+            owner_key = self._owner_key(owner)
+            pipe.sadd(owner_key, job_id)
+            pipe.expire(owner_key, self._ttl)
+        try:
+            pipe.execute()
+        except BaseException:  # nothing was stored: the key and the output may be used again
+            for key in (idem, reserved):
+                if key is not None:
+                    self._release(keys=[key], args=[job_id])
+            raise
+        return Job.from_hash({k: str(v) for k, v in fields.items()}), plan[:sent]
+
+    def forget_key(self, owner: str | None, idempotency_key: str, job_id: str) -> None:
+        """Free an Idempotency-Key that still names ``job_id`` (its submission failed)."""
+        self._release(keys=[self._idem_key(owner, idempotency_key)], args=[job_id])
+
+    @staticmethod
+    def _owner_key(owner: str | None) -> str:
+        return f"{OWNER_PREFIX}{owner or '-'}:jobs"  # a key id: 16 hex digits, never raw input
+
+    def load(self, queues: list[str], owner: str | None) -> tuple[int, int]:
+        """(messages waiting in ``queues``, rows not yet scored in ``owner``'s jobs that have
+        not ended), in one round trip: what a submission is admitted by."""
+        pipe = self._r.pipeline(transaction=False)
+        for queue in queues:
+            pipe.llen(queue)
+        self._pending_rows(keys=[self._owner_key(owner)], args=[PREFIX], client=pipe)
+        *depths, pending = pipe.execute()
+        return sum(depths), int(pending)
 
     def get(self, job_id: str) -> Job:
-        raw = self._r.hgetall(PREFIX + job_id)
+        raw = self._r.hgetall(self._key(job_id))
         if not raw:
             raise JobNotFound(job_id)
         return Job.from_hash(_decode(raw))
@@ -394,13 +529,12 @@ class JobStore:
         values = self._r.lrange(self._keys(job_id)[1], start, stop - 1)
         return [_str(v) for v in values]
 
-    def job_for_key(self, idempotency_key: str) -> str | None:
-        """The job id created for ``idempotency_key``, if any."""
-        value = self._r.get(IDEM_PREFIX + idempotency_key)
-        return _str(value)
+    def job_for_key(self, idempotency_key: str, owner: str | None = None) -> str | None:
+        """The job id created for ``idempotency_key`` of ``owner``, if any."""
+        return _str(self._r.get(self._idem_key(owner, idempotency_key)))
 
     def status(self, job_id: str) -> str | None:
-        value = self._r.hget(PREFIX + job_id, "status")
+        value = self._r.hget(self._key(job_id), "status")
         return _str(value)
 
     def _end_early(self, job_id: str, status: str) -> int:
@@ -421,7 +555,7 @@ class JobStore:
 
     def owner(self, job_id: str) -> str | None:
         """The key id that submitted the job ('' if none; None if there is no such job)."""
-        value = self._r.hget(PREFIX + job_id, "owner")
+        value = self._r.hget(self._key(job_id), "owner")
         return _str(value)
 
     def queue_depth(self, queues: list[str]) -> int:
@@ -433,20 +567,28 @@ class JobStore:
 
     # Chunk leases: one attempt at a time scores a chunk (a message redelivered after the
     # visibility timeout while its first attempt still runs waits instead: celery#5935).
+    # A lease's value starts with the holder's worker name: when that worker's heartbeat
+    # lapses, the sweeper frees its leases and re-sends their chunks at once.
     def try_lease(self, job_id: str, chunk: int, token: str, *,
                   ttl_s: float) -> tuple[bool, bool]:
         """(acquired the chunk's lease, its results are stored already), in one round trip."""
         pipe = self._r.pipeline(transaction=False)
-        pipe.set(f"{LEASE_PREFIX}{job_id}:{chunk}", token, nx=True, px=max(1, int(ttl_s * 1000)))
+        pipe.set(self._lease_key(job_id, chunk), token, nx=True, px=max(1, int(ttl_s * 1000)))
         pipe.hexists(self._keys(job_id)[2], chunk)
         acquired, stored = pipe.execute()
         return bool(acquired), bool(stored)
 
     def release_lease(self, job_id: str, chunk: int, token: str) -> None:
-        self._release(keys=[f"{LEASE_PREFIX}{job_id}:{chunk}"], args=[token])
+        self._release(keys=[self._lease_key(job_id, chunk)], args=[token])
 
     def lease_held(self, job_id: str, chunk: int) -> bool:
-        return bool(self._r.exists(f"{LEASE_PREFIX}{job_id}:{chunk}"))
+        return bool(self._r.exists(self._lease_key(job_id, chunk)))
+
+    def lease_holders(self, job_id: str, chunks: list[int]) -> list[str | None]:
+        """The lease value (``<worker>|<token>``) of each chunk, None where none is held."""
+        if not chunks:
+            return []
+        return [_str(v) for v in self._r.mget([self._lease_key(job_id, c) for c in chunks])]
 
     def chunk_stored(self, job_id: str, chunk: int) -> bool:
         return bool(self._r.hexists(self._keys(job_id)[2], chunk))
@@ -457,33 +599,48 @@ class JobStore:
     def forget_active(self, job_id: str) -> None:
         self._r.srem(ACTIVE_KEY, job_id)
 
-    def missing_chunks(self, job: Job) -> list[int]:
-        """Chunk indices of ``job`` whose results are not stored yet."""
-        stored = {int(k) for k in self._r.hkeys(self._keys(job.id)[2])}
-        return [i for i in range(job.chunks_total) if i not in stored]
+    def sweep_turn(self, holder: str, ttl_s: float) -> bool:
+        """True for one caller per ``ttl_s`` cluster-wide: whose turn it is to sweep."""
+        return bool(self._r.set(SWEEP_TURN_KEY, holder, nx=True, px=max(1, int(ttl_s * 1000))))
 
-    def resume(self, job_id: str) -> list[Chunk]:
-        """Put a failed job back to running; return the chunks still to score (re-send them)."""
+    def missing_chunks(self, job: Job) -> list[int]:
+        """Indices of ``job``'s sent chunks whose results are not stored yet."""
+        stored = {int(k) for k in self._r.hkeys(self._keys(job.id)[2])}
+        return [i for i in range(job.chunks_sent) if i not in stored]
+
+    def advance(self, job_id: str, n: int) -> list[Chunk]:
+        """Mark up to ``n`` more of the job's chunks as sent; return them (send them now)."""
         job = self.get(job_id)
-        if job.status != FAILED:
+        first, stop = self._advance(keys=[self._key(job_id)], args=[max(0, n)])
+        plan = chunk_plan(job.total, job.chunk_size)
+        return plan[int(first):int(stop)]
+
+    def resume(self, job_id: str, *, deadline: float | None = None,
+               window: int | None = None) -> list[Chunk]:
+        """Put a failed, cancelled or expired job back to running, with ``deadline``; return
+        the chunks to send (those sent without stored results, then a window's worth more)."""
+        job = self.get(job_id)
+        if job.status not in (FAILED, CANCELLED, EXPIRED):
             return []
-        self._resume(keys=[PREFIX + job_id, self._keys(job_id)[3]])
+        self._resume(keys=[self._key(job_id), self._keys(job_id)[3]],
+                     args=[repr(deadline) if deadline is not None else "", repr(time.time())])
         plan = chunk_plan(job.total, job.chunk_size)
         missing = set(self.missing_chunks(job))
         if job.output:  # stored, but its part file never written (an output write failed)
-            written = {int(i) for i in self._r.smembers(PREFIX + job_id + ":parts")}
-            missing |= {i for i in range(job.chunks_total) if i not in written}
-        return [plan[i] for i in sorted(missing)]
+            written = {int(i) for i in self._r.smembers(self._key(job_id, "parts"))}
+            missing |= {i for i in range(job.chunks_sent) if i not in written}
+        more = self.advance(job_id, (window or job.chunks_total) - len(missing))
+        return [plan[i] for i in sorted(missing)] + more
 
     def output(self, job_id: str) -> str:
         """The job's output directory ('' when it has none, or there is no such job)."""
-        value = self._r.hget(PREFIX + job_id, "output")
+        value = self._r.hget(self._key(job_id), "output")
         return _str(value) or ""
 
     def part_written(self, job_id: str, chunk: int) -> bool:
         """Record chunk's part file as written; True when every part is written and every
         chunk stored: write the markers, then call :meth:`output_done`."""
-        outcome = self._part_written(keys=[PREFIX + job_id, PREFIX + job_id + ":parts"],
+        outcome = self._part_written(keys=[self._key(job_id), self._key(job_id, "parts")],
                                      args=[chunk, self._ttl])
         return outcome == 1
 
@@ -494,11 +651,11 @@ class JobStore:
                                  args=[repr(time.time()), self._ttl]) == 1
 
     def rejected(self, job_id: str) -> list[dict[str, Any]]:
-        return [json.loads(v) for v in self._r.lrange(PREFIX + job_id + ":rejected", 0, -1)]
+        return [json.loads(v) for v in self._r.lrange(self._key(job_id, "rejected"), 0, -1)]
 
     def rows(self, job_id: str, start: int, stop: int) -> list[int]:
         """Input row numbers of texts ``[start, stop)`` (identity when no row was refused)."""
-        values = self._r.lrange(PREFIX + job_id + ":rows", start, stop - 1)
+        values = self._r.lrange(self._key(job_id, "rows"), start, stop - 1)
         return [int(v) for v in values] if values else list(range(start, stop))
 
     def results_range(self, job: Job, start: int, stop: int) -> list[tuple[int, dict[str, Any]]]:
@@ -532,20 +689,22 @@ class JobStore:
     def claim(self, job_id: str, start: int, stop: int) -> Claim:
         """One round trip for a task: the job's status and deadline, marking it running, its
         texts."""
+        job_key = self._key(job_id)
         pipe = self._r.pipeline(transaction=False)
-        pipe.hmget(PREFIX + job_id, ["status", "deadline"])
-        self._start(keys=[PREFIX + job_id], args=[repr(time.time())], client=pipe)
+        pipe.hmget(job_key, ["status", "deadline"])
+        self._start(keys=[job_key], args=[repr(time.time())], client=pipe)
         pipe.lrange(self._keys(job_id)[1], start, stop - 1)
         (status, deadline), _, values = pipe.execute()
         return Claim(_str(status), [_str(v) for v in values],
                      float(deadline) if deadline else None)
 
-    def store_chunk(
+    def store_chunk_next(
         self, job_id: str, chunk: int, results: list[dict[str, Any]], *, model_version: str
-    ) -> bool:
-        """Store one chunk's results once. True if stored now, False if already stored."""
+    ) -> tuple[bool, int | None]:
+        """Store one chunk's results once: (stored now, the index of the job's next chunk to
+        send now, or None)."""
         job_key, _, results_key, finished_key = self._keys(job_id)
-        outcome = self._store_chunk(
+        outcome, nxt = self._store_chunk(
             keys=[job_key, results_key, finished_key],
             args=[
                 chunk, json.dumps(results), len(results), model_version, repr(time.time()),
@@ -554,7 +713,13 @@ class JobStore:
         )
         if outcome == -1:
             raise JobNotFound(job_id)
-        return outcome == 1
+        return outcome == 1, (int(nxt) if int(nxt) >= 0 else None)
+
+    def store_chunk(
+        self, job_id: str, chunk: int, results: list[dict[str, Any]], *, model_version: str
+    ) -> bool:
+        """Store one chunk's results once. True if stored now, False if already stored."""
+        return self.store_chunk_next(job_id, chunk, results, model_version=model_version)[0]
 
     def fail(self, job_id: str, error: str) -> bool:
         job_key, _, _, finished_key = self._keys(job_id)

@@ -5,8 +5,9 @@ The API sends tasks by name, so it never imports the worker (or torch).
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
@@ -19,6 +20,12 @@ if TYPE_CHECKING:
 
 SCORE_CHUNK = "spamq.score_chunk"
 ENQUEUED_AT = "spamq_enqueued_at"
+#: a header on every chunk message, "<job id>:<chunk index>": the sweeper finds a chunk's
+#: message in the broker (worker/sweeper.py) without decoding every message body
+CHUNK_HEADER = "spamq_chunk"
+_CHUNK_REF = re.compile(rb'"' + CHUNK_HEADER.encode() + rb'":\s*"([0-9a-f]{32}):(\d+)"')
+# kombu's Redis transport: messages delivered and not yet acked, and when each was delivered
+UNACKED, UNACKED_INDEX = "unacked", "unacked_index"
 
 
 @before_task_publish.connect
@@ -30,7 +37,32 @@ def _stamp(headers: dict | None = None, **_: object) -> None:
 
 def send_chunk(send_task: Callable[..., Any], job_id: str, chunk: Chunk, queue: str) -> None:
     """Queue one chunk for the ``spamq.score_chunk`` task (worker/tasks.py takes these args)."""
-    send_task(SCORE_CHUNK, args=[job_id, chunk.index, chunk.start, chunk.stop], queue=queue)
+    send_task(SCORE_CHUNK, args=[job_id, chunk.index, chunk.start, chunk.stop], queue=queue,
+              headers={CHUNK_HEADER: f"{job_id}:{chunk.index}"})
+
+
+def _refs(raw: bytes) -> Iterable[tuple[str, int]]:
+    return ((m.group(1).decode(), int(m.group(2))) for m in _CHUNK_REF.finditer(raw))
+
+
+def chunks_in_broker(client: Any, queues: list[str], *, now: float,
+                     fresh_s: float) -> set[tuple[str, int]]:
+    """(job id, chunk index) of every chunk message waiting in ``queues``, or delivered to a
+    worker less than ``fresh_s`` ago and not acked yet. An older unacked message whose chunk
+    has no lease is an orphan (its worker died before starting it): it is not counted.
+
+    The queues are read before the unacked hash: a message moving from one to the other
+    between the reads is then still seen (kombu pops, then records it as unacked).
+    """
+    found: set[tuple[str, int]] = set()
+    for queue in queues:
+        for raw in client.lrange(queue, 0, -1):
+            found.update(_refs(raw))
+    delivered = {tag: at for tag, at in client.zrange(UNACKED_INDEX, 0, -1, withscores=True)}
+    for tag, raw in client.hscan_iter(UNACKED, count=500):
+        if now - delivered.get(tag, now) <= fresh_s:
+            found.update(_refs(raw))
+    return found
 
 
 def make_celery(settings: Settings, *, include: list[str] | None = None) -> Celery:

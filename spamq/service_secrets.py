@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 REQUIRED: dict[Service, tuple[str, ...]] = {"api": ("redis_url",), "worker": ("redis_url",),
                                            "operator": ("redis_url",)}
 OPTIONAL: dict[Service, tuple[str, ...]] = {
-    "api": ("hdfs_url", "hdfs_user", "api_keys"),
+    "api": ("hdfs_url", "hdfs_user", "api_keys", "metrics_token"),
     "worker": ("hdfs_url", "hdfs_user"),
     "operator": ("hdfs_url", "hdfs_user", "api_keys", "flower_basic_auth"),
 }
@@ -43,6 +43,7 @@ class ServiceSecrets:
     source: SecretSource
     api_keys: frozenset[str] = field(default_factory=frozenset, repr=False)
     flower_basic_auth: str | None = field(default=None, repr=False)
+    metrics_token: str | None = field(default=None, repr=False)
 
     def ready(self) -> tuple[bool, str]:
         return self.source.ready()
@@ -69,9 +70,10 @@ def load_service_secrets(
     source = source or secret_source_from_settings(settings, service=service)
     if isinstance(source, EnvSecretSource):
         keys = settings.api_keys.get_secret_value() if settings.api_keys else ""
-        basic = settings.flower_basic_auth
+        basic, token = settings.flower_basic_auth, settings.metrics_token
         return ServiceSecrets(settings, source, _split_keys(keys),
-                              basic.get_secret_value() if basic else None)
+                              basic.get_secret_value() if basic else None,
+                              token.get_secret_value() if token else None)
     attempts = settings.vault_start_attempts
     try:
         values = retry(lambda: _read_all(source, service), retry_on=SecretError,
@@ -86,7 +88,7 @@ def load_service_secrets(
         source.start_renewal()
     return ServiceSecrets(
         settings.model_copy(update=updates), source, _split_keys(values.get("api_keys", "")),
-        values.get("flower_basic_auth"),
+        values.get("flower_basic_auth"), values.get("metrics_token"),
     )
 
 

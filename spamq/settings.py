@@ -64,9 +64,19 @@ class Settings(BaseSettings):
     task_events: bool = True
     # Redis broker: an unacked message comes back after this (a killed worker's chunks).
     broker_visibility_timeout_s: int = Field(default=3600, ge=1)
-    # A job whose stored chunks have not moved for this long gets its missing chunks re-sent
-    # (worker/sweeper.py); 0 turns the sweeper off.
-    stall_resend_s: float = Field(default=600.0, ge=0)
+    # The sweeper (worker/sweeper.py; one worker per period, cluster-wide): chunks leased by a
+    # worker whose heartbeat lapsed are re-sent at once; a sent chunk with no lease, no
+    # results and no message in the broker (lost between pop and unacked, or in a Redis
+    # restart) is re-sent once its job has not moved for lost_after_s. 0 turns it off.
+    sweep_every_s: float = Field(default=2.0, ge=0)
+    lost_after_s: float = Field(default=5.0, gt=0)
+    stalled_after_s: float = Field(
+        default=15.0, gt=0, description="a running job with no progress this long shows stalled"
+    )
+    bulk_window_chunks: int = Field(
+        default=16, ge=1,
+        description="chunks of one bulk job queued at a time: jobs of many keys interleave",
+    )
     chunk_lease_s: float = Field(
         default=60.0, gt=0, description="one attempt's hold on a chunk; > a chunk's scoring time"
     )
@@ -80,7 +90,15 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(default=2, ge=1)
-    api_threads: int = Field(default=8, ge=1)
+    # gunicorn worker class (api/server.py). gevent: a connection is a greenlet, so a client
+    # sending its body slowly holds no thread; gthread: each request holds one of api_threads.
+    api_worker_class: Literal["gevent", "gthread"] = "gevent"
+    api_worker_connections: int = Field(default=1000, ge=1,
+                                        description="gevent: open connections per worker")
+    api_threads: int = Field(default=8, ge=1, description="gthread: threads per worker")
+    api_body_timeout_s: float = Field(
+        default=30.0, gt=0, description="gevent: a body not in by then after its headers: 408"
+    )
     # prometheus-client's own variable: set, request metrics of all gunicorn workers merge.
     metrics_multiproc_dir: Path | None = Field(
         default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR"
@@ -94,6 +112,12 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(default=50.0, gt=0, description="requests per key per second")
     rate_limit_burst: int = Field(default=200, ge=1, description="token bucket size per key")
     max_queue_depth: int = Field(default=10_000, ge=1, description="queued tasks before 429")
+    max_pending_rows_per_key: int = Field(
+        default=2_000_000, ge=1, description="rows one key may have waiting before its 429"
+    )
+    # Operator-only /metrics: scraped with "Authorization: Bearer <metrics_token>" (API keys
+    # are refused: the figures are cluster-wide). Unset: /metrics answers 403.
+    metrics_token: SecretStr | None = None
     max_deadline_s: float = Field(default=7 * 24 * 3600, gt=0)
     client_api_key: SecretStr | None = Field(default=None, description="key the CLI/bench send")
 
@@ -141,6 +165,10 @@ class Settings(BaseSettings):
     prediction_log_root: str = "predictions"
 
     # --- Bulk I/O (spamq/bulk_io.py): jobs reading/writing files in the artifact store ---
+    # Each API key uses <store_tenant_root>/<key id>/ and any prefix granted to its key id
+    # (JSON: {"<key id>": ["data/sms", ...]}), spamq/tenancy.py.
+    store_tenant_root: str = "tenants"
+    store_grants: dict[str, list[str]] = Field(default_factory=dict)
     output_write_attempts: int = Field(default=5, ge=1, description="tries of one part write")
     output_write_backoff_s: float = Field(default=0.5, ge=0,
                                           description="first retry delay, doubled")

@@ -73,16 +73,20 @@ def start_extras(state: WorkerState) -> None:
 
         _watcher = ModelWatcher(state)
         _watcher.start()
-    if s.stall_resend_s > 0:
+    if s.sweep_every_s > 0:
         from spamq.queue import send_chunk
         from worker.celery_app import app
+        from worker.loops import Loop
         from worker.sweeper import Sweeper
 
         def send(job_id, chunk, queue) -> None:
             send_chunk(app.send_task, job_id, chunk, queue)
 
-        Sweeper(state.store, send, stall_s=s.stall_resend_s).start(
-            state._stop, every_s=min(30.0, s.stall_resend_s / 2))
+        sweeper = Sweeper(state.store, send, name=state.name,
+                          queues=[s.interactive_queue, s.bulk_queue],
+                          every_s=s.sweep_every_s, lost_after_s=s.lost_after_s)
+        state.add_loop(Loop("spamq-sweeper", sweeper.sweep_once, every_s=s.sweep_every_s,
+                            stop=state._stop))
     if s.prediction_log and _prediction_log is None:
         from spamq.artifacts import artifact_store_from_settings
         from spamq.prediction_log import PredictionLog

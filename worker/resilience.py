@@ -26,9 +26,14 @@ _LEASE_POLL_S = 0.2
 
 
 @contextmanager
-def chunk_lease(store: JobStore, job_id: str, chunk: int, *, ttl_s: float) -> Iterator[bool]:
-    """Hold the chunk's lease; yields False if another attempt stored the results meanwhile."""
-    token = uuid.uuid4().hex
+def chunk_lease(store: JobStore, job_id: str, chunk: int, *, ttl_s: float,
+                holder: str = "") -> Iterator[bool]:
+    """Hold the chunk's lease; yields False if another attempt stored the results meanwhile.
+
+    The lease names ``holder`` (this worker): the sweeper frees the leases of a worker whose
+    heartbeat lapsed and re-sends their chunks at once.
+    """
+    token = f"{holder}|{uuid.uuid4().hex}"
     while True:
         acquired, stored = store.try_lease(job_id, chunk, token, ttl_s=ttl_s)
         if acquired or stored:

@@ -19,12 +19,14 @@ import redis
 from spamq.jobs import JobStore
 from spamq.settings import Settings
 from worker import lifecycle
+from worker.loops import Loop
 
 if TYPE_CHECKING:
     from worker.batcher import Batcher
     from worker.runner import BatchClassifier
 
 logger = logging.getLogger(__name__)
+HEARTBEAT = "spamq-heartbeat"
 
 
 class WorkerState:
@@ -36,6 +38,7 @@ class WorkerState:
         self.runner: BatchClassifier | None = None
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()
+        self._loops: list[Loop] = []
 
     def load_model(self) -> BatchClassifier:
         import torch
@@ -69,16 +72,24 @@ class WorkerState:
         ttl = max(1, int(self.settings.worker_heartbeat_s * 3))
         self.store.beat(self.name, self.heartbeat_payload(), ttl_s=ttl)
 
-    def start_heartbeat(self) -> None:
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.beat_once()
-                except redis.RedisError as exc:
-                    logger.warning("heartbeat failed: %s", exc)
-                self._stop.wait(self.settings.worker_heartbeat_s)
+    def add_loop(self, loop: Loop) -> None:
+        """Start a background loop; the heartbeat restarts it should its thread die."""
+        self._loops.append(loop)
+        loop.start()
 
-        threading.Thread(target=loop, name="spamq-heartbeat", daemon=True).start()
+    def _beat_step(self) -> None:
+        for loop in self._loops:
+            if loop.name != HEARTBEAT:
+                loop.ensure_running()
+        try:
+            self.beat_once()
+        except redis.RedisError as exc:
+            logger.warning("heartbeat failed: %s", exc)
+
+    def start_heartbeat(self) -> None:
+        self._beat_step()
+        self.add_loop(Loop(HEARTBEAT, self._beat_step, every_s=self.settings.worker_heartbeat_s,
+                           stop=self._stop))
 
     def stop(self) -> None:
         self._stop.set()
@@ -150,12 +161,12 @@ def _start_batcher(state: WorkerState) -> Batcher:
                       bulk_max_batch_tokens=s.batch_bulk_max_tokens)
 
     def publish() -> None:  # forward-pass statistics, next to the heartbeat
-        ttl = max(1, int(s.worker_heartbeat_s * 3))
-        while not state._stop.wait(s.worker_heartbeat_s):
-            try:
-                state.store.set_batch_stats(state.name, batcher.stats.as_dict(), ttl_s=ttl)
-            except redis.RedisError as exc:
-                logger.warning("batch stats not published: %s", exc)
+        try:
+            state.store.set_batch_stats(state.name, batcher.stats.as_dict(),
+                                        ttl_s=max(1, int(s.worker_heartbeat_s * 3)))
+        except redis.RedisError as exc:
+            logger.warning("batch stats not published: %s", exc)
 
-    threading.Thread(target=publish, name="spamq-batch-stats", daemon=True).start()
+    state.add_loop(Loop("spamq-batch-stats", publish, every_s=s.worker_heartbeat_s,
+                        stop=state._stop))
     return batcher

@@ -1,72 +1,100 @@
-"""Re-send the chunks of stalled jobs: the last line of "nothing lost on a crash".
+"""Re-send the chunks that no worker will finish: recovery in seconds, nothing lost.
 
 Acks-late and the visibility timeout bring back a message that a killed worker had taken,
-but kombu's Redis transport pops a message and records it as unacked in two steps, so a
-worker killed between them loses it (seen in tests/integration/test_faults.py). Each
-worker therefore sweeps the active jobs: a job whose stored chunk count has not moved for
-``stall_resend_s`` gets a new message for every chunk that has neither results nor a live
-lease. A copy that turns out to be extra costs nothing: chunk results are written once and a
-task finding its chunk stored returns at once.
+but only after ``broker_visibility_timeout_s`` (an hour), and kombu's Redis transport pops a
+message and records it as unacked in two steps, so a worker killed between them (or a Redis
+restart at the wrong moment) loses it. Every ``sweep_every_s`` one worker in the cluster (the
+one that takes the turn) looks at each active job's sent chunks without results:
+
+- a chunk whose lease names a worker whose heartbeat has lapsed: its lease is freed and the
+  chunk re-sent at once;
+- a chunk with no lease, in a job that has not moved for ``lost_after_s``: re-sent if its
+  message is neither waiting in a queue nor freshly delivered to a worker (kombu's unacked
+  hash). A worker leases a chunk as soon as it receives it (the pool runs every message it
+  reserves), so an unacked message older than that without a lease is an orphan.
+
+A copy that turns out to be extra costs nothing: chunk results are written once and a task
+finding its chunk stored returns at once. A job whose data cannot be read is logged and
+skipped; the sweep goes on with the others.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 import redis
 
-from spamq.jobs import Chunk, JobNotFound, JobStore, chunk_plan
+from spamq.jobs import Chunk, Job, JobNotFound, JobStore, chunk_plan
+from spamq.queue import chunks_in_broker
 
 logger = logging.getLogger(__name__)
+
+LEASE_SEP = "|"  # a lease's value: "<worker name>|<attempt token>"
+
+
+def lease_holder(value: str) -> str:
+    return value.split(LEASE_SEP, 1)[0]
 
 
 class Sweeper:
     def __init__(self, store: JobStore, send: Callable[[str, Chunk, str], None], *,
-                 stall_s: float) -> None:
-        self._store, self._send, self._stall_s = store, send, stall_s
-        self._seen: dict[str, tuple[int, float]] = {}  # job -> (chunks done, since when)
+                 name: str, queues: list[str], every_s: float, lost_after_s: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store, self._send, self._name, self._queues = store, send, name, queues
+        self._every_s, self._lost_after_s, self._clock = every_s, lost_after_s, clock
 
-    def sweep_once(self, now: float | None = None) -> int:
-        """One pass over the active jobs; returns how many chunks were re-sent."""
-        now = time.monotonic() if now is None else now
+    def sweep_once(self) -> int:
+        """One pass over the active jobs, if it is this worker's turn; chunks re-sent."""
+        if not self._store.sweep_turn(self._name, self._every_s * 0.9):
+            return 0
+        now = self._clock()
+        live = self._store.live_workers()
+        suspects: list[tuple[Job, list[int]]] = []
         resent = 0
         for job_id in self._store.active_jobs():
             try:
-                job = self._store.get(job_id)
-            except JobNotFound:  # expired
-                self._store.forget_active(job_id)
-                continue
-            if job.finished:
-                self._store.forget_active(job_id)
-                self._seen.pop(job_id, None)
-                continue
-            done, since = self._seen.get(job_id, (-1, now))
-            if job.chunks_done != done:
-                self._seen[job_id] = (job.chunks_done, now)
-                continue
-            if now - since < self._stall_s:
-                continue
-            plan = chunk_plan(job.total, job.chunk_size)
-            lost = [plan[i] for i in self._store.missing_chunks(job)
-                    if not self._store.lease_held(job_id, i)]
-            for chunk in lost:
-                self._send(job_id, chunk, job.queue)
-            if lost:
-                logger.warning("stalled for %.0fs: re-sent %d chunk(s)", now - since, len(lost),
-                               extra={"job_id": job_id})
-            resent += len(lost)
-            self._seen[job_id] = (job.chunks_done, now)
+                resent += self._check(job_id, live, now, suspects)
+            except redis.RedisError:
+                raise
+            except Exception:  # noqa: BLE001 - bad data in one job must not stop the sweep
+                logger.exception("sweep: job skipped (unreadable)", extra={"job_id": job_id})
+        if suspects:
+            present = chunks_in_broker(self._store.redis, self._queues, now=now,
+                                       fresh_s=self._lost_after_s)
+            for job, free in suspects:
+                lost = [i for i in free if (job.id, i) not in present]
+                resent += self._resend(job, lost, "lost (no lease, no message)")
         return resent
 
-    def start(self, stop: threading.Event, *, every_s: float) -> None:
-        def loop() -> None:
-            while not stop.wait(every_s):
-                try:
-                    self.sweep_once()
-                except redis.RedisError as exc:
-                    logger.warning("stall sweep skipped: %s", exc)
+    def _check(self, job_id: str, live: set[str], now: float,
+               suspects: list[tuple[Job, list[int]]]) -> int:
+        try:
+            job = self._store.get(job_id)
+        except JobNotFound:  # expired
+            self._store.forget_active(job_id)
+            return 0
+        if job.finished:
+            self._store.forget_active(job_id)
+            return 0
+        missing = self._store.missing_chunks(job)
+        holders = self._store.lease_holders(job.id, missing)
+        dead = [(i, v) for i, v in zip(missing, holders, strict=True)
+                if v is not None and lease_holder(v) not in live]
+        for index, value in dead:
+            self._store.release_lease(job.id, index, value)
+        resent = self._resend(job, [i for i, _ in dead], "its worker's heartbeat lapsed")
+        free = [i for i, v in zip(missing, holders, strict=True) if v is None]
+        if free and now - (job.progress_at or job.created_at) >= self._lost_after_s:
+            suspects.append((job, free))
+        return resent
 
-        threading.Thread(target=loop, name="spamq-sweeper", daemon=True).start()
+    def _resend(self, job: Job, indices: list[int], why: str) -> int:
+        if not indices:
+            return 0
+        plan = chunk_plan(job.total, job.chunk_size)
+        for index in indices:
+            self._send(job.id, plan[index], job.queue)
+        logger.warning("re-sent %d chunk(s): %s", len(indices), why, extra={"job_id": job.id})
+        return len(indices)

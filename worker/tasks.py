@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 import redis
@@ -10,7 +11,7 @@ from celery.exceptions import Reject
 
 from spamq.jobs import CANCELLED, EXPIRED, Chunk, JobNotFound, JobStore
 from spamq.logs import job_context
-from spamq.queue import SCORE_CHUNK
+from spamq.queue import SCORE_CHUNK, send_chunk
 from worker import lifecycle, resilience
 from worker.celery_app import app
 from worker.state import get_batcher, get_state
@@ -28,15 +29,18 @@ class Scorer(Protocol):
 
 def score_chunk(
     store: JobStore, scorer: Scorer, job_id: str, chunk: Chunk, *, interactive: bool = True,
-    lease_s: float = 60.0,
+    lease_s: float = 60.0, holder: str = "", send_next: Callable[[int], None] | None = None,
 ) -> bool:
     """Score one chunk of a job and store its results once; False if stored, gone or cancelled.
 
-    The task returns (and its message is acked) only after this has stored the results.
+    ``send_next(index)`` queues the job's next unsent chunk (a bulk job keeps a window of
+    chunks queued). The task returns (and its message is acked) only after this has stored
+    the results and sent the next chunk.
     """
     try:
         # One live attempt per chunk (celery#5935); a late copy waits for the holder's results.
-        with resilience.chunk_lease(store, job_id, chunk.index, ttl_s=lease_s) as fresh:
+        with resilience.chunk_lease(store, job_id, chunk.index, ttl_s=lease_s,
+                                    holder=holder) as fresh:
             if not fresh:
                 return False
             with scorer.expect():  # a forming batch may wait (briefly) for these texts
@@ -54,7 +58,10 @@ def score_chunk(
             # A failing pass is bisected to the item that fails; that item gets an error.
             results, version = resilience.score_isolating_failures(
                 scorer, texts, future, interactive=interactive)
-            stored = store.store_chunk(job_id, chunk.index, results, model_version=version)
+            stored, nxt = store.store_chunk_next(job_id, chunk.index, results,
+                                                 model_version=version)
+            if nxt is not None and send_next is not None:
+                send_next(nxt)
         if stored:
             lifecycle.log_predictions(job_id, chunk.start, texts, results)
         return stored
@@ -102,10 +109,18 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
     queue = (self.request.delivery_info or {}).get("routing_key")
     interactive = queue != state.settings.bulk_queue
     chunk = Chunk(index, start, stop)
+    size = stop - start  # every chunk but a job's last has the job's chunk size
+
+    def send_next(nxt: int) -> None:
+        total = state.store.get(job_id).total
+        send_chunk(app.send_task, job_id, Chunk(nxt, nxt * size, min(nxt * size + size, total)),
+                   queue or state.settings.bulk_queue)
+
     with job_context(job_id):
         try:
             stored = score_chunk(state.store, _scorer(state), job_id, chunk,
-                                 interactive=interactive, lease_s=state.settings.chunk_lease_s)
+                                 interactive=interactive, lease_s=state.settings.chunk_lease_s,
+                                 holder=state.name, send_next=send_next)
             _write_output(state, job_id, chunk, stored=stored)
         except redis.RedisError as exc:
             # Redis is unreachable (restarting?): not the job's fault. Hand the message back;

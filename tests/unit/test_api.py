@@ -12,7 +12,7 @@ class RecordingSender:
     def __init__(self):
         self.sent = []
 
-    def __call__(self, name, *, args, queue):
+    def __call__(self, name, *, args, queue, headers=None):
         self.sent.append((name, args, queue))
 
 
@@ -142,9 +142,8 @@ def test_page_and_openapi_document_are_served(ctx):
     assert b'name="flower-url" content="http://127.0.0.1:5555"' in page.data
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
-    rules = {
-        r.rule.replace("<job_id>", "{job_id}") for r in client.application.url_map.iter_rules()
-    }
+    rules = {r.rule.replace("<job_id:job_id>", "{job_id}")
+             for r in client.application.url_map.iter_rules()}
     documented = set(doc["paths"])
     assert documented <= rules
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/predict", "/predict"} <= documented

@@ -22,7 +22,7 @@ def _app(**overrides):
     store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     sent = []
     app = create_app(
-        settings, store=store, send_task=lambda name, *, args, queue: sent.append(args)
+        settings, store=store, send_task=lambda name, *, args, queue, **_: sent.append(args)
     )
     return app.test_client(), store, sent
 
@@ -34,7 +34,8 @@ def test_every_endpoint_but_health_page_and_openapi_needs_a_key():
     assert client.get("/readyz").status_code == 503  # public, just not ready (no worker)
     for method, path in (("post", "/v1/jobs"), ("get", "/v1/jobs/" + "0" * 32),
                          ("post", "/v1/predict"), ("get", "/predict"),
-                         ("get", "/v1/jobs/x/results"), ("delete", "/v1/jobs/x")):
+                         ("get", f"/v1/jobs/{'0' * 32}/results"),
+                         ("delete", f"/v1/jobs/{'0' * 32}")):
         resp = getattr(client, method)(path, json={"texts": ["hi"]})
         assert resp.status_code == 401, (method, path)
         assert resp.headers["WWW-Authenticate"].startswith("Bearer")

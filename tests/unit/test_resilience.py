@@ -90,12 +90,15 @@ def test_a_dead_holders_lease_ends_and_the_redelivery_scores(store):
     assert not store.lease_held(job.id, 0)  # released after storing
 
 
-def test_lease_is_released_only_by_its_holder(store):
-    with chunk_lease(store, "j", 0, ttl_s=5) as fresh:
-        assert fresh and store.lease_held("j", 0)
-        store.release_lease("j", 0, "someone-else")
-        assert store.lease_held("j", 0)
-    assert not store.lease_held("j", 0)
+def test_lease_is_released_only_by_its_holder_and_names_its_worker(store):
+    j = "ab" * 16
+    with chunk_lease(store, j, 0, ttl_s=5, holder="host:123") as fresh:
+        assert fresh and store.lease_held(j, 0)
+        store.release_lease(j, 0, "someone-else")
+        assert store.lease_held(j, 0)
+        (value,) = store.lease_holders(j, [0])
+        assert value.startswith("host:123|") and len(value) > len("host:123|")
+    assert not store.lease_held(j, 0)
 
 
 def test_chunks_past_the_deadline_are_skipped_and_the_job_expires(store):
