@@ -53,8 +53,11 @@ def install(app: Flask, *, settings: Settings, store) -> None:
     def _body_limit():
         # A JSON body (chunked or not) is cut off at max_body_bytes while it is read, not
         # after: only multipart uploads may use the larger MAX_CONTENT_LENGTH.
+        # A chunked body (no Content-Length) is read up to one byte past the limit, so that
+        # "over the limit" can be told apart from "exactly at it" (routes._json_body).
         if request.mimetype != "multipart/form-data":
-            request.max_content_length = settings.max_body_bytes
+            chunked = request.content_length is None
+            request.max_content_length = settings.max_body_bytes + (1 if chunked else 0)
 
     @app.before_request
     def _backpressure():

@@ -36,6 +36,12 @@ if [ -z "${SPAMQ_API_KEYS:-}" ] && [ -z "${SPAMQ_VAULT_ADDR:-}" ]; then
   export SPAMQ_API_KEYS=$($PY -c 'import sys; from api.auth import hash_key; print(hash_key(sys.argv[1]))' "$SPAMQ_CLIENT_API_KEY")
   echo "dev API key for this run (send as X-API-Key, or paste into the page): $SPAMQ_CLIENT_API_KEY"
 fi
+# /metrics takes the operator's own credential, never an API key.
+if [ -z "${SPAMQ_METRICS_TOKEN:-}" ] && [ -z "${SPAMQ_VAULT_ADDR:-}" ]; then
+  SPAMQ_METRICS_TOKEN=$($PY -c 'import secrets; print(secrets.token_urlsafe(32))')
+  export SPAMQ_METRICS_TOKEN
+  echo "metrics token for this run (Authorization: Bearer ...): $SPAMQ_METRICS_TOKEN"
+fi
 
 model_dir=$($PY -c 'from spamq.settings import get_settings; print(get_settings().model_dir)')
 if [ ! -f "$model_dir/manifest.json" ]; then

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from api.auth import hash_key
+from api.auth import hash_key, key_id
 from spamq.local_services import REPO, start_api, start_redis, start_worker
 
 FINISHED = ("done", "failed", "cancelled", "expired")
@@ -59,6 +59,11 @@ def trained_model_dir(tmp_path_factory) -> Path:
 API_KEY = "spamq-test-" + "k" * 32
 #: a second accepted key: another owner (job fencing tests)
 API_KEY_2 = "spamq-test-" + "q" * 32
+#: the operator's credential for /metrics (API keys do not open it)
+METRICS_TOKEN = "spamq-test-metrics-" + "m" * 24
+#: each key's own area of the artifact store (spamq/tenancy.py)
+HOME = f"tenants/{key_id(hash_key(API_KEY))}"
+HOME_2 = f"tenants/{key_id(hash_key(API_KEY_2))}"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -82,6 +87,7 @@ def service_env(redis_url, trained_model_dir) -> dict[str, str]:
     return {
         "SPAMQ_AUTH_REQUIRED": "true",
         "SPAMQ_API_KEYS": f"{hash_key(API_KEY)},{hash_key(API_KEY_2)}",
+        "SPAMQ_METRICS_TOKEN": METRICS_TOKEN,
         "SPAMQ_REDIS_URL": redis_url,
         "SPAMQ_MODEL_DIR": str(trained_model_dir),
         "SPAMQ_WORKER_HEARTBEAT_S": "0.5",

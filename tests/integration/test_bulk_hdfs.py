@@ -8,8 +8,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -17,7 +19,7 @@ import requests
 
 from spamq.artifacts import HdfsArtifactStore
 from spamq.local_services import start_api, start_redis, start_worker
-from tests.integration.conftest import wait_for_job
+from tests.integration.conftest import API_KEY_2, HOME, HOME_2, wait_for_job
 
 try:
     from tests.integration.services_hdfs_vault import hdfs_url  # noqa: F401
@@ -36,6 +38,7 @@ def hdfs_job_env(hdfs_url, service_env, tmp_path_factory):  # noqa: F811
     store = HdfsArtifactStore(hdfs_url, user="spamq", root=root, timeout_s=10)
     rproc, rurl = start_redis(tmp / "redis")
     env = {**service_env, "SPAMQ_REDIS_URL": rurl, "SPAMQ_HDFS_URL": hdfs_url,
+           "SPAMQ_STORE_GRANTS": json.dumps({HOME_2.rsplit("/", 1)[1]: ["shared"]}),
            "SPAMQ_HDFS_ROOT": root, "SPAMQ_CHUNK_SIZE": str(CHUNK),
            "SPAMQ_OUTPUT_WRITE_ATTEMPTS": "3", "SPAMQ_OUTPUT_WRITE_BACKOFF_S": "0.05"}
     worker = start_worker(env, log=tmp / "worker.log")
@@ -93,35 +96,36 @@ def check_output(store: HdfsArtifactStore, base: str, job: dict, out: str, n: in
 def test_hdfs_input_to_hdfs_output(hdfs_job_env):
     base, store, _ = hdfs_job_env
     n, bad = 600, {5, 123, 350, 599}
-    store.write_bytes("in/sms.csv", sample_csv(n, bad))
-    r = requests.post(f"{base}/v1/jobs", json={"hdfs_input": "/in/sms.csv", "column": "text",
-                                              "hdfs_output": "/out/ok"}, timeout=30)
+    store.write_bytes(f"{HOME}/in/sms.csv", sample_csv(n, bad))
+    r = requests.post(f"{base}/v1/jobs", json={"hdfs_input": f"/{HOME}/in/sms.csv",
+                                              "column": "text", "hdfs_output": f"/{HOME}/out/ok"},
+                      timeout=30)
     assert r.status_code == 202, r.text
     assert r.json()["rejected"] == len(bad)
     job = wait_for_job(base, f"/v1/jobs/{r.json()['id']}", timeout=180)
     assert job["status"] == "done", job
-    assert job["output"] == "out/ok"
+    assert job["output"] == f"{HOME}/out/ok"
     assert job["chunks"]["total"] == 6
-    check_output(store, base, job, "out/ok", n, bad)
+    check_output(store, base, job, f"{HOME}/out/ok", n, bad)
     # a new job may not write into an output that already holds files: 409, nothing touched
-    before = store.files("out/ok")
-    again = requests.post(f"{base}/v1/jobs", json={"hdfs_input": "/in/sms.csv",
-                                                   "hdfs_output": "/out/ok"}, timeout=30)
+    before = store.files(f"{HOME}/out/ok")
+    again = requests.post(f"{base}/v1/jobs", json={"hdfs_input": f"/{HOME}/in/sms.csv",
+                                                   "hdfs_output": f"/{HOME}/out/ok"}, timeout=30)
     assert again.status_code == 409 and again.json()["field"] == "hdfs_output", again.text
-    assert "_SUCCESS" in again.json()["message"] or "part-" in again.json()["message"]
-    assert store.files("out/ok") == before
+    assert "file(s)" in again.json()["message"] and "_SUCCESS" not in again.json()["message"]
+    assert store.files(f"{HOME}/out/ok") == before
 
 
 def test_hdfs_input_validation(hdfs_job_env):
     base, store, _ = hdfs_job_env
     post = lambda body: requests.post(f"{base}/v1/jobs", json=body, timeout=30)  # noqa: E731
-    r = post({"hdfs_input": "/in/missing.csv", "hdfs_output": "/out/x"})
+    r = post({"hdfs_input": f"/{HOME}/in/missing.csv", "hdfs_output": f"/{HOME}/out/x"})
     assert r.status_code == 422 and r.json()["field"] == "hdfs_input", r.text
-    r = post({"hdfs_input": "/in/sms.csv"})
+    r = post({"hdfs_input": f"/{HOME}/in/sms.csv"})
     assert r.status_code == 422 and r.json()["field"] == "hdfs_output", r.text
-    r = post({"hdfs_input": "/in/sms.parquet", "hdfs_output": "/out/x"})
+    r = post({"hdfs_input": f"/{HOME}/in/sms.parquet", "hdfs_output": f"/{HOME}/out/x"})
     assert r.status_code == 422 and r.json()["field"] == "format", r.text
-    r = post({"hdfs_input": "../etc/passwd", "hdfs_output": "/out/x"})
+    r = post({"hdfs_input": "../etc/passwd", "hdfs_output": f"/{HOME}/out/x"})
     assert r.status_code == 422 and r.json()["field"] == "hdfs_input", r.text
 
 
@@ -131,9 +135,9 @@ def test_part_write_failure_fails_job_and_resume_completes(hdfs_job_env):
     resubmission with the same Idempotency-Key re-sends that chunk and the output completes."""
     base, store, _ = hdfs_job_env
     n, bad = 350, {7}
-    store.write_bytes("in/fail.csv", sample_csv(n, bad))
-    store.write_bytes("out/fail/part-00001.jsonl/blocker", b"x")
-    body = {"hdfs_input": "in/fail.csv", "hdfs_output": "out/fail"}
+    store.write_bytes(f"{HOME}/in/fail.csv", sample_csv(n, bad))
+    store.write_bytes(f"{HOME}/out/fail/part-00001.jsonl/blocker", b"x")
+    body = {"hdfs_input": f"{HOME}/in/fail.csv", "hdfs_output": f"{HOME}/out/fail"}
     headers = {"Idempotency-Key": f"hdfs-{uuid.uuid4().hex}"}
     r = requests.post(f"{base}/v1/jobs", json=body, headers=headers, timeout=30)
     assert r.status_code == 202, r.text
@@ -141,12 +145,73 @@ def test_part_write_failure_fails_job_and_resume_completes(hdfs_job_env):
     assert job["status"] == "failed", job
     assert "chunk 1" in job["error"], job
     time.sleep(1.0)  # chunks in flight finish writing their parts
-    names = store.list("out/fail")
+    names = store.list(f"{HOME}/out/fail")
     assert "_SUCCESS" not in names and not [x for x in names if x.startswith(".tmp-")], names
 
-    store.delete("out/fail/part-00001.jsonl", recursive=True)
+    store.delete(f"{HOME}/out/fail/part-00001.jsonl", recursive=True)
     r = requests.post(f"{base}/v1/jobs", json=body, headers=headers, timeout=30)
     assert r.status_code == 200 and r.json()["resent_chunks"] >= 1, r.text
     job = wait_for_job(base, f"/v1/jobs/{job['id']}", timeout=180)
     assert job["status"] == "done", job
-    check_output(store, base, job, "out/fail", n, bad)
+    check_output(store, base, job, f"{HOME}/out/fail", n, bad)
+
+
+def test_a_key_reads_and_writes_only_its_own_area_and_what_it_is_granted(hdfs_job_env):
+    """The probe's cross-tenant reads: key 2 scoring key 1's files, a wrong column quoting a
+    file's first line, a 409 listing another directory, messages naming the store."""
+    base, store, _ = hdfs_job_env
+    secret_line = "id,text,SECRET-COLUMN-NAME"
+    store.write_bytes(f"{HOME}/in/private.csv", (secret_line + "\n1,hello,x\n").encode())
+    store.write_bytes(f"{HOME}/out/private/part-00000.jsonl", b'{"row": 0}\n')
+    store.write_bytes("shared/sms.csv", sample_csv(20, set()))
+    other = {"X-API-Key": API_KEY_2}
+
+    def post(body, headers=None):
+        return requests.post(f"{base}/v1/jobs", json=body, headers=headers or {}, timeout=30)
+
+    for body in ({"hdfs_input": f"{HOME}/in/private.csv", "hdfs_output": f"{HOME_2}/out/a"},
+                 {"hdfs_input": f"/{HOME}/in/../in/private.csv", "hdfs_output": f"{HOME_2}/o"},
+                 {"hdfs_input": "shared/sms.csv", "hdfs_output": f"{HOME}/out/stolen"}):
+        r = post(body, other)
+        assert r.status_code in (403, 422), (body, r.text)
+        assert "SECRET" not in r.text and HOME.rsplit("/", 1)[1] not in r.text, r.text
+        assert "hdfs://" not in r.text and "http://" not in r.text and "/spamq-test" not in r.text
+    assert store.list(f"{HOME}/out/stolen") == []
+    r = post({"hdfs_input": f"{HOME}/in/private.csv", "column": "nope",
+              "hdfs_output": f"{HOME}/out/b"})
+    assert r.status_code == 422 and r.json()["field"] == "column", r.text
+    assert "SECRET" not in r.text and "3 columns" in r.text
+    r = post({"hdfs_input": f"{HOME}/in/private.csv", "hdfs_output": f"{HOME}/out/private"})
+    assert r.status_code == 409 and "part-00000" not in r.text, r.text
+    r = post({"hdfs_input": f"{HOME}/in/private.csv", "hdfs_output": f"{HOME}/in/private.csv/x"})
+    assert r.status_code == 422 and r.json()["field"] == "hdfs_output", r.text
+    r = post({"hdfs_input": f"{HOME}/in/missing.csv", "hdfs_output": f"{HOME}/out/c"})
+    assert r.status_code == 422 and "/spamq-test" not in r.text, r.text
+    # an operator's grant: key 2 may read shared/ and write its result to its own area
+    r = post({"hdfs_input": "shared/sms.csv", "hdfs_output": f"{HOME_2}/out/shared"}, other)
+    assert r.status_code == 202, r.text
+    job = wait_for_job(base, f"/v1/jobs/{r.json()['id']}", timeout=120)
+    assert job["status"] == "done" and job["output"] == f"{HOME_2}/out/shared", job
+    # and key 1 cannot see key 2's job at all
+    assert requests.get(f"{base}/v1/jobs/{job['id']}", timeout=10).status_code == 404
+
+
+def test_two_jobs_racing_for_one_output_directory_one_wins(hdfs_job_env):
+    base, store, _ = hdfs_job_env
+    store.write_bytes(f"{HOME}/in/race.csv", sample_csv(30, set()))
+    body = {"hdfs_input": f"{HOME}/in/race.csv", "hdfs_output": f"{HOME}/out/race"}
+    barrier = threading.Barrier(4)
+
+    def submit(_):
+        barrier.wait()
+        return requests.post(f"{base}/v1/jobs", json=body, timeout=30)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(submit, range(4)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [202, 409, 409, 409], [r.text for r in answers]
+    winner = next(r for r in answers if r.status_code == 202).json()
+    job = wait_for_job(base, winner["status_url"], timeout=120)
+    assert job["status"] == "done"
+    success = json.loads(store.read_bytes(f"{HOME}/out/race/_SUCCESS"))
+    assert success["job_id"] == job["id"] and success["output_rows"] == 30

@@ -9,12 +9,16 @@ import requests
 
 from spamq.manifest import verify_model_dir
 from spamq.samples import SAMPLES
+from tests.integration.conftest import METRICS_TOKEN
 
 pytestmark = pytest.mark.integration
 
 
 def scrape(api_url: str) -> dict[str, float]:
-    text = requests.get(api_url + "/metrics", timeout=10).text
+    resp = requests.get(api_url + "/metrics", timeout=10,
+                        headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert resp.status_code == 200, resp.text
+    text = resp.text
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
             for line in text.splitlines() if line and not line.startswith("#")}
 
@@ -42,3 +46,11 @@ def test_metrics_count_every_request_across_gunicorn_workers(api_url, trained_mo
             break
         time.sleep(0.5)
     assert items >= 12
+
+
+def test_metrics_are_for_the_operator_only(api_url):
+    """Cluster-wide figures: an API key (any tenant's) gets 403, as does no credential."""
+    for headers in ({}, {"Authorization": "Bearer wrong"}):  # {}: the test API key is sent
+        resp = requests.get(api_url + "/metrics", headers=headers, timeout=10)
+        assert resp.status_code == 403 and "spamq_jobs" not in resp.text, resp.text
+        assert resp.json()["error"] == "forbidden"
