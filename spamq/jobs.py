@@ -196,6 +196,12 @@ return 1
 """
 
 
+# KEYS: lease. ARGV: token, ttl ms. Renew the lease only while this attempt holds it.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 # KEYS: key. ARGV: value. Delete the key only if it still holds this value (a lease held by
 # this attempt, an Idempotency-Key or output reservation naming this job).
 _RELEASE = """
@@ -335,6 +341,7 @@ class JobStore:
         self._resume = client.register_script(_RESUME)
         self._advance = client.register_script(_ADVANCE)
         self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
         self._pending_rows = client.register_script(_PENDING_ROWS)
         self._part_written = client.register_script(_PART_WRITTEN)
         self._output_done = client.register_script(_OUTPUT_DONE)
@@ -580,6 +587,16 @@ class JobStore:
 
     def release_lease(self, job_id: str, chunk: int, token: str) -> None:
         self._release(keys=[self._lease_key(job_id, chunk)], args=[token])
+
+    def renew_leases(self, held: list[tuple[str, int, str]], *, ttl_s: float) -> None:
+        """Renew the leases (job id, chunk, token) still held by their attempts, in one trip."""
+        if not held:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for job_id, chunk, token in held:
+            self._renew(keys=[self._lease_key(job_id, chunk)],
+                        args=[token, max(1, int(ttl_s * 1000))], client=pipe)
+        pipe.execute()
 
     def lease_held(self, job_id: str, chunk: int) -> bool:
         return bool(self._r.exists(self._lease_key(job_id, chunk)))

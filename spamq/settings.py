@@ -77,9 +77,10 @@ class Settings(BaseSettings):
         default=16, ge=1,
         description="chunks of one bulk job queued at a time: jobs of many keys interleave",
     )
-    chunk_lease_s: float = Field(
-        default=60.0, gt=0, description="one attempt's hold on a chunk; > a chunk's scoring time"
-    )
+    # One attempt's hold on a chunk. Its worker renews it every heartbeat while the attempt
+    # runs, so it lapses this long after the attempt (or its worker) is gone.
+    chunk_lease_s: float = Field(default=10.0, gt=0,
+                                 description="> 2 heartbeats; renewed while the attempt runs")
     # TEST ONLY: a text containing this marker makes scoring raise (poison-input tests).
     test_poison_marker: str | None = None
 
@@ -90,8 +91,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(default=2, ge=1)
-    # gunicorn worker class (api/server.py). gevent: a connection is a greenlet, so a client
-    # sending its body slowly holds no thread; gthread: each request holds one of api_threads.
+    # gunicorn worker class (spamq/gunicorn_workers.py). gevent: a connection is a greenlet, so
+    # a client sending its body slowly holds no thread; gthread: a request holds a thread.
     api_worker_class: Literal["gevent", "gthread"] = "gevent"
     api_worker_connections: int = Field(default=1000, ge=1,
                                         description="gevent: open connections per worker")

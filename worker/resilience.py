@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,13 +26,36 @@ logger = logging.getLogger(__name__)
 _LEASE_POLL_S = 0.2
 
 
+class LeaseBook:
+    """The chunk leases this process holds now; the heartbeat renews them (``renew``)."""
+
+    def __init__(self) -> None:
+        self._held: set[tuple[str, int, str]] = set()
+        self._lock = threading.Lock()
+
+    def add(self, lease: tuple[str, int, str]) -> None:
+        with self._lock:
+            self._held.add(lease)
+
+    def discard(self, lease: tuple[str, int, str]) -> None:
+        with self._lock:
+            self._held.discard(lease)
+
+    def renew(self, store: JobStore, *, ttl_s: float) -> None:
+        with self._lock:
+            held = sorted(self._held)
+        store.renew_leases(held, ttl_s=ttl_s)
+
+
 @contextmanager
 def chunk_lease(store: JobStore, job_id: str, chunk: int, *, ttl_s: float,
-                holder: str = "") -> Iterator[bool]:
+                holder: str = "", book: LeaseBook | None = None) -> Iterator[bool]:
     """Hold the chunk's lease; yields False if another attempt stored the results meanwhile.
 
     The lease names ``holder`` (this worker): the sweeper frees the leases of a worker whose
-    heartbeat lapsed and re-sends their chunks at once.
+    heartbeat lapsed and re-sends their chunks at once. While the attempt runs, ``book``
+    (renewed by the heartbeat) keeps the lease alive; an attempt that ended without
+    releasing it (Redis was down) stops renewing it, so it lapses within ``ttl_s``.
     """
     token = f"{holder}|{uuid.uuid4().hex}"
     while True:
@@ -41,10 +65,15 @@ def chunk_lease(store: JobStore, job_id: str, chunk: int, *, ttl_s: float,
         time.sleep(_LEASE_POLL_S)  # the holder is alive: wait for its results or its lease to end
     if stored:
         logger.info("job %s: chunk %d already stored by another attempt", job_id, chunk)
+    lease = (job_id, chunk, token)
+    if acquired and book is not None:
+        book.add(lease)
     try:
         yield not stored
     finally:
         if acquired:
+            if book is not None:
+                book.discard(lease)
             store.release_lease(job_id, chunk, token)
 
 

@@ -20,6 +20,7 @@ from spamq.jobs import JobStore
 from spamq.settings import Settings
 from worker import lifecycle
 from worker.loops import Loop
+from worker.resilience import LeaseBook
 
 if TYPE_CHECKING:
     from worker.batcher import Batcher
@@ -39,6 +40,7 @@ class WorkerState:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()
         self._loops: list[Loop] = []
+        self.leases = LeaseBook()  # chunk leases held by this process's attempts
 
     def load_model(self) -> BatchClassifier:
         import torch
@@ -83,6 +85,7 @@ class WorkerState:
                 loop.ensure_running()
         try:
             self.beat_once()
+            self.leases.renew(self.store, ttl_s=self.settings.chunk_lease_s)
         except redis.RedisError as exc:
             logger.warning("heartbeat failed: %s", exc)
 

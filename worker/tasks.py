@@ -29,7 +29,8 @@ class Scorer(Protocol):
 
 def score_chunk(
     store: JobStore, scorer: Scorer, job_id: str, chunk: Chunk, *, interactive: bool = True,
-    lease_s: float = 60.0, holder: str = "", send_next: Callable[[int], None] | None = None,
+    lease_s: float = 10.0, holder: str = "", send_next: Callable[[int], None] | None = None,
+    leases: resilience.LeaseBook | None = None,
 ) -> bool:
     """Score one chunk of a job and store its results once; False if stored, gone or cancelled.
 
@@ -40,7 +41,7 @@ def score_chunk(
     try:
         # One live attempt per chunk (celery#5935); a late copy waits for the holder's results.
         with resilience.chunk_lease(store, job_id, chunk.index, ttl_s=lease_s,
-                                    holder=holder) as fresh:
+                                    holder=holder, book=leases) as fresh:
             if not fresh:
                 return False
             with scorer.expect():  # a forming batch may wait (briefly) for these texts
@@ -120,7 +121,7 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
         try:
             stored = score_chunk(state.store, _scorer(state), job_id, chunk,
                                  interactive=interactive, lease_s=state.settings.chunk_lease_s,
-                                 holder=state.name, send_next=send_next)
+                                 holder=state.name, send_next=send_next, leases=state.leases)
             _write_output(state, job_id, chunk, stored=stored)
         except redis.RedisError as exc:
             # Redis is unreachable (restarting?): not the job's fault. Hand the message back;

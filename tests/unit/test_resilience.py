@@ -114,3 +114,18 @@ def test_chunks_past_the_deadline_are_skipped_and_the_job_expires(store):
     assert store.store_chunk(job.id, 1, [{}, {}], model_version="v1")  # late store: no revival
     assert store.get(job.id).status == EXPIRED
     assert store.wait(job.id, 0.1).status == EXPIRED
+
+
+def test_a_running_attempts_lease_is_renewed_and_a_stale_one_lapses(store):
+    from worker.resilience import LeaseBook
+
+    j, book = "cd" * 16, LeaseBook()
+    with chunk_lease(store, j, 0, ttl_s=0.3, holder="w", book=book):
+        for _ in range(4):  # 0.6 s: twice the lease, kept alive by the renewals
+            time.sleep(0.15)
+            book.renew(store, ttl_s=0.3)
+        assert store.lease_held(j, 0)
+        store.redis.set(f"spamq:lease:{j}:1", "w|gone", px=300)  # an attempt that never released
+    book.renew(store, ttl_s=0.3)
+    time.sleep(0.35)
+    assert not store.lease_held(j, 0) and not store.lease_held(j, 1)
