@@ -99,6 +99,8 @@ def create_app(
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
+        if exc.code == 404 and request.path.startswith("/v1/jobs/"):
+            return _no_job(JobNotFound(""))  # a malformed id reads like an unknown one
         return jsonify(
             {"error": exc.name.lower().replace(" ", "_"), "message": exc.description}
         ), exc.code

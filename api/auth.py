@@ -131,8 +131,8 @@ def install(app: Flask, *, settings: Settings, keys: KeyRing, store) -> None:
         g.spamq_owner = None
         if not settings.auth_required or request.endpoint in PUBLIC_ENDPOINTS:
             return None
-        if request.endpoint is None:  # 404/405: let Flask answer
-            return None
+        if request.endpoint is None and not request.path.startswith("/v1/"):
+            return None  # 404/405 outside the API: let Flask answer (no key needed to learn it)
         owner = keys.identify(presented_key())
         if owner is None:
             return _denied(401, "unauthorized",

@@ -72,7 +72,8 @@ def start_extras(state: WorkerState) -> None:
         from worker.model_source import ModelWatcher
 
         _watcher = ModelWatcher(state)
-        _watcher.start()
+        if s.model_poll_s > 0:
+            state.add_loop(_watcher.loop)  # the heartbeat restarts it, should it die
     if s.sweep_every_s > 0:
         from spamq.queue import send_chunk
         from worker.celery_app import app

@@ -21,6 +21,7 @@ class Loop:
                  stop: threading.Event) -> None:
         self.name, self._step, self._every_s, self._stop = name, step, every_s, stop
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # many task threads may notice a dead loop at once
         self.restarts = 0
         self.errors = 0
 
@@ -44,7 +45,10 @@ class Loop:
         """Restart the loop if its thread died; True if it was restarted."""
         if self.alive or self._stop.is_set():
             return False
-        self.restarts += 1
-        logger.error("%s: its thread had died; restarted (%d)", self.name, self.restarts)
-        self.start()
-        return True
+        with self._lock:
+            if self.alive:
+                return False
+            self.restarts += 1
+            logger.error("%s: its thread had died; restarted (%d)", self.name, self.restarts)
+            self.start()
+            return True

@@ -24,6 +24,7 @@ from spamq.artifacts import ArtifactError, ArtifactNotFound
 from spamq.registry import ModelRegistry, RegistryError
 from spamq.retry import retry
 from spamq.settings import Settings
+from worker.loops import Loop
 
 if TYPE_CHECKING:
     from worker.runner import BatchClassifier
@@ -127,11 +128,12 @@ class ModelWatcher:
         self.last_error: str | None = None
         self._refused: set[str] = set()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="spamq-model-watcher", daemon=True)
+        self.loop = Loop("spamq-model-watcher", self._step, every_s=self.poll_s or 1.0,
+                         stop=self._stop)
 
     def start(self) -> None:
         if self.poll_s > 0:
-            self._thread.start()
+            self.loop.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -157,14 +159,13 @@ class ModelWatcher:
                     time.perf_counter() - resolved)
         return True
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            try:
-                self.check_once()
-            except (ModelSourceError, ArtifactError, OSError) as exc:
-                self.last_error = str(exc)
-                logger.warning("model watcher: keeping %s: %s",
-                               self.state.runner.version if self.state.runner else None, exc)
-            except Exception as exc:  # noqa: BLE001 - the watcher must outlive a bad version
-                self.last_error = str(exc)
-                logger.exception("model watcher: loading the new version failed")
+    def _step(self) -> None:
+        try:
+            self.check_once()
+        except (ModelSourceError, ArtifactError, OSError) as exc:
+            self.last_error = str(exc)
+            logger.warning("model watcher: keeping %s: %s",
+                           self.state.runner.version if self.state.runner else None, exc)
+        except Exception as exc:  # noqa: BLE001 - the watcher must outlive a bad version
+            self.last_error = str(exc)
+            logger.exception("model watcher: loading the new version failed")

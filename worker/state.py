@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from worker.runner import BatchClassifier
 
 logger = logging.getLogger(__name__)
-HEARTBEAT = "spamq-heartbeat"
 
 
 class WorkerState:
@@ -79,10 +78,14 @@ class WorkerState:
         self._loops.append(loop)
         loop.start()
 
-    def _beat_step(self) -> None:
+    def ensure_loops(self) -> None:
+        """Restart any background loop whose thread has died (the heartbeat and every task
+        call this: a dead thread is noticed within a heartbeat, or at the next task)."""
         for loop in self._loops:
-            if loop.name != HEARTBEAT:
-                loop.ensure_running()
+            loop.ensure_running()
+
+    def _beat_step(self) -> None:
+        self.ensure_loops()
         try:
             self.beat_once()
             self.leases.renew(self.store, ttl_s=self.settings.chunk_lease_s)
@@ -91,8 +94,8 @@ class WorkerState:
 
     def start_heartbeat(self) -> None:
         self._beat_step()
-        self.add_loop(Loop(HEARTBEAT, self._beat_step, every_s=self.settings.worker_heartbeat_s,
-                           stop=self._stop))
+        self.add_loop(Loop("spamq-heartbeat", self._beat_step,
+                           every_s=self.settings.worker_heartbeat_s, stop=self._stop))
 
     def stop(self) -> None:
         self._stop.set()

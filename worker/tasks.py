@@ -107,6 +107,7 @@ def _write_output(state, job_id: str, chunk: Chunk, *, stored: bool) -> None:
 @app.task(name=SCORE_CHUNK, bind=True)
 def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> None:
     state = get_state()
+    state.ensure_loops()
     queue = (self.request.delivery_info or {}).get("routing_key")
     interactive = queue != state.settings.bulk_queue
     chunk = Chunk(index, start, stop)
