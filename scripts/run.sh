@@ -35,6 +35,7 @@ if [ -z "${SPAMQ_API_KEYS:-}" ] && [ -z "${SPAMQ_VAULT_ADDR:-}" ]; then
   export SPAMQ_CLIENT_API_KEY
   export SPAMQ_API_KEYS=$($PY -c 'import sys; from api.auth import hash_key; print(hash_key(sys.argv[1]))' "$SPAMQ_CLIENT_API_KEY")
   echo "dev API key for this run (send as X-API-Key, or paste into the page): $SPAMQ_CLIENT_API_KEY"
+  echo "its store area (hdfs_input/hdfs_output paths): tenants/$($PY -c 'import sys; from api.auth import hash_key, key_id; print(key_id(hash_key(sys.argv[1])))' "$SPAMQ_CLIENT_API_KEY")/"
 fi
 # /metrics takes the operator's own credential, never an API key.
 if [ -z "${SPAMQ_METRICS_TOKEN:-}" ] && [ -z "${SPAMQ_VAULT_ADDR:-}" ]; then

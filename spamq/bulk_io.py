@@ -49,6 +49,8 @@ def store_path(path: str) -> str:
         raise ValueError("a path with a NUL or other control character")
     if any(len(part.encode()) > 255 for part in path.split("/")):
         raise ValueError("a path with a component longer than 255 bytes")
+    if ".." in path.split("/"):
+        raise ValueError("a path with a '..' part (paths stay under the store root)")
     rel = _clean(path.lstrip("/"))
     if not rel:
         raise ValueError("an empty path or the store root itself")
