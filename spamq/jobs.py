@@ -445,42 +445,14 @@ class JobStore:
         """
         job_id = secrets.token_hex(16)  # 128 random bits: unguessable
         job_key, texts_key, _, _ = self._keys(job_id)
-        idem = self._idem_key(owner, idempotency_key) if idempotency_key is not None else None
-        if idem is not None and not self._r.set(idem, job_id, nx=True, ex=self._ttl):
-            raise DuplicateJob(_str(self._r.get(idem)) or "")
-        # The output directory is reserved for this job for its lifetime, atomically: of two
-        # concurrent submissions naming it, one gets OutputTaken.
-        reserved = OUTPUT_PREFIX + digest(output) if output else None
-        if reserved is not None and not self._r.set(reserved, job_id, nx=True, ex=self._ttl):
-            if idem is not None:
-                self._release(keys=[idem], args=[job_id])
-            raise OutputTaken(output)
+        taken = self._reserve(job_id, owner=owner, idempotency_key=idempotency_key,
+                              output=output)
         plan = chunk_plan(len(texts), chunk_size)
         sent = len(plan) if window is None else min(len(plan), max(1, window))
-        now = repr(time.time())
-        fields = {
-            "id": job_id,
-            "status": QUEUED if plan else DONE,
-            "total": len(texts),
-            "done": 0,
-            "chunks_total": len(plan),
-            "chunks_done": 0,
-            "chunks_failed": 0,
-            "chunks_sent": sent,
-            "created_at": now,
-            "started_at": "" if plan else now,
-            "finished_at": "" if plan else now,
-            "progress_at": now,
-            "model_version": "",
-            "error": "",
-            "queue": queue,
-            "chunk_size": chunk_size,
-            "rejected": len(rejected or []),
-            "owner": owner or "",
-            "deadline": repr(deadline) if deadline is not None else "",
-            "output": output,
-            "request_sha": request_sha,
-        }
+        fields = self._new_fields(job_id, chunks=len(plan), sent=sent, queue=queue,
+                                  owner=owner, deadline=deadline, output=output,
+                                  request_sha=request_sha)
+        fields.update(total=len(texts), chunk_size=chunk_size, rejected=len(rejected or []))
         pipe = self._r.pipeline(transaction=True)
         for i in range(0, len(texts), _TEXT_SLICE):
             pipe.rpush(texts_key, *texts[i : i + _TEXT_SLICE])
@@ -491,22 +463,64 @@ class JobStore:
                 pipe.rpush(key, *values[i : i + _TEXT_SLICE])
             if values:
                 pipe.expire(key, self._ttl)
+        self._commit(pipe, fields, taken)
+        return Job.from_hash({k: str(v) for k, v in fields.items()}), plan[:sent]
+
+    def _reserve(self, job_id: str, *, owner: str | None, idempotency_key: str | None,
+                 output: str) -> list[str]:
+        """Take the new job's Idempotency-Key (DuplicateJob if used) and output directory
+        (OutputTaken: of two concurrent submissions naming it, one gets it), each atomically;
+        returns the keys taken, which :meth:`_commit` frees should storing the job fail."""
+        taken: list[str] = []
+        if idempotency_key is not None:
+            idem = self._idem_key(owner, idempotency_key)
+            if not self._r.set(idem, job_id, nx=True, ex=self._ttl):
+                raise DuplicateJob(_str(self._r.get(idem)) or "")
+            taken.append(idem)
+        if output:
+            reserved = OUTPUT_PREFIX + digest(output)
+            if not self._r.set(reserved, job_id, nx=True, ex=self._ttl):
+                self._free(taken, job_id)
+                raise OutputTaken(output)
+            taken.append(reserved)
+        return taken
+
+    def _free(self, taken: list[str], job_id: str) -> None:
+        for key in taken:
+            self._release(keys=[key], args=[job_id])
+
+    def _new_fields(self, job_id: str, *, chunks: int, sent: int, queue: str,
+                    owner: str | None, deadline: float | None, output: str,
+                    request_sha: str) -> dict[str, Any]:
+        """The hash of a new job with ``chunks`` chunks (or splits), ``sent`` of them sent."""
+        now = repr(time.time())
+        return {
+            "id": job_id, "status": QUEUED if chunks else DONE, "total": 0, "done": 0,
+            "chunks_total": chunks, "chunks_done": 0, "chunks_failed": 0, "chunks_sent": sent,
+            "created_at": now, "started_at": "" if chunks else now,
+            "finished_at": "" if chunks else now, "progress_at": now, "model_version": "",
+            "error": "", "queue": queue, "chunk_size": 0, "rejected": 0, "owner": owner or "",
+            "deadline": repr(deadline) if deadline is not None else "", "output": output,
+            "request_sha": request_sha,
+        }
+
+    def _commit(self, pipe: Any, fields: dict[str, Any], taken: list[str]) -> None:
+        """Add the job hash, its counters and sets to ``pipe`` and run it (MULTI/EXEC); if
+        that fails nothing was stored, and the keys ``taken`` may be used again."""
+        job_id, job_key = fields["id"], self._key(fields["id"])
         pipe.hset(job_key, mapping=fields)
         pipe.expire(job_key, self._ttl)
         pipe.hincrby(STATS_KEY, "submitted", 1)
-        if plan:
+        if fields["chunks_total"]:
             pipe.sadd(ACTIVE_KEY, job_id)
-            owner_key = self._owner_key(owner)
+            owner_key = self._owner_key(fields["owner"] or None)
             pipe.sadd(owner_key, job_id)
             pipe.expire(owner_key, self._ttl)
         try:
             pipe.execute()
-        except BaseException:  # nothing was stored: the key and the output may be used again
-            for key in (idem, reserved):
-                if key is not None:
-                    self._release(keys=[key], args=[job_id])
+        except BaseException:
+            self._free(taken, job_id)
             raise
-        return Job.from_hash({k: str(v) for k, v in fields.items()}), plan[:sent]
 
     def forget_key(self, owner: str | None, idempotency_key: str, job_id: str) -> None:
         """Free an Idempotency-Key that still names ``job_id`` (its submission failed)."""
