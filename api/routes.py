@@ -19,7 +19,7 @@ from api.store_input import read_store_input
 from api.validation import InvalidRequest, int_param, parse_texts, parse_upload, upload_format
 from spamq import bulk_io
 from spamq.jobs import RUNNING, Chunk, DuplicateJob, Job, JobNotFound, JobStore, OutputTaken, digest
-from spamq.queue import send_chunk
+from spamq.queue import send_chunk, send_work
 from spamq.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def _existing(job_id: str, request_sha: str):
     window = settings.bulk_window_chunks if job.queue == settings.bulk_queue else None
     missing = store.resume(job.id, deadline=deadline_from_request(settings), window=window)
     if missing:
-        _send(job.id, missing, queue=job.queue)
+        send_work(_ctx()[2], job, missing)
         job = store.get(job.id)
     status_url = url_for("spamq.get_job", job_id=job.id)
     body = {"id": job.id, "status": job.status, "status_url": status_url, "existing": True,

@@ -44,6 +44,7 @@ STATS_KEY = "spamq:stats:jobs"
 ACTIVE_KEY = "spamq:jobs:active"
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 EXPIRED = "expired"  # its deadline passed before every chunk was scored
+STORE = "store"  # a job over files of the artifact store, scored split by split (store_jobs.py)
 LEASE_PREFIX = "spamq:lease:"
 OWNER_PREFIX = "spamq:owner:"
 OUTPUT_PREFIX = "spamq:output:"
@@ -266,6 +267,9 @@ class Job:
     chunks_sent: int = 0  # chunks sent to the queue so far (a bulk job sends a window)
     progress_at: float | None = None  # when a chunk was last stored (or the job started)
     request_sha: str = ""  # the submission's fingerprint (an Idempotency-Key's body)
+    kind: str = "texts"  # "texts": texts and results in Redis; "store": splits of store files
+    bytes_total: int = 0  # store jobs: input bytes, and those of the splits scored so far
+    bytes_done: int = 0
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> Job:
@@ -294,6 +298,9 @@ class Job:
             chunks_sent=int(raw.get("chunks_sent") or raw["chunks_total"]),
             progress_at=ts("progress_at"),
             request_sha=raw.get("request_sha") or "",
+            kind=raw.get("kind") or "texts",
+            bytes_total=int(raw.get("bytes_total") or 0),
+            bytes_done=int(raw.get("bytes_done") or 0),
         )
 
     @property
@@ -596,8 +603,9 @@ class JobStore:
         pipe = self._r.pipeline(transaction=False)
         pipe.set(self._lease_key(job_id, chunk), token, nx=True, px=max(1, int(ttl_s * 1000)))
         pipe.hexists(self._keys(job_id)[2], chunk)
-        acquired, stored = pipe.execute()
-        return bool(acquired), bool(stored)
+        pipe.sismember(self._key(job_id, "parts"), chunk)  # a store job's split: its part
+        acquired, stored, committed = pipe.execute()
+        return bool(acquired), bool(stored or committed)
 
     def release_lease(self, job_id: str, chunk: int, token: str) -> None:
         self._release(keys=[self._lease_key(job_id, chunk)], args=[token])
@@ -635,19 +643,21 @@ class JobStore:
         return bool(self._r.set(SWEEP_TURN_KEY, holder, nx=True, px=max(1, int(ttl_s * 1000))))
 
     def missing_chunks(self, job: Job) -> list[int]:
-        """Indices of ``job``'s sent chunks whose results are not stored yet."""
-        stored = {int(k) for k in self._r.hkeys(self._keys(job.id)[2])}
+        """Indices of ``job``'s sent chunks whose results are not stored yet (a store job's
+        splits whose part is not committed yet)."""
+        if job.kind == STORE:
+            stored = {int(k) for k in self._r.smembers(self._key(job.id, "parts"))}
+        else:
+            stored = {int(k) for k in self._r.hkeys(self._keys(job.id)[2])}
         return [i for i in range(job.chunks_sent) if i not in stored]
 
-    def advance(self, job_id: str, n: int) -> list[Chunk]:
-        """Mark up to ``n`` more of the job's chunks as sent; return them (send them now)."""
-        job = self.get(job_id)
+    def advance(self, job_id: str, n: int) -> list[int]:
+        """Mark up to ``n`` more of the job's chunks as sent; their indices (send them now)."""
         first, stop = self._advance(keys=[self._key(job_id)], args=[max(0, n)])
-        plan = chunk_plan(job.total, job.chunk_size)
-        return plan[int(first):int(stop)]
+        return list(range(int(first), int(stop)))
 
     def resume(self, job_id: str, *, deadline: float | None = None,
-               window: int | None = None) -> list[Chunk]:
+               window: int | None = None) -> list[int]:
         """Put a failed, cancelled or expired job back to running, with ``deadline``; return
         the chunks to send (those sent without stored results, then a window's worth more)."""
         job = self.get(job_id)
@@ -655,13 +665,11 @@ class JobStore:
             return []
         self._resume(keys=[self._key(job_id), self._keys(job_id)[3]],
                      args=[repr(deadline) if deadline is not None else "", repr(time.time())])
-        plan = chunk_plan(job.total, job.chunk_size)
         missing = set(self.missing_chunks(job))
         if job.output:  # stored, but its part file never written (an output write failed)
             written = {int(i) for i in self._r.smembers(self._key(job_id, "parts"))}
             missing |= {i for i in range(job.chunks_sent) if i not in written}
-        more = self.advance(job_id, (window or job.chunks_total) - len(missing))
-        return [plan[i] for i in sorted(missing)] + more
+        return sorted(missing) + self.advance(job_id, (window or job.chunks_total) - len(missing))
 
     def output(self, job_id: str) -> str:
         """The job's output directory ('' when it has none, or there is no such job)."""

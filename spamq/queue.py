@@ -16,9 +16,11 @@ from celery.signals import before_task_publish
 from spamq.settings import Settings
 
 if TYPE_CHECKING:
-    from spamq.jobs import Chunk
+    from spamq.jobs import Chunk, Job
 
 SCORE_CHUNK = "spamq.score_chunk"
+SCORE_SPLIT = "spamq.score_split"  # a store job's split (worker/split_tasks.py)
+PLAN_STORE_JOB = "spamq.plan_store_job"  # a store job's quote pass, then its first splits
 ENQUEUED_AT = "spamq_enqueued_at"
 #: a header on every chunk message, "<job id>:<chunk index>": the sweeper finds a chunk's
 #: message in the broker (worker/sweeper.py) without decoding every message body
@@ -39,6 +41,20 @@ def send_chunk(send_task: Callable[..., Any], job_id: str, chunk: Chunk, queue: 
     """Queue one chunk for the ``spamq.score_chunk`` task (worker/tasks.py takes these args)."""
     send_task(SCORE_CHUNK, args=[job_id, chunk.index, chunk.start, chunk.stop], queue=queue,
               headers={CHUNK_HEADER: f"{job_id}:{chunk.index}"})
+
+
+def send_work(send_task: Callable[..., Any], job: Job, indices: list[int]) -> None:
+    """Queue chunks (a texts job) or splits (a store job) ``indices`` of ``job``."""
+    from spamq.jobs import STORE, chunk_plan
+
+    if job.kind == STORE:
+        for i in indices:
+            send_task(SCORE_SPLIT, args=[job.id, i], queue=job.queue,
+                      headers={CHUNK_HEADER: f"{job.id}:{i}"})
+        return
+    plan = chunk_plan(job.total, job.chunk_size)
+    for i in indices:
+        send_chunk(send_task, job.id, plan[i], job.queue)
 
 
 def _refs(raw: bytes) -> Iterable[tuple[str, int]]:

@@ -75,15 +75,13 @@ def start_extras(state: WorkerState) -> None:
         if s.model_poll_s > 0:
             state.add_loop(_watcher.loop)  # the heartbeat restarts it, should it die
     if s.sweep_every_s > 0:
-        from spamq.queue import send_chunk
+        from spamq.queue import send_work
         from worker.celery_app import app
         from worker.loops import Loop
         from worker.sweeper import Sweeper
 
-        def send(job_id, chunk, queue) -> None:
-            send_chunk(app.send_task, job_id, chunk, queue)
-
-        sweeper = Sweeper(state.store, send, name=state.name,
+        sweeper = Sweeper(state.store, lambda job, indices: send_work(app.send_task, job, indices),
+                          name=state.name,
                           queues=[s.interactive_queue, s.bulk_queue],
                           every_s=s.sweep_every_s, lost_after_s=s.lost_after_s)
         state.add_loop(Loop("spamq-sweeper", sweeper.sweep_once, every_s=s.sweep_every_s,

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import redis
 
-from spamq.jobs import Chunk, Job, JobNotFound, JobStore, chunk_plan
+from spamq.jobs import Job, JobNotFound, JobStore
 from spamq.queue import chunks_in_broker
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def lease_holder(value: str) -> str:
 
 
 class Sweeper:
-    def __init__(self, store: JobStore, send: Callable[[str, Chunk, str], None], *,
+    def __init__(self, store: JobStore, send: Callable[[Job, list[int]], None], *,
                  name: str, queues: list[str], every_s: float, lost_after_s: float,
                  clock: Callable[[], float] = time.time) -> None:
         self._store, self._send, self._name, self._queues = store, send, name, queues
@@ -93,8 +93,6 @@ class Sweeper:
     def _resend(self, job: Job, indices: list[int], why: str) -> int:
         if not indices:
             return 0
-        plan = chunk_plan(job.total, job.chunk_size)
-        for index in indices:
-            self._send(job.id, plan[index], job.queue)
+        self._send(job, indices)
         logger.warning("re-sent %d chunk(s): %s", len(indices), why, extra={"job_id": job.id})
         return len(indices)

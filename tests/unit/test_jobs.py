@@ -146,7 +146,7 @@ def test_resume_returns_only_missing_chunks_of_a_failed_job(store: JobStore):
     store.store_chunk(job.id, 1, [result("ham", 0.1)], model_version="v1")
     assert store.resume(job.id) == []  # not failed: nothing to do
     store.fail(job.id, "chunk 0 failed")
-    assert [c.index for c in store.resume(job.id)] == [0, 2]
+    assert store.resume(job.id) == [0, 2]
     assert store.get(job.id).status == RUNNING
     store.store_chunk(job.id, 0, [result("ham", 0.1)], model_version="v1")
     store.store_chunk(job.id, 2, [result("ham", 0.1)], model_version="v1")

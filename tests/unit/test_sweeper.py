@@ -2,7 +2,7 @@ import json
 
 import fakeredis
 
-from spamq.jobs import JobStore
+from spamq.jobs import JobStore, chunk_plan
 from spamq.queue import CHUNK_HEADER, UNACKED, UNACKED_INDEX
 from worker.sweeper import Sweeper
 
@@ -33,8 +33,11 @@ def setup(texts=5, chunk_size=2, **create):
     clock = Clock(job.created_at)
 
     def sweeper(name="w1"):
-        return Sweeper(store, lambda j, c, q: sent.append((j, c.index, c.start, c.stop, q)),
-                       name=name, queues=["q"], every_s=2, lost_after_s=5, clock=clock)
+        def send(job, indices):
+            plan = chunk_plan(job.total, job.chunk_size)
+            sent.extend((job.id, i, plan[i].start, plan[i].stop, job.queue) for i in indices)
+
+        return Sweeper(store, send, name=name, queues=["q"], every_s=2, lost_after_s=5, clock=clock)
 
     return r, store, job, sent, clock, sweeper
 
