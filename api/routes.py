@@ -14,13 +14,24 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
+from api import store_results
 from api.limits import body_too_large, deadline_from_request
-from api.store_input import read_store_input
+from api.store_input import submit_store_job
 from api.validation import InvalidRequest, int_param, parse_texts, parse_upload, upload_format
-from spamq import bulk_io
-from spamq.jobs import RUNNING, Chunk, DuplicateJob, Job, JobNotFound, JobStore, OutputTaken, digest
+from spamq.jobs import (
+    RUNNING,
+    STORE,
+    Chunk,
+    DuplicateJob,
+    Job,
+    JobNotFound,
+    JobStore,
+    OutputTaken,
+    digest,
+)
 from spamq.queue import send_chunk, send_work
 from spamq.settings import Settings
+from spamq.store_jobs import StoreJobs
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("spamq", __name__)
@@ -125,9 +136,27 @@ def _view(job: Job, store: JobStore) -> dict[str, Any]:
         "error": job.error,
         "output": job.output or None,
     }
-    if job.status == "done" and job.total <= settings.max_texts_per_request:
+    if job.kind == STORE:  # rows are counted as they are read: their total is known at the end
+        running = StoreJobs(store).rows_in_progress(job.id) if not job.finished else 0
+        view["progress"] = {"done": job.done + running,
+                            "total": job.total if job.status == "done" else None,
+                            "bytes_done": job.bytes_done, "bytes_total": job.bytes_total}
+        view["parts_url"] = url_for("spamq.job_parts", job_id=job.id)
+        view["rate"] = _store_rate(job, job.done + running, stalled is not None)
+    elif job.status == "done" and job.total <= settings.max_texts_per_request:
         view["results"] = store.results(job.id)  # small jobs inline; any job: results_url
     return view
+
+
+def _store_rate(job: Job, rows: int, stalled: bool) -> dict[str, float | None]:
+    """Rows per second, and the time left from the share of input bytes scored so far."""
+    if job.started_at is None or rows == 0:
+        return {"rows_per_s": None, "eta_s": None}
+    elapsed = max((job.finished_at or time.time()) - job.started_at, 1e-6)
+    eta: float | None = 0.0 if job.finished else None
+    if not job.finished and not stalled and job.bytes_done:
+        eta = round(elapsed * (job.bytes_total / job.bytes_done - 1), 2)
+    return {"rows_per_s": round(rows / elapsed, 1), "eta_s": eta}
 
 
 def _idempotency_key() -> str | None:
@@ -205,27 +234,36 @@ def create_job():
     request_sha = _fingerprint() if key is not None else ""
     if key is not None and (job_id := store.job_for_key(key, owner)):
         return _existing(job_id, request_sha)
-    output, artifacts = "", None
     if request.mimetype == "multipart/form-data":
         texts, rows, rejected = _upload()
     else:
         payload = _json_body()
-        if isinstance(payload, dict) and "hdfs_input" in payload:  # a file in the artifact store
-            texts, rows, rejected, output, artifacts = read_store_input(payload, settings,
-                                                                        owner=owner)
-        else:
-            texts, rows, rejected = _texts("texts"), None, []
+        if isinstance(payload, dict) and "hdfs_input" in payload:  # files in the artifact store
+            try:
+                job = submit_store_job(payload, settings, jobs=store, send_task=_ctx()[2],
+                                       owner=owner, idempotency_key=key,
+                                       request_sha=request_sha,
+                                       deadline=deadline_from_request(settings))
+            except DuplicateJob as dup:  # a concurrent submission with the same key won
+                return _existing(dup.job_id, request_sha)
+            except OutputTaken:
+                raise _output_taken() from None
+            return _accepted(job)
+        texts, rows, rejected = _texts("texts"), None, []
     try:
         job = _submit(texts, queue=_queue_for(len(texts)), rejected=rejected, rows=rows,
-                      idempotency_key=key, output=output, request_sha=request_sha)
+                      idempotency_key=key, request_sha=request_sha)
     except DuplicateJob as dup:  # a concurrent submission with the same key won
         return _existing(dup.job_id, request_sha)
-    except OutputTaken:
-        raise InvalidRequest("hdfs_output", "'hdfs_output' is reserved by another job (running, "
-                             "or written within the retention); name a new directory",
-                             status=409) from None
-    if output and artifacts is not None and job.chunks_total == 0:  # no worker will finish it
-        bulk_io.write_markers(artifacts, store, job, retry=bulk_io.retry_options(settings))
+    return _accepted(job)
+
+
+def _output_taken() -> InvalidRequest:
+    return InvalidRequest("hdfs_output", "'hdfs_output' is reserved by another job (running, or "
+                          "written within the retention); name a new directory", status=409)
+
+
+def _accepted(job: Job):
     status_url = url_for("spamq.get_job", job_id=job.id)
     body = {"id": job.id, "status": job.status, "status_url": status_url,
             "total": job.total, "rejected": job.rejected}
@@ -256,61 +294,108 @@ def cancel_job(job_id: str):
 def job_rejected(job_id: str):
     store = _ctx()[1]
     job = store.get(job_id)  # JobNotFound: 404 (api/__init__.py)
+    if job.kind == STORE:  # streamed from the parts' _rejected files
+        rows = store_results.rejected(_artifacts(), StoreJobs(store), job.id, job.output)
+        return Response(_jsonl(_pages(rows)), mimetype="application/x-ndjson")
     return jsonify({"id": job.id, "count": job.rejected, "rejected": store.rejected(job.id)})
 
 
+@bp.get("/v1/jobs/<job_id:job_id>/parts")
+def job_parts(job_id: str):
+    """A store job's committed part files so far (readable while the job runs)."""
+    store = _ctx()[1]
+    job = store.get(job_id)
+    if job.kind != STORE:
+        raise InvalidRequest(None, "only a job with hdfs_input has part files", status=404)
+    store_jobs = StoreJobs(store)
+    fmt = store_jobs.spec(job.id).get("output_format", "jsonl")
+    return jsonify({"id": job.id, "status": job.status, "output": job.output,
+                    "parts": store_results.parts(store_jobs, job.id, fmt)})
+
+
 _CSV_FIELDS = ["row", "label", "spam_probability", "truncated", "model_version"]
+
+
+def _artifacts():
+    from api.store_input import artifacts
+
+    return artifacts(_ctx()[0])
+
+
+def _pages(rows: Iterator[dict[str, Any]], size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    page: list[dict[str, Any]] = []
+    for row in rows:
+        page.append(row)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _jsonl(pages: Iterator[list[dict[str, Any]]]) -> Iterator[str]:
+    for page in pages:
+        yield "".join(json.dumps(r) + "\n" for r in page)
+
+
+def _csv(pages: Iterator[list[dict[str, Any]]], fields: list[str] | None) -> Iterator[str]:
+    """CSV text, a page at a time; ``fields`` None: the first row's keys."""
+    buffer = io.StringIO()
+    writer = None
+    for page in pages:
+        if writer is None:
+            writer = csv.DictWriter(buffer, fieldnames=fields or list(page[0]),
+                                    extrasaction="ignore")
+            writer.writeheader()
+        writer.writerows(page)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if writer is None and fields:
+        yield ",".join(fields) + "\r\n"
 
 
 @bp.get("/v1/jobs/<job_id:job_id>/results")
 def job_results(job_id: str):
     """A page of results (``offset``, ``limit``), or all of them streamed (``format=jsonl|csv``).
 
-    Offsets count scored texts; each result names its input ``row``. Chunks not scored yet
-    are absent from the page.
+    Offsets count scored texts; each result names its input ``row`` (a store job's: its
+    ``file`` and ``ref``). Chunks (parts) not scored yet are absent.
     """
     settings, store, _ = _ctx()
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "jsonl", "csv"):
-        raise InvalidRequest("format", f"'format' must be json, jsonl or csv, not {fmt!r}")
+        raise InvalidRequest("format", "'format' must be json, jsonl or csv")
     offset = int_param(request.args, "offset", default=0, low=0)
     paged = fmt == "json"
     limit = int_param(request.args, "limit", default=100 if paged else None, low=1,
                       high=settings.results_page_max if paged else None)
     job = store.get(job_id)  # JobNotFound: 404 (api/__init__.py)
     assert offset is not None
-    stop = job.total if limit is None else min(job.total, offset + limit)
+    if job.kind == STORE:
+        rows = store_results.results(_artifacts(), StoreJobs(store), job.id, job.output,
+                                     offset=offset, limit=limit)
+        pages, fields = _pages(rows), None
+        total = job.done
+    else:
+        stop = job.total if limit is None else min(job.total, offset + limit)
+        step = max(job.chunk_size, 1)
+        pages = (store.result_rows(job, start, min(start + step, stop))
+                 for start in range(offset, stop, step))
+        fields, total = _CSV_FIELDS, job.total
     if paged:
         assert limit is not None
-        results = store.result_rows(job, offset, stop)
+        results = [row for page in pages for row in page]
+        stop = offset + len(results)
         nxt = (url_for("spamq.job_results", job_id=job.id, offset=stop, limit=limit)
-               if stop < job.total else None)
-        return jsonify({"id": job.id, "status": job.status, "total": job.total,
+               if stop < total else None)
+        return jsonify({"id": job.id, "status": job.status, "total": total,
                         "offset": offset, "limit": limit, "results": results, "next": nxt})
-
-    step = max(job.chunk_size, 1)
-
-    def generate() -> Iterator[str]:
-        if fmt == "csv":
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=_CSV_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-        for start in range(offset, stop, step):
-            page = store.result_rows(job, start, min(start + step, stop))
-            if fmt == "jsonl":
-                yield "".join(json.dumps(r) + "\n" for r in page)
-            else:
-                writer.writerows(page)
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        if fmt == "csv" and offset >= stop:
-            yield buffer.getvalue()
-
+    body = _jsonl(pages) if fmt == "jsonl" else _csv(pages, fields)
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
     headers = {"Content-Disposition": f'attachment; filename="{job.id}.{fmt}"',
                "X-Job-Status": job.status}
-    return Response(generate(), mimetype=mimetype, headers=headers)
+    return Response(body, mimetype=mimetype, headers=headers)
 
 
 def _predict_sync(texts: list[str]) -> tuple[Job, list[dict[str, Any]] | None]:

@@ -1,6 +1,7 @@
-"""``POST /v1/jobs`` with ``{"hdfs_input", "column", "format", "hdfs_output"}``: a job whose
-input file is read from the artifact store (HDFS, or the local store) and whose results the
-workers write back there (spamq/bulk_io.py).
+"""``POST /v1/jobs`` with ``{"hdfs_input", "hdfs_output", "column", ...}``: a store job. The
+input (a file, a directory of part files, or a glob) is listed, its header or schema sniffed
+and its splits planned here, reading no more than headers and Parquet footers; the workers
+read their splits straight from the store and write the parts (worker/split_tasks.py).
 
 A key reads and writes only under its own prefixes (spamq/tenancy.py). Answers never quote
 a file's contents, list a directory or show where the store lives; store failures are logged
@@ -9,19 +10,23 @@ here, and the client gets a 503.
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import PurePosixPath
 from typing import Any
 
-from api.validation import InvalidRequest, parse_upload, upload_format
-from spamq import bulk_io, tenancy
+from api.validation import InvalidRequest
+from spamq import bulk_io, splits, tenancy
 from spamq.artifacts import ArtifactError, ArtifactStore, artifact_store_from_settings
+from spamq.jobs import Job, JobStore
+from spamq.queue import PLAN_STORE_JOB, send_work
 from spamq.settings import Settings
+from spamq.store_jobs import StoreJobs
 
 logger = logging.getLogger(__name__)
 
-FIELDS = {"hdfs_input", "hdfs_output", "column", "format", "deadline_s"}
+FIELDS = {"hdfs_input", "hdfs_output", "column", "format", "deadline_s", "id_column",
+          "keep_columns", "output_format"}
+_MAX_NAME = 200
 
 
 def _path(body: dict[str, Any], field: str, allowed: list[str]) -> str:
@@ -36,6 +41,28 @@ def _path(body: dict[str, Any], field: str, allowed: list[str]) -> str:
         raise InvalidRequest(field, f"'{field}' is outside this key's store area "
                              f"({', '.join(p + '/' for p in allowed)})", status=403)
     return path
+
+
+def _name(body: dict[str, Any], field: str, default: str | None) -> str | None:
+    value = body.get(field, default)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > _MAX_NAME:
+        raise InvalidRequest(field, f"'{field}' must be a non-empty string (<= {_MAX_NAME} "
+                             "characters)")
+    return value
+
+
+def _columns(body: dict[str, Any]) -> tuple[str, str | None, tuple[str, ...]]:
+    column = _name(body, "column", "text")
+    id_column = _name(body, "id_column", None)
+    keep = body.get("keep_columns", [])
+    if not isinstance(keep, list) or len(keep) > 50 or not all(
+            isinstance(k, str) and 0 < len(k) <= _MAX_NAME for k in keep):
+        raise InvalidRequest("keep_columns", "'keep_columns' must be a list of at most 50 "
+                             "column names")
+    assert column is not None
+    return column, id_column, tuple(keep)
 
 
 def artifacts(settings: Settings) -> ArtifactStore:
@@ -56,17 +83,17 @@ def _check_output(store: ArtifactStore, out: str, allowed: list[str]) -> None:
             break
         if store.size(str(parent)) is not None:
             raise InvalidRequest("hdfs_output", "'hdfs_output' lies under a file")
-    present = [name for name in store.files(out) if "/" not in name]
+    present = [name for name, st in store.list_status(out) if st.type == "file"]
     if present:  # our parts would mix with another output's files (Hadoop refuses too)
         raise InvalidRequest(
             "hdfs_output", f"'hdfs_output' already holds {len(present)} file(s); name a new "
             "directory, or resume its job with the same Idempotency-Key", status=409)
 
 
-def read_store_input(
-    body: dict[str, Any], settings: Settings, *, owner: str | None
-) -> tuple[list[str], list[int], list[dict[str, Any]], str, ArtifactStore]:
-    """(texts, rows, rejected, output dir, store) for a JSON body naming ``hdfs_input``."""
+def submit_store_job(body: dict[str, Any], settings: Settings, *, jobs: JobStore,
+                     send_task: Any, owner: str | None, idempotency_key: str | None,
+                     request_sha: str, deadline: float | None) -> Job:
+    """Validate, list and plan a store job, store it and queue its first work."""
     unknown = sorted(k for k in body if k not in FIELDS)
     if unknown:
         raise InvalidRequest(None, f"unknown field(s) with 'hdfs_input' ({len(unknown)}); "
@@ -74,35 +101,40 @@ def read_store_input(
     allowed = tenancy.prefixes(owner, tenant_root=settings.store_tenant_root,
                                grants=settings.store_grants)
     src, out = _path(body, "hdfs_input", allowed), _path(body, "hdfs_output", allowed)
-    column = body.get("column", "text")
-    if not isinstance(column, str) or not column or len(column) > 200:
-        raise InvalidRequest("column", "'column' must be a non-empty string (<= 200 characters)")
+    column, id_column, keep = _columns(body)
     fmt = body.get("format")
-    if fmt is not None and not isinstance(fmt, str):
+    if fmt is not None and fmt not in ("csv", "tsv", "jsonl"):
         raise InvalidRequest("format", "'format' must be csv, tsv or jsonl")
-    fmt = upload_format(src.rsplit("/", 1)[-1], fmt)
+    out_fmt = body.get("output_format")
+    if out_fmt is not None and out_fmt not in ("jsonl", "csv"):
+        raise InvalidRequest("output_format", "'output_format' must be jsonl or csv")
     store = artifacts(settings)
     try:
-        size = store.size(src)
-        if size is None:
-            raise InvalidRequest("hdfs_input", "'hdfs_input': no such file", status=422)
-        if size > settings.max_upload_bytes:
-            raise InvalidRequest("hdfs_input", f"'hdfs_input' has {size} bytes; at most "
-                                 f"{settings.max_upload_bytes}", status=413)
+        files = splits.list_input(store, src, fmt=fmt)
+        header = splits.sniff(store, files[0], column=column, id_column=id_column,
+                              keep_columns=keep)
         _check_output(store, out, allowed)
-        data = store.read_bytes(src)
+        plan = splits.plan_splits(store, files, split_bytes=settings.split_bytes)
+    except splits.InputError as exc:
+        raise InvalidRequest(exc.field, exc.message) from exc
     except ArtifactError as exc:
         logger.warning("artifact store failed for a store job: %s", exc)
         raise InvalidRequest("hdfs_input", "the artifact store failed; retry later",
                              status=503) from exc
-    if len(data) > settings.max_upload_bytes:  # grew between the stat and the read
-        raise InvalidRequest("hdfs_input", f"'hdfs_input' has more than "
-                             f"{settings.max_upload_bytes} bytes", status=413)
-    try:
-        texts, rows, rejected = parse_upload(
-            io.BytesIO(data), fmt=fmt, column=column, max_rows=settings.max_texts_per_job,
-            max_chars=settings.max_chars_per_text)
-    except InvalidRequest as exc:
-        field = "hdfs_input" if exc.field == "file" else exc.field
-        raise InvalidRequest(field, exc.message, status=exc.status) from exc
-    return texts, rows, rejected, out, store
+    parquet = files[0].fmt == "parquet"
+    spec = {"column": column, "id_column": id_column, "keep_columns": list(keep),
+            "header": header, "output_format": out_fmt or ("parquet" if parquet else "jsonl")}
+    quote_pass = any(splits.needs_quote_count(files[s.file]) for s in plan)
+    job, first = StoreJobs(jobs).create(
+        files, plan, spec, queue=settings.bulk_queue, owner=owner,
+        idempotency_key=idempotency_key, output=out, deadline=deadline,
+        window=settings.bulk_window_chunks, quote_pass=quote_pass, request_sha=request_sha)
+    if quote_pass:
+        send_task(PLAN_STORE_JOB, args=[job.id], queue=settings.bulk_queue)
+    send_work(send_task, job, first)
+    if not plan:  # nothing to score: the job is done, its _SUCCESS says so
+        store.write_bytes_atomic(f"{out}/_SUCCESS", b'{"input_rows": 0, "output_rows": 0, '
+                                 b'"rejected_rows": 0}')
+    logger.info("store job: %d file(s), %d split(s)%s", len(files), len(plan),
+                ", quote pass first" if quote_pass else "", extra={"job_id": job.id})
+    return job

@@ -43,14 +43,19 @@ def send_chunk(send_task: Callable[..., Any], job_id: str, chunk: Chunk, queue: 
               headers={CHUNK_HEADER: f"{job_id}:{chunk.index}"})
 
 
+def send_split(send_task: Callable[..., Any], job_id: str, index: int, queue: str) -> None:
+    """Queue split ``index`` of a store job for ``spamq.score_split`` (worker/tasks.py)."""
+    send_task(SCORE_SPLIT, args=[job_id, index], queue=queue,
+              headers={CHUNK_HEADER: f"{job_id}:{index}"})
+
+
 def send_work(send_task: Callable[..., Any], job: Job, indices: list[int]) -> None:
     """Queue chunks (a texts job) or splits (a store job) ``indices`` of ``job``."""
     from spamq.jobs import STORE, chunk_plan
 
     if job.kind == STORE:
         for i in indices:
-            send_task(SCORE_SPLIT, args=[job.id, i], queue=job.queue,
-                      headers={CHUNK_HEADER: f"{job.id}:{i}"})
+            send_split(send_task, job.id, i, job.queue)
         return
     plan = chunk_plan(job.total, job.chunk_size)
     for i in indices:

@@ -168,6 +168,8 @@ class Settings(BaseSettings):
     # --- Bulk I/O (spamq/bulk_io.py): jobs reading/writing files in the artifact store ---
     # Each API key uses <store_tenant_root>/<key id>/ and any prefix granted to its key id
     # (JSON: {"<key id>": ["data/sms", ...]}), spamq/tenancy.py.
+    split_bytes: int = Field(default=64 * 1024 * 1024, ge=1,
+                             description="bytes per split of an uncompressed text input")
     store_tenant_root: str = "tenants"
     store_grants: dict[str, list[str]] = Field(default_factory=dict)
     output_write_attempts: int = Field(default=5, ge=1, description="tries of one part write")

@@ -23,6 +23,7 @@ from worker.loops import Loop
 from worker.resilience import LeaseBook
 
 if TYPE_CHECKING:
+    from spamq.artifacts import ArtifactStore
     from worker.batcher import Batcher
     from worker.runner import BatchClassifier
 
@@ -40,6 +41,7 @@ class WorkerState:
         self._stop = threading.Event()
         self._loops: list[Loop] = []
         self.leases = LeaseBook()  # chunk leases held by this process's attempts
+        self._artifacts: ArtifactStore | None = None
 
     def load_model(self) -> BatchClassifier:
         import torch
@@ -72,6 +74,15 @@ class WorkerState:
     def beat_once(self) -> None:
         ttl = max(1, int(self.settings.worker_heartbeat_s * 3))
         self.store.beat(self.name, self.heartbeat_payload(), ttl_s=ttl)
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """This process's artifact store client (bulk inputs and outputs), made on first use."""
+        if self._artifacts is None:
+            from spamq.artifacts import artifact_store_from_settings
+
+            self._artifacts = artifact_store_from_settings(self.settings)
+        return self._artifacts
 
     def add_loop(self, loop: Loop) -> None:
         """Start a background loop; the heartbeat restarts it should its thread die."""

@@ -11,7 +11,7 @@ from celery.exceptions import Reject
 
 from spamq.jobs import CANCELLED, EXPIRED, Chunk, JobNotFound, JobStore
 from spamq.logs import job_context
-from spamq.queue import SCORE_CHUNK, send_chunk
+from spamq.queue import PLAN_STORE_JOB, SCORE_CHUNK, SCORE_SPLIT, send_chunk, send_split
 from worker import lifecycle, resilience
 from worker.celery_app import app
 from worker.state import get_batcher, get_state
@@ -76,9 +76,6 @@ def _scorer(state) -> Scorer:
     return resilience.PoisonScorer(get_batcher(), marker) if marker else get_batcher()
 
 
-_artifacts = None
-
-
 def _write_output(state, job_id: str, chunk: Chunk, *, stored: bool) -> None:
     """Write the chunk's part file for a job with an output directory (spamq/bulk_io.py).
 
@@ -86,15 +83,12 @@ def _write_output(state, job_id: str, chunk: Chunk, *, stored: bool) -> None:
     only if the part file is missing. An exhausted write raises: the job fails, and a
     resubmission with its Idempotency-Key re-sends the chunks whose part is missing.
     """
-    global _artifacts
     output = state.store.output(job_id)
     if not output or not state.store.chunk_stored(job_id, chunk.index):
         return
     from spamq import bulk_io
-    from spamq.artifacts import artifact_store_from_settings
 
-    if _artifacts is None:
-        _artifacts = artifact_store_from_settings(state.settings)
+    _artifacts = state.artifacts
     if not stored and _artifacts.exists(bulk_io.part_path(output, chunk.index)):
         if state.store.part_written(job_id, chunk.index):
             bulk_io.finish_output(_artifacts, state.store, job_id,
@@ -131,7 +125,66 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
             raise Reject(str(exc), requeue=True) from exc
         except Exception as exc:
             logger.exception("chunk %d failed", index)
-            state.store.fail(job_id, f"chunk {index} failed: {type(exc).__name__}: {exc}")
+            state.store.fail(job_id, f"chunk {index} failed: {public_error(exc)}")
             raise
         logger.info("chunk %d [%d, %d) %s", index, start, stop,
                     "stored" if stored else "not stored")
+
+
+def public_error(exc: Exception) -> str:
+    """What a job's error may say to its client: no store location, path or file content
+    (the whole exception is in the worker's log)."""
+    from spamq.artifacts import ArtifactError
+
+    if isinstance(exc, ArtifactError):
+        return "the artifact store failed (see the worker log); resubmit to resume"
+    return f"{type(exc).__name__} (see the worker log); resubmit to resume"
+
+
+@app.task(name=SCORE_SPLIT, bind=True)
+def score_split_task(self, job_id: str, index: int) -> None:
+    """Score split ``index`` of a store job (worker/split_tasks.py)."""
+    from worker.split_tasks import SplitScorer
+
+    state = get_state()
+    state.ensure_loops()
+    queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
+    with job_context(job_id):
+        try:
+            SplitScorer(state.store, state.artifacts, _scorer(state),
+                        max_chars=state.settings.max_chars_per_text, holder=state.name,
+                        lease_s=state.settings.chunk_lease_s, leases=state.leases,
+                        send_next=lambda nxt: send_split(app.send_task, job_id, nxt, queue),
+                        ).run(job_id, index)
+        except redis.RedisError as exc:
+            logger.warning("split %d: redis unavailable (%s); message requeued", index, exc)
+            raise Reject(str(exc), requeue=True) from exc
+        except Exception as exc:
+            logger.exception("split %d failed", index)
+            state.store.fail(job_id, f"split {index} failed: {public_error(exc)}")
+            raise
+
+
+@app.task(name=PLAN_STORE_JOB, bind=True)
+def plan_store_job_task(self, job_id: str) -> None:
+    """A store job's quote pass (CSV/TSV), then its first window of splits."""
+    from worker.split_tasks import plan_quotes
+
+    state = get_state()
+    queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
+    with job_context(job_id):
+        try:
+            job = state.store.get(job_id)
+            if job.finished or job.chunks_sent:
+                return
+            plan_quotes(state.store, state.artifacts, job_id)
+            for index in state.store.advance(job_id, state.settings.bulk_window_chunks):
+                send_split(app.send_task, job_id, index, queue)
+        except JobNotFound:
+            return
+        except redis.RedisError as exc:
+            raise Reject(str(exc), requeue=True) from exc
+        except Exception as exc:
+            logger.exception("planning failed")
+            state.store.fail(job_id, f"planning failed: {public_error(exc)}")
+            raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 import threading
 import time
 import uuid
@@ -29,6 +30,8 @@ except ImportError:  # rootdir-relative import when tests/ is not a package
 pytestmark = pytest.mark.integration
 
 CHUNK = 100
+STACK: dict = {}  # the module's worker process, for the kill test
+SPLIT_BYTES = 8 * 1024  # several splits per test file
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +43,15 @@ def hdfs_job_env(hdfs_url, service_env, tmp_path_factory):  # noqa: F811
     env = {**service_env, "SPAMQ_REDIS_URL": rurl, "SPAMQ_HDFS_URL": hdfs_url,
            "SPAMQ_STORE_GRANTS": json.dumps({HOME_2.rsplit("/", 1)[1]: ["shared"]}),
            "SPAMQ_HDFS_ROOT": root, "SPAMQ_CHUNK_SIZE": str(CHUNK),
+           "SPAMQ_SPLIT_BYTES": str(SPLIT_BYTES),
            "SPAMQ_OUTPUT_WRITE_ATTEMPTS": "3", "SPAMQ_OUTPUT_WRITE_BACKOFF_S": "0.05"}
-    worker = start_worker(env, log=tmp / "worker.log")
+    STACK.update(env=env, tmp=tmp, worker=start_worker(env, log=tmp / "worker.log"))
     api, base = start_api(env, log=tmp / "api.log")
     try:
         yield base, store, redis.Redis.from_url(rurl)
     finally:
         api.stop()
-        worker.stop()
+        STACK["worker"].stop()
         rproc.stop()
         store.delete("", recursive=True)
 
@@ -71,26 +75,28 @@ def all_results(base: str, job_id: str) -> list[dict]:
 
 def check_output(store: HdfsArtifactStore, base: str, job: dict, out: str, n: int,
                  bad: set[int]) -> None:
+    """A done store job's output: one part per split, _rejected, _SUCCESS; every input row
+    exactly once (by its echoed id), parts = what the API serves."""
     names = store.list(out)  # a done job's output is complete: _SUCCESS is there already
     assert job["status"] == "done" and "_SUCCESS" in names, (job["status"], names)
     parts = sorted(x for x in names if x.startswith("part-"))
     assert parts == [f"part-{i:05d}.jsonl" for i in range(job["chunks"]["total"])], names
     assert not [x for x in names if x.startswith(".tmp-")], names  # no half-written files
     success = json.loads(store.read_bytes(f"{out}/_SUCCESS"))
-    assert success == {"job_id": job["id"], "input_rows": n, "output_rows": n - len(bad),
-                       "rejected_rows": len(bad)}
-    rejected = [json.loads(x) for x in store.read_bytes(f"{out}/_REJECTED.jsonl").splitlines()]
-    assert sorted(r["row"] for r in rejected) == sorted(bad)
-    api_rows = all_results(base, job["id"])
-    part_rows = []
-    for i, name in enumerate(parts):
-        rows = [json.loads(x) for x in store.read_bytes(f"{out}/{name}").splitlines()]
-        assert rows == api_rows[i * CHUNK:(i + 1) * CHUNK], name  # each part = its chunk
-        part_rows += rows
+    assert (success["job_id"], success["input_rows"], success["output_rows"],
+            success["rejected_rows"]) == (job["id"], n, n - len(bad), len(bad)), success
+    assert success["model_version"] == job["model_version"] and success["inputs"]
+    rejected = [json.loads(x) for name in (store.list(f"{out}/_rejected") or [])
+                for x in store.read_bytes(f"{out}/_rejected/{name}").splitlines()]
+    assert sorted(int(r["id"]) for r in rejected) == sorted(bad)
+    part_rows = [json.loads(x) for name in parts
+                 for x in store.read_bytes(f"{out}/{name}").splitlines()]
     assert len(part_rows) + len(rejected) == n
-    assert sorted([r["row"] for r in part_rows] + [r["row"] for r in rejected]) == list(range(n))
-    assert all(set(r) >= {"row", "label", "spam_probability", "truncated", "model_version"}
-               for r in part_rows)
+    ids = sorted(int(r["id"]) for r in part_rows + rejected)
+    assert ids == list(range(n))  # every row exactly once
+    assert all(set(r) >= {"id", "file", "ref", "label", "spam_probability", "truncated",
+                          "model_version"} for r in part_rows)
+    assert all_results(base, job["id"]) == part_rows
 
 
 def test_hdfs_input_to_hdfs_output(hdfs_job_env):
@@ -98,14 +104,14 @@ def test_hdfs_input_to_hdfs_output(hdfs_job_env):
     n, bad = 600, {5, 123, 350, 599}
     store.write_bytes(f"{HOME}/in/sms.csv", sample_csv(n, bad))
     r = requests.post(f"{base}/v1/jobs", json={"hdfs_input": f"/{HOME}/in/sms.csv",
-                                              "column": "text", "hdfs_output": f"/{HOME}/out/ok"},
-                      timeout=30)
+                                              "column": "text", "id_column": "id",
+                                              "hdfs_output": f"/{HOME}/out/ok"}, timeout=30)
     assert r.status_code == 202, r.text
-    assert r.json()["rejected"] == len(bad)
     job = wait_for_job(base, f"/v1/jobs/{r.json()['id']}", timeout=180)
     assert job["status"] == "done", job
     assert job["output"] == f"{HOME}/out/ok"
-    assert job["chunks"]["total"] == 6
+    assert job["chunks"]["total"] >= 3 and job["progress"]["total"] == n - len(bad)
+    assert job["progress"]["bytes_done"] == job["progress"]["bytes_total"] > 0
     check_output(store, base, job, f"{HOME}/out/ok", n, bad)
     # a new job may not write into an output that already holds files: 409, nothing touched
     before = store.files(f"{HOME}/out/ok")
@@ -123,8 +129,8 @@ def test_hdfs_input_validation(hdfs_job_env):
     assert r.status_code == 422 and r.json()["field"] == "hdfs_input", r.text
     r = post({"hdfs_input": f"/{HOME}/in/sms.csv"})
     assert r.status_code == 422 and r.json()["field"] == "hdfs_output", r.text
-    r = post({"hdfs_input": f"/{HOME}/in/sms.parquet", "hdfs_output": f"/{HOME}/out/x"})
-    assert r.status_code == 422 and r.json()["field"] == "format", r.text
+    r = post({"hdfs_input": f"/{HOME}/in/sms.xlsx", "hdfs_output": f"/{HOME}/out/x"})
+    assert r.status_code == 422 and r.json()["field"] in ("format", "hdfs_input"), r.text
     r = post({"hdfs_input": "../etc/passwd", "hdfs_output": f"/{HOME}/out/x"})
     assert r.status_code == 422 and r.json()["field"] == "hdfs_input", r.text
 
@@ -137,13 +143,14 @@ def test_part_write_failure_fails_job_and_resume_completes(hdfs_job_env):
     n, bad = 350, {7}
     store.write_bytes(f"{HOME}/in/fail.csv", sample_csv(n, bad))
     store.write_bytes(f"{HOME}/out/fail/part-00001.jsonl/blocker", b"x")
-    body = {"hdfs_input": f"{HOME}/in/fail.csv", "hdfs_output": f"{HOME}/out/fail"}
+    body = {"hdfs_input": f"{HOME}/in/fail.csv", "hdfs_output": f"{HOME}/out/fail",
+            "id_column": "id"}
     headers = {"Idempotency-Key": f"hdfs-{uuid.uuid4().hex}"}
     r = requests.post(f"{base}/v1/jobs", json=body, headers=headers, timeout=30)
     assert r.status_code == 202, r.text
     job = wait_for_job(base, f"/v1/jobs/{r.json()['id']}", timeout=180)
     assert job["status"] == "failed", job
-    assert "chunk 1" in job["error"], job
+    assert "split 1 failed" in job["error"] and "/spamq-test" not in job["error"], job
     time.sleep(1.0)  # chunks in flight finish writing their parts
     names = store.list(f"{HOME}/out/fail")
     assert "_SUCCESS" not in names and not [x for x in names if x.startswith(".tmp-")], names
@@ -215,3 +222,114 @@ def test_two_jobs_racing_for_one_output_directory_one_wins(hdfs_job_env):
     assert job["status"] == "done"
     success = json.loads(store.read_bytes(f"{HOME}/out/race/_SUCCESS"))
     assert success["job_id"] == job["id"] and success["output_rows"] == 30
+
+
+def test_a_directory_of_gz_and_plain_parts_and_a_parquet_input_echo_their_ids(hdfs_job_env):
+    """Hadoop-style inputs: a directory of part files (plain and gzip; _SUCCESS and dot files
+    skipped), and Parquet row groups, whose output is Parquet too."""
+    base, store, r = hdfs_job_env
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"id": f"m{i}", "text": f"WIN a prize now call 0800 {i}" if i % 4 == 0
+             else f"lunch at {i}?", "lang": "en"} for i in range(900)]
+    jsonl = [json.dumps(row).encode() + b"\n" for row in rows]
+    store.write_bytes(f"{HOME}/dir/part-00000.jsonl", b"".join(jsonl[:300]))
+    store.write_bytes(f"{HOME}/dir/part-00001.jsonl.gz", gzip.compress(b"".join(jsonl[300:600])))
+    store.write_bytes(f"{HOME}/dir/part-00002.jsonl", b"".join(jsonl[600:]))
+    store.write_bytes(f"{HOME}/dir/_SUCCESS", b"")
+    store.write_bytes(f"{HOME}/dir/.part-00000.jsonl.crc", b"junk")
+    body = {"hdfs_input": f"{HOME}/dir", "hdfs_output": f"{HOME}/out/dir", "id_column": "id",
+            "keep_columns": ["lang"]}
+    resp = requests.post(f"{base}/v1/jobs", json=body, timeout=30)
+    assert resp.status_code == 202, resp.text
+    job = wait_for_job(base, resp.json()["status_url"], timeout=180)
+    assert job["status"] == "done" and job["progress"]["total"] == 900, job
+    got = all_results(base, job["id"])
+    assert sorted(g["id"] for g in got) == sorted(row["id"] for row in rows)
+    assert all(g["lang"] == "en" for g in got)
+    success = json.loads(store.read_bytes(f"{HOME}/out/dir/_SUCCESS"))
+    assert [p["path"].rsplit("/", 1)[1] for p in success["inputs"]] == [
+        "part-00000.jsonl", "part-00001.jsonl.gz", "part-00002.jsonl"]
+
+    table = pa.Table.from_pylist(rows)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=250)  # 4 row groups: 4 splits
+    store.write_bytes(f"{HOME}/pq/sms.parquet", sink.getvalue())
+    resp = requests.post(f"{base}/v1/jobs", json={
+        "hdfs_input": f"{HOME}/pq/*.parquet", "hdfs_output": f"{HOME}/out/pq",
+        "id_column": "id"}, timeout=30)
+    assert resp.status_code == 202, resp.text
+    job = wait_for_job(base, resp.json()["status_url"], timeout=180)
+    assert job["status"] == "done" and job["chunks"]["total"] == 4, job
+    parts = sorted(n for n in store.list(f"{HOME}/out/pq") if n.startswith("part-"))
+    assert parts == [f"part-{i:05d}.parquet" for i in range(4)]
+    ids = [i for name in parts for i in pq.read_table(
+        io.BytesIO(store.read_bytes(f"{HOME}/out/pq/{name}"))).column("id").to_pylist()]
+    assert ids == [row["id"] for row in rows]  # Parquet in, Parquet out, in order
+    assert [g["id"] for g in all_results(base, job["id"])] == ids
+
+
+def test_a_store_job_keeps_no_row_in_redis_and_cancels_mid_job(hdfs_job_env):
+    base, store, r = hdfs_job_env
+    n = 30_000
+    store.write_bytes(f"{HOME}/in/big.csv", sample_csv(n, set()))
+    resp = requests.post(f"{base}/v1/jobs", json={
+        "hdfs_input": f"{HOME}/in/big.csv", "hdfs_output": f"{HOME}/out/big",
+        "id_column": "id"}, timeout=30)
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not r.scard(f"spamq:job:{job_id}:parts"):
+        time.sleep(0.05)
+    keys = {k.decode() for k in r.keys(f"spamq:job:{job_id}*")}
+    allowed = {f"spamq:job:{job_id}" + s for s in (
+        "", ":files", ":splits", ":spec", ":parts", ":split_rows", ":progress", ":finished")}
+    assert keys <= allowed, keys - allowed  # no :texts, no :results: no row in Redis
+    splits = int(r.hget(f"spamq:job:{job_id}", "chunks_total"))
+    assert splits > 20
+    for key in keys:  # and every record is O(splits), never O(rows)
+        kind = r.type(key).decode()
+        size = {"hash": r.hlen, "list": r.llen, "set": r.scard}.get(kind, lambda k: 1)(key)
+        assert size <= max(splits, 32), (key, size)
+    assert b"see you at lunch" not in b"".join(r.dump(k) or b"" for k in keys)
+    cancel = requests.delete(f"{base}/v1/jobs/{job_id}", timeout=10)
+    assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
+    time.sleep(2)  # splits in flight stop at their next check
+    parts = requests.get(f"{base}/v1/jobs/{job_id}/parts", timeout=10).json()["parts"]
+    assert len(parts) < requests.get(f"{base}/v1/jobs/{job_id}", timeout=10).json()[
+        "chunks"]["total"]
+    assert "_SUCCESS" not in store.list(f"{HOME}/out/big")
+
+
+def test_a_worker_killed_mid_split_loses_and_duplicates_nothing(hdfs_job_env):
+    """SIGKILL the worker while splits run; a new worker re-scores only the splits without a
+    committed part (their leases name the dead worker), 0 rows lost or duplicated."""
+    base, store, r = hdfs_job_env
+    n = 40_000
+    store.write_bytes(f"{HOME}/in/kill.csv", sample_csv(n, set()))
+    resp = requests.post(f"{base}/v1/jobs", json={
+        "hdfs_input": f"{HOME}/in/kill.csv", "hdfs_output": f"{HOME}/out/kill",
+        "id_column": "id"}, timeout=30)
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and r.scard(f"spamq:job:{job_id}:parts") < 3:
+        time.sleep(0.02)
+    STACK["worker"].stop(signal.SIGKILL)
+    before = {int(i) for i in r.smembers(f"spamq:job:{job_id}:parts")}
+    stamps = {i: store.stat(f"{HOME}/out/kill/part-{i:05d}.jsonl").mtime for i in before}
+    killed = time.monotonic()
+    STACK["worker"] = start_worker(STACK["env"], log=STACK["tmp"] / "worker-2.log", name="w2")
+    job = wait_for_job(base, f"/v1/jobs/{job_id}", timeout=300)
+    assert job["status"] == "done", job
+    rows = [json.loads(x) for name in store.list(f"{HOME}/out/kill") if name.startswith("part-")
+            for x in store.read_bytes(f"{HOME}/out/kill/{name}").splitlines()]
+    ids = [int(row["id"]) for row in rows]
+    assert len(ids) == len(set(ids)) == n  # 0 lost, 0 duplicated
+    assert all(store.stat(f"{HOME}/out/kill/part-{i:05d}.jsonl").mtime == stamps[i]
+               for i in before)  # committed splits were not scored again
+    print(f"\nkill mid-split: {len(before)} splits committed before, done "
+          f"{time.monotonic() - killed:.1f}s after the kill")

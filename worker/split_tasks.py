@@ -1,0 +1,254 @@
+"""A store job's tasks: the plan task's quote pass, and one task per input split.
+
+A split task streams its byte range (or row group) from the artifact store, scores its rows
+through the process's batcher a batch at a time (at most two batches in flight), writes the
+part to a local temporary file, uploads it under a temporary name and renames it to
+``part-<split>.<ext>`` (the rejected rows to ``_rejected/part-<split>.jsonl``): memory stays
+bounded whatever the split's size, and a reader never sees half a part. Only then is the
+split recorded in Redis (spamq/store_jobs.py), once; the job's last split writes ``_SUCCESS``
+(row counts, model version, the input's fingerprint) before the job reads ``done``. A task
+that dies leaves no part; its redelivery (or the sweeper's re-send) scores the split again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from spamq import splits as input_splits
+from spamq.artifacts import ArtifactStore
+from spamq.jobs import CANCELLED, EXPIRED, FAILED, JobNotFound, JobStore
+from spamq.store_jobs import REJECTED_DIR, SUCCESS, StoreJobs, part_name
+from worker import resilience
+
+logger = logging.getLogger(__name__)
+
+RESULT_FIELDS = ["label", "spam_probability", "truncated", "model_version"]
+_BATCH_ROWS = 256  # rows handed to the batcher at a time (it packs them into passes)
+_CHECK_EVERY_S = 2.0  # progress, cancellation and deadline checks while a split runs
+
+
+class PartWriter:
+    """Rows to a local temporary file as JSONL, CSV or Parquet (in row batches)."""
+
+    def __init__(self, fmt: str, columns: list[str], tmpdir: str | None = None) -> None:
+        self.fmt, self.columns, self.rows = fmt, columns, 0
+        fd, self.path = tempfile.mkstemp(prefix="spamq-part-", dir=tmpdir)
+        os.close(fd)
+        self._fh: Any = None
+        self._pending: list[dict[str, Any]] = []
+        self._pq: Any = None
+        if fmt == "parquet":
+            return
+        self._fh = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        if fmt == "csv":
+            self._csv = csv.DictWriter(self._fh, fieldnames=columns, extrasaction="ignore")
+            self._csv.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.rows += 1
+        if self.fmt == "jsonl":
+            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        elif self.fmt == "csv":
+            self._csv.writerow(row)
+        else:
+            self._pending.append(row)
+            if len(self._pending) >= 8192:
+                self._flush_parquet()
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(self._pending) if self._pending else None
+        self._pending = []
+        if table is None:
+            return
+        if self._pq is None:
+            self._pq = pq.ParquetWriter(self.path, table.schema)
+        self._pq.write_table(table.cast(self._pq.schema, safe=False))
+
+    def close(self) -> None:
+        if self.fmt == "parquet":
+            self._flush_parquet()
+            if self._pq is not None:
+                self._pq.close()
+        else:
+            self._fh.close()
+
+    def discard(self) -> None:
+        try:
+            self.close()
+        finally:
+            if os.path.exists(self.path):
+                os.unlink(self.path)
+
+
+def commit(artifacts: ArtifactStore, local: str, path: str) -> None:
+    """Upload ``local`` under a temporary sibling name, then rename it over ``path``."""
+    tmp = f"{PurePosixPath(path).parent}/.tmp-{uuid.uuid4().hex}"
+    artifacts.upload_file(Path(local), tmp)
+    try:
+        artifacts.rename(tmp, path, overwrite=True)
+    except BaseException:
+        artifacts.delete(tmp)
+        raise
+
+
+class SplitScorer:
+    """Scores one split of a store job; the task in worker/tasks.py wires it up."""
+
+    def __init__(self, jobs: JobStore, artifacts: ArtifactStore, scorer: Any, *,
+                 max_chars: int, holder: str = "", lease_s: float = 10.0,
+                 leases: resilience.LeaseBook | None = None,
+                 send_next: Callable[[int], None] | None = None) -> None:
+        self.jobs, self.store_jobs, self.artifacts = jobs, StoreJobs(jobs), artifacts
+        self.scorer, self.max_chars, self.holder = scorer, max_chars, holder
+        self.lease_s, self.leases, self.send_next = lease_s, leases, send_next
+
+    def run(self, job_id: str, index: int) -> bool:
+        """Score split ``index`` and commit its part once; False if there was nothing to do."""
+        try:
+            with resilience.chunk_lease(self.jobs, job_id, index, ttl_s=self.lease_s,
+                                        holder=self.holder, book=self.leases) as fresh:
+                if not fresh:
+                    return False
+                return self._run(job_id, index)
+        except JobNotFound:
+            logger.warning("job %s: gone (expired or deleted); split %d dropped", job_id, index)
+            return False
+
+    def _stopped(self, job_id: str) -> bool:
+        job = self.jobs.get(job_id)
+        if job.status in (CANCELLED, EXPIRED, FAILED):
+            return True
+        return resilience.past_deadline(self.jobs, job_id, job.deadline)
+
+    def _run(self, job_id: str, index: int) -> bool:
+        if self._stopped(job_id):
+            logger.info("job %s: split %d skipped (%s)", job_id, index,
+                        self.jobs.get(job_id).status)
+            return False
+        found = self.store_jobs.split(job_id, index)
+        if found is None:
+            raise JobNotFound(job_id)
+        file_rec, split_rec = found
+        spec = self.store_jobs.spec(job_id)
+        file, split = input_splits.InputFile(**file_rec), input_splits.Split(**split_rec)
+        parities = spec.get("parities") or []
+        records = input_splits.read_split(
+            self.artifacts, file, split, header=spec.get("header"), column=spec["column"],
+            id_column=spec.get("id_column"), keep_columns=tuple(spec.get("keep_columns") or ()),
+            in_quotes=bool(parities[index]) if index < len(parities) else False,
+            max_chars=self.max_chars)
+        out_fmt = spec.get("output_format", "jsonl")
+        extra_cols = ([spec["id_column"]] if spec.get("id_column") else []) + list(
+            spec.get("keep_columns") or [])
+        part = PartWriter(out_fmt, [*extra_cols, "file", "ref", *RESULT_FIELDS])
+        rejected = PartWriter("jsonl", [])
+        try:
+            version = self._score(job_id, index, split.file, records, part, rejected)
+            if version is None:  # cancelled or past its deadline meanwhile
+                return False
+            part.close()
+            rejected.close()
+            output = self.jobs.get(job_id).output
+            commit(self.artifacts, part.path, f"{output}/{part_name(index, out_fmt)}")
+            if rejected.rows:
+                commit(self.artifacts, rejected.path,
+                       f"{output}/{REJECTED_DIR}/{part_name(index, 'jsonl')}")
+        finally:
+            part.discard()
+            rejected.discard()
+        outcome, nxt = self.store_jobs.split_done(
+            job_id, index, rows=part.rows, rejected=rejected.rows, nbytes=split.length,
+            model_version=version)
+        if nxt is not None and self.send_next is not None:
+            self.send_next(nxt)
+        if outcome == 2:
+            self.finish(job_id)
+        logger.info("split %d: %d rows, %d rejected", index, part.rows, rejected.rows,
+                    extra={"job_id": job_id})
+        return outcome > 0
+
+    def _score(self, job_id: str, index: int, file_index: int,
+               records: Iterable[Any], part: PartWriter, rejected: PartWriter) -> str | None:
+        """Score ``records`` into ``part`` and ``rejected``; the model version, or None if the
+        job was cancelled or its deadline passed meanwhile."""
+        in_flight: deque[tuple[list[Any], Any]] = deque()
+        batch: list[Any] = []
+        version = ""
+        checked = time.monotonic()
+
+        def drain(limit: int) -> None:
+            nonlocal version
+            while len(in_flight) > limit:
+                rows, future = in_flight.popleft()
+                results, v = resilience.score_isolating_failures(
+                    self.scorer, [r.text for r in rows], future, interactive=False)
+                version = version or v
+                for record, result in zip(rows, results, strict=True):
+                    part.write({**record.extra, "file": file_index, "ref": record.ref, **result})
+
+        for record in records:
+            if record.problem is not None:
+                rejected.write({**record.extra, "file": file_index, "ref": record.ref,
+                                "reason": record.problem})
+                continue
+            batch.append(record)
+            if len(batch) >= _BATCH_ROWS:
+                in_flight.append((batch, self.scorer.submit([r.text for r in batch],
+                                                            interactive=False)))
+                batch = []
+                drain(1)  # two batches in flight: the next is parsed while one is scored
+                if time.monotonic() - checked > _CHECK_EVERY_S:
+                    checked = time.monotonic()
+                    if self._stopped(job_id):
+                        drain(0)
+                        return None
+                    self.store_jobs.progress(job_id, index, part.rows + rejected.rows)
+        if batch:
+            in_flight.append((batch, self.scorer.submit([r.text for r in batch],
+                                                        interactive=False)))
+        drain(0)
+        return version  # "" when the split held no row to score
+
+    def finish(self, job_id: str) -> None:
+        """Every split committed: ``_SUCCESS`` with the counts and the input's fingerprint,
+        then the job is done (so a client that sees ``done`` finds ``_SUCCESS``)."""
+        job = self.jobs.get(job_id)
+        files = self.store_jobs.files(job_id)
+        success = {
+            "job_id": job.id, "input_rows": job.done + job.rejected, "output_rows": job.done,
+            "rejected_rows": job.rejected, "model_version": job.model_version,
+            "splits": job.chunks_total,
+            "inputs": [{"path": f["path"], "size": f["size"], "mtime": f["mtime"]}
+                       for f in files],
+        }
+        self.artifacts.write_bytes_atomic(f"{job.output}/{SUCCESS}",
+                                          json.dumps(success, indent=1).encode())
+        self.jobs.output_done(job_id)
+        logger.info("output complete: %d rows, %d rejected", job.done, job.rejected,
+                    extra={"job_id": job_id})
+
+
+def plan_quotes(jobs: JobStore, artifacts: ArtifactStore, job_id: str) -> list[bool]:
+    """The quote pass: the parity of ``"`` bytes before each split's start, within its file
+    (streamed, one split at a time; only uncompressed CSV/TSV files are read)."""
+    store_jobs = StoreJobs(jobs)
+    files = [input_splits.InputFile(**f) for f in store_jobs.files(job_id)]
+    plan = [input_splits.Split(**rec) for rec in store_jobs.splits(job_id)]
+    counts = [input_splits.quote_count(artifacts, files[s.file], s)
+              if input_splits.needs_quote_count(files[s.file]) else 0 for s in plan]
+    parities = input_splits.quote_parity(plan, counts)
+    store_jobs.set_parities(job_id, parities)
+    return parities
