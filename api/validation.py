@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+from spamq.rows import CSV_ERRORS as _CSV_ERRORS
+from spamq.rows import NOT_UNICODE, text_problem
+from spamq.rows import blank as _blank
+from spamq.rows import kind as _kind
+from spamq.rows import lone_surrogate as _lone_surrogate
+from spamq.rows import shown as _shown
 
 
 class InvalidRequest(ValueError):
@@ -59,34 +65,6 @@ def parse_texts(
     return texts
 
 
-NOT_UNICODE = "not valid Unicode (a lone surrogate)"
-
-
-def _blank(text: str) -> bool:
-    """Nothing visible: only whitespace and invisible format characters (zero-width, BOM...)."""
-    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
-
-
-def _lone_surrogate(text: str) -> bool:
-    """Not encodable as UTF-8 (JSON's "\\ud800" decodes to such a string; Redis refuses it)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-            type(None): "null", int: "a number", float: "a number"}.get(type(value), "a value")
-
-
-def _shown(value: Any, limit: int = 100) -> str:
-    """``repr(value)`` cut to about ``limit`` characters: how client input is echoed."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 UPLOAD_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
@@ -103,23 +81,6 @@ def upload_format(filename: str | None, given: str | None) -> str:
             "format", f"cannot tell the format of {_shown(filename)}: name it .csv, .tsv or .jsonl "
             "or give the 'format' form field")
     return UPLOAD_FORMATS[suffix]
-
-
-def text_problem(text: Any, *, max_chars: int) -> str | None:
-    """Why a text cannot be scored, or None."""
-    if text is None:
-        return "missing"
-    if not isinstance(text, str):
-        return f"not a string ({_kind(text)})"
-    if _blank(text):
-        return "empty or blank"
-    if len(text) > max_chars:
-        return f"too long: {len(text)} characters, at most {max_chars}"
-    if "\x00" in text:
-        return "contains a NUL character"
-    if _lone_surrogate(text):
-        return NOT_UNICODE
-    return None
 
 
 def parse_upload(
@@ -188,12 +149,6 @@ def parse_upload(
     if not texts and not rejected:
         raise InvalidRequest("file", "the file has no rows")
     return texts, rows, rejected
-
-
-# What csv's strict mode says, in words: an unclosed quote merges the rest of the file into
-# one field without it, and 'a"b"c' silently becomes 'abc'.
-_CSV_ERRORS = {"unexpected end of data": "a quoted field is not closed",
-               "expected after": "a quoted field has text after its closing quote"}
 
 
 def _csv_records(lines: Iterable[str], fmt: str) -> Iterator[list[str]]:

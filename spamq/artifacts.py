@@ -7,14 +7,16 @@ store's root. Both implementations behave the same; the test suite runs against 
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import shutil
 import stat
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -49,6 +51,48 @@ def _join(*parts: str) -> str:
     return _clean("/".join(p for p in parts if p))
 
 
+@dataclass(frozen=True)
+class FileStatus:
+    """What ``stat`` tells about one path: ``type`` "file" or "dir", ``size`` in bytes (0 for a
+    directory), ``mtime`` the last modification in milliseconds since the epoch (an int)."""
+
+    type: str
+    size: int
+    mtime: int
+
+
+# How much one read of a ranged stream asks the storage for at a time.
+RANGE_CHUNK = 1 << 16
+
+
+class _RangeReader(io.RawIOBase):
+    """At most ``limit`` bytes (None: no limit) pulled from ``pull(n)`` (b"" at the end).
+
+    Each read asks ``pull`` for no more than it returns, so nothing past the range is read.
+    """
+
+    def __init__(self, pull: Callable[[int], bytes], limit: int | None) -> None:
+        self._pull, self._left = pull, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # b: any writable buffer
+        n = len(b) if self._left is None else min(len(b), self._left)
+        if n <= 0:
+            return 0
+        data = self._pull(n)
+        b[: len(data)] = data
+        if self._left is not None:
+            self._left -= len(data)
+        return len(data)
+
+
+def _check_range(path: str, offset: int, length: int | None) -> None:
+    if offset < 0 or (length is not None and length < 0):
+        raise ArtifactError(f"{path!r}: bad byte range (offset {offset}, length {length})")
+
+
 def _local_files(local: Path) -> list[Path]:
     return sorted(p for p in local.rglob("*") if p.is_file())
 
@@ -65,6 +109,26 @@ class ArtifactStore(ABC):
 
     def size(self, path: str) -> int | None:
         """Bytes in the file at ``path``; None when it is missing or not a file."""
+        raise NotImplementedError
+
+    def stat(self, path: str) -> FileStatus | None:
+        """The file or directory at ``path``; None when nothing is there."""
+        raise NotImplementedError
+
+    def list_status(self, path: str = "") -> list[tuple[str, FileStatus]]:
+        """``(name, status)`` of each entry directly under a directory, sorted by name; [] when
+        it does not exist or is not a directory."""
+        raise NotImplementedError
+
+    def open_range(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AbstractContextManager[BinaryIO]:
+        """A context manager giving a binary file-like that streams bytes
+        ``[offset, offset + length)`` of a file (``length`` None: to its end).
+
+        It is read as it is consumed, never whole; a range past the end of the file gives
+        fewer bytes, or none. ArtifactNotFound when there is no such file.
+        """
         raise NotImplementedError
 
     @abstractmethod
@@ -156,14 +220,14 @@ class LocalArtifactStore(ArtifactStore):
             raise ArtifactError(f"{path!r} escapes the store root")
         return p
 
-    def _open(self, path: str, mode: str) -> BinaryIO:
+    def _open(self, path: str, mode: str, buffering: int = -1) -> BinaryIO:
         """Open a file (for writing: parent directories created) without following a symlink
         at its end, such as one swapped in between ``_p``'s check and the open."""
         p = self._p(path)
         if "r" not in mode:
             p.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return open(p, mode, opener=_open_no_follow)
+            return open(p, mode, buffering=buffering, opener=_open_no_follow)
         except FileNotFoundError as exc:
             raise ArtifactNotFound(f"{self.describe()}: {path} does not exist") from exc
         except FileExistsError as exc:
@@ -181,6 +245,38 @@ class LocalArtifactStore(ArtifactStore):
     def size(self, path: str) -> int | None:
         p = self._p(path)
         return p.stat().st_size if p.is_file() else None
+
+    def stat(self, path: str) -> FileStatus | None:
+        p = self._p(path)  # checks that it stays under the root
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            return None
+        return _local_status(st)
+
+    def list_status(self, path: str = "") -> list[tuple[str, FileStatus]]:
+        p = self._p(path)
+        if not p.is_dir():
+            return []
+        out = []
+        for child in p.iterdir():
+            try:
+                st = _local_status(os.lstat(child))
+            except FileNotFoundError:  # gone since the listing
+                continue
+            if st is not None:  # not a symlink, socket, ...
+                out.append((child.name, st))
+        return sorted(out, key=lambda item: item[0])
+
+    @contextmanager
+    def open_range(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> Iterator[BinaryIO]:
+        _check_range(path, offset, length)
+        with self._open(path, "rb", buffering=0) as raw:  # unbuffered: no read-ahead
+            raw.seek(offset)
+            with io.BufferedReader(_RangeReader(raw.read, length), RANGE_CHUNK) as reader:
+                yield reader
 
     def read_bytes(self, path: str) -> bytes:
         with self._open(path, "rb") as fh:
@@ -244,6 +340,15 @@ class LocalArtifactStore(ArtifactStore):
             shutil.copyfileobj(src, dst, 1 << 20)
 
 
+def _local_status(st: os.stat_result) -> FileStatus | None:
+    """A regular file or a directory (as ``lstat`` saw it: never a symlink's target)."""
+    if stat.S_ISREG(st.st_mode):
+        return FileStatus("file", st.st_size, st.st_mtime_ns // 1_000_000)
+    if stat.S_ISDIR(st.st_mode):
+        return FileStatus("dir", 0, st.st_mtime_ns // 1_000_000)
+    return None
+
+
 def _open_no_follow(path: str, flags: int) -> int:
     return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
 
@@ -304,6 +409,65 @@ class HdfsArtifactStore(ArtifactStore):
         st = self._status(path)
         return int(st["length"]) if st is not None and st["type"] == "FILE" else None
 
+    def stat(self, path: str) -> FileStatus | None:
+        st = self._status(path)
+        return None if st is None else _hdfs_status(st)
+
+    def list_status(self, path: str = "") -> list[tuple[str, FileStatus]]:
+        with self._errors("list", path):
+            st = self._client.status(self._p(path), strict=False)
+            if st is None or st["type"] != "DIRECTORY":
+                return []
+            listing = self._client.list(self._p(path), status=True)
+        return sorted((name, _hdfs_status(fst)) for name, fst in listing)
+
+    @contextmanager
+    def open_range(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> Iterator[BinaryIO]:
+        import requests
+        from hdfs.util import HdfsError
+
+        _check_range(path, offset, length)
+        if length == 0:
+            yield io.BufferedReader(_RangeReader(lambda n: b"", 0))
+            return
+        try:
+            with self._errors("read", path):
+                ctx = self._client.read(
+                    self._p(path), offset=offset, length=length, chunk_size=RANGE_CHUNK
+                )
+                chunks = ctx.__enter__()
+        except ArtifactError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, HdfsError) and "out of the range" in cause.message:
+                yield io.BufferedReader(_RangeReader(lambda n: b"", 0))  # at or past the end
+                return
+            raise
+        left = memoryview(b"")
+
+        def pull(n: int) -> bytes:
+            # Network errors while streaming become ArtifactError here, not in the caller's
+            # hands as an OSError (requests' errors are OSErrors).
+            nonlocal left
+            try:
+                while not left:
+                    left = memoryview(next(chunks))
+            except StopIteration:
+                return b""
+            except requests.RequestException as exc:
+                raise ArtifactError(
+                    f"{self.describe()}: read {path}: HDFS unreachable ({exc})"
+                ) from exc
+            data, left = bytes(left[:n]), left[n:]
+            return data
+
+        try:
+            with io.BufferedReader(_RangeReader(pull, length), RANGE_CHUNK) as reader:
+                yield reader
+        finally:
+            ctx.__exit__(None, None, None)  # closes the HTTP response
+
     def read_bytes(self, path: str) -> bytes:
         with self._errors("read", path), self._client.read(self._p(path)) as reader:
             return reader.read()
@@ -361,6 +525,14 @@ class HdfsArtifactStore(ArtifactStore):
             open(local, "wb") as out,
         ):
             shutil.copyfileobj(reader, out, 1 << 20)
+
+
+def _hdfs_status(st: dict) -> FileStatus:
+    return FileStatus(
+        "dir" if st["type"] == "DIRECTORY" else "file",
+        int(st.get("length", 0)),
+        int(st.get("modificationTime", 0)),
+    )
 
 
 def artifact_store_from_settings(settings: Settings) -> ArtifactStore:
