@@ -8,8 +8,11 @@ import hashlib
 import io
 import json
 import logging
+import secrets
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
@@ -17,7 +20,8 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from api import store_results
 from api.limits import body_too_large, deadline_from_request
 from api.store_input import submit_store_job
-from api.validation import InvalidRequest, int_param, parse_texts, parse_upload, upload_format
+from api.validation import InvalidRequest, int_param, parse_texts, upload_format
+from spamq.artifacts import ArtifactError
 from spamq.jobs import (
     RUNNING,
     STORE,
@@ -66,15 +70,13 @@ def _send(job_id: str, plan: list[Chunk], *, queue: str) -> None:
         send_chunk(send_task, job_id, chunk, queue)
 
 
-def _submit(texts: list[str], *, queue: str, rejected: list[dict[str, Any]] | None = None,
-            rows: list[int] | None = None, idempotency_key: str | None = None,
-            output: str = "", request_sha: str = "") -> Job:
+def _submit(texts: list[str], *, queue: str, idempotency_key: str | None = None,
+            request_sha: str = "") -> Job:
     settings, store, _ = _ctx()
     bulk = queue == settings.bulk_queue
     job, plan = store.create(texts, chunk_size=settings.chunk_size, queue=queue,
-                             rejected=rejected, rows=rows, idempotency_key=idempotency_key,
-                             owner=g.get("spamq_owner"), deadline=deadline_from_request(settings),
-                             output=output, request_sha=request_sha,
+                             idempotency_key=idempotency_key, owner=g.get("spamq_owner"),
+                             deadline=deadline_from_request(settings), request_sha=request_sha,
                              window=settings.bulk_window_chunks if bulk else None)
     _send(job.id, plan, queue=queue)
     logger.info("queued %d texts in %d chunks on %s (%d sent now)", job.total, job.chunks_total,
@@ -214,45 +216,75 @@ def _existing(job_id: str, request_sha: str):
     return jsonify(body), 200, {"Location": status_url}
 
 
-def _upload() -> tuple[list[str], list[int], list[dict[str, Any]]]:
+def _upload_as_store_job() -> dict[str, Any]:
+    """A multipart upload, streamed into the key's ``uploads/`` area of the artifact store
+    (werkzeug spools a large part to disk, never to memory); the store job's body for it."""
     settings = _ctx()[0]
     upload = request.files.get("file")
     if upload is None:
         raise InvalidRequest("file", "a multipart upload needs a 'file' part (CSV, TSV or JSONL)")
-    column = request.form.get("column") or "text"
     fmt = upload_format(upload.filename, request.form.get("format"))
-    return parse_upload(upload.stream, fmt=fmt, column=column, max_rows=settings.max_texts_per_job,
-                        max_chars=settings.max_chars_per_text)
+    owner = g.get("spamq_owner")
+    base = f"{settings.store_tenant_root}/{owner}/uploads" if owner else "uploads"
+    where = f"{base}/{secrets.token_hex(8)}"
+    artifacts = _artifacts()
+    with tempfile.NamedTemporaryFile(prefix="spamq-upload-") as tmp:
+        upload.save(tmp)
+        tmp.flush()
+        if tmp.tell() == 0:
+            raise InvalidRequest("file", "the file has no rows")
+        try:
+            artifacts.upload_file(Path(tmp.name), f"{where}/input.{fmt}")
+        except ArtifactError as exc:
+            logger.warning("upload not stored: %s", exc)
+            raise InvalidRequest("file", "the artifact store failed; retry later",
+                                 status=503) from exc
+    body: dict[str, Any] = {"hdfs_input": f"{where}/input.{fmt}", "hdfs_output": f"{where}/out",
+                            "column": request.form.get("column") or "text", "format": fmt}
+    for field in ("id_column", "output_format"):
+        if request.form.get(field):
+            body[field] = request.form[field]
+    if request.form.get("keep_columns"):
+        body["keep_columns"] = [c for c in request.form["keep_columns"].split(",") if c]
+    return body
+
+
+def _store_job(body: dict[str, Any], key: str | None, request_sha: str):
+    settings, store, send_task = _ctx()
+    try:
+        job = submit_store_job(body, settings, jobs=store, send_task=send_task,
+                               owner=g.get("spamq_owner"), idempotency_key=key,
+                               request_sha=request_sha, deadline=deadline_from_request(settings))
+    except DuplicateJob as dup:  # a concurrent submission with the same key won
+        return _existing(dup.job_id, request_sha)
+    except OutputTaken:
+        raise _output_taken() from None
+    except InvalidRequest as exc:  # an upload's fields are the form's, its file is "file"
+        if request.mimetype == "multipart/form-data" and exc.field == "hdfs_input":
+            raise InvalidRequest("file", exc.message, status=exc.status) from exc
+        raise
+    return _accepted(job)
 
 
 @bp.post("/v1/jobs")
 def create_job():
-    """JSON ``{"texts": [...]}`` or a multipart file upload (``file``, ``column``, ``format``)."""
-    settings, store, _ = _ctx()
+    """JSON ``{"texts": [...]}``, ``{"hdfs_input": ...}`` or a multipart file upload (``file``,
+    ``column``, ``format``, ``id_column``, ``keep_columns``)."""
+    store = _ctx()[1]
     owner = g.get("spamq_owner")
     key = _idempotency_key()
     request_sha = _fingerprint() if key is not None else ""
     if key is not None and (job_id := store.job_for_key(key, owner)):
         return _existing(job_id, request_sha)
-    if request.mimetype == "multipart/form-data":
-        texts, rows, rejected = _upload()
-    else:
-        payload = _json_body()
-        if isinstance(payload, dict) and "hdfs_input" in payload:  # files in the artifact store
-            try:
-                job = submit_store_job(payload, settings, jobs=store, send_task=_ctx()[2],
-                                       owner=owner, idempotency_key=key,
-                                       request_sha=request_sha,
-                                       deadline=deadline_from_request(settings))
-            except DuplicateJob as dup:  # a concurrent submission with the same key won
-                return _existing(dup.job_id, request_sha)
-            except OutputTaken:
-                raise _output_taken() from None
-            return _accepted(job)
-        texts, rows, rejected = _texts("texts"), None, []
+    if request.mimetype == "multipart/form-data":  # a file upload runs as a store job
+        return _store_job(_upload_as_store_job(), key, request_sha)
+    payload = _json_body()
+    if isinstance(payload, dict) and "hdfs_input" in payload:  # files in the artifact store
+        return _store_job(payload, key, request_sha)
+    texts = _texts("texts")
     try:
-        job = _submit(texts, queue=_queue_for(len(texts)), rejected=rejected, rows=rows,
-                      idempotency_key=key, request_sha=request_sha)
+        job = _submit(texts, queue=_queue_for(len(texts)), idempotency_key=key,
+                      request_sha=request_sha)
     except DuplicateJob as dup:  # a concurrent submission with the same key won
         return _existing(dup.job_id, request_sha)
     return _accepted(job)

@@ -50,11 +50,12 @@ def _api(args: argparse.Namespace) -> int:
         f"--workers={s.api_workers}", f"--timeout={int(s.predict_timeout_s) + 30}",
         "--access-logfile=-", f"--access-logformat={ACCESS_LOG_FORMAT}",
     ]
-    if s.api_worker_class == "gevent":  # api/server.py: why, and what each adds
-        argv += ["--worker-class=api.server.GeventWorker",
+    workers = "spamq.gunicorn_workers"  # what each adds to gunicorn's, and why gevent
+    if s.api_worker_class == "gevent":
+        argv += [f"--worker-class={workers}.GeventWorker",
                  f"--worker-connections={s.api_worker_connections}"]
     else:
-        argv += ["--worker-class=api.server.ThreadWorker", f"--threads={s.api_threads}"]
+        argv += [f"--worker-class={workers}.ThreadWorker", f"--threads={s.api_threads}"]
     return _exec(argv)
 
 
@@ -131,11 +132,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    """Score a CSV/TSV/JSONL file through the API, with a progress bar; resumable.
+    """Score a CSV/TSV/JSONL file, or an ``hdfs://`` file, directory or glob, through the API,
+    with a progress bar; resumable.
 
-    The Idempotency-Key is the sha256 of the input and the column, so running the same command
-    again (after a crash, a Ctrl-C or a failed job) attaches to the same job, and the API
-    re-sends only the chunks without stored results.
+    The Idempotency-Key is the sha256 of the input (a local file's bytes, or the store path)
+    and the column, so running the same command again (after a crash, a Ctrl-C, a failed or
+    cancelled job) attaches to the same job, and the API re-sends only the unscored splits.
     """
     import hashlib
     from pathlib import Path
@@ -143,28 +145,45 @@ def _score(args: argparse.Namespace) -> int:
     import requests
     from tqdm import tqdm
 
-    source = Path(args.input)
-    if not source.is_file():
-        print(f"spamq score: no file {source}", file=sys.stderr)
-        return 2
-    digest = hashlib.sha256()  # of the file's bytes and the column, not of the file alone
-    with open(source, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    remote = args.input.startswith("hdfs://")
+    digest = hashlib.sha256()  # of the input and the column, not of the input alone
+    if remote:
+        source = None
+        digest.update(args.input.encode())
+        if not (args.output or "").startswith("hdfs://"):
+            print("spamq score: an hdfs:// input needs --output hdfs://DIR (results stay in the "
+                  "store)", file=sys.stderr)
+            return 2
+    else:
+        source = Path(args.input)
+        if not source.is_file():
+            print(f"spamq score: no file {source}", file=sys.stderr)
+            return 2
+        with open(source, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     digest.update(b"\0" + args.column.encode())
     key = "spamq-score-" + digest.hexdigest()
-    out = Path(args.output) if args.output else source.with_name(source.stem + ".scored.jsonl")
-    fmt = "csv" if out.suffix.lower() in (".csv", ".tsv") else "jsonl"
+    if source is not None:
+        out = Path(args.output) if args.output else source.with_name(
+            source.stem + ".scored.jsonl")
+        fmt = "csv" if out.suffix.lower() in (".csv", ".tsv") else "jsonl"
     base = args.url.rstrip("/")
     http = requests.Session()
     api_key = get_settings().client_api_key
     if api_key is not None:
         http.headers["X-API-Key"] = api_key.get_secret_value()
     try:
-        with open(source, "rb") as fh:
-            resp = http.post(f"{base}/v1/jobs", files={"file": (source.name, fh)},
-                             data={"column": args.column}, headers={"Idempotency-Key": key},
-                             timeout=args.timeout)
+        if source is None:
+            resp = http.post(f"{base}/v1/jobs", headers={"Idempotency-Key": key},
+                             json={"hdfs_input": args.input.removeprefix("hdfs://"),
+                                   "hdfs_output": args.output.removeprefix("hdfs://"),
+                                   "column": args.column}, timeout=args.timeout)
+        else:
+            with open(source, "rb") as fh:
+                resp = http.post(f"{base}/v1/jobs", files={"file": (source.name, fh)},
+                                 data={"column": args.column}, headers={"Idempotency-Key": key},
+                                 timeout=args.timeout)
         if resp.status_code not in (200, 202):
             print(f"spamq score: {resp.status_code} {resp.text.strip()}", file=sys.stderr)
             return 1
@@ -173,10 +192,13 @@ def _score(args: argparse.Namespace) -> int:
             print(f"resuming job {created['id']}", file=sys.stderr)
         status_url = base + created["status_url"]
         job = http.get(status_url, timeout=args.timeout).json()
-        with tqdm(total=job["progress"]["total"], unit="row", disable=args.no_progress) as bar:
+        total = job["progress"].get("bytes_total") or job["progress"]["total"]
+        with tqdm(total=total, unit="B" if job["progress"].get("bytes_total") else "row",
+                  unit_scale=True, disable=args.no_progress) as bar:
             while True:
-                bar.n = job["progress"]["done"]
-                bar.set_postfix(chunks_failed=job["chunks"]["failed"], refresh=False)
+                p = job["progress"]
+                bar.n = p["bytes_done"] if "bytes_done" in p else p["done"]
+                bar.set_postfix(rows=p["done"], status=job["status"], refresh=False)
                 bar.refresh()
                 if job["status"] in ("done", "failed", "cancelled", "expired"):
                     break
@@ -187,6 +209,10 @@ def _score(args: argparse.Namespace) -> int:
             print(f"spamq score: job {job['id']} is {job['status']}: {job.get('error')} "
                   "(run the same command again to resume it)", file=sys.stderr)
             return 1
+        if source is None:
+            print(f"{job['progress']['done']} rows scored, {job['rejected']} rejected -> "
+                  f"hdfs://{job['output']} (parts, _rejected/, _SUCCESS)")
+            return 0
         partial = out.with_name(out.name + ".partial")
         with http.get(f"{base}{job['results_url']}?format={fmt}", stream=True,
                       timeout=args.timeout) as download, open(partial, "wb") as fh:
@@ -195,9 +221,12 @@ def _score(args: argparse.Namespace) -> int:
                 fh.write(block)
         partial.replace(out)
         if job["rejected"]:
-            rejected = http.get(base + job["rejected_url"], timeout=args.timeout).json()
-            with open(out.with_name(out.name + ".rejected.jsonl"), "w", encoding="utf-8") as fh:
-                fh.writelines(json.dumps(r) + "\n" for r in rejected["rejected"])
+            with http.get(base + job["rejected_url"], stream=True,
+                          timeout=args.timeout) as rejected, open(
+                    out.with_name(out.name + ".rejected.jsonl"), "wb") as fh:
+                rejected.raise_for_status()
+                for block in rejected.iter_content(1 << 16):
+                    fh.write(block)
     except (requests.RequestException, OSError) as exc:
         print(f"spamq score: {exc}", file=sys.stderr)
         return 1
@@ -235,9 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("score", help="score a CSV/TSV/JSONL file through the API (resumable)")
-    p.add_argument("input", help="the file to score")
-    p.add_argument("--output", help="where to write results (.jsonl or .csv; "
-                   "default: INPUT.scored.jsonl)")
+    p.add_argument("input", help="the file to score, or hdfs://PATH (a file, directory or glob "
+                   "in the artifact store)")
+    p.add_argument("--output", help="where to write results (.jsonl or .csv; default: "
+                   "INPUT.scored.jsonl); for an hdfs:// input: hdfs://DIR")
     p.add_argument("--url", default=None, help="API base URL (default: from settings)")
     p.add_argument("--column", default="text", help="the column (or JSON key) holding the text")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between progress polls")

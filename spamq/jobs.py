@@ -725,6 +725,10 @@ class JobStore:
         rows = self.rows(job.id, first, found[-1][0] + 1)
         return [{"row": rows[pos - first], **result} for pos, result in found]
 
+    def mark_running(self, job_id: str) -> None:
+        """A queued job whose first piece of work has started becomes running."""
+        self._start(keys=[self._key(job_id)], args=[repr(time.time())])
+
     def claim(self, job_id: str, start: int, stop: int) -> Claim:
         """One round trip for a task: the job's status and deadline, marking it running, its
         texts."""

@@ -138,6 +138,7 @@ class SplitScorer:
             logger.info("job %s: split %d skipped (%s)", job_id, index,
                         self.jobs.get(job_id).status)
             return False
+        self.jobs.mark_running(job_id)
         found = self.store_jobs.split(job_id, index)
         if found is None:
             raise JobNotFound(job_id)

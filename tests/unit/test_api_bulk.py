@@ -14,9 +14,9 @@ from tests.unit.test_api import RecordingSender
 
 
 @pytest.fixture
-def ctx():
+def ctx(tmp_path):
     settings = Settings(max_texts_per_request=10, max_chars_per_text=50, chunk_size=4,
-                        results_page_max=5, max_texts_per_job=100)
+                        results_page_max=5, max_texts_per_job=100, artifact_dir=tmp_path)
     store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     sender = RecordingSender()
     return create_app(settings, store=store, send_task=sender).test_client(), store, sender
@@ -38,30 +38,45 @@ def score_all(store, job_id, sent, skip=()):
 CSV_FILE = "id,body\n1,hello there\n2,\n3,win a prize now\n4," + "x" * 60 + "\n5,ok\n6,see you\n"
 
 
-def test_csv_upload_counts_every_row_as_scored_or_rejected(ctx):
-    client, store, sender = ctx
-    resp = upload(client, "in.csv", CSV_FILE, column="body")
+def scored_upload(client, store, sender, name, content, **form):
+    """Upload, then run the store job's tasks as a worker would (the fake scorer)."""
+    from spamq.artifacts import LocalArtifactStore
+    from tests.unit.test_store_jobs import Tasks, run_all
+
+    resp = upload(client, name, content, **form)
     assert resp.status_code == 202, resp.get_json()
-    body = resp.get_json()
-    assert (body["total"], body["rejected"]) == (4, 2)
-    assert [s[1][1:] for s in sender.sent] == [[0, 0, 4]]
-    score_all(store, body["id"], sender.sent)
-    job = client.get(body["status_url"]).get_json()
+    tasks = Tasks()
+    tasks.sent = [(n, list(a)) for n, a, _ in sender.sent]
+    sender.sent.clear()
+    settings = client.application.extensions["spamq"]["settings"]
+    run_all(store, tasks, LocalArtifactStore(settings.artifact_dir),
+            max_chars=settings.max_chars_per_text)
+    return client.get(resp.get_json()["status_url"]).get_json()
+
+
+def test_an_upload_runs_as_a_store_job_counting_every_row(ctx):
+    client, store, sender = ctx
+    job = scored_upload(client, store, sender, "in.csv", CSV_FILE, column="body",
+                        id_column="id")
     assert job["status"] == "done" and job["input_rows"] == 6 == job["progress"]["total"] + 2
-    rejected = client.get(job["rejected_url"]).get_json()["rejected"]
-    assert [(r["row"], r["reason"].split(":")[0]) for r in rejected] == [
-        (1, "empty or blank"), (3, "too long")]
+    assert job["output"].startswith("uploads/") and job["output"].endswith("/out")
+    rejected = [json.loads(x) for x in client.get(job["rejected_url"]).get_data(
+        as_text=True).splitlines()]
+    assert sorted((r["id"], r["reason"].split(":")[0]) for r in rejected) == [
+        ("2", "empty or blank"), ("4", "too long")]
     page = client.get(job["results_url"]).get_json()
-    assert [r["row"] for r in page["results"]] == [0, 2, 4, 5]
+    assert [r["id"] for r in page["results"]] == ["1", "3", "5", "6"]
+    assert not store.redis.keys("*:texts")  # the upload's rows never went through Redis
 
 
 def test_tsv_and_jsonl_uploads(ctx):
-    client, _, _ = ctx
-    resp = upload(client, "in.tsv", "text\tlabel\nhi there\tham\nfree money\tspam\n")
-    assert resp.status_code == 202 and resp.get_json()["total"] == 2
+    client, store, sender = ctx
+    job = scored_upload(client, store, sender, "in.tsv", "text\tlabel\nhi there\tham\n"
+                        "free money\tspam\n")
+    assert job["status"] == "done" and job["progress"]["total"] == 2
     lines = '{"text": "a"}\n{"text": 5}\nnot json\n["x"]\n\n{"other": "b"}\n'
-    body = upload(client, "in.jsonl", lines).get_json()
-    assert (body["total"], body["rejected"]) == (1, 4)
+    job = scored_upload(client, store, sender, "in.jsonl", lines)
+    assert (job["progress"]["total"], job["rejected"]) == (1, 4)
 
 
 @pytest.mark.parametrize(
@@ -70,15 +85,15 @@ def test_tsv_and_jsonl_uploads(ctx):
         ("in.csv", "body\nhi\n", {}, 422, "column"),
         ("in.xlsx", "text\nhi\n", {}, 422, "format"),
         ("in.csv", "text\nhi\n", {"format": "xml"}, 422, "format"),
-        ("in.csv", "", {}, 422, "column"),
+        ("in.csv", "", {}, 422, "file"),
         ("in.jsonl", "", {}, 422, "file"),
-        ("in.csv", "text\n" + "hi\n" * 101, {}, 413, "file"),
+        ("in.csv", "text\nhi\n", {"id_column": "nope"}, 422, "id_column"),
     ],
 )
 def test_bad_uploads_name_the_field(ctx, name, content, form, status, field):
     client, _, sender = ctx
     resp = upload(client, name, content, **form)
-    assert resp.status_code == status and resp.get_json()["field"] == field
+    assert resp.status_code == status and resp.get_json()["field"] == field, resp.get_json()
     assert sender.sent == []
 
 
@@ -165,10 +180,8 @@ def test_idempotency_key_returns_the_existing_job_and_resends_only_missing_chunk
 
 
 def test_a_file_with_only_rejected_rows_is_a_finished_job(ctx):
-    client, _, sender = ctx
-    body = upload(client, "in.csv", "text\n\n \n").get_json()
-    assert sender.sent == []
-    job = client.get(body["status_url"]).get_json()
+    client, store, sender = ctx
+    job = scored_upload(client, store, sender, "in.csv", "text\n\n \n")
     assert job["status"] == "done" and job["rejected"] == 1 and job["input_rows"] == 1
 
 

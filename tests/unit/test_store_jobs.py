@@ -51,9 +51,9 @@ def ctx(tmp_path):
     return client, jobs, tasks, tmp_path
 
 
-def run_all(jobs, tasks, artifacts):
+def run_all(jobs, tasks, artifacts, max_chars=5000):
     """Run every queued task, and the ones they queue, to the end."""
-    scorer = SplitScorer(jobs, artifacts, FakeScorer(), max_chars=5000,
+    scorer = SplitScorer(jobs, artifacts, FakeScorer(), max_chars=max_chars,
                          send_next=lambda i: tasks.sent.append(("spamq.score_split", [job, i])))
     ran = []
     while tasks.sent:
