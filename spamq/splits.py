@@ -552,11 +552,13 @@ def _find_end(buf: bytes, i: int, in_q: bool, quoted: bool) -> tuple[int, bool]:
     """The index of the first LF at or after ``i`` that ends a record (outside quotes when
     ``quoted``; ``in_q``: whether ``i`` is inside quotes), or -1; and whether the scan ends
     inside quotes. One step per line, the quotes counted in C."""
+    if not quoted:
+        return buf.find(b"\n", i), False
     while True:
         nl = buf.find(b"\n", i)
         if nl < 0:
-            return -1, (in_q != bool(buf.count(b'"', i) & 1)) if quoted else False
-        if quoted and buf.count(b'"', i, nl) & 1:
+            return -1, in_q != bool(buf.count(b'"', i) & 1)
+        if buf.count(b'"', i, nl) & 1:
             in_q = not in_q
         if not in_q:
             return nl, False
@@ -578,7 +580,7 @@ def _records(chunks: Iterator[bytes], pos: int, stop: int | None, *, quoted: boo
         if not buf:
             return
         # The parity before pos: the byte at pos is the one before the split's start.
-        in_q = in_quotes != (buf[0] == 0x22)
+        in_q = quoted and in_quotes != (buf[0] == 0x22)
         while True:
             j, in_q = _find_end(buf, i, in_q, quoted)
             if j >= 0:

@@ -474,7 +474,7 @@ def test_local_stat_list_status_and_open_range(store, tmp_path) -> None:
 @pytest.mark.slow
 def test_reading_a_50mb_split_holds_a_few_mb(store, tmp_path) -> None:
     local = tmp_path / "big.csv"
-    line = '{i},"spam, ""free"" prize\n call now ' + "lorem ipsum dolor " * 30 + '",n{i}\r\n'
+    line = '{i},"spam, ""free"" prize\n call now ' + "lorem ipsum dolor " * 200 + '",n{i}\r\n'
     with open(local, "w", newline="") as fh:
         fh.write("id,text,note\r\n")
         i = 0
