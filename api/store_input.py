@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from api.validation import InvalidRequest
-from spamq import bulk_io, splits, tenancy
+from spamq import splits, tenancy
 from spamq.artifacts import ArtifactError, ArtifactStore, artifact_store_from_settings
 from spamq.jobs import Job, JobStore
 from spamq.queue import PLAN_STORE_JOB, send_work
@@ -34,7 +34,7 @@ def _path(body: dict[str, Any], field: str, allowed: list[str]) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(field, f"'{field}' is required: a path in the artifact store")
     try:
-        path = bulk_io.store_path(value)
+        path = tenancy.store_path(value)
     except (ValueError, ArtifactError) as exc:
         raise InvalidRequest(field, f"'{field}' is not a usable path: {exc}") from exc
     if not tenancy.allowed(path, allowed):

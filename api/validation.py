@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from typing import Any
 
-from spamq.rows import CSV_ERRORS as _CSV_ERRORS
-from spamq.rows import NOT_UNICODE, text_problem
+from spamq.rows import NOT_UNICODE
 from spamq.rows import blank as _blank
 from spamq.rows import kind as _kind
 from spamq.rows import lone_surrogate as _lone_surrogate
@@ -81,92 +79,6 @@ def upload_format(filename: str | None, given: str | None) -> str:
             "format", f"cannot tell the format of {_shown(filename)}: name it .csv, .tsv or .jsonl "
             "or give the 'format' form field")
     return UPLOAD_FORMATS[suffix]
-
-
-def parse_upload(
-    stream: Any, *, fmt: str, column: str, max_rows: int, max_chars: int
-) -> tuple[list[str], list[int], list[dict[str, Any]]]:
-    """Texts of an uploaded CSV/TSV/JSONL file: (texts, their row numbers, rejected rows).
-
-    Rows are numbered from 0 among data rows (a CSV header is not a row). Every input row is
-    either a text or a rejected ``{row, reason}``. No message quotes the file's contents.
-    """
-    import csv
-    import io
-    import json
-
-    texts: list[str] = []
-    rows: list[int] = []
-    rejected: list[dict[str, Any]] = []
-
-    def add(row: int, text: Any, problem: str | None = None) -> None:
-        if row >= max_rows:
-            raise InvalidRequest("file", f"the file has more than {max_rows} rows", status=413)
-        problem = problem or text_problem(text, max_chars=max_chars)
-        if problem:
-            rejected.append({"row": row, "reason": problem})
-        else:
-            texts.append(text)
-            rows.append(row)
-
-    reader = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    try:
-        if fmt == "jsonl":
-            row = 0
-            for line in reader:
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except RecursionError:
-                    add(row, None, "not valid JSON (nested too deep)")
-                except ValueError:
-                    add(row, None, "not valid JSON")
-                else:
-                    if isinstance(obj, dict):
-                        add(row, obj.get(column))
-                    else:
-                        add(row, None, "not a JSON object")
-                row += 1
-        else:
-            csv.field_size_limit(max(max_chars * 4, 131072))
-            records = _csv_records(reader, fmt)
-            header = next(records, None)
-            if header is None or column not in header:
-                n = len(header or [])
-                raise InvalidRequest("column", f"no column {_shown(column)} in the {fmt} header "
-                                     f"({n} column{'' if n == 1 else 's'})")
-            at = header.index(column)
-            row = 0
-            for record in records:
-                if record:  # a blank line is no row
-                    add(row, record[at] if at < len(record) else None)
-                    row += 1
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest("file", f"the file is not UTF-8 text: {exc.reason}") from exc
-    finally:
-        reader.detach()
-    if not texts and not rejected:
-        raise InvalidRequest("file", "the file has no rows")
-    return texts, rows, rejected
-
-
-def _csv_records(lines: Iterable[str], fmt: str) -> Iterator[list[str]]:
-    """The file's csv records, parsed strictly; 422 naming the line where a bad record starts."""
-    import csv
-
-    table = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",", strict=True)
-    while True:
-        start = table.line_num + 1
-        try:
-            record = next(table)
-        except StopIteration:
-            return
-        except csv.Error as exc:  # its messages never quote the file
-            problem = next((v for k, v in _CSV_ERRORS.items() if k in str(exc)), str(exc))
-            raise InvalidRequest("file", f"the {fmt} record starting at line {start} cannot be "
-                                 f"read: {problem}") from exc
-        yield record
 
 
 def int_param(args: Any, name: str, *, default: int | None, low: int,

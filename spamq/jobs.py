@@ -5,9 +5,7 @@ Keys (all expire after the configured retention):
   spamq:job:<id>:texts     list: the submitted texts, in order
   spamq:job:<id>:results   hash: chunk index -> JSON list of that chunk's results
   spamq:job:<id>:finished  list: one element pushed when the job ends (BLPOP to wait)
-  spamq:job:<id>:rejected  list: JSON {row, reason} of input rows refused before scoring
-  spamq:job:<id>:rows      list: input row number of each scored text (only if rows were refused)
-  spamq:job:<id>:parts     set: chunk indices whose output part file is written (bulk I/O)
+  spamq:job:<id>:parts     set: a store job's committed splits (spamq/store_jobs.py)
   spamq:idem:<sha256>      the job id created for an Idempotency-Key (hash of owner + key)
   spamq:owner:<key id>:jobs  set: the key's jobs not known to have ended (fair share)
   spamq:output:<sha256>    the job id that reserved an output directory (hash of the path)
@@ -171,23 +169,6 @@ return pending
 """
 
 
-# KEYS: job, parts. ARGV: chunk index, ttl.
-# 1 when every chunk's part is written and every chunk's results are stored: the caller then
-# writes the markers (_REJECTED.jsonl, _SUCCESS) and only then calls _OUTPUT_DONE, so a job
-# seen as done always has its _SUCCESS. A resumed job whose chunks were all stored (only part
-# files were missing) gets here too: no store_chunk will finish it.
-_PART_WRITTEN = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
-if redis.call('SCARD', KEYS[2]) < total then return 0 end
-local status = redis.call('HGET', KEYS[1], 'status')
-if (status == 'running' or status == 'done')
-   and tonumber(redis.call('HGET', KEYS[1], 'chunks_done')) == total then return 1 end
-return 0
-"""
-
 # KEYS: job, finished. ARGV: now, ttl. A running job whose output is complete becomes done.
 _OUTPUT_DONE = _MARK_DONE + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -350,7 +331,6 @@ class JobStore:
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
         self._pending_rows = client.register_script(_PENDING_ROWS)
-        self._part_written = client.register_script(_PART_WRITTEN)
         self._output_done = client.register_script(_OUTPUT_DONE)
 
     @staticmethod
@@ -433,43 +413,31 @@ class JobStore:
         *,
         chunk_size: int,
         queue: str,
-        rejected: list[dict[str, Any]] | None = None,
-        rows: list[int] | None = None,
         idempotency_key: str | None = None,
         owner: str | None = None,
         deadline: float | None = None,
-        output: str = "",
         window: int | None = None,
         request_sha: str = "",
     ) -> tuple[Job, list[Chunk]]:
         """Store a new queued job with its texts; return it and the chunks to send now.
 
-        ``rejected`` lists input rows refused before scoring ({row, reason}); ``rows`` gives the
-        input row number of each text. With ``idempotency_key`` (scoped to ``owner``) already
-        used: DuplicateJob; if storing fails, the key is freed again. ``output``: a directory
-        of the artifact store that workers write the results to. ``window``: how many chunks
-        to send now (None: all); each stored chunk then sends the next one.
+        With ``idempotency_key`` (scoped to ``owner``) already used: DuplicateJob; if storing
+        fails, the key is freed again. ``window``: how many chunks to send now (None: all);
+        each stored chunk then sends the next one.
         """
         job_id = secrets.token_hex(16)  # 128 random bits: unguessable
-        job_key, texts_key, _, _ = self._keys(job_id)
-        taken = self._reserve(job_id, owner=owner, idempotency_key=idempotency_key,
-                              output=output)
+        texts_key = self._keys(job_id)[1]
+        taken = self._reserve(job_id, owner=owner, idempotency_key=idempotency_key, output="")
         plan = chunk_plan(len(texts), chunk_size)
         sent = len(plan) if window is None else min(len(plan), max(1, window))
         fields = self._new_fields(job_id, chunks=len(plan), sent=sent, queue=queue,
-                                  owner=owner, deadline=deadline, output=output,
+                                  owner=owner, deadline=deadline, output="",
                                   request_sha=request_sha)
-        fields.update(total=len(texts), chunk_size=chunk_size, rejected=len(rejected or []))
+        fields.update(total=len(texts), chunk_size=chunk_size)
         pipe = self._r.pipeline(transaction=True)
         for i in range(0, len(texts), _TEXT_SLICE):
             pipe.rpush(texts_key, *texts[i : i + _TEXT_SLICE])
         pipe.expire(texts_key, self._ttl)
-        for key, values in ((job_key + ":rejected", [json.dumps(r) for r in rejected or []]),
-                            (job_key + ":rows", [str(r) for r in rows or []] if rejected else [])):
-            for i in range(0, len(values), _TEXT_SLICE):
-                pipe.rpush(key, *values[i : i + _TEXT_SLICE])
-            if values:
-                pipe.expire(key, self._ttl)
         self._commit(pipe, fields, taken)
         return Job.from_hash({k: str(v) for k, v in fields.items()}), plan[:sent]
 
@@ -665,37 +633,14 @@ class JobStore:
             return []
         self._resume(keys=[self._key(job_id), self._keys(job_id)[3]],
                      args=[repr(deadline) if deadline is not None else "", repr(time.time())])
-        missing = set(self.missing_chunks(job))
-        if job.output:  # stored, but its part file never written (an output write failed)
-            written = {int(i) for i in self._r.smembers(self._key(job_id, "parts"))}
-            missing |= {i for i in range(job.chunks_sent) if i not in written}
-        return sorted(missing) + self.advance(job_id, (window or job.chunks_total) - len(missing))
-
-    def output(self, job_id: str) -> str:
-        """The job's output directory ('' when it has none, or there is no such job)."""
-        value = self._r.hget(self._key(job_id), "output")
-        return _str(value) or ""
-
-    def part_written(self, job_id: str, chunk: int) -> bool:
-        """Record chunk's part file as written; True when every part is written and every
-        chunk stored: write the markers, then call :meth:`output_done`."""
-        outcome = self._part_written(keys=[self._key(job_id), self._key(job_id, "parts")],
-                                     args=[chunk, self._ttl])
-        return outcome == 1
+        missing = self.missing_chunks(job)
+        return missing + self.advance(job_id, (window or job.chunks_total) - len(missing))
 
     def output_done(self, job_id: str) -> bool:
         """Mark a running job with a complete output directory done (after its _SUCCESS)."""
         job_key, _, _, finished_key = self._keys(job_id)
         return self._output_done(keys=[job_key, finished_key],
                                  args=[repr(time.time()), self._ttl]) == 1
-
-    def rejected(self, job_id: str) -> list[dict[str, Any]]:
-        return [json.loads(v) for v in self._r.lrange(self._key(job_id, "rejected"), 0, -1)]
-
-    def rows(self, job_id: str, start: int, stop: int) -> list[int]:
-        """Input row numbers of texts ``[start, stop)`` (identity when no row was refused)."""
-        values = self._r.lrange(self._key(job_id, "rows"), start, stop - 1)
-        return [int(v) for v in values] if values else list(range(start, stop))
 
     def results_range(self, job: Job, start: int, stop: int) -> list[tuple[int, dict[str, Any]]]:
         """(text position, result) for the stored results among positions ``[start, stop)``."""
@@ -716,14 +661,8 @@ class JobStore:
         return out
 
     def result_rows(self, job: Job, start: int, stop: int) -> list[dict[str, Any]]:
-        """The stored results among positions ``[start, stop)``, each with its input ``row``:
-        the rows of the results API and of bulk output part files."""
-        found = self.results_range(job, start, stop)
-        if not found:
-            return []
-        first = found[0][0]
-        rows = self.rows(job.id, first, found[-1][0] + 1)
-        return [{"row": rows[pos - first], **result} for pos, result in found]
+        """The stored results among positions ``[start, stop)``, each with its ``row``."""
+        return [{"row": pos, **result} for pos, result in self.results_range(job, start, stop)]
 
     def mark_running(self, job_id: str) -> None:
         """A queued job whose first piece of work has started becomes running."""

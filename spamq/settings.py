@@ -165,17 +165,13 @@ class Settings(BaseSettings):
     prediction_log_max_age_s: float = Field(default=60.0, gt=0)
     prediction_log_root: str = "predictions"
 
-    # --- Bulk I/O (spamq/bulk_io.py): jobs reading/writing files in the artifact store ---
+    # --- Store jobs (spamq/store_jobs.py): inputs and outputs in the artifact store ---
     # Each API key uses <store_tenant_root>/<key id>/ and any prefix granted to its key id
     # (JSON: {"<key id>": ["data/sms", ...]}), spamq/tenancy.py.
     split_bytes: int = Field(default=64 * 1024 * 1024, ge=1,
                              description="bytes per split of an uncompressed text input")
     store_tenant_root: str = "tenants"
     store_grants: dict[str, list[str]] = Field(default_factory=dict)
-    output_write_attempts: int = Field(default=5, ge=1, description="tries of one part write")
-    output_write_backoff_s: float = Field(default=0.5, ge=0,
-                                          description="first retry delay, doubled")
-    output_write_backoff_max_s: float = Field(default=8.0, ge=0)
 
 
 @lru_cache(maxsize=1)

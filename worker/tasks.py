@@ -76,28 +76,6 @@ def _scorer(state) -> Scorer:
     return resilience.PoisonScorer(get_batcher(), marker) if marker else get_batcher()
 
 
-def _write_output(state, job_id: str, chunk: Chunk, *, stored: bool) -> None:
-    """Write the chunk's part file for a job with an output directory (spamq/bulk_io.py).
-
-    Freshly stored results always; otherwise (a redelivery, another attempt stored them)
-    only if the part file is missing. An exhausted write raises: the job fails, and a
-    resubmission with its Idempotency-Key re-sends the chunks whose part is missing.
-    """
-    output = state.store.output(job_id)
-    if not output or not state.store.chunk_stored(job_id, chunk.index):
-        return
-    from spamq import bulk_io
-
-    _artifacts = state.artifacts
-    if not stored and _artifacts.exists(bulk_io.part_path(output, chunk.index)):
-        if state.store.part_written(job_id, chunk.index):
-            bulk_io.finish_output(_artifacts, state.store, job_id,
-                                  retry=bulk_io.retry_options(state.settings))
-        return
-    bulk_io.write_part(_artifacts, state.store, job_id, chunk.index, chunk.start, chunk.stop,
-                       retry=bulk_io.retry_options(state.settings))
-
-
 @app.task(name=SCORE_CHUNK, bind=True)
 def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> None:
     state = get_state()
@@ -117,7 +95,6 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
             stored = score_chunk(state.store, _scorer(state), job_id, chunk,
                                  interactive=interactive, lease_s=state.settings.chunk_lease_s,
                                  holder=state.name, send_next=send_next, leases=state.leases)
-            _write_output(state, job_id, chunk, stored=stored)
         except redis.RedisError as exc:
             # Redis is unreachable (restarting?): not the job's fault. Hand the message back;
             # if even that fails, it stays unacked and comes back after the visibility timeout.

@@ -1,4 +1,4 @@
-"""Jobs reading their input from HDFS and writing part files back (spamq/bulk_io.py).
+"""Store jobs: input splits read from HDFS, part files written back (worker/split_tasks.py).
 
 Real processes: redis-server, a celery worker and the gunicorn API, both on a real HDFS.
 """
@@ -43,8 +43,7 @@ def hdfs_job_env(hdfs_url, service_env, tmp_path_factory):  # noqa: F811
     env = {**service_env, "SPAMQ_REDIS_URL": rurl, "SPAMQ_HDFS_URL": hdfs_url,
            "SPAMQ_STORE_GRANTS": json.dumps({HOME_2.rsplit("/", 1)[1]: ["shared"]}),
            "SPAMQ_HDFS_ROOT": root, "SPAMQ_CHUNK_SIZE": str(CHUNK),
-           "SPAMQ_SPLIT_BYTES": str(SPLIT_BYTES),
-           "SPAMQ_OUTPUT_WRITE_ATTEMPTS": "3", "SPAMQ_OUTPUT_WRITE_BACKOFF_S": "0.05"}
+           "SPAMQ_SPLIT_BYTES": str(SPLIT_BYTES)}
     STACK.update(env=env, tmp=tmp, worker=start_worker(env, log=tmp / "worker.log"))
     api, base = start_api(env, log=tmp / "api.log")
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from spamq.artifacts import ArtifactError, LocalArtifactStore
-from spamq.bulk_io import store_path
+from spamq.tenancy import store_path
 
 
 @pytest.fixture

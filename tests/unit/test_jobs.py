@@ -153,29 +153,11 @@ def test_resume_returns_only_missing_chunks_of_a_failed_job(store: JobStore):
     assert store.get(job.id).status == DONE
 
 
-def test_a_job_with_an_output_is_done_only_after_output_done(store: JobStore):
-    job, plan = store.create(["a", "b", "c"], chunk_size=2, queue="q", output="out/x")
-    store.claim(job.id, 0, 2)
-    for c in plan:
-        store.store_chunk(job.id, c.index, [result("ham", 0.1)] * (c.stop - c.start),
-                          model_version="v1")
-    assert store.get(job.id).status == RUNNING  # stored, but no part file yet
-    assert store.part_written(job.id, 0) is False
-    assert store.part_written(job.id, 1) is True  # every part: now write the markers...
-    assert store.part_written(job.id, 1) is True  # (a redelivery asks again: same answer)
-    assert store.get(job.id).status == RUNNING  # ...the job is not done before them
-    assert store.output_done(job.id) is True
-    assert store.get(job.id).status == DONE and store.get(job.id).finished
-    assert store.output_done(job.id) is False  # once
-    assert store.part_written(job.id, 1) is True  # a late copy still finds the output complete
-
-
-def test_result_rows_name_each_input_row_and_skip_unstored_chunks(store: JobStore):
-    job, _ = store.create(["a", "b", "c"], chunk_size=2, queue="q", rows=[0, 2, 3],
-                          rejected=[{"row": 1, "reason": "empty or blank"}])
+def test_result_rows_name_each_text_and_skip_unstored_chunks(store: JobStore):
+    job, _ = store.create(["a", "b", "c"], chunk_size=2, queue="q")
     assert store.result_rows(job, 0, 3) == []
     store.store_chunk(job.id, 1, [result("spam", 0.9)], model_version="v1")
-    assert store.result_rows(job, 0, 3) == [{"row": 3, **result("spam", 0.9)}]
+    assert store.result_rows(job, 0, 3) == [{"row": 2, **result("spam", 0.9)}]
     store.store_chunk(job.id, 0, [result("ham", 0.1), result("ham", 0.2)], model_version="v1")
-    assert [r["row"] for r in store.result_rows(job, 0, 3)] == [0, 2, 3]
-    assert [r["row"] for r in store.result_rows(job, 1, 2)] == [2]
+    assert [r["row"] for r in store.result_rows(job, 0, 3)] == [0, 1, 2]
+    assert [r["row"] for r in store.result_rows(job, 1, 2)] == [1]

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
-import io
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from api.validation import InvalidRequest, int_param, parse_texts, parse_upload, upload_format
+from api.validation import InvalidRequest, int_param, parse_texts, upload_format
+from spamq import splits
+from spamq.artifacts import LocalArtifactStore
 
 INVISIBLE = ["\u200b\u200d\ufeff", "\u2060", " \u200e\t\u202e\U000e0001 ", ""]
 
@@ -18,8 +21,19 @@ def texts(*items):
 
 
 def upload(content: str | bytes, fmt: str = "jsonl", column: str = "text"):
+    """(texts, their record numbers, rejected {row, reason}) as a store job reads the file."""
     data = content.encode() if isinstance(content, str) else content
-    return parse_upload(io.BytesIO(data), fmt=fmt, column=column, max_rows=100, max_chars=50)
+    with tempfile.TemporaryDirectory() as root:
+        store = LocalArtifactStore(Path(root))
+        store.write_bytes(f"in.{fmt}", data)
+        files = splits.list_input(store, f"in.{fmt}")
+        header = splits.sniff(store, files[0], column=column)
+        records = [r for split in splits.plan_splits(store, files, split_bytes=1 << 20)
+                   for r in splits.read_split(store, files[0], split, header=header,
+                                              column=column, max_chars=50)]
+    ok = [(i, r.text) for i, r in enumerate(records) if r.problem is None]
+    return ([t for _, t in ok], [i for i, _ in ok],
+            [{"row": i, "reason": r.problem} for i, r in enumerate(records) if r.problem])
 
 
 def test_a_lone_surrogate_is_a_422_naming_the_text():
@@ -56,26 +70,17 @@ def test_a_deeply_nested_jsonl_line_is_a_rejected_row():
         {"row": 1, "reason": "not valid JSON (nested too deep)"}])
 
 
-@pytest.mark.parametrize(
-    ("content", "line"),
-    [
-        ('text\nhi\n"never closed\nrest,of\nthe file\n', 3),
-        ('"text\nhi\n', 1),  # in the header
-        ('text\nhi\n\n"a\nb\n', 4),  # a blank line before the row still counts as a line
-    ],
-)
-def test_an_unclosed_csv_quote_is_a_422_naming_its_line(content, line):
-    with pytest.raises(InvalidRequest) as err:
-        upload(content, fmt="csv")
-    assert (err.value.field, err.value.status) == ("file", 422)
-    assert f"line {line} " in err.value.message
-    assert err.value.message.endswith(": a quoted field is not closed")
-    assert "never" not in err.value.message
+def test_an_unclosed_csv_quote_is_a_rejected_record_not_one_merged_row():
+    texts_, _, rejected = upload('text\nhi\n"never closed\nrest,of\nthe file\n', fmt="csv")
+    assert texts_ == ["hi"]  # the rest of the file is not scored as one silent row
+    assert rejected == [{"row": 1, "reason": "csv: a quoted field is not closed"}]
+    with pytest.raises(splits.InputError, match="header row cannot be read"):
+        upload('"text\nhi\n', fmt="csv")
 
 
-def test_text_after_a_closing_quote_is_a_422():
-    with pytest.raises(InvalidRequest, match=r"line 2 .*text after its closing quote"):
-        upload('text,n\n"secret"junk,1\n', fmt="csv")
+def test_text_after_a_closing_quote_is_a_rejected_record():
+    assert upload('text,n\n"secret"junk,1\n', fmt="csv")[2] == [
+        {"row": 0, "reason": "csv: a quoted field has text after its closing quote"}]
 
 
 def test_quoted_multiline_fields_and_crlf_still_work():
@@ -86,11 +91,11 @@ def test_quoted_multiline_fields_and_crlf_still_work():
 
 
 def test_a_missing_column_names_it_but_not_the_header():
-    with pytest.raises(InvalidRequest) as err:
+    with pytest.raises(splits.InputError) as err:
         upload("secret_one,secret_two,secret_three\n1,2,3\n", fmt="csv", column="body")
     assert err.value.field == "column"
     assert err.value.message == "no column 'body' in the csv header (3 columns)"
-    with pytest.raises(InvalidRequest) as err:
+    with pytest.raises(splits.InputError) as err:
         upload("a\n", fmt="csv", column="b" * 500)
     assert len(err.value.message) < 200 and "(1 column)" in err.value.message
 

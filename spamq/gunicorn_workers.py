@@ -1,0 +1,91 @@
+"""The gunicorn worker classes ``spamq api`` runs (``settings.api_worker_class``).
+
+* ``GeventWorker`` (the default): each connection is a greenlet, so a client that sends its
+  body slowly holds a greenlet (of ``api_worker_connections``), not one of a few threads.
+  A body not fully in ``api_body_timeout_s`` after its headers ends with a JSON 408, and the
+  connection closes. The request line and headers are bounded already: gunicorn's gevent
+  worker gives them its keep-alive timeout (2 s), then drops the connection.
+* ``ThreadWorker``: gunicorn's gthread; a slow client holds one of ``api_threads``.
+
+Both answer what gunicorn answers itself, before the app sees a request (431 for a header
+over limit_request_field_size, 400 for a bad request line, ...), as JSON like the app's own
+errors, with the status gunicorn chose.
+
+Not in the ``api`` package: gunicorn's master imports this module before it forks the workers,
+and the gevent worker monkey-patches only then, so nothing that opens sockets or makes locks
+(Flask, redis, kombu: ``api/__init__.py``) may be imported here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import gevent
+from gunicorn import util
+from gunicorn.workers import ggevent, gthread
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's ``util.write_error`` (an HTML page), writing a JSON body instead."""
+    body = json.dumps({"error": reason.lower().replace(" ", "_"), "message": mesg or reason})
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, (head + body).encode("latin1"))  # json.dumps wrote ASCII
+
+
+class _JsonErrors:
+    def init_process(self) -> None:
+        util.write_error = write_json_error  # gunicorn's Worker.handle_error writes through it
+        super().init_process()
+
+
+class ThreadWorker(_JsonErrors, gthread.ThreadWorker):
+    pass
+
+
+class GeventWorker(_JsonErrors, ggevent.GeventWorker):
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        from spamq.settings import get_settings
+
+        self.wsgi = body_deadline(self.wsgi, get_settings().api_body_timeout_s)
+
+
+def body_deadline(app: Any, seconds: float) -> Any:
+    """WSGI middleware: reading the request body raises a 408 once ``seconds`` have passed."""
+
+    def deadline_app(environ: dict, start_response: Any) -> Any:
+        environ["wsgi.input"] = _DeadlineInput(environ["wsgi.input"], seconds)
+        return app(environ, start_response)
+
+    return deadline_app
+
+
+class _DeadlineInput:
+    """``wsgi.input`` whose reads stop waiting for the client at a deadline (gevent only)."""
+
+    def __init__(self, stream: Any, seconds: float) -> None:
+        self._stream, self._seconds = stream, seconds
+        self._deadline = time.monotonic() + seconds
+
+    def _bounded(self, read: Any, *args: Any) -> Any:
+        from werkzeug.exceptions import RequestTimeout  # an HTTPException: Flask answers JSON
+
+        late = RequestTimeout(f"the request body did not arrive within {self._seconds:g} s")
+        # gunicorn marks the body failed when its read raises, so the connection then closes.
+        with gevent.Timeout(max(0.0, self._deadline - time.monotonic()), late):
+            return read(*args)
+
+    def read(self, *args: Any) -> bytes:
+        return self._bounded(self._stream.read, *args)
+
+    def readline(self, *args: Any) -> bytes:
+        return self._bounded(self._stream.readline, *args)
+
+    def readlines(self, *args: Any) -> list[bytes]:
+        return self._bounded(self._stream.readlines, *args)
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
