@@ -66,11 +66,25 @@ local function mark_done(job, finished, now, ttl)
 end
 """
 
+# The job's next unsent chunk (a store job's: split), marked sent; -1 when none is due. Each
+# stored chunk sends the next, so a bulk job keeps a window queued (after _LUA_ENDED).
+_LUA_NEXT = """
+local function next_unsent(job, status)
+  local total = tonumber(redis.call('HGET', job, 'chunks_total'))
+  local sent = tonumber(redis.call('HGET', job, 'chunks_sent') or total)
+  if sent < total and not ENDED[status] then
+    redis.call('HINCRBY', job, 'chunks_sent', 1)
+    return sent
+  end
+  return -1
+end
+"""
+
 # KEYS: job, results, finished. ARGV: chunk index, results json, n items, version, now, ttl.
 # Returns {outcome, next}: outcome -1 no such job, 0 already stored, 1 stored now; next is the
 # index of the job's next unsent chunk, which the caller sends now (a bulk job keeps only a
 # window of chunks queued, so jobs of many keys interleave in the queue), or -1.
-_STORE_CHUNK = _MARK_DONE + """
+_STORE_CHUNK = _MARK_DONE + _LUA_NEXT + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, -1} end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0, -1} end
 redis.call('EXPIRE', KEYS[2], ARGV[6])
@@ -83,19 +97,10 @@ end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
 local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
-local output = redis.call('HGET', KEYS[1], 'output')
--- a job with an output directory is done once its output is complete (_PART_WRITTEN, then
--- the markers, then _OUTPUT_DONE)
-if chunks == total and (output == false or output == '') and not ENDED[status] then
+if chunks == total and not ENDED[status] then
   mark_done(KEYS[1], KEYS[3], ARGV[5], ARGV[6])
 end
-local nxt = -1
-local sent = tonumber(redis.call('HGET', KEYS[1], 'chunks_sent') or total)
-if sent < total and not ENDED[status] then
-  redis.call('HINCRBY', KEYS[1], 'chunks_sent', 1)
-  nxt = sent
-end
-return {1, nxt}
+return {1, next_unsent(KEYS[1], status)}
 """
 
 # KEYS: job, finished. ARGV: error, now, ttl

@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from spamq.jobs import _LUA_ENDED, STORE, Job, JobStore, _str
+from spamq.jobs import _LUA_ENDED, _LUA_NEXT, STORE, Job, JobStore, _str
 
 SUCCESS, REJECTED_DIR = "_SUCCESS", "_rejected"
 
@@ -38,7 +38,7 @@ def part_name(index: int, fmt: str) -> str:
 # Returns {outcome, next}: outcome -1 no such job, 0 already committed, 1 committed, 2 committed
 # and it was the job's last split (the caller writes _SUCCESS, then marks the job done); next:
 # the next unsent split to send now, or -1.
-_SPLIT_DONE = _LUA_ENDED + """
+_SPLIT_DONE = _LUA_ENDED + _LUA_NEXT + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, -1} end
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, -1} end
 redis.call('EXPIRE', KEYS[2], ARGV[7])
@@ -58,12 +58,7 @@ end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
 local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
-local nxt = -1
-local sent = tonumber(redis.call('HGET', KEYS[1], 'chunks_sent'))
-if sent < total and not ENDED[status] then
-  redis.call('HINCRBY', KEYS[1], 'chunks_sent', 1)
-  nxt = sent
-end
+local nxt = next_unsent(KEYS[1], status)
 if splits == total and not ENDED[status] then return {2, nxt} end
 return {1, nxt}
 """

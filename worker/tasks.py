@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import redis
@@ -90,22 +91,28 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
         send_chunk(app.send_task, job_id, Chunk(nxt, nxt * size, min(nxt * size + size, total)),
                    queue or state.settings.bulk_queue)
 
-    with job_context(job_id):
-        try:
-            stored = score_chunk(state.store, _scorer(state), job_id, chunk,
-                                 interactive=interactive, lease_s=state.settings.chunk_lease_s,
-                                 holder=state.name, send_next=send_next, leases=state.leases)
-        except redis.RedisError as exc:
-            # Redis is unreachable (restarting?): not the job's fault. Hand the message back;
-            # if even that fails, it stays unacked and comes back after the visibility timeout.
-            logger.warning("chunk %d: redis unavailable (%s); message requeued", index, exc)
-            raise Reject(str(exc), requeue=True) from exc
-        except Exception as exc:
-            logger.exception("chunk %d failed", index)
-            state.store.fail(job_id, f"chunk {index} failed: {public_error(exc)}")
-            raise
+    with job_context(job_id), _failures(state, job_id, f"chunk {index}"):
+        stored = score_chunk(state.store, _scorer(state), job_id, chunk,
+                             interactive=interactive, lease_s=state.settings.chunk_lease_s,
+                             holder=state.name, send_next=send_next, leases=state.leases)
         logger.info("chunk %d [%d, %d) %s", index, start, stop,
                     "stored" if stored else "not stored")
+
+
+@contextmanager
+def _failures(state, job_id: str, what: str) -> Iterator[None]:
+    """How a task ends on an error. Redis unreachable (restarting?) is not the job's fault:
+    the message goes back (if even that fails, it stays unacked and comes back after the
+    visibility timeout). Anything else fails the job, with a message fit for its client."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        logger.warning("%s: redis unavailable (%s); message requeued", what, exc)
+        raise Reject(str(exc), requeue=True) from exc
+    except Exception as exc:
+        logger.exception("%s failed", what)
+        state.store.fail(job_id, f"{what} failed: {public_error(exc)}")
+        raise
 
 
 def public_error(exc: Exception) -> str:
@@ -126,20 +133,12 @@ def score_split_task(self, job_id: str, index: int) -> None:
     state = get_state()
     state.ensure_loops()
     queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
-    with job_context(job_id):
-        try:
-            SplitScorer(state.store, state.artifacts, _scorer(state),
-                        max_chars=state.settings.max_chars_per_text, holder=state.name,
-                        lease_s=state.settings.chunk_lease_s, leases=state.leases,
-                        send_next=lambda nxt: send_split(app.send_task, job_id, nxt, queue),
-                        ).run(job_id, index)
-        except redis.RedisError as exc:
-            logger.warning("split %d: redis unavailable (%s); message requeued", index, exc)
-            raise Reject(str(exc), requeue=True) from exc
-        except Exception as exc:
-            logger.exception("split %d failed", index)
-            state.store.fail(job_id, f"split {index} failed: {public_error(exc)}")
-            raise
+    with job_context(job_id), _failures(state, job_id, f"split {index}"):
+        SplitScorer(state.store, state.artifacts, _scorer(state),
+                    max_chars=state.settings.max_chars_per_text, holder=state.name,
+                    lease_s=state.settings.chunk_lease_s, leases=state.leases,
+                    send_next=lambda nxt: send_split(app.send_task, job_id, nxt, queue),
+                    ).run(job_id, index)
 
 
 @app.task(name=PLAN_STORE_JOB, bind=True)
@@ -149,19 +148,13 @@ def plan_store_job_task(self, job_id: str) -> None:
 
     state = get_state()
     queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
-    with job_context(job_id):
+    with job_context(job_id), _failures(state, job_id, "planning"):
         try:
             job = state.store.get(job_id)
-            if job.finished or job.chunks_sent:
-                return
-            plan_quotes(state.store, state.artifacts, job_id)
-            for index in state.store.advance(job_id, state.settings.bulk_window_chunks):
-                send_split(app.send_task, job_id, index, queue)
         except JobNotFound:
             return
-        except redis.RedisError as exc:
-            raise Reject(str(exc), requeue=True) from exc
-        except Exception as exc:
-            logger.exception("planning failed")
-            state.store.fail(job_id, f"planning failed: {public_error(exc)}")
-            raise
+        if job.finished or job.chunks_sent:
+            return
+        plan_quotes(state.store, state.artifacts, job_id)
+        for index in state.store.advance(job_id, state.settings.bulk_window_chunks):
+            send_split(app.send_task, job_id, index, queue)

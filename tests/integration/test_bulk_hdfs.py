@@ -276,18 +276,23 @@ def test_a_directory_of_gz_and_plain_parts_and_a_parquet_input_echo_their_ids(hd
     assert [g["id"] for g in all_results(base, job["id"])] == ids
 
 
-def test_a_store_job_keeps_no_row_in_redis_and_cancels_mid_job(hdfs_job_env):
-    base, store, r = hdfs_job_env
-    n = 30_000
-    store.write_bytes(f"{HOME}/in/big.csv", sample_csv(n, set()))
+def start_big_job(base: str, store, r, name: str, n: int, *, parts: int) -> str:
+    """A store job over an n-row CSV, once ``parts`` of its splits are committed."""
+    store.write_bytes(f"{HOME}/in/{name}.csv", sample_csv(n, set()))
     resp = requests.post(f"{base}/v1/jobs", json={
-        "hdfs_input": f"{HOME}/in/big.csv", "hdfs_output": f"{HOME}/out/big",
+        "hdfs_input": f"{HOME}/in/{name}.csv", "hdfs_output": f"{HOME}/out/{name}",
         "id_column": "id"}, timeout=30)
     assert resp.status_code == 202, resp.text
     job_id = resp.json()["id"]
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not r.scard(f"spamq:job:{job_id}:parts"):
-        time.sleep(0.05)
+    while time.monotonic() < deadline and r.scard(f"spamq:job:{job_id}:parts") < parts:
+        time.sleep(0.02)
+    return job_id
+
+
+def test_a_store_job_keeps_no_row_in_redis_and_cancels_mid_job(hdfs_job_env):
+    base, store, r = hdfs_job_env
+    job_id = start_big_job(base, store, r, "big", 30_000, parts=1)
     keys = {k.decode() for k in r.keys(f"spamq:job:{job_id}*")}
     allowed = {f"spamq:job:{job_id}" + s for s in (
         "", ":files", ":splits", ":spec", ":parts", ":split_rows", ":progress", ":finished")}
@@ -313,15 +318,7 @@ def test_a_worker_killed_mid_split_loses_and_duplicates_nothing(hdfs_job_env):
     committed part (their leases name the dead worker), 0 rows lost or duplicated."""
     base, store, r = hdfs_job_env
     n = 40_000
-    store.write_bytes(f"{HOME}/in/kill.csv", sample_csv(n, set()))
-    resp = requests.post(f"{base}/v1/jobs", json={
-        "hdfs_input": f"{HOME}/in/kill.csv", "hdfs_output": f"{HOME}/out/kill",
-        "id_column": "id"}, timeout=30)
-    assert resp.status_code == 202, resp.text
-    job_id = resp.json()["id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and r.scard(f"spamq:job:{job_id}:parts") < 3:
-        time.sleep(0.02)
+    job_id = start_big_job(base, store, r, "kill", n, parts=3)
     STACK["worker"].stop(signal.SIGKILL)
     before = {int(i) for i in r.smembers(f"spamq:job:{job_id}:parts")}
     stamps = {i: store.stat(f"{HOME}/out/kill/part-{i:05d}.jsonl").mtime for i in before}
