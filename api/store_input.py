@@ -114,7 +114,9 @@ def submit_store_job(body: dict[str, Any], settings: Settings, *, jobs: JobStore
         header = splits.sniff(store, files[0], column=column, id_column=id_column,
                               keep_columns=keep)
         _check_output(store, out, allowed)
-        plan = splits.plan_splits(store, files, split_bytes=settings.split_bytes)
+        footers = sum(f.fmt == "parquet" for f in files) <= settings.plan_footers_max_files
+        plan = splits.plan_splits(store, files, split_bytes=settings.split_bytes,
+                                  parquet_footers=footers)
     except splits.InputError as exc:
         raise InvalidRequest(exc.field, exc.message) from exc
     except ArtifactError as exc:

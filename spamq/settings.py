@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     # (JSON: {"<key id>": ["data/sms", ...]}), spamq/tenancy.py.
     split_bytes: int = Field(default=64 * 1024 * 1024, ge=1,
                              description="bytes per split of an uncompressed text input")
+    plan_footers_max_files: int = Field(
+        default=32, ge=0,
+        description="Parquet files whose footers the API reads (a split per row group); more: "
+                    "a split per file, so a submission reads no footer")
     store_tenant_root: str = "tenants"
     store_grants: dict[str, list[str]] = Field(default_factory=dict)
 

@@ -218,19 +218,23 @@ def _split_pattern(spec: str) -> tuple[str, str | None]:
 
 
 def plan_splits(
-    store: ArtifactStore, files: Sequence[InputFile], *, split_bytes: int
+    store: ArtifactStore, files: Sequence[InputFile], *, split_bytes: int,
+    parquet_footers: bool = True,
 ) -> list[Split]:
     """Splits of ``files``: ranges of at most ``split_bytes`` of uncompressed text files (a
     record crossing a boundary belongs to the split where it starts), one split per
-    compressed file, one per non-empty Parquet row group (only the footer is read). Empty
-    files give no split."""
+    compressed file, one per non-empty Parquet row group (only the footer is read), or with
+    ``parquet_footers`` False one per Parquet file (no read at all: for inputs of many files,
+    planned in the HTTP request). Empty files give no split."""
     if split_bytes < 1:
         raise ValueError("split_bytes must be at least 1")
     splits: list[Split] = []
     for i, f in enumerate(files):
         if f.size == 0:
             continue
-        if f.fmt == "parquet":
+        if f.fmt == "parquet" and not parquet_footers:
+            splits.append(Split(len(splits), i, 0, f.size))
+        elif f.fmt == "parquet":
             with _parquet_file(store, f) as pf:
                 md = pf.metadata
                 for rg in range(md.num_row_groups):
@@ -742,14 +746,14 @@ def _parquet_file(store: ArtifactStore, file: InputFile) -> _ParquetHandle:
 
 def _read_parquet(store: ArtifactStore, file: InputFile, split: Split, column: str,
                   cols: list[str], max_chars: int) -> Iterator[Record]:
-    if split.row_group is None:
-        raise ValueError("a Parquet split names its row group")
     with _parquet_file(store, file) as pf:
         present = set(pf.schema_arrow.names)
         needed = [c for c in dict.fromkeys([column, *cols]) if c in present]
         md = pf.metadata
-        ref = sum(md.row_group(g).num_rows for g in range(split.row_group))
-        for batch in pf.iter_batches(batch_size=PARQUET_BATCH, row_groups=[split.row_group],
+        groups = ([split.row_group] if split.row_group is not None  # None: the whole file
+                  else list(range(md.num_row_groups)))
+        ref = sum(md.row_group(g).num_rows for g in range(groups[0])) if groups else 0
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH, row_groups=groups,
                                      columns=needed, use_threads=False):
             values = {c: batch.column(c).to_pylist() for c in needed}
             for r in range(batch.num_rows):

@@ -440,6 +440,26 @@ def test_parquet_one_split_per_row_group_reading_the_footer_only(store, tmp_path
     assert records[7].problem == "missing"
 
 
+def test_many_parquet_files_plan_a_split_per_file_reading_nothing(store, tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for k in range(3):
+        local = tmp_path / f"p{k}.parquet"
+        pq.write_table(pa.table({"id": [f"{k}-{i}" for i in range(50)],
+                                 "text": [f"t{i}" for i in range(50)]}), local, row_group_size=20)
+        store.upload_file(local, f"many/part-{k}.parquet")
+    files = list_input(store, "many")
+    counting = CountingStore(store.root)
+    splits = plan_splits(counting, files, split_bytes=1 << 30, parquet_footers=False)
+    assert counting.bytes_read == 0 and [(s.file, s.row_group) for s in splits] == [
+        (0, None), (1, None), (2, None)]
+    records = [r for s in splits for r in read_split(store, files[s.file], s, column="text",
+                                                     id_column="id")]
+    assert [r.extra["id"] for r in records] == [f"{k}-{i}" for k in range(3) for i in range(50)]
+    assert [r.ref for r in records[:50]] == list(range(50))  # each file's rows, all groups
+
+
 def test_a_file_that_is_not_parquet(store) -> None:
     files = one_file(store, "bad.parquet", b"id,text\n" * 100)
     with pytest.raises(InputError) as err:
