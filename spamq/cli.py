@@ -163,6 +163,9 @@ def _score(args: argparse.Namespace) -> int:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     digest.update(b"\0" + args.column.encode())
+    extra = {"id_column": args.id_column} if args.id_column else {}
+    if extra:
+        digest.update(b"\0" + args.id_column.encode())
     key = "spamq-score-" + digest.hexdigest()
     if source is not None:
         out = Path(args.output) if args.output else source.with_name(
@@ -178,12 +181,12 @@ def _score(args: argparse.Namespace) -> int:
             resp = http.post(f"{base}/v1/jobs", headers={"Idempotency-Key": key},
                              json={"hdfs_input": args.input.removeprefix("hdfs://"),
                                    "hdfs_output": args.output.removeprefix("hdfs://"),
-                                   "column": args.column}, timeout=args.timeout)
+                                   "column": args.column, **extra}, timeout=args.timeout)
         else:
             with open(source, "rb") as fh:
                 resp = http.post(f"{base}/v1/jobs", files={"file": (source.name, fh)},
-                                 data={"column": args.column}, headers={"Idempotency-Key": key},
-                                 timeout=args.timeout)
+                                 data={"column": args.column, **extra},
+                                 headers={"Idempotency-Key": key}, timeout=args.timeout)
         if resp.status_code not in (200, 202):
             print(f"spamq score: {resp.status_code} {resp.text.strip()}", file=sys.stderr)
             return 1
@@ -270,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "INPUT.scored.jsonl); for an hdfs:// input: hdfs://DIR")
     p.add_argument("--url", default=None, help="API base URL (default: from settings)")
     p.add_argument("--column", default="text", help="the column (or JSON key) holding the text")
+    p.add_argument("--id-column", help="a column copied into every result row (to join back)")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between progress polls")
     p.add_argument("--timeout", type=float, default=120.0, help="per HTTP call")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
