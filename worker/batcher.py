@@ -80,15 +80,20 @@ class Batcher:
         min_fill: float = 0.0,
         bulk_max_batch_tokens: int | None = None,
         window_tokens: int | None = None,
+        bulk_quiet_s: float = 1.0,
     ) -> None:
         self._runner = runner
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.min_fill = min_fill  # real / padded tokens below which a pass stops growing
-        # Bulk passes are kept short: an interactive row arriving waits for at most one of them.
+        # Bulk passes are kept short while interactive rows come (one arriving waits for at
+        # most one of them); after bulk_quiet_s without any, bulk passes take the full budget
+        # (short passes halve the model's rows/s: bench/bulk_scale.py).
         self.bulk_max_batch_tokens = min(bulk_max_batch_tokens or max_batch_tokens,
                                          max_batch_tokens)
+        self.bulk_quiet_s = bulk_quiet_s
+        self._interactive_at = float("-inf")  # monotonic time of the last interactive submit
         self.window_tokens = window_tokens or 4 * max_batch_tokens
         self._cond = threading.Condition()
         self._interactive: deque[_Row] = deque()
@@ -126,6 +131,8 @@ class Batcher:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
             (self._interactive if interactive else self._bulk).extend(rows)
+            if interactive:
+                self._interactive_at = time.monotonic()
             self._cond.notify_all()
         return future
 
@@ -157,9 +164,9 @@ class Batcher:
     def _take(self) -> list[_Row]:
         """With the lock held: pop the next batch (interactive rows first, else bulk)."""
         source = self._interactive if self._interactive else self._bulk
-        budget = (
-            self.max_batch_tokens if source is self._interactive else self.bulk_max_batch_tokens
-        )
+        quiet = time.monotonic() - self._interactive_at >= self.bulk_quiet_s
+        budget = (self.max_batch_tokens if source is self._interactive or quiet
+                  else self.bulk_max_batch_tokens)
         window: list[_Row] = []
         tokens = 0
         for row in source:  # the oldest rows, so no row waits forever behind shorter ones

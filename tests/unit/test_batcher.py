@@ -208,13 +208,17 @@ def test_min_fill_keeps_long_rows_out_of_a_pass_of_short_ones():
     assert b.stats.as_dict()["fill"] > 0.9
 
 
-def test_bulk_passes_use_the_smaller_bulk_budget():
+def test_bulk_passes_are_short_while_interactive_rows_come_and_full_when_quiet():
     runner = FakeRunner()
-    b = make(runner, max_batch_tokens=100, bulk_max_batch_tokens=8, max_wait_ms=0)
+    b = make(runner, max_batch_tokens=100, bulk_max_batch_tokens=8, max_wait_ms=0,
+             bulk_quiet_s=0.3)
     try:
-        b.predict(["w w"] * 12, interactive=False)
         b.predict(["w w"] * 12, interactive=True)
+        b.predict(["w w"] * 12, interactive=False)  # an interactive row just came: short passes
+        time.sleep(0.35)
+        b.predict(["w w"] * 12, interactive=False)  # quiet: the full budget
     finally:
         b.close()
-    assert runner.batches[:3] == [[2] * 4] * 3  # bulk: 4 rows x 2 tokens = the budget of 8
-    assert runner.batches[3] == [2] * 12  # interactive: one pass
+    assert runner.batches[0] == [2] * 12  # interactive: one pass
+    assert runner.batches[1:4] == [[2] * 4] * 3  # bulk: 4 rows x 2 tokens = the budget of 8
+    assert runner.batches[4] == [2] * 12
