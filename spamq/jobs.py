@@ -66,9 +66,22 @@ local function mark_done(job, finished, now, ttl)
 end
 """
 
-# The job's next unsent chunk (a store job's: split), marked sent; -1 when none is due. Each
-# stored chunk sends the next, so a bulk job keeps a window queued (after _LUA_ENDED).
+# For the scripts that store a piece of work (a chunk; a store job's split), after
+# _LUA_ENDED: count_piece records it; next_unsent marks the job's next unsent piece sent (-1:
+# none is due). Each stored piece sends the next, so a bulk job keeps a window queued.
 _LUA_NEXT = """
+-- a piece of work was stored: count it, note the time and the model; queued -> running
+local function count_piece(job, now, version)
+  local pieces = redis.call('HINCRBY', job, 'chunks_done', 1)
+  redis.call('HSET', job, 'progress_at', now)
+  if version ~= '' then redis.call('HSET', job, 'model_version', version) end
+  if redis.call('HGET', job, 'started_at') == '' then redis.call('HSET', job, 'started_at', now) end
+  local status = redis.call('HGET', job, 'status')
+  if status == 'queued' then redis.call('HSET', job, 'status', 'running') end
+  local total = tonumber(redis.call('HGET', job, 'chunks_total'))
+  return pieces, total, status
+end
+
 local function next_unsent(job, status)
   local total = tonumber(redis.call('HGET', job, 'chunks_total'))
   local sent = tonumber(redis.call('HGET', job, 'chunks_sent') or total)
@@ -89,14 +102,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, -1} end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0, -1} end
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[3])
-local chunks = redis.call('HINCRBY', KEYS[1], 'chunks_done', 1)
-redis.call('HSET', KEYS[1], 'model_version', ARGV[4], 'progress_at', ARGV[5])
-if redis.call('HGET', KEYS[1], 'started_at') == '' then
-  redis.call('HSET', KEYS[1], 'started_at', ARGV[5])
-end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
-local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
+local chunks, total, status = count_piece(KEYS[1], ARGV[5], ARGV[4])
 if chunks == total and not ENDED[status] then
   mark_done(KEYS[1], KEYS[3], ARGV[5], ARGV[6])
 end

@@ -49,15 +49,7 @@ redis.call('HINCRBY', KEYS[1], 'done', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'total', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'rejected', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'bytes_done', ARGV[4])
-local splits = redis.call('HINCRBY', KEYS[1], 'chunks_done', 1)
-redis.call('HSET', KEYS[1], 'progress_at', ARGV[6])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'model_version', ARGV[5]) end
-if redis.call('HGET', KEYS[1], 'started_at') == '' then
-  redis.call('HSET', KEYS[1], 'started_at', ARGV[6])
-end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
-local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
+local splits, total, status = count_piece(KEYS[1], ARGV[6], ARGV[5])
 local nxt = next_unsent(KEYS[1], status)
 if splits == total and not ENDED[status] then return {2, nxt} end
 return {1, nxt}
