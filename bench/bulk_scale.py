@@ -86,7 +86,7 @@ def group_rss_mb(pgid: int) -> float:
 class Sampler(threading.Thread):
     """Every ``every_s``: Redis used_memory and the RSS of each named process group."""
 
-    def __init__(self, r: redis.Redis, groups: dict[str, Any], every_s: float = 0.5) -> None:
+    def __init__(self, r: redis.Redis, groups: dict[str, Any], every_s: float = 1.0) -> None:
         super().__init__(daemon=True)
         self.r, self.groups, self.every_s = r, groups, every_s  # groups: name -> pgid getter
         self.samples: list[dict[str, float]] = []
@@ -227,8 +227,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     r["tiny_limit"] = model_limit(args.tiny_dir, sample, precision=precision,
                                   threads=args.threads)
     if not args.skip_real:
-        r["real_limit"] = model_limit(args.model_dir, sample, precision=precision,
-                                      threads=args.threads)
+        r["real_limit_start"] = model_limit(args.model_dir, sample, precision=precision,
+                                            threads=args.threads)
     with tempfile.TemporaryDirectory(prefix="spamq-bulk-scale-") as tmp_name:
         tmp = Path(tmp_name)
         hdfs_env = {"SPAMQ_HDFS_DIR": str(tmp / "hdfs")}
@@ -338,6 +338,12 @@ def _services(args: argparse.Namespace, r: dict[str, Any], tmp: Path, hdfs_url: 
 
         if not args.skip_real:
             worker["p"].stop()
+            # again right before its job, nothing else of ours running: the shared cores'
+            # load drifts over a run; the targets use the higher (stricter) of the two
+            r["real_limit_before_job"] = model_limit(args.model_dir, texts_of(3000, base_texts),
+                                                     precision=precision, threads=args.threads)
+            r["real_limit"] = max(r["real_limit_start"], r["real_limit_before_job"],
+                                  key=lambda x: x["msgs_per_s"])
             real_env = {**env, "SPAMQ_MODEL_DIR": str(args.model_dir)}
             worker["p"] = start_worker(real_env, log=tmp / "worker-real.log", name="w3",
                                        timeout=300)
@@ -400,7 +406,9 @@ def print_table(r: dict[str, Any]) -> None:
               f"{s['worker_rss_mb']['max']:>10.0f}{s['api_rss_mb']['max']:>8.0f}  "
               f"{j.get('counts', {}).get('exact', '-')}")
     print(f"model alone: tiny {r['tiny_limit']['msgs_per_s']:.0f} msgs/s"
-          + (f", real {r['real_limit']['msgs_per_s']:.0f} msgs/s" if "real_limit" in r else ""))
+          + (f", real {r['real_limit_start']['msgs_per_s']:.0f} (start) / "
+             f"{r['real_limit_before_job']['msgs_per_s']:.0f} (before its job) msgs/s"
+             if "real_limit" in r else ""))
     print(f"CPU s during the big job: {r['big']['cpu_s']}")
     print(f"stream + parse alone (one split, one thread): {r['parse_alone']}")
     print(f"kill: {r['crash']['kill']}")
