@@ -11,17 +11,17 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
 from api.validation import InvalidRequest
-from spamq.jobs import JobNotFound, JobStore
+from spamq.jobs.queue import make_celery
+from spamq.jobs.store import JobNotFound, JobStore
 from spamq.logs import configure_logging
-from spamq.queue import make_celery
-from spamq.service_secrets import load_service_secrets
+from spamq.secrets.service import load_service_secrets
 from spamq.settings import Settings, get_settings
 
 
 def _key_ring(secrets: Any, settings: Settings) -> Any:
     """Accepted API keys; with Vault, re-read every ``api_keys_cache_s`` (issue/revoke)."""
     from api.auth import KeyRing, parse_key_list
-    from spamq.secrets import EnvSecretSource
+    from spamq.secrets.sources import EnvSecretSource
 
     read = None if isinstance(secrets.source, EnvSecretSource) else (
         lambda: secrets.source.get("api_keys"))

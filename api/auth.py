@@ -9,22 +9,21 @@ A key's id (the first 16 hex digits of its hash) is the owner stamped on its job
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from flask import Flask, g, jsonify, request
 
-from spamq.jobs import JobNotFound
-from spamq.secrets import SecretError
+from spamq.jobs.store import JobNotFound
+from spamq.secrets.api_keys import hash_key, key_id, parse_key_list
+from spamq.secrets.sources import SecretError
 from spamq.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-HASH_PREFIX = "sha256:"
 RATE_PREFIX = "spamq:rate:"
 #: endpoints anyone may call: liveness, readiness, the page and the API description
 #: (/metrics takes the operator's own credential instead of an API key: api/metrics.py)
@@ -45,27 +44,6 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return wait
 """
-
-
-def hash_key(raw: str) -> str:
-    """The stored form of a key: ``sha256:<hex>``."""
-    return HASH_PREFIX + hashlib.sha256(raw.encode()).hexdigest()
-
-
-def key_id(hashed: str) -> str:
-    """A key's public id: the first 16 hex digits of its hash (the owner of its jobs)."""
-    return hashed.removeprefix(HASH_PREFIX)[:16]
-
-
-def parse_key_list(entries: Iterable[str]) -> frozenset[str]:
-    """Hashes of a key list whose entries are raw keys or already ``sha256:<hex>``."""
-    out = set()
-    for entry in entries:
-        entry = entry.strip()
-        if not entry:
-            continue
-        out.add(entry.lower() if entry.startswith(HASH_PREFIX) else hash_key(entry))
-    return frozenset(out)
 
 
 def presented_key() -> str | None:

@@ -27,8 +27,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from spamq.jobs import JobStore
-from spamq.queue import ENQUEUED_AT
+from spamq.jobs.queue import ENQUEUED_AT
+from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from api import store_results
 from api.limits import body_too_large, deadline_from_request
 from api.store_input import submit_store_job
 from api.validation import InvalidRequest, int_param, parse_texts, upload_format
-from spamq.artifacts import ArtifactError
-from spamq.jobs import (
+from spamq.jobs.queue import send_chunk, send_work
+from spamq.jobs.store import (
     RUNNING,
     STORE,
     Chunk,
@@ -33,9 +33,9 @@ from spamq.jobs import (
     OutputTaken,
     digest,
 )
-from spamq.queue import send_chunk, send_work
+from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
-from spamq.store_jobs import StoreJobs
+from spamq.storage.artifacts import ArtifactError
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("spamq", __name__)

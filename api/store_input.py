@@ -3,7 +3,7 @@ input (a file, a directory of part files, or a glob) is listed, its header or sc
 and its splits planned here, reading no more than headers and Parquet footers; the workers
 read their splits straight from the store and write the parts (worker/split_tasks.py).
 
-A key reads and writes only under its own prefixes (spamq/tenancy.py). Answers never quote
+A key reads and writes only under its own prefixes (spamq/storage/tenancy.py). Answers never quote
 a file's contents, list a directory or show where the store lives; store failures are logged
 here, and the client gets a 503.
 """
@@ -15,12 +15,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from api.validation import InvalidRequest
-from spamq import splits, tenancy
-from spamq.artifacts import ArtifactError, ArtifactStore, artifact_store_from_settings
-from spamq.jobs import Job, JobStore
-from spamq.queue import PLAN_STORE_JOB, send_work
+from spamq.jobs.queue import PLAN_STORE_JOB, send_work
+from spamq.jobs.store import Job, JobStore
+from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
-from spamq.store_jobs import StoreJobs
+from spamq.storage import splits, tenancy
+from spamq.storage.artifacts import ArtifactError, ArtifactStore, artifact_store_from_settings
 
 logger = logging.getLogger(__name__)
 

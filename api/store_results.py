@@ -1,7 +1,7 @@
 """A store job's results and rejected rows, streamed from its committed part files.
 
 Redis knows only which parts are committed and how many rows each holds
-(spamq/store_jobs.py), so a page at ``offset`` opens just the parts it spans, and a
+(spamq/jobs/store_jobs.py), so a page at ``offset`` opens just the parts it spans, and a
 download streams the parts in split order, one at a time. Parts committed so far are
 readable while the job runs; rows of parts not committed yet are absent.
 """
@@ -14,8 +14,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from spamq.artifacts import ArtifactStore
-from spamq.store_jobs import REJECTED_DIR, StoreJobs, part_name
+from spamq.jobs.store_jobs import REJECTED_DIR, StoreJobs, part_name
+from spamq.storage.artifacts import ArtifactStore
 
 
 def _rows(artifacts: ArtifactStore, path: str, fmt: str) -> Iterator[dict[str, Any]]:

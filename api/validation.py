@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from spamq.rows import NOT_UNICODE
-from spamq.rows import blank as _blank
-from spamq.rows import kind as _kind
-from spamq.rows import lone_surrogate as _lone_surrogate
-from spamq.rows import shown as _shown
+from spamq.storage.rows import NOT_UNICODE
+from spamq.storage.rows import blank as _blank
+from spamq.storage.rows import kind as _kind
+from spamq.storage.rows import lone_surrogate as _lone_surrogate
+from spamq.storage.rows import shown as _shown
 
 
 class InvalidRequest(ValueError):

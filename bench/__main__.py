@@ -27,7 +27,7 @@ from typing import Any
 import requests
 
 from bench.common import hardware, percentiles, sms_texts, write_results
-from spamq.local_services import start_api, start_redis, start_worker
+from scripts.local_services import start_api, start_redis, start_worker
 from spamq.settings import Settings
 
 
@@ -183,7 +183,7 @@ def bulk_with_interactive(base: str, bulk_texts: list[str], texts: list[str], *,
 def batch_stats(redis_url: str) -> dict[str, Any]:
     import redis
 
-    from spamq.jobs import JobStore
+    from spamq.jobs.store import JobStore
 
     return next(iter(JobStore(redis.Redis.from_url(redis_url), ttl_s=60).batch_stats().values()),
                 {})

@@ -31,9 +31,9 @@ import requests
 
 from bench.__main__ import group_cpu_s, model_limit
 from bench.common import hardware, sms_texts, write_results
-from spamq.artifacts import HdfsArtifactStore
-from spamq.local_services import REPO, start_api, start_redis, start_worker
+from scripts.local_services import REPO, start_api, start_redis, start_worker
 from spamq.settings import Settings
+from spamq.storage.artifacts import HdfsArtifactStore
 from tests.integration.services_hdfs_vault import read_env_file, run_script
 
 KILL_AT = 0.30  # share of the rows scored when the worker is killed
@@ -184,8 +184,8 @@ def count_output(store: HdfsArtifactStore, out: str, rows: int) -> dict[str, Any
 
 def parse_alone(store: HdfsArtifactStore, path: str) -> dict[str, Any]:
     """The pipeline without the model: stream and parse the input's first split over
-    WebHDFS (spamq/splits.py read_split), in this process, one thread."""
-    from spamq import splits
+    WebHDFS (spamq/storage/splits.py read_split), in this process, one thread."""
+    from spamq.storage import splits
 
     settings = Settings()
     files = splits.list_input(store, path)

@@ -28,7 +28,7 @@ import requests
 
 from api.auth import hash_key
 from bench.common import hardware, percentiles, sms_texts, write_results
-from spamq.local_services import REPO, start_api, start_redis, start_worker
+from scripts.local_services import REPO, start_api, start_redis, start_worker
 from spamq.settings import Settings
 
 

@@ -23,7 +23,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["SPAMQ_AUTH_REQUIRED"] = "false"
     from api import create_app
-    from spamq.jobs import JobStore
+    from spamq.jobs.store import JobStore
     from spamq.settings import Settings
 
     settings = Settings(hdfs_url=args.url, hdfs_user="spamq", hdfs_root=args.root)

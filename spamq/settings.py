@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(default=2, ge=1)
-    # gunicorn worker class (spamq/gunicorn_workers.py). gevent: a connection is a greenlet, so
+    # gunicorn worker class (api/gunicorn_workers.py). gevent: a connection is a greenlet, so
     # a client sending its body slowly holds no thread; gthread: a request holds a thread.
     api_worker_class: Literal["gevent", "gthread"] = "gevent"
     api_worker_connections: int = Field(default=1000, ge=1,
@@ -158,16 +158,16 @@ class Settings(BaseSettings):
     model_pull_attempts: int = Field(default=5, ge=1, description="registry tries at start")
     model_pull_backoff_s: float = Field(default=1.0, ge=0, description="first retry delay, doubled")
 
-    # --- Prediction log (spamq/prediction_log.py): partitioned JSONL in the artifact store ---
+    # --- Prediction log (spamq/storage/prediction_log.py): partitioned JSONL in the store ---
     prediction_log: bool = False
     prediction_log_text: Literal["text", "sha256", "none"] = "sha256"
     prediction_log_max_rows: int = Field(default=10_000, ge=1)
     prediction_log_max_age_s: float = Field(default=60.0, gt=0)
     prediction_log_root: str = "predictions"
 
-    # --- Store jobs (spamq/store_jobs.py): inputs and outputs in the artifact store ---
+    # --- Store jobs (spamq/jobs/store_jobs.py): inputs and outputs in the artifact store ---
     # Each API key uses <store_tenant_root>/<key id>/ and any prefix granted to its key id
-    # (JSON: {"<key id>": ["data/sms", ...]}), spamq/tenancy.py.
+    # (JSON: {"<key id>": ["data/sms", ...]}), spamq/storage/tenancy.py.
     split_bytes: int = Field(default=64 * 1024 * 1024, ge=1,
                              description="bytes per split of an uncompressed text input")
     plan_footers_max_files: int = Field(

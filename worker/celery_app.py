@@ -16,8 +16,8 @@ from celery.signals import (
     worker_shutdown,
 )
 
+from spamq.jobs.queue import make_celery
 from spamq.logs import configure_logging
-from spamq.queue import make_celery
 from spamq.settings import get_settings
 from worker import lifecycle, state
 

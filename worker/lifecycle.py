@@ -13,12 +13,12 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from spamq.secrets import SecretError
-from spamq.service_secrets import ServiceSecrets, load_service_secrets
+from spamq.secrets.service import ServiceSecrets, load_service_secrets
+from spamq.secrets.sources import SecretError
 from spamq.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from spamq.prediction_log import PredictionLog
+    from spamq.storage.prediction_log import PredictionLog
     from worker.model_source import ModelWatcher
     from worker.runner import BatchClassifier
     from worker.state import WorkerState
@@ -75,7 +75,7 @@ def start_extras(state: WorkerState) -> None:
         if s.model_poll_s > 0:
             state.add_loop(_watcher.loop)  # the heartbeat restarts it, should it die
     if s.sweep_every_s > 0:
-        from spamq.queue import send_work
+        from spamq.jobs.queue import send_work
         from worker.celery_app import app
         from worker.loops import Loop
         from worker.sweeper import Sweeper
@@ -87,8 +87,8 @@ def start_extras(state: WorkerState) -> None:
         state.add_loop(Loop("spamq-sweeper", sweeper.sweep_once, every_s=s.sweep_every_s,
                             stop=state._stop))
     if s.prediction_log and _prediction_log is None:
-        from spamq.artifacts import artifact_store_from_settings
-        from spamq.prediction_log import PredictionLog
+        from spamq.storage.artifacts import artifact_store_from_settings
+        from spamq.storage.prediction_log import PredictionLog
 
         _prediction_log = PredictionLog(
             artifact_store_from_settings(s), worker=state.name, root=s.prediction_log_root,

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from spamq.artifacts import ArtifactError, ArtifactNotFound
-from spamq.registry import ModelRegistry, RegistryError
+from spamq.models.registry import ModelRegistry, RegistryError
 from spamq.retry import retry
 from spamq.settings import Settings
+from spamq.storage.artifacts import ArtifactError, ArtifactNotFound
 from worker.loops import Loop
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
-from spamq.jobs import JobStore
+from spamq.jobs.store import JobStore
 
 logger = logging.getLogger(__name__)
 

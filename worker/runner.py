@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from spamq.manifest import read_manifest, verify_model_dir
+from spamq.models.manifest import read_manifest, verify_model_dir
 from spamq.text import normalize
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ through the process's batcher a batch at a time (at most two batches in flight),
 part to a local temporary file, uploads it under a temporary name and renames it to
 ``part-<split>.<ext>`` (the rejected rows to ``_rejected/part-<split>.jsonl``): memory stays
 bounded whatever the split's size, and a reader never sees half a part. Only then is the
-split recorded in Redis (spamq/store_jobs.py), once; the job's last split writes ``_SUCCESS``
+split recorded in Redis (spamq/jobs/store_jobs.py), once; the job's last split writes ``_SUCCESS``
 (row counts, model version, the input's fingerprint) before the job reads ``done``. A task
 that dies leaves no part; its redelivery (or the sweeper's re-send) scores the split again.
 """
@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from spamq import splits as input_splits
-from spamq.artifacts import ArtifactStore
-from spamq.jobs import CANCELLED, EXPIRED, FAILED, JobNotFound, JobStore
-from spamq.store_jobs import REJECTED_DIR, SUCCESS, StoreJobs, part_name
+from spamq.jobs.store import CANCELLED, EXPIRED, FAILED, JobNotFound, JobStore
+from spamq.jobs.store_jobs import REJECTED_DIR, SUCCESS, StoreJobs, part_name
+from spamq.storage import splits as input_splits
+from spamq.storage.artifacts import ArtifactStore
 from worker import resilience
 
 logger = logging.getLogger(__name__)

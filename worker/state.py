@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from spamq.jobs import JobStore
+from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 from worker import lifecycle
 from worker.loops import Loop
 from worker.resilience import LeaseBook
 
 if TYPE_CHECKING:
-    from spamq.artifacts import ArtifactStore
+    from spamq.storage.artifacts import ArtifactStore
     from worker.batcher import Batcher
     from worker.runner import BatchClassifier
 
@@ -79,7 +79,7 @@ class WorkerState:
     def artifacts(self) -> ArtifactStore:
         """This process's artifact store client (bulk inputs and outputs), made on first use."""
         if self._artifacts is None:
-            from spamq.artifacts import artifact_store_from_settings
+            from spamq.storage.artifacts import artifact_store_from_settings
 
             self._artifacts = artifact_store_from_settings(self.settings)
         return self._artifacts

@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import redis
 
-from spamq.jobs import Job, JobNotFound, JobStore
-from spamq.queue import chunks_in_broker
+from spamq.jobs.queue import chunks_in_broker
+from spamq.jobs.store import Job, JobNotFound, JobStore
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from typing import Protocol
 import redis
 from celery.exceptions import Reject
 
-from spamq.jobs import CANCELLED, EXPIRED, Chunk, JobNotFound, JobStore
+from spamq.jobs.queue import PLAN_STORE_JOB, SCORE_CHUNK, SCORE_SPLIT, send_chunk, send_split
+from spamq.jobs.store import CANCELLED, EXPIRED, Chunk, JobNotFound, JobStore
 from spamq.logs import job_context
-from spamq.queue import PLAN_STORE_JOB, SCORE_CHUNK, SCORE_SPLIT, send_chunk, send_split
 from worker import lifecycle, resilience
 from worker.celery_app import app
 from worker.state import get_batcher, get_state
@@ -118,7 +118,7 @@ def _failures(state, job_id: str, what: str) -> Iterator[None]:
 def public_error(exc: Exception) -> str:
     """What a job's error may say to its client: no store location, path or file content
     (the whole exception is in the worker's log)."""
-    from spamq.artifacts import ArtifactError
+    from spamq.storage.artifacts import ArtifactError
 
     if isinstance(exc, ArtifactError):
         return "the artifact store failed (see the worker log); resubmit to resume"

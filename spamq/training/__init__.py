@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from spamq.training_io import add_io_arguments, data_ref, prepare_args, publish_from_args
+from spamq.training.io import add_io_arguments, data_ref, prepare_args, publish_from_args
 
 
 def _positive(value: str) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from spamq.manifest import sha256_file, write_manifest
+from spamq.models.manifest import sha256_file, write_manifest
 from spamq.settings import Settings
 from spamq.text import normalize
 from spamq.training import augment as aug_mod

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from api.auth import hash_key, key_id
-from spamq.local_services import REPO, start_api, start_redis, start_worker
+from scripts.local_services import REPO, start_api, start_redis, start_worker
 
 FINISHED = ("done", "failed", "cancelled", "expired")
 
@@ -61,7 +61,7 @@ API_KEY = "spamq-test-" + "k" * 32
 API_KEY_2 = "spamq-test-" + "q" * 32
 #: the operator's credential for /metrics (API keys do not open it)
 METRICS_TOKEN = "spamq-test-metrics-" + "m" * 24
-#: each key's own area of the artifact store (spamq/tenancy.py)
+#: each key's own area of the artifact store (spamq/storage/tenancy.py)
 HOME = f"tenants/{key_id(hash_key(API_KEY))}"
 HOME_2 = f"tenants/{key_id(hash_key(API_KEY_2))}"
 

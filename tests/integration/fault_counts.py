@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from spamq.local_services import REPO
+from scripts.local_services import REPO
 
 OUT = REPO / "bench" / "results" / "faults.json"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spamq.artifacts import (
+from spamq.storage.artifacts import (
     ArtifactError,
     ArtifactExists,
     ArtifactNotFound,

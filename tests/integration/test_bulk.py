@@ -16,7 +16,7 @@ import redis
 import requests
 
 from bench.common import sms_texts
-from spamq.jobs import JobStore
+from spamq.jobs.store import JobStore
 from tests.integration.conftest import API_KEY, wait_for_job
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,8 @@ import pytest
 import redis
 import requests
 
-from spamq.artifacts import HdfsArtifactStore
-from spamq.local_services import start_api, start_redis, start_worker
+from scripts.local_services import start_api, start_redis, start_worker
+from spamq.storage.artifacts import HdfsArtifactStore
 from tests.integration.conftest import API_KEY_2, HOME, HOME_2, wait_for_job
 
 try:

@@ -18,9 +18,9 @@ import redis
 import requests
 
 from api.auth import hash_key
-from spamq.jobs import JobStore
-from spamq.local_services import free_port, start_api, start_redis, start_worker, wait_until
-from spamq.queue import SCORE_CHUNK, make_celery
+from scripts.local_services import free_port, start_api, start_redis, start_worker, wait_until
+from spamq.jobs.queue import SCORE_CHUNK, make_celery
+from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 from tests.integration.conftest import API_KEY, API_KEY_2
 from tests.integration.fault_counts import write_counts

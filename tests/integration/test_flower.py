@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from spamq.local_services import Process, free_port, wait_until
+from scripts.local_services import Process, free_port, wait_until
 from spamq.samples import SAMPLES
 
 pytestmark = pytest.mark.integration

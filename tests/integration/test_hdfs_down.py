@@ -10,8 +10,8 @@ import time
 import pytest
 import redis
 
-from spamq.jobs import JobStore
-from spamq.local_services import Process, start_redis
+from scripts.local_services import Process, start_redis
+from spamq.jobs.store import JobStore
 
 try:
     from tests.integration.services_hdfs_vault import closed_port

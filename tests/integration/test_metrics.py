@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from spamq.manifest import verify_model_dir
+from spamq.models.manifest import verify_model_dir
 from spamq.samples import SAMPLES
 from tests.integration.conftest import METRICS_TOKEN
 

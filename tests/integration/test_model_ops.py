@@ -21,12 +21,12 @@ import redis
 import requests
 
 from api.auth import hash_key
-from spamq.artifacts import HdfsArtifactStore
-from spamq.jobs import JobStore
-from spamq.local_services import REPO, Process, start_api, start_redis, wait_until
-from spamq.registry import ModelRegistry
-from spamq.secrets import bootstrap_vault, mint_secret_id
+from scripts.local_services import REPO, Process, start_api, start_redis, wait_until
+from spamq.jobs.store import JobStore
+from spamq.models.registry import ModelRegistry
+from spamq.secrets.sources import bootstrap_vault, mint_secret_id
 from spamq.settings import Settings
+from spamq.storage.artifacts import HdfsArtifactStore
 from tests.integration.conftest import API_KEY
 from tests.models import make_random_model
 
@@ -292,7 +292,7 @@ def test_train_reads_hdfs_data_and_publishes(tmp_path, hdfs_store):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from spamq.manifest import verify_model_dir
+    from spamq.models.manifest import verify_model_dir
 
     version = verify_model_dir(out)
     registry = ModelRegistry(hdfs_store)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from spamq.manifest import write_manifest
-from spamq.ops_cli import add_models_parser, add_secrets_parser
+from spamq.cli.ops import add_models_parser, add_secrets_parser
+from spamq.models.manifest import write_manifest
 from spamq.settings import Settings
 
 try:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from spamq.artifacts import ArtifactStore, HdfsArtifactStore, LocalArtifactStore
-from spamq.manifest import ManifestError, verify_model_dir, write_manifest
-from spamq.registry import ModelRegistry, RegistryError
+from spamq.models.manifest import ManifestError, verify_model_dir, write_manifest
+from spamq.models.registry import ModelRegistry, RegistryError
+from spamq.storage.artifacts import ArtifactStore, HdfsArtifactStore, LocalArtifactStore
 
 try:
     from tests.integration.services_hdfs_vault import hdfs_url  # noqa: F401 (fixture)

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from api.auth import hash_key
-from spamq.local_services import start_api, start_redis, start_worker
+from scripts.local_services import start_api, start_redis, start_worker
 from tests.integration.conftest import API_KEY
 
 pytestmark = pytest.mark.integration

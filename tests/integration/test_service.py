@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from spamq.manifest import verify_model_dir
+from spamq.models.manifest import verify_model_dir
 from spamq.samples import EXPECTED, SAMPLES
 from spamq.settings import Settings
 

@@ -1,4 +1,4 @@
-"""The server layer (spamq/gunicorn_workers.py) under gunicorn: slow clients hold no request
+"""The server layer (api/gunicorn_workers.py) under gunicorn: slow clients hold no request
 thread, a body that stalls is cut off, gunicorn's own errors are JSON, no query strings in the
 access log."""
 
@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from spamq.local_services import start_api
+from scripts.local_services import start_api
 from spamq.samples import SAMPLES
 from tests.integration.conftest import API_KEY
 

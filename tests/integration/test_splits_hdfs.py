@@ -1,4 +1,4 @@
-"""spamq/splits.py against a real HDFS (WebHDFS): ranged reads, listing, planning, reading."""
+"""spamq/storage/splits.py on a real HDFS (WebHDFS): ranged reads, listing, planning."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from spamq.artifacts import ArtifactNotFound, HdfsArtifactStore
-from spamq.splits import (
+from spamq.storage.artifacts import ArtifactNotFound, HdfsArtifactStore
+from spamq.storage.splits import (
     InputError,
     InputFile,
     Record,

@@ -8,7 +8,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from spamq.secrets import (
+from spamq.secrets.sources import (
     EnvSecretSource,
     SecretError,
     VaultSecretSource,
@@ -241,7 +241,7 @@ def test_sealed_vault_is_reported(tmp_path: Path) -> None:
 
 
 def test_env_secret_source(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("INFO", logger="spamq.secrets"):
+    with caplog.at_level("INFO", logger="spamq.secrets.sources"):
         s = EnvSecretSource(Settings(redis_url="redis://127.0.0.1:6390/1", hdfs_url=None))
     assert "no Vault address configured: secrets from the environment" in caplog.text
     assert s.ready() == (True, "secrets from the environment")

@@ -17,9 +17,9 @@ import redis
 import requests
 
 from api.auth import hash_key, key_id
-from spamq.jobs import JobStore
-from spamq.local_services import REPO, free_port, start_api, start_redis, start_worker, wait_until
-from spamq.secrets import bootstrap_vault, mint_secret_id
+from scripts.local_services import REPO, free_port, start_api, start_redis, start_worker, wait_until
+from spamq.jobs.store import JobStore
+from spamq.secrets.sources import bootstrap_vault, mint_secret_id
 from tests.integration.conftest import API_KEY
 from tests.models import make_random_model
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spamq.cli import build_parser
+from spamq.cli.main import build_parser
 from spamq.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,1 @@
+"""Development-only helpers: start real local services (Redis, workers, gunicorn)."""

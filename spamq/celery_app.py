@@ -1,9 +1,0 @@
-"""A Celery app for processes that only send or watch tasks (Flower): no worker code, no torch.
-
-    celery -A spamq.celery_app flower
-"""
-
-from spamq.queue import make_celery
-from spamq.settings import get_settings
-
-app = make_celery(get_settings())

@@ -1,0 +1,1 @@
+"""The ``spamq`` command line: the main parser and the operator subcommands."""

@@ -1,0 +1,302 @@
+"""Operator subcommands for ``spamq``: ``models ...`` (registry) and ``secrets ...`` (Vault).
+
+Wire into the main parser with ``add_models_parser(sub)`` and ``add_secrets_parser(sub)``;
+each leaf sets ``func(args) -> int``. Settings come from ``args.settings`` when the main
+parser puts one there, else :func:`spamq.settings.get_settings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from spamq.settings import Settings, get_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return getattr(args, "settings", None) or get_settings()
+
+
+def _registry(settings: Settings) -> Any:
+    from spamq.models.registry import ModelRegistry
+
+    return ModelRegistry.from_settings(settings)
+
+
+def _fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _guard(fn: Any) -> Any:
+    """Turn the expected failures into one line on stderr and exit code 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        from spamq.models.manifest import ManifestError
+        from spamq.models.registry import RegistryError
+        from spamq.secrets.sources import SecretError
+        from spamq.storage.artifacts import ArtifactError
+
+        try:
+            return fn(args)
+        except (ArtifactError, ManifestError, RegistryError, SecretError) as exc:
+            return _fail(exc)
+
+    run.__name__ = fn.__name__
+    return run
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+@_guard
+def models_push(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    name = args.name or s.model_name
+    version = _registry(s).push(Path(args.dir), name=name, verify_hashes=args.verify_hashes)
+    print(f"{name}/{version}")
+    if args.alias:
+        _registry(s).promote(name, version, alias=args.alias)
+        print(f"{name}/{args.alias} -> {version}")
+    return 0
+
+
+@_guard
+def models_list(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    reg = _registry(s)
+    name = args.name or s.model_name
+    aliases = reg.aliases(name)
+    out = {
+        "name": name,
+        "store": reg.store.describe(),
+        "versions": reg.list(name),
+        "aliases": aliases,
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+@_guard
+def models_promote(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    alias = args.alias or s.model_alias
+    _registry(s).promote(args.name, args.version, alias=alias)
+    print(f"{args.name}/{alias} -> {args.version}")
+    return 0
+
+
+@_guard
+def models_pull(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    ref = args.version or args.alias or s.model_alias
+    cache = Path(args.cache_dir) if args.cache_dir else s.model_cache_dir
+    print(_registry(s).pull(args.name, ref, cache_dir=cache))
+    return 0
+
+
+def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("models", help="push, list, promote and pull model versions")
+    sub = p.add_subparsers(dest="models_command", required=True)
+
+    push = sub.add_parser("push", help="upload a model directory (with manifest.json) as a version")
+    push.add_argument("dir")
+    push.add_argument("--name", help="model name (default: settings.model_name)")
+    push.add_argument("--alias", help="also point this alias at the pushed version")
+    push.add_argument(
+        "--verify-hashes", action="store_true", help="read every file back and hash it"
+    )
+    push.set_defaults(func=models_push)
+
+    ls = sub.add_parser("list", help="versions and aliases of a model")
+    ls.add_argument("name", nargs="?", help="model name (default: settings.model_name)")
+    ls.set_defaults(func=models_list)
+
+    promote = sub.add_parser("promote", help="point an alias at a version")
+    promote.add_argument("name")
+    promote.add_argument("version")
+    promote.add_argument("--alias", help="default: settings.model_alias")
+    promote.set_defaults(func=models_promote)
+
+    pull = sub.add_parser(
+        "pull", help="download and verify a version into the cache; prints its path"
+    )
+    pull.add_argument("name")
+    pull.add_argument("version", nargs="?")
+    pull.add_argument("--alias", help="default: settings.model_alias when no version is given")
+    pull.add_argument("--cache-dir", help="default: settings.model_cache_dir")
+    pull.set_defaults(func=models_pull)
+    return p
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+def _admin_client(s: Settings) -> Any:
+    import hvac
+
+    from spamq.secrets.sources import SecretError
+
+    if not s.vault_addr or not s.vault_token:
+        raise SecretError("secrets bootstrap needs SPAMQ_VAULT_ADDR and an admin SPAMQ_VAULT_TOKEN")
+    return hvac.Client(
+        url=s.vault_addr, token=s.vault_token.get_secret_value(), timeout=s.vault_timeout_s
+    )
+
+
+def _write_private(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+
+
+@_guard
+def secrets_bootstrap(args: argparse.Namespace) -> int:
+    import hvac.exceptions
+    import requests
+
+    from spamq.secrets.sources import (
+        SECRET_PATHS,
+        SERVICES,
+        SecretError,
+        bootstrap_vault,
+        mint_secret_id,
+    )
+
+    s = _settings(args)
+    values: dict[str, str] = {}
+    for name in SECRET_PATHS:  # what the current settings know ...
+        v = getattr(s, name, None)
+        if v is None or v == "":
+            continue
+        values[name] = v.get_secret_value() if hasattr(v, "get_secret_value") else str(v)
+    for item in args.set or []:  # ... overridden by --set name=value
+        name, sep, value = item.partition("=")
+        if not sep or name not in SECRET_PATHS:
+            raise SecretError(
+                f"--set {name!r}: expected NAME=VALUE with NAME in {sorted(SECRET_PATHS)}"
+            )
+        values[name] = value
+    client = _admin_client(s)
+    try:
+        role_ids = bootstrap_vault(
+            client,
+            values,
+            mount=s.vault_mount,
+            prefix=s.vault_path_prefix,
+            token_ttl=args.token_ttl,
+            token_max_ttl=args.token_max_ttl,
+        )
+        out: dict[str, Any] = {"role_ids": role_ids, "secrets_written": sorted(values)}
+        if args.mint_secret_ids:
+            out["secret_ids"] = {svc: mint_secret_id(client, svc) for svc in SERVICES}
+        if args.approle_dir:  # for containers: each service mounts only its own folder
+            for svc in SERVICES:
+                _write_private(Path(args.approle_dir) / svc / "role_id", role_ids[svc])
+                _write_private(Path(args.approle_dir) / svc / "secret_id",
+                               mint_secret_id(client, svc))
+            out["approle_dir"] = args.approle_dir
+    except (hvac.exceptions.VaultError, requests.RequestException) as exc:
+        raise SecretError(
+            f"bootstrap against {s.vault_addr} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+@_guard
+def secrets_check(args: argparse.Namespace) -> int:
+    from spamq.secrets.sources import SECRET_PATHS, SecretError, secret_source_from_settings
+
+    source = secret_source_from_settings(_settings(args), service=args.service)
+    ok, reason = source.ready()
+    print(f"ready: {ok} ({reason})")
+    for name in sorted(SECRET_PATHS):
+        try:
+            source.get(name)
+            print(f"  {name}: readable")
+        except SecretError as exc:
+            print(f"  {name}: {exc}")
+    return 0 if ok else 1
+
+
+def add_secrets_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("secrets", help="Vault policies, AppRoles and secrets")
+    sub = p.add_subparsers(dest="secrets_command", required=True)
+
+    boot = sub.add_parser("bootstrap", help="write policies, AppRoles and secrets (admin token)")
+    boot.add_argument(
+        "--set", action="append", metavar="NAME=VALUE", help="a secret value (repeatable)"
+    )
+    boot.add_argument("--token-ttl", default="1h")
+    boot.add_argument("--token-max-ttl", default="24h")
+    boot.add_argument(
+        "--mint-secret-ids", action="store_true", help="also print a new secret_id per role"
+    )
+    boot.add_argument(
+        "--approle-dir", help="write DIR/<service>/{role_id,secret_id} (mode 600) per service"
+    )
+    boot.set_defaults(func=secrets_bootstrap)
+
+    check = sub.add_parser(
+        "check", help="can this service read its secrets? (names only, never values)"
+    )
+    check.add_argument("--service", choices=["api", "worker", "operator"], default="api")
+    check.set_defaults(func=secrets_check)
+    return p
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def _key_admin(args: argparse.Namespace) -> Any:
+    from spamq.secrets.api_keys import KeyAdmin
+    from spamq.secrets.sources import SecretError, VaultSecretSource, secret_source_from_settings
+
+    source = secret_source_from_settings(_settings(args), service="operator")
+    if not isinstance(source, VaultSecretSource):
+        raise SecretError("spamq keys manages the keys in Vault: set SPAMQ_VAULT_ADDR and an "
+                          "operator token or AppRole (SPAMQ_VAULT_ROLE_ID/SECRET_ID)")
+    return KeyAdmin(source)
+
+
+@_guard
+def keys_issue(args: argparse.Namespace) -> int:
+    issued = _key_admin(args).issue(args.name)
+    print(issued.key)  # the only time the key is shown: Vault keeps its hash
+    print(f"issued key id {issued.key_id}" + (f" ({issued.name})" if issued.name else "")
+          + "; store the key now, it is not shown again", file=sys.stderr)
+    return 0
+
+
+@_guard
+def keys_revoke(args: argparse.Namespace) -> int:
+    removed = _key_admin(args).revoke(args.key_id)
+    print(f"revoked {args.key_id} ({removed} key{'s' if removed != 1 else ''})")
+    return 0
+
+
+@_guard
+def keys_list(args: argparse.Namespace) -> int:
+    for kid, name in _key_admin(args).list():
+        print(f"{kid}\t{name or ''}".rstrip())
+    return 0
+
+
+def add_keys_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("keys", help="issue, revoke and list API keys (hashes in Vault)")
+    sub = p.add_subparsers(dest="keys_command", required=True)
+    issue = sub.add_parser("issue", help="make a new key; prints it once (Vault keeps its hash)")
+    issue.add_argument("--name", help="a label shown by `keys list`")
+    issue.set_defaults(func=keys_issue)
+    revoke = sub.add_parser("revoke", help="remove a key by its id (16 hex digits)")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=keys_revoke)
+    ls = sub.add_parser("list", help="key ids and names (never keys)")
+    ls.set_defaults(func=keys_list)
+    return p

@@ -1,0 +1,1 @@
+"""The job side of Redis and Celery: the job store, store jobs, the queue, Flower's app."""

@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from spamq.models.manifest import ManifestError
+from worker.runner import BatchClassifier
+
+
+@pytest.fixture(scope="module")
+def runner(random_model_dir) -> BatchClassifier:
+    return BatchClassifier(random_model_dir, device="cpu", max_length=32, batch_size=4,
+                           max_batch_tokens=64)
+
+
+def test_plan_sorts_by_length_and_respects_size_and_token_budget(runner):
+    lengths = [30, 3, 12, 5, 5, 7, 30, 2, 9, 4]
+    batches = runner.plan(lengths)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(lengths)  # length-sorted
+    for b in batches:
+        assert len(b) <= 4
+        assert max(lengths[i] for i in b) * len(b) <= 64
+
+
+def test_long_texts_are_truncated_and_flagged(runner):
+    ids, truncated = runner.encode(["short one", "word " * 100])
+    assert truncated == [False, True]
+    assert len(ids[1]) == 32 and ids[1][-1] == runner.tokenizer.sep_token_id
+    assert ids[0][0] == runner.tokenizer.cls_token_id
+
+
+def test_batched_predictions_equal_one_at_a_time_and_keep_order(runner):
+    texts = ["hi", "free entry win cash now " * 3, "see you at 5", "x " * 80, "ok", "call me"]
+    batched = runner.predict(texts)
+    single = [runner.predict([t])[0] for t in texts]
+    assert [p.truncated for p in batched] == [False, False, False, True, False, False]
+    for b, s in zip(batched, single, strict=True):
+        assert b.spam_probability == pytest.approx(s.spam_probability, abs=1e-5)
+        assert b.label == ("spam" if b.spam_probability >= runner.threshold else "ham")
+        assert b.model_version == runner.version
+
+
+def test_padding_mask_makes_padding_irrelevant(runner):
+    ids, _ = runner.encode(["a b", "a much longer message with many more words in it"])
+    batch = runner.pad(ids, [0, 1])
+    assert batch.input_ids.shape == (2, len(ids[1]))
+    assert int(batch.attention_mask[0].sum()) == len(ids[0])
+    assert 0 < batch.fill < 1
+    together = runner.spam_probabilities(batch)
+    alone = runner.spam_probabilities(runner.pad(ids, [0]))
+    assert together[0] == pytest.approx(alone[0], abs=1e-5)
+
+
+def test_normalisation_is_applied_before_tokenising(runner):
+    plain, _ = runner.encode(["FREE prize 0800"])
+    obfuscated, _ = runner.encode(["F R E E pr\u200bize \uff10\uff18\uff10\uff10"])
+    assert plain == obfuscated
+
+
+def test_a_tampered_model_directory_is_refused(random_model_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "m"
+    shutil.copytree(random_model_dir, copy)
+    with open(copy / "config.json", "a") as fh:
+        fh.write(" ")
+    with pytest.raises(ManifestError, match="config.json"):
+        BatchClassifier(copy, device="cpu")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_stays_close_to_fp32(random_model_dir, runner, precision):
+    other = BatchClassifier(random_model_dir, device="cpu", max_length=32, precision=precision)
+    texts = ["hello there", "win a free prize now, call 0800 123"]
+    ref = [p.spam_probability for p in runner.predict(texts)]
+    got = [p.spam_probability for p in other.predict(texts)]
+    assert got == pytest.approx(ref, abs=0.02)
+    if precision == "bf16":
+        assert next(other.model.parameters()).dtype == torch.bfloat16

@@ -1,0 +1,33 @@
+"""SPAMQ_TASK_EVENTS: Celery task events on (Flower's task view) or off (less CPU per task)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from spamq.cli import main as cli
+from spamq.jobs.queue import make_celery
+from spamq.settings import Settings
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_the_setting_reaches_the_celery_app(on):
+    conf = make_celery(Settings(task_events=on)).conf
+    assert (conf.worker_send_task_events, conf.task_send_sent_event) == (on, on)
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, True), ("false", False), ("true", True)])
+def test_the_worker_command_asks_for_events_only_when_on(monkeypatch, env, expected):
+    if env is None:
+        monkeypatch.delenv("SPAMQ_TASK_EVENTS", raising=False)
+    else:
+        monkeypatch.setenv("SPAMQ_TASK_EVENTS", env)
+    cli.get_settings.cache_clear()
+    seen = []
+    monkeypatch.setattr(cli, "_exec", lambda argv: seen.append(argv) or 0)
+    try:
+        cli._worker(argparse.Namespace(queues=None, name="w@h"))
+    finally:
+        cli.get_settings.cache_clear()
+    assert ("--events" in seen[0]) is expected
