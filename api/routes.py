@@ -22,17 +22,8 @@ from api.limits import body_too_large, deadline_from_request
 from api.store_input import submit_store_job
 from api.validation import InvalidRequest, int_param, parse_texts, upload_format
 from spamq.jobs.queue import send_chunk, send_work
-from spamq.jobs.store import (
-    RUNNING,
-    STORE,
-    Chunk,
-    DuplicateJob,
-    Job,
-    JobNotFound,
-    JobStore,
-    OutputTaken,
-    digest,
-)
+from spamq.jobs.schema import RUNNING, STORE, digest
+from spamq.jobs.store import Chunk, DuplicateJob, Job, JobNotFound, JobStore, OutputTaken
 from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
 from spamq.storage.artifacts import ArtifactError

@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from spamq.jobs.store import CANCELLED, EXPIRED, FAILED, JobNotFound, JobStore
+from spamq.jobs.schema import CANCELLED, EXPIRED, FAILED
+from spamq.jobs.store import JobNotFound, JobStore
 from spamq.jobs.store_jobs import REJECTED_DIR, SUCCESS, StoreJobs, part_name
 from spamq.storage import splits as input_splits
 from spamq.storage.artifacts import ArtifactStore

@@ -11,7 +11,8 @@ import redis
 from celery.exceptions import Reject
 
 from spamq.jobs.queue import PLAN_STORE_JOB, SCORE_CHUNK, SCORE_SPLIT, send_chunk, send_split
-from spamq.jobs.store import CANCELLED, EXPIRED, Chunk, JobNotFound, JobStore
+from spamq.jobs.schema import CANCELLED, EXPIRED
+from spamq.jobs.store import Chunk, JobNotFound, JobStore
 from spamq.logs import job_context
 from worker import lifecycle, resilience
 from worker.celery_app import app

@@ -1,27 +1,13 @@
 """The Redis job store: jobs, their texts, their results, and who waits for them.
 
-Keys (all expire after the configured retention):
-  spamq:job:<id>           hash: status, timestamps, counts, model version, error
-  spamq:job:<id>:texts     list: the submitted texts, in order
-  spamq:job:<id>:results   hash: chunk index -> JSON list of that chunk's results
-  spamq:job:<id>:finished  list: one element pushed when the job ends (BLPOP to wait)
-  spamq:job:<id>:parts     set: a store job's committed splits (spamq/jobs/store_jobs.py)
-  spamq:idem:<sha256>      the job id created for an Idempotency-Key (hash of owner + key)
-  spamq:owner:<key id>:jobs  set: the key's jobs not known to have ended (fair share)
-  spamq:output:<sha256>    the job id that reserved an output directory (hash of the path)
-
-Every key is built from a checked job id (32 lowercase hex, :func:`check_job_id`), a key id
-(16 hex, from its hash) or a sha256: never from a client's raw input.
-
-Results are written by a Lua script that stores a chunk only if it is not stored yet
-(HSETNX), so a task that runs twice can neither duplicate nor corrupt results.
+Keys, statuses and the Lua scripts are defined in spamq/jobs/schema.py. Results are written
+by a script that stores a chunk only if it is not stored yet (HSETNX), so a task that runs
+twice can neither duplicate nor corrupt results.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,178 +15,27 @@ from typing import Any, NamedTuple
 
 import redis
 
+from spamq.jobs import schema
+from spamq.jobs.schema import (
+    ACTIVE_KEY,
+    BATCH_STATS_PREFIX,
+    CANCELLED,
+    DONE,
+    ENDED,
+    EXPIRED,
+    FAILED,
+    PREFIX,
+    QUEUED,
+    STATS_KEY,
+    STORE,
+    SWEEP_TURN_KEY,
+    WORKER_PREFIX,
+    JobNotFound,
+)
 from spamq.settings import Settings
 
-PREFIX = "spamq:job:"
-WORKER_PREFIX = "spamq:worker:"
-IDEM_PREFIX = "spamq:idem:"
-BATCH_STATS_PREFIX = "spamq:batching:"
-# Counts of job events (submitted, done, failed, cancelled) for /metrics. The Lua scripts
-# name it literally: spamq runs on one Redis, not a cluster.
-STATS_KEY = "spamq:stats:jobs"
-# Jobs with chunks still to score, for the worker's stall sweeper (worker/sweeper.py).
-ACTIVE_KEY = "spamq:jobs:active"
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-EXPIRED = "expired"  # its deadline passed before every chunk was scored
-STORE = "store"  # a job over files of the artifact store, scored split by split (store_jobs.py)
-LEASE_PREFIX = "spamq:lease:"
-OWNER_PREFIX = "spamq:owner:"
-OUTPUT_PREFIX = "spamq:output:"
-SWEEP_TURN_KEY = "spamq:sweep:turn"
-ENDED = (DONE, FAILED, CANCELLED, EXPIRED)
-_JOB_ID = re.compile(r"[0-9a-f]{32}")
 _TEXT_SLICE = 1000
 _WAIT_SLICE_S = 0.5
-
-# The statuses that end a job, for the Lua scripts (generated from ENDED).
-_LUA_ENDED = ("local ENDED = {" + ", ".join(f"['{st}'] = true" for st in ENDED) + "}\n")
-
-# The one way a job becomes done (both scripts below): status and time, the stats count,
-# and the element that wakes whoever waits on the finished list.
-_MARK_DONE = _LUA_ENDED + """
-local function mark_done(job, finished, now, ttl)
-  redis.call('HSET', job, 'status', 'done', 'finished_at', now)
-  redis.call('HINCRBY', 'spamq:stats:jobs', 'done', 1)
-  redis.call('RPUSH', finished, 'done')
-  redis.call('EXPIRE', finished, ttl)
-end
-"""
-
-# For the scripts that store a piece of work (a chunk; a store job's split), after
-# _LUA_ENDED: count_piece records it; next_unsent marks the job's next unsent piece sent (-1:
-# none is due). Each stored piece sends the next, so a bulk job keeps a window queued.
-_LUA_NEXT = """
--- a piece of work was stored: count it, note the time and the model; queued -> running
-local function count_piece(job, now, version)
-  local pieces = redis.call('HINCRBY', job, 'chunks_done', 1)
-  redis.call('HSET', job, 'progress_at', now)
-  if version ~= '' then redis.call('HSET', job, 'model_version', version) end
-  if redis.call('HGET', job, 'started_at') == '' then redis.call('HSET', job, 'started_at', now) end
-  local status = redis.call('HGET', job, 'status')
-  if status == 'queued' then redis.call('HSET', job, 'status', 'running') end
-  local total = tonumber(redis.call('HGET', job, 'chunks_total'))
-  return pieces, total, status
-end
-
-local function next_unsent(job, status)
-  local total = tonumber(redis.call('HGET', job, 'chunks_total'))
-  local sent = tonumber(redis.call('HGET', job, 'chunks_sent') or total)
-  if sent < total and not ENDED[status] then
-    redis.call('HINCRBY', job, 'chunks_sent', 1)
-    return sent
-  end
-  return -1
-end
-"""
-
-# KEYS: job, results, finished. ARGV: chunk index, results json, n items, version, now, ttl.
-# Returns {outcome, next}: outcome -1 no such job, 0 already stored, 1 stored now; next is the
-# index of the job's next unsent chunk, which the caller sends now (a bulk job keeps only a
-# window of chunks queued, so jobs of many keys interleave in the queue), or -1.
-_STORE_CHUNK = _MARK_DONE + _LUA_NEXT + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, -1} end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0, -1} end
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('HINCRBY', KEYS[1], 'done', ARGV[3])
-local chunks, total, status = count_piece(KEYS[1], ARGV[5], ARGV[4])
-if chunks == total and not ENDED[status] then
-  mark_done(KEYS[1], KEYS[3], ARGV[5], ARGV[6])
-end
-return {1, next_unsent(KEYS[1], status)}
-"""
-
-# KEYS: job, finished. ARGV: error, now, ttl
-_FAIL = _LUA_ENDED + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if ENDED[redis.call('HGET', KEYS[1], 'status')] then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1], 'finished_at', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'chunks_failed', 1)
-redis.call('HINCRBY', 'spamq:stats:jobs', 'failed', 1)
-redis.call('RPUSH', KEYS[2], 'failed')
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return 1
-"""
-
-# KEYS: job, finished. ARGV: now, ttl, final status (cancelled or expired)
-_CANCEL = _LUA_ENDED + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if ENDED[redis.call('HGET', KEYS[1], 'status')] then return 0 end
-local final = ARGV[3]
-redis.call('HSET', KEYS[1], 'status', final, 'finished_at', ARGV[1])
-if final == 'expired' then
-  redis.call('HSET', KEYS[1], 'error', 'deadline passed before every chunk was scored')
-end
-redis.call('HINCRBY', 'spamq:stats:jobs', final, 1)
-redis.call('RPUSH', KEYS[2], 'cancelled')
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return 1
-"""
-
-# KEYS: job, finished. ARGV: deadline ('' for none), now. A failed, cancelled or expired job
-# goes back to running (its missing chunks are re-sent), with the resubmission's deadline.
-_RESUME = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'failed' and status ~= 'cancelled' and status ~= 'expired' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'error', '', 'finished_at', '',
-           'deadline', ARGV[1], 'progress_at', ARGV[2])
-redis.call('DEL', KEYS[2])
-return 1
-"""
-
-# KEYS: job. ARGV: n. Mark up to n more chunks as sent; returns {first, stop} to send now.
-_ADVANCE = """
-local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
-local sent = tonumber(redis.call('HGET', KEYS[1], 'chunks_sent') or total)
-local stop = math.min(total, sent + tonumber(ARGV[1]))
-if stop > sent then redis.call('HSET', KEYS[1], 'chunks_sent', stop) end
-return {sent, stop}
-"""
-
-# KEYS: job. ARGV: now
-_START = """
-if redis.call('HGET', KEYS[1], 'status') == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'progress_at', ARGV[1])
-end
-return 1
-"""
-
-# KEYS: the owner's job set. ARGV: the job key prefix. Rows not yet scored in the owner's
-# jobs that have not ended; ended or expired jobs leave the set on the way.
-_PENDING_ROWS = _LUA_ENDED + """
-local pending = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local v = redis.call('HMGET', ARGV[1] .. id, 'status', 'total', 'done')
-  if v[1] == false or ENDED[v[1]] then
-    redis.call('SREM', KEYS[1], id)
-  else
-    pending = pending + tonumber(v[2]) - tonumber(v[3])
-  end
-end
-return pending
-"""
-
-
-# KEYS: job, finished. ARGV: now, ttl. A running job whose output is complete becomes done.
-_OUTPUT_DONE = _MARK_DONE + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-mark_done(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
-return 1
-"""
-
-
-# KEYS: lease. ARGV: token, ttl ms. Renew the lease only while this attempt holds it.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
-# KEYS: key. ARGV: value. Delete the key only if it still holds this value (a lease held by
-# this attempt, an Idempotency-Key or output reservation naming this job).
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class Claim(NamedTuple):
@@ -209,10 +44,6 @@ class Claim(NamedTuple):
     status: str | None  # before the claim; None: no such job
     texts: list[str]
     deadline: float | None  # unix time
-
-
-class JobNotFound(KeyError):
-    """No such job, or it expired."""
 
 
 class DuplicateJob(Exception):
@@ -304,21 +135,6 @@ class Job:
         return self.total + self.rejected
 
 
-def check_job_id(job_id: object) -> str:
-    """``job_id`` if it has the form of a job id (32 lowercase hex), else JobNotFound.
-
-    Every Redis key naming a job goes through here, so no client string reaches a key.
-    """
-    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
-        raise JobNotFound("")
-    return job_id
-
-
-def digest(*parts: str) -> str:
-    """sha256 of ``parts`` (NUL-separated): how client strings become parts of Redis keys."""
-    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def chunk_plan(total: int, chunk_size: int) -> list[Chunk]:
     """Split ``total`` items into consecutive chunks of at most ``chunk_size``."""
     return [
@@ -333,35 +149,16 @@ class JobStore:
     def __init__(self, client: redis.Redis, *, ttl_s: int) -> None:
         self._r = client
         self._ttl = ttl_s
-        self._store_chunk = client.register_script(_STORE_CHUNK)
-        self._fail = client.register_script(_FAIL)
-        self._start = client.register_script(_START)
-        self._cancel = client.register_script(_CANCEL)
-        self._resume = client.register_script(_RESUME)
-        self._advance = client.register_script(_ADVANCE)
-        self._release = client.register_script(_RELEASE)
-        self._renew = client.register_script(_RENEW)
-        self._pending_rows = client.register_script(_PENDING_ROWS)
-        self._output_done = client.register_script(_OUTPUT_DONE)
-
-    @staticmethod
-    def _keys(job_id: str) -> tuple[str, str, str, str]:
-        base = PREFIX + check_job_id(job_id)
-        return base, base + ":texts", base + ":results", base + ":finished"
-
-    @staticmethod
-    def _key(job_id: str, part: str = "") -> str:
-        """``spamq:job:<id>`` or ``spamq:job:<id>:<part>``, for a checked job id."""
-        base = PREFIX + check_job_id(job_id)
-        return f"{base}:{part}" if part else base
-
-    @staticmethod
-    def _lease_key(job_id: str, chunk: int) -> str:
-        return f"{LEASE_PREFIX}{check_job_id(job_id)}:{int(chunk)}"
-
-    @staticmethod
-    def _idem_key(owner: str | None, idempotency_key: str) -> str:
-        return IDEM_PREFIX + digest(owner or "", idempotency_key)
+        self._store_chunk = client.register_script(schema.STORE_CHUNK)
+        self._fail = client.register_script(schema.FAIL)
+        self._start = client.register_script(schema.START)
+        self._cancel = client.register_script(schema.CANCEL)
+        self._resume = client.register_script(schema.RESUME)
+        self._advance = client.register_script(schema.ADVANCE)
+        self._release = client.register_script(schema.RELEASE)
+        self._renew = client.register_script(schema.RENEW)
+        self._pending_rows = client.register_script(schema.PENDING_ROWS)
+        self._output_done = client.register_script(schema.OUTPUT_DONE)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobStore:
@@ -437,7 +234,7 @@ class JobStore:
         each stored chunk then sends the next one.
         """
         job_id = secrets.token_hex(16)  # 128 random bits: unguessable
-        texts_key = self._keys(job_id)[1]
+        texts_key = schema.job_keys(job_id)[1]
         taken = self._reserve(job_id, owner=owner, idempotency_key=idempotency_key, output="")
         plan = chunk_plan(len(texts), chunk_size)
         sent = len(plan) if window is None else min(len(plan), max(1, window))
@@ -459,12 +256,12 @@ class JobStore:
         returns the keys taken, which :meth:`_commit` frees should storing the job fail."""
         taken: list[str] = []
         if idempotency_key is not None:
-            idem = self._idem_key(owner, idempotency_key)
+            idem = schema.idem_key(owner, idempotency_key)
             if not self._r.set(idem, job_id, nx=True, ex=self._ttl):
                 raise DuplicateJob(_str(self._r.get(idem)) or "")
             taken.append(idem)
         if output:
-            reserved = OUTPUT_PREFIX + digest(output)
+            reserved = schema.output_key(output)
             if not self._r.set(reserved, job_id, nx=True, ex=self._ttl):
                 self._free(taken, job_id)
                 raise OutputTaken(output)
@@ -493,13 +290,13 @@ class JobStore:
     def _commit(self, pipe: Any, fields: dict[str, Any], taken: list[str]) -> None:
         """Add the job hash, its counters and sets to ``pipe`` and run it (MULTI/EXEC); if
         that fails nothing was stored, and the keys ``taken`` may be used again."""
-        job_id, job_key = fields["id"], self._key(fields["id"])
+        job_id, job_key = fields["id"], schema.job_key(fields["id"])
         pipe.hset(job_key, mapping=fields)
         pipe.expire(job_key, self._ttl)
         pipe.hincrby(STATS_KEY, "submitted", 1)
         if fields["chunks_total"]:
             pipe.sadd(ACTIVE_KEY, job_id)
-            owner_key = self._owner_key(fields["owner"] or None)
+            owner_key = schema.owner_key(fields["owner"] or None)
             pipe.sadd(owner_key, job_id)
             pipe.expire(owner_key, self._ttl)
         try:
@@ -510,11 +307,7 @@ class JobStore:
 
     def forget_key(self, owner: str | None, idempotency_key: str, job_id: str) -> None:
         """Free an Idempotency-Key that still names ``job_id`` (its submission failed)."""
-        self._release(keys=[self._idem_key(owner, idempotency_key)], args=[job_id])
-
-    @staticmethod
-    def _owner_key(owner: str | None) -> str:
-        return f"{OWNER_PREFIX}{owner or '-'}:jobs"  # a key id: 16 hex digits, never raw input
+        self._release(keys=[schema.idem_key(owner, idempotency_key)], args=[job_id])
 
     def load(self, queues: list[str], owner: str | None) -> tuple[int, int]:
         """(messages waiting in ``queues``, rows not yet scored in ``owner``'s jobs that have
@@ -522,30 +315,30 @@ class JobStore:
         pipe = self._r.pipeline(transaction=False)
         for queue in queues:
             pipe.llen(queue)
-        self._pending_rows(keys=[self._owner_key(owner)], args=[PREFIX], client=pipe)
+        self._pending_rows(keys=[schema.owner_key(owner)], args=[PREFIX], client=pipe)
         *depths, pending = pipe.execute()
         return sum(depths), int(pending)
 
     def get(self, job_id: str) -> Job:
-        raw = self._r.hgetall(self._key(job_id))
+        raw = self._r.hgetall(schema.job_key(job_id))
         if not raw:
             raise JobNotFound(job_id)
         return Job.from_hash(_decode(raw))
 
     def texts(self, job_id: str, start: int, stop: int) -> list[str]:
-        values = self._r.lrange(self._keys(job_id)[1], start, stop - 1)
+        values = self._r.lrange(schema.job_keys(job_id)[1], start, stop - 1)
         return [_str(v) for v in values]
 
     def job_for_key(self, idempotency_key: str, owner: str | None = None) -> str | None:
         """The job id created for ``idempotency_key`` of ``owner``, if any."""
-        return _str(self._r.get(self._idem_key(owner, idempotency_key)))
+        return _str(self._r.get(schema.idem_key(owner, idempotency_key)))
 
     def status(self, job_id: str) -> str | None:
-        value = self._r.hget(self._key(job_id), "status")
+        value = self._r.hget(schema.job_key(job_id), "status")
         return _str(value)
 
     def _end_early(self, job_id: str, status: str) -> int:
-        job_key, _, _, finished_key = self._keys(job_id)
+        job_key, _, _, finished_key = schema.job_keys(job_id)
         return self._cancel(keys=[job_key, finished_key],
                             args=[repr(time.time()), self._ttl, status])
 
@@ -562,7 +355,7 @@ class JobStore:
 
     def owner(self, job_id: str) -> str | None:
         """The key id that submitted the job ('' if none; None if there is no such job)."""
-        value = self._r.hget(self._key(job_id), "owner")
+        value = self._r.hget(schema.job_key(job_id), "owner")
         return _str(value)
 
     def queue_depth(self, queues: list[str]) -> int:
@@ -580,14 +373,14 @@ class JobStore:
                   ttl_s: float) -> tuple[bool, bool]:
         """(acquired the chunk's lease, its results are stored already), in one round trip."""
         pipe = self._r.pipeline(transaction=False)
-        pipe.set(self._lease_key(job_id, chunk), token, nx=True, px=max(1, int(ttl_s * 1000)))
-        pipe.hexists(self._keys(job_id)[2], chunk)
-        pipe.sismember(self._key(job_id, "parts"), chunk)  # a store job's split: its part
+        pipe.set(schema.lease_key(job_id, chunk), token, nx=True, px=max(1, int(ttl_s * 1000)))
+        pipe.hexists(schema.job_keys(job_id)[2], chunk)
+        pipe.sismember(schema.job_key(job_id, "parts"), chunk)  # a store job's split: its part
         acquired, stored, committed = pipe.execute()
         return bool(acquired), bool(stored or committed)
 
     def release_lease(self, job_id: str, chunk: int, token: str) -> None:
-        self._release(keys=[self._lease_key(job_id, chunk)], args=[token])
+        self._release(keys=[schema.lease_key(job_id, chunk)], args=[token])
 
     def renew_leases(self, held: list[tuple[str, int, str]], *, ttl_s: float) -> None:
         """Renew the leases (job id, chunk, token) still held by their attempts, in one trip."""
@@ -595,21 +388,21 @@ class JobStore:
             return
         pipe = self._r.pipeline(transaction=False)
         for job_id, chunk, token in held:
-            self._renew(keys=[self._lease_key(job_id, chunk)],
+            self._renew(keys=[schema.lease_key(job_id, chunk)],
                         args=[token, max(1, int(ttl_s * 1000))], client=pipe)
         pipe.execute()
 
     def lease_held(self, job_id: str, chunk: int) -> bool:
-        return bool(self._r.exists(self._lease_key(job_id, chunk)))
+        return bool(self._r.exists(schema.lease_key(job_id, chunk)))
 
     def lease_holders(self, job_id: str, chunks: list[int]) -> list[str | None]:
         """The lease value (``<worker>|<token>``) of each chunk, None where none is held."""
         if not chunks:
             return []
-        return [_str(v) for v in self._r.mget([self._lease_key(job_id, c) for c in chunks])]
+        return [_str(v) for v in self._r.mget([schema.lease_key(job_id, c) for c in chunks])]
 
     def chunk_stored(self, job_id: str, chunk: int) -> bool:
-        return bool(self._r.hexists(self._keys(job_id)[2], chunk))
+        return bool(self._r.hexists(schema.job_keys(job_id)[2], chunk))
 
     def active_jobs(self) -> list[str]:
         return sorted(_str(v) for v in self._r.smembers(ACTIVE_KEY))
@@ -625,14 +418,14 @@ class JobStore:
         """Indices of ``job``'s sent chunks whose results are not stored yet (a store job's
         splits whose part is not committed yet)."""
         if job.kind == STORE:
-            stored = {int(k) for k in self._r.smembers(self._key(job.id, "parts"))}
+            stored = {int(k) for k in self._r.smembers(schema.job_key(job.id, "parts"))}
         else:
-            stored = {int(k) for k in self._r.hkeys(self._keys(job.id)[2])}
+            stored = {int(k) for k in self._r.hkeys(schema.job_keys(job.id)[2])}
         return [i for i in range(job.chunks_sent) if i not in stored]
 
     def advance(self, job_id: str, n: int) -> list[int]:
         """Mark up to ``n`` more of the job's chunks as sent; their indices (send them now)."""
-        first, stop = self._advance(keys=[self._key(job_id)], args=[max(0, n)])
+        first, stop = self._advance(keys=[schema.job_key(job_id)], args=[max(0, n)])
         return list(range(int(first), int(stop)))
 
     def resume(self, job_id: str, *, deadline: float | None = None,
@@ -642,14 +435,14 @@ class JobStore:
         job = self.get(job_id)
         if job.status not in (FAILED, CANCELLED, EXPIRED):
             return []
-        self._resume(keys=[self._key(job_id), self._keys(job_id)[3]],
+        self._resume(keys=[schema.job_key(job_id), schema.job_keys(job_id)[3]],
                      args=[repr(deadline) if deadline is not None else "", repr(time.time())])
         missing = self.missing_chunks(job)
         return missing + self.advance(job_id, (window or job.chunks_total) - len(missing))
 
     def output_done(self, job_id: str) -> bool:
         """Mark a running job with a complete output directory done (after its _SUCCESS)."""
-        job_key, _, _, finished_key = self._keys(job_id)
+        job_key, _, _, finished_key = schema.job_keys(job_id)
         return self._output_done(keys=[job_key, finished_key],
                                  args=[repr(time.time()), self._ttl]) == 1
 
@@ -660,7 +453,7 @@ class JobStore:
             return []
         size = job.chunk_size or max(job.total, 1)
         first, last = start // size, (stop - 1) // size
-        raw = self._r.hmget(self._keys(job.id)[2], list(range(first, last + 1)))
+        raw = self._r.hmget(schema.job_keys(job.id)[2], list(range(first, last + 1)))
         out: list[tuple[int, dict[str, Any]]] = []
         for index, value in zip(range(first, last + 1), raw, strict=True):
             if value is None:
@@ -677,16 +470,16 @@ class JobStore:
 
     def mark_running(self, job_id: str) -> None:
         """A queued job whose first piece of work has started becomes running."""
-        self._start(keys=[self._key(job_id)], args=[repr(time.time())])
+        self._start(keys=[schema.job_key(job_id)], args=[repr(time.time())])
 
     def claim(self, job_id: str, start: int, stop: int) -> Claim:
         """One round trip for a task: the job's status and deadline, marking it running, its
         texts."""
-        job_key = self._key(job_id)
+        job_key = schema.job_key(job_id)
         pipe = self._r.pipeline(transaction=False)
         pipe.hmget(job_key, ["status", "deadline"])
         self._start(keys=[job_key], args=[repr(time.time())], client=pipe)
-        pipe.lrange(self._keys(job_id)[1], start, stop - 1)
+        pipe.lrange(schema.job_keys(job_id)[1], start, stop - 1)
         (status, deadline), _, values = pipe.execute()
         return Claim(_str(status), [_str(v) for v in values],
                      float(deadline) if deadline else None)
@@ -696,7 +489,7 @@ class JobStore:
     ) -> tuple[bool, int | None]:
         """Store one chunk's results once: (stored now, the index of the job's next chunk to
         send now, or None)."""
-        job_key, _, results_key, finished_key = self._keys(job_id)
+        job_key, _, results_key, finished_key = schema.job_keys(job_id)
         outcome, nxt = self._store_chunk(
             keys=[job_key, results_key, finished_key],
             args=[
@@ -715,7 +508,7 @@ class JobStore:
         return self.store_chunk_next(job_id, chunk, results, model_version=model_version)[0]
 
     def fail(self, job_id: str, error: str) -> bool:
-        job_key, _, _, finished_key = self._keys(job_id)
+        job_key, _, _, finished_key = schema.job_keys(job_id)
         outcome = self._fail(
             keys=[job_key, finished_key], args=[error, repr(time.time()), self._ttl]
         )
@@ -725,7 +518,7 @@ class JobStore:
         self, job_id: str, offset: int = 0, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """The stored results in submission order (chunks not yet stored are absent)."""
-        raw = _decode(self._r.hgetall(self._keys(job_id)[2]))
+        raw = _decode(self._r.hgetall(schema.job_keys(job_id)[2]))
         ordered: list[dict[str, Any]] = []
         for index in sorted(raw, key=int):
             ordered.extend(json.loads(raw[index]))
@@ -734,7 +527,7 @@ class JobStore:
 
     def wait(self, job_id: str, timeout_s: float) -> Job:
         """Block until the job has finished or ``timeout_s`` has passed; return its state."""
-        finished_key = self._keys(job_id)[3]
+        finished_key = schema.job_keys(job_id)[3]
         deadline = time.monotonic() + timeout_s
         job = self.get(job_id)
         while not job.finished and (left := deadline - time.monotonic()) > 0:

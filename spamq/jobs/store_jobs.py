@@ -25,7 +25,9 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from spamq.jobs.store import _LUA_ENDED, _LUA_NEXT, STORE, Job, JobStore, _str
+from spamq.jobs import schema
+from spamq.jobs.schema import STORE
+from spamq.jobs.store import Job, JobStore, _str
 
 SUCCESS, REJECTED_DIR = "_SUCCESS", "_rejected"
 
@@ -34,28 +36,6 @@ def part_name(index: int, fmt: str) -> str:
     """A split's part file: ``part-00007.jsonl`` (or .csv, .parquet)."""
     return f"part-{index:05d}.{fmt}"
 
-# KEYS: job, parts, split_rows, progress. ARGV: split, rows, rejected, bytes, version, now, ttl.
-# Returns {outcome, next}: outcome -1 no such job, 0 already committed, 1 committed, 2 committed
-# and it was the job's last split (the caller writes _SUCCESS, then marks the job done); next:
-# the next unsent split to send now, or -1.
-_SPLIT_DONE = _LUA_ENDED + _LUA_NEXT + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, -1} end
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, -1} end
-redis.call('EXPIRE', KEYS[2], ARGV[7])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2] .. ',' .. ARGV[3])
-redis.call('EXPIRE', KEYS[3], ARGV[7])
-redis.call('HDEL', KEYS[4], ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'done', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'total', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'rejected', ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'bytes_done', ARGV[4])
-local splits, total, status = count_piece(KEYS[1], ARGV[6], ARGV[5])
-local nxt = next_unsent(KEYS[1], status)
-if splits == total and not ENDED[status] then return {2, nxt} end
-return {1, nxt}
-"""
-
-
 class StoreJobs:
     """The Redis side of store jobs, over the same client and keys as :class:`JobStore`."""
 
@@ -63,7 +43,7 @@ class StoreJobs:
         self.jobs = jobs
         self._r = jobs.redis
         self._ttl = jobs._ttl
-        self._split_done = self._r.register_script(_SPLIT_DONE)
+        self._split_done = self._r.register_script(schema.SPLIT_DONE)
 
     def create(self, files: list[Any], splits: list[Any], spec: dict[str, Any], *,
                queue: str, owner: str | None, idempotency_key: str | None, output: str,
@@ -84,52 +64,52 @@ class StoreJobs:
         pipe = self._r.pipeline(transaction=True)
         for key, values in (("files", files), ("splits", splits)):
             if values:
-                pipe.rpush(self.jobs._key(job_id, key), *(json.dumps(asdict(v)) for v in values))
-                pipe.expire(self.jobs._key(job_id, key), self._ttl)
-        pipe.set(self.jobs._key(job_id, "spec"), json.dumps(spec), ex=self._ttl)
+                pipe.rpush(schema.job_key(job_id, key), *(json.dumps(asdict(v)) for v in values))
+                pipe.expire(schema.job_key(job_id, key), self._ttl)
+        pipe.set(schema.job_key(job_id, "spec"), json.dumps(spec), ex=self._ttl)
         self.jobs._commit(pipe, fields, taken)
         return Job.from_hash({k: str(v) for k, v in fields.items()}), list(range(sent))
 
     def spec(self, job_id: str) -> dict[str, Any]:
-        raw = self._r.get(self.jobs._key(job_id, "spec"))
+        raw = self._r.get(schema.job_key(job_id, "spec"))
         return json.loads(raw) if raw else {}
 
     def set_parities(self, job_id: str, parities: list[bool]) -> None:
         """The quote parity at each split's start (from the plan task's quote pass)."""
         spec = {**self.spec(job_id), "parities": [int(p) for p in parities]}
-        self._r.set(self.jobs._key(job_id, "spec"), json.dumps(spec), ex=self._ttl)
+        self._r.set(schema.job_key(job_id, "spec"), json.dumps(spec), ex=self._ttl)
 
     def files(self, job_id: str) -> list[dict[str, Any]]:
-        return [json.loads(v) for v in self._r.lrange(self.jobs._key(job_id, "files"), 0, -1)]
+        return [json.loads(v) for v in self._r.lrange(schema.job_key(job_id, "files"), 0, -1)]
 
     def splits(self, job_id: str) -> list[dict[str, Any]]:
-        return [json.loads(v) for v in self._r.lrange(self.jobs._key(job_id, "splits"), 0, -1)]
+        return [json.loads(v) for v in self._r.lrange(schema.job_key(job_id, "splits"), 0, -1)]
 
     def split(self, job_id: str, index: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(file, split) records of split ``index``; None if the job is gone."""
-        raw = self._r.lindex(self.jobs._key(job_id, "splits"), index)
+        raw = self._r.lindex(schema.job_key(job_id, "splits"), index)
         if raw is None:
             return None
         split = json.loads(raw)
-        file = self._r.lindex(self.jobs._key(job_id, "files"), split["file"])
+        file = self._r.lindex(schema.job_key(job_id, "files"), split["file"])
         return (json.loads(file), split) if file is not None else None
 
     def progress(self, job_id: str, index: int, rows: int) -> None:
         """Rows a running attempt has scored in split ``index`` (overwritten, not added)."""
-        key = self.jobs._key(job_id, "progress")
+        key = schema.job_key(job_id, "progress")
         pipe = self._r.pipeline(transaction=False)
         pipe.hset(key, index, rows)
         pipe.expire(key, self._ttl)
         pipe.execute()
 
     def rows_in_progress(self, job_id: str) -> int:
-        return sum(int(v) for v in self._r.hvals(self.jobs._key(job_id, "progress")))
+        return sum(int(v) for v in self._r.hvals(schema.job_key(job_id, "progress")))
 
     def split_done(self, job_id: str, index: int, *, rows: int, rejected: int, nbytes: int,
                    model_version: str) -> tuple[int, int | None]:
         """Record split ``index``'s committed part once: (outcome, next split to send or
         None); outcome 0 already recorded, 1 recorded, 2 recorded and the job's last."""
-        k = self.jobs._key
+        k = schema.job_key
         outcome, nxt = self._split_done(
             keys=[k(job_id), k(job_id, "parts"), k(job_id, "split_rows"), k(job_id, "progress")],
             args=[index, rows, rejected, nbytes, model_version, repr(time.time()), self._ttl])
@@ -137,7 +117,7 @@ class StoreJobs:
 
     def committed(self, job_id: str) -> list[tuple[int, int, int]]:
         """(split, rows, rejected rows) of every committed part, in split order."""
-        raw = self._r.hgetall(self.jobs._key(job_id, "split_rows"))
+        raw = self._r.hgetall(schema.job_key(job_id, "split_rows"))
         out = []
         for index, value in raw.items():
             rows, rejected = _str(value).split(",")

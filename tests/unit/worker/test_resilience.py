@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import fakeredis
 import pytest
 
-from spamq.jobs.store import EXPIRED, JobStore
+from spamq.jobs.schema import EXPIRED
+from spamq.jobs.store import JobStore
 from worker.resilience import PoisonScorer, chunk_lease
 from worker.tasks import score_chunk
 

@@ -1,7 +1,8 @@
 import fakeredis
 import pytest
 
-from spamq.jobs.store import DONE, FAILED, QUEUED, RUNNING, JobNotFound, JobStore, chunk_plan
+from spamq.jobs.schema import DONE, FAILED, QUEUED, RUNNING
+from spamq.jobs.store import JobNotFound, JobStore, chunk_plan
 
 
 @pytest.fixture

@@ -1,0 +1,281 @@
+"""The Redis schema in one place: every key, every job status, and the Lua scripts.
+
+Keys (all expire after the configured retention):
+  spamq:job:<id>             hash: status, timestamps, counts, model version, error
+  spamq:job:<id>:texts       list: the submitted texts, in order
+  spamq:job:<id>:results     hash: chunk index -> JSON list of that chunk's results
+  spamq:job:<id>:finished    list: one element pushed when the job ends (BLPOP to wait)
+  spamq:job:<id>:<part>      a store job's records (files, splits, spec, parts, split_rows,
+                             progress: spamq/jobs/store_jobs.py)
+  spamq:lease:<id>:<chunk>   ``<worker>|<token>`` of the attempt scoring a chunk
+  spamq:idem:<sha256>        the job id created for an Idempotency-Key (hash of owner + key)
+  spamq:owner:<key id>:jobs  set: the key's jobs not known to have ended (fair share)
+  spamq:output:<sha256>      the job id that reserved an output directory (hash of the path)
+  spamq:worker:<name>        a worker's heartbeat; spamq:batching:<name> its batch stats
+  spamq:stats:jobs           hash: counts of job events, for /metrics
+  spamq:jobs:active          set: jobs with chunks still to score (worker/sweeper.py)
+
+Every key is built here, from a checked job id (32 lowercase hex, :func:`check_job_id`), a
+key id (16 hex, from its hash), a worker name of our own, or a sha256: never from a client's
+raw input. The scripts name statuses as ``$DONE`` etc. and :func:`lua` fills them in from the
+Python constants, so the two cannot drift apart. spamq runs on one Redis, not a cluster, so
+a script may name a fixed key (the stats hash) beside its KEYS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from string import Template
+
+PREFIX = "spamq:job:"
+WORKER_PREFIX = "spamq:worker:"
+IDEM_PREFIX = "spamq:idem:"
+BATCH_STATS_PREFIX = "spamq:batching:"
+# Counts of job events (submitted, done, failed, cancelled) for /metrics. The Lua scripts
+# name it literally: spamq runs on one Redis, not a cluster.
+STATS_KEY = "spamq:stats:jobs"
+# Jobs with chunks still to score, for the worker's stall sweeper (worker/sweeper.py).
+ACTIVE_KEY = "spamq:jobs:active"
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+EXPIRED = "expired"  # its deadline passed before every chunk was scored
+STORE = "store"  # a job over files of the artifact store, scored split by split (store_jobs.py)
+LEASE_PREFIX = "spamq:lease:"
+OWNER_PREFIX = "spamq:owner:"
+OUTPUT_PREFIX = "spamq:output:"
+SWEEP_TURN_KEY = "spamq:sweep:turn"
+ENDED = (DONE, FAILED, CANCELLED, EXPIRED)
+RESUMABLE = (FAILED, CANCELLED, EXPIRED)  # a resubmission resumes these
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class JobNotFound(KeyError):
+    """No such job, or it expired."""
+
+
+def check_job_id(job_id: object) -> str:
+    """``job_id`` if it has the form of a job id (32 lowercase hex), else JobNotFound.
+
+    Every Redis key naming a job goes through here, so no client string reaches a key.
+    """
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+        raise JobNotFound("")
+    return job_id
+
+
+def digest(*parts: str) -> str:
+    """sha256 of ``parts`` (NUL-separated): how client strings become parts of Redis keys."""
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def job_key(job_id: str, part: str = "") -> str:
+    """``spamq:job:<id>`` or ``spamq:job:<id>:<part>``, for a checked job id."""
+    base = PREFIX + check_job_id(job_id)
+    return f"{base}:{part}" if part else base
+
+
+def job_keys(job_id: str) -> tuple[str, str, str, str]:
+    """The job hash and its texts, results and finished keys."""
+    return (job_key(job_id), job_key(job_id, "texts"), job_key(job_id, "results"),
+            job_key(job_id, "finished"))
+
+
+def lease_key(job_id: str, chunk: int) -> str:
+    return f"{LEASE_PREFIX}{check_job_id(job_id)}:{int(chunk)}"
+
+
+def idem_key(owner: str | None, idempotency_key: str) -> str:
+    return IDEM_PREFIX + digest(owner or "", idempotency_key)
+
+
+def owner_key(owner: str | None) -> str:
+    return f"{OWNER_PREFIX}{owner or '-'}:jobs"  # a key id: 16 hex digits, never raw input
+
+
+def output_key(output: str) -> str:
+    return OUTPUT_PREFIX + digest(output)
+
+
+def lua(script: str) -> str:
+    """A script with its ``$STATUS`` and ``$STATS_KEY`` placeholders filled in."""
+    return Template(script).substitute(
+        QUEUED=QUEUED, RUNNING=RUNNING, DONE=DONE, FAILED=FAILED, CANCELLED=CANCELLED,
+        EXPIRED=EXPIRED, STATS_KEY=STATS_KEY,
+    )
+
+
+def _lua_set(name: str, statuses: tuple[str, ...]) -> str:
+    """``local NAME = {['done'] = true, ...}``: a set of statuses for a script."""
+    return f"local {name} = {{" + ", ".join(f"['{st}'] = true" for st in statuses) + "}\n"
+
+
+# The statuses that end a job, for the Lua scripts (generated from ENDED).
+_LUA_ENDED = _lua_set("ENDED", ENDED)
+
+# The one way a job becomes done (both scripts below): status and time, the stats count,
+# and the element that wakes whoever waits on the finished list.
+_MARK_DONE = _LUA_ENDED + """
+local function mark_done(job, finished, now, ttl)
+  redis.call('HSET', job, 'status', '$DONE', 'finished_at', now)
+  redis.call('HINCRBY', '$STATS_KEY', '$DONE', 1)
+  redis.call('RPUSH', finished, '$DONE')
+  redis.call('EXPIRE', finished, ttl)
+end
+"""
+
+# For the scripts that store a piece of work (a chunk; a store job's split), after
+# _LUA_ENDED: count_piece records it; next_unsent marks the job's next unsent piece sent (-1:
+# none is due). Each stored piece sends the next, so a bulk job keeps a window queued.
+_LUA_NEXT = """
+-- a piece of work was stored: count it, note the time and the model; queued -> running
+local function count_piece(job, now, version)
+  local pieces = redis.call('HINCRBY', job, 'chunks_done', 1)
+  redis.call('HSET', job, 'progress_at', now)
+  if version ~= '' then redis.call('HSET', job, 'model_version', version) end
+  if redis.call('HGET', job, 'started_at') == '' then redis.call('HSET', job, 'started_at', now) end
+  local status = redis.call('HGET', job, 'status')
+  if status == '$QUEUED' then redis.call('HSET', job, 'status', '$RUNNING') end
+  local total = tonumber(redis.call('HGET', job, 'chunks_total'))
+  return pieces, total, status
+end
+
+local function next_unsent(job, status)
+  local total = tonumber(redis.call('HGET', job, 'chunks_total'))
+  local sent = tonumber(redis.call('HGET', job, 'chunks_sent') or total)
+  if sent < total and not ENDED[status] then
+    redis.call('HINCRBY', job, 'chunks_sent', 1)
+    return sent
+  end
+  return -1
+end
+"""
+
+# KEYS: job, results, finished. ARGV: chunk index, results json, n items, version, now, ttl.
+# Returns {outcome, next}: outcome -1 no such job, 0 already stored, 1 stored now; next is the
+# index of the job's next unsent chunk, which the caller sends now (a bulk job keeps only a
+# window of chunks queued, so jobs of many keys interleave in the queue), or -1.
+STORE_CHUNK = lua(_MARK_DONE + _LUA_NEXT + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, -1} end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0, -1} end
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('HINCRBY', KEYS[1], 'done', ARGV[3])
+local chunks, total, status = count_piece(KEYS[1], ARGV[5], ARGV[4])
+if chunks == total and not ENDED[status] then
+  mark_done(KEYS[1], KEYS[3], ARGV[5], ARGV[6])
+end
+return {1, next_unsent(KEYS[1], status)}
+""")
+
+# KEYS: job, finished. ARGV: error, now, ttl
+FAIL = lua(_LUA_ENDED + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ENDED[redis.call('HGET', KEYS[1], 'status')] then return 0 end
+redis.call('HSET', KEYS[1], 'status', '$FAILED', 'error', ARGV[1], 'finished_at', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'chunks_failed', 1)
+redis.call('HINCRBY', '$STATS_KEY', '$FAILED', 1)
+redis.call('RPUSH', KEYS[2], '$FAILED')
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+""")
+
+# KEYS: job, finished. ARGV: now, ttl, final status (cancelled or expired)
+CANCEL = lua(_LUA_ENDED + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ENDED[redis.call('HGET', KEYS[1], 'status')] then return 0 end
+local final = ARGV[3]
+redis.call('HSET', KEYS[1], 'status', final, 'finished_at', ARGV[1])
+if final == '$EXPIRED' then
+  redis.call('HSET', KEYS[1], 'error', 'deadline passed before every chunk was scored')
+end
+redis.call('HINCRBY', '$STATS_KEY', final, 1)
+redis.call('RPUSH', KEYS[2], '$CANCELLED')
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+""")
+
+# KEYS: job, finished. ARGV: deadline ('' for none), now. A failed, cancelled or expired job
+# goes back to running (its missing chunks are re-sent), with the resubmission's deadline.
+RESUME = lua(_lua_set("RESUMABLE", RESUMABLE) + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not RESUMABLE[status] then return 0 end
+redis.call('HSET', KEYS[1], 'status', '$RUNNING', 'error', '', 'finished_at', '',
+           'deadline', ARGV[1], 'progress_at', ARGV[2])
+redis.call('DEL', KEYS[2])
+return 1
+""")
+
+# KEYS: job. ARGV: n. Mark up to n more chunks as sent; returns {first, stop} to send now.
+ADVANCE = lua("""
+local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
+local sent = tonumber(redis.call('HGET', KEYS[1], 'chunks_sent') or total)
+local stop = math.min(total, sent + tonumber(ARGV[1]))
+if stop > sent then redis.call('HSET', KEYS[1], 'chunks_sent', stop) end
+return {sent, stop}
+""")
+
+# KEYS: job. ARGV: now
+START = lua("""
+if redis.call('HGET', KEYS[1], 'status') == '$QUEUED' then
+  redis.call('HSET', KEYS[1], 'status', '$RUNNING', 'started_at', ARGV[1], 'progress_at', ARGV[1])
+end
+return 1
+""")
+
+# KEYS: the owner's job set. ARGV: the job key prefix. Rows not yet scored in the owner's
+# jobs that have not ended; ended or expired jobs leave the set on the way.
+PENDING_ROWS = lua(_LUA_ENDED + """
+local pending = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local v = redis.call('HMGET', ARGV[1] .. id, 'status', 'total', 'done')
+  if v[1] == false or ENDED[v[1]] then
+    redis.call('SREM', KEYS[1], id)
+  else
+    pending = pending + tonumber(v[2]) - tonumber(v[3])
+  end
+end
+return pending
+""")
+
+
+# KEYS: job, finished. ARGV: now, ttl. A running job whose output is complete becomes done.
+OUTPUT_DONE = lua(_MARK_DONE + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HGET', KEYS[1], 'status') ~= '$RUNNING' then return 0 end
+mark_done(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+return 1
+""")
+
+
+# KEYS: lease. ARGV: token, ttl ms. Renew the lease only while this attempt holds it.
+RENEW = lua("""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+""")
+
+# KEYS: key. ARGV: value. Delete the key only if it still holds this value (a lease held by
+# this attempt, an Idempotency-Key or output reservation naming this job).
+RELEASE = lua("""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""")
+
+# KEYS: job, parts, split_rows, progress. ARGV: split, rows, rejected, bytes, version, now, ttl.
+# Returns {outcome, next}: outcome -1 no such job, 0 already committed, 1 committed, 2 committed
+# and it was the job's last split (the caller writes _SUCCESS, then marks the job done); next:
+# the next unsent split to send now, or -1.
+SPLIT_DONE = lua(_LUA_ENDED + _LUA_NEXT + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, -1} end
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, -1} end
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2] .. ',' .. ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[7])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'done', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'total', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'rejected', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'bytes_done', ARGV[4])
+local splits, total, status = count_piece(KEYS[1], ARGV[6], ARGV[5])
+local nxt = next_unsent(KEYS[1], status)
+if splits == total and not ENDED[status] then return {2, nxt} end
+return {1, nxt}
+""")
