@@ -33,6 +33,7 @@ test: lint test-services
 
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

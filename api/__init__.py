@@ -55,7 +55,7 @@ def create_app(
     app = Flask(__name__)
     # File uploads may be this large; a JSON body is held to max_body_bytes in the route.
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_upload_bytes)
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # the default provider has it
     app.url_map.converters["job_id"] = JobIdConverter
     if store is None:
         store = JobStore.from_settings(settings)

@@ -24,7 +24,7 @@ from typing import Any
 
 import gevent
 from gunicorn import util
-from gunicorn.workers import ggevent, gthread
+from gunicorn.workers import base, ggevent, gthread
 
 
 def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
@@ -35,7 +35,7 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
     util.write_nonblock(sock, (head + body).encode("latin1"))  # json.dumps wrote ASCII
 
 
-class _JsonErrors:
+class _JsonErrors(base.Worker):
     def init_process(self) -> None:
         util.write_error = write_json_error  # gunicorn's Worker.handle_error writes through it
         super().init_process()
@@ -50,7 +50,8 @@ class GeventWorker(_JsonErrors, ggevent.GeventWorker):
         super().load_wsgi()
         from spamq.settings import get_settings
 
-        self.wsgi = body_deadline(self.wsgi, get_settings().api_body_timeout_s)
+        # gunicorn's Worker sets wsgi in load_wsgi without a type mypy can see
+        self.wsgi = body_deadline(self.wsgi, get_settings().api_body_timeout_s)  # type: ignore[has-type]
 
 
 def body_deadline(app: Any, seconds: float) -> Any:

@@ -44,7 +44,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
-            "job_id": None if record.job_id == "-" else record.job_id,
+            "job_id": None if (jid := getattr(record, "job_id", "-")) == "-" else jid,
             "message": record.getMessage(),
         }
         if record.exc_info:

@@ -375,7 +375,7 @@ class JobStore:
         pipe = self._r.pipeline(transaction=False)
         pipe.set(schema.lease_key(job_id, chunk), token, nx=True, px=max(1, int(ttl_s * 1000)))
         pipe.hexists(schema.job_keys(job_id)[2], chunk)
-        pipe.sismember(schema.job_key(job_id, "parts"), chunk)  # a store job's split: its part
+        pipe.sismember(schema.job_key(job_id, "parts"), str(chunk))  # a store job's split: its part
         acquired, stored, committed = pipe.execute()
         return bool(acquired), bool(stored or committed)
 

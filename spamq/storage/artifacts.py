@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 if TYPE_CHECKING:
     from spamq.settings import Settings
@@ -227,7 +227,7 @@ class LocalArtifactStore(ArtifactStore):
         if "r" not in mode:
             p.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return open(p, mode, buffering=buffering, opener=_open_no_follow)
+            return cast(BinaryIO, open(p, mode, buffering=buffering, opener=_open_no_follow))
         except FileNotFoundError as exc:
             raise ArtifactNotFound(f"{self.describe()}: {path} does not exist") from exc
         except FileExistsError as exc:

@@ -35,11 +35,11 @@ import gzip
 import io
 import json
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from spamq.storage.artifacts import ArtifactStore
 from spamq.storage.rows import CSV_ERRORS, shown, text_problem
@@ -570,7 +570,8 @@ def _find_end(buf: bytes, i: int, in_q: bool, quoted: bool) -> tuple[int, bool]:
 
 
 def _records(chunks: Iterator[bytes], pos: int, stop: int | None, *, quoted: bool,
-             in_quotes: bool, seek: bool, limit: int) -> Iterator[tuple[int, bytes | None]]:
+             in_quotes: bool, seek: bool, limit: int
+             ) -> Generator[tuple[int, bytes | None], None, None]:
     """``(offset, raw bytes)`` of each record starting before ``stop`` (None: no end), the
     bytes None when longer than ``limit``. ``chunks`` stream the file from offset ``pos``.
 
@@ -622,7 +623,7 @@ def _records(chunks: Iterator[bytes], pos: int, stop: int | None, *, quoted: boo
 
 
 def _range_chunks(store: ArtifactStore, file: InputFile, first: int, end: int
-                  ) -> Iterator[bytes]:
+                  ) -> Generator[bytes, None, None]:
     """Bytes ``[first, end)`` of the file, then, only while the consumer asks (a record
     running past the split), the rest of the file through a second ranged read."""
     got = 0
@@ -639,11 +640,12 @@ def _range_chunks(store: ArtifactStore, file: InputFile, first: int, end: int
 
 def _decompressor(raw: BinaryIO, compression: str) -> BinaryIO:
     if compression == "gz":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    return bz2.BZ2File(raw, mode="rb")
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+    return cast(BinaryIO, bz2.BZ2File(raw, mode="rb"))
 
 
-def _decompressed_chunks(store: ArtifactStore, file: InputFile) -> Iterator[bytes]:
+def _decompressed_chunks(store: ArtifactStore, file: InputFile
+                         ) -> Generator[bytes, None, None]:
     with store.open_range(file.path, 0) as raw, _decompressor(raw, file.compression) as dec:
         while True:
             try:
@@ -708,7 +710,8 @@ class _RangeFile(io.RawIOBase):
             self._stream = self._stack.enter_context(
                 self._store.open_range(self._path, self._pos, length))
             self._stream_pos, self._stream_end = self._pos, self._pos + length
-        got = self._stream.readinto(memoryview(b)[: min(n, self._stream_end - self._pos)])
+        stream = cast(io.RawIOBase, self._stream)  # a store's stream is a raw binary file
+        got = stream.readinto(memoryview(b)[: min(n, self._stream_end - self._pos)])
         if not got:
             return 0
         self._pos += got
