@@ -29,7 +29,7 @@ def model_forward_batch1(model_dir: Path, texts: list[str]) -> dict[str, float]:
     from worker.runner import BatchClassifier, default_threads
 
     s = Settings()
-    torch.set_num_threads(s.torch_threads or max(1, default_threads(1) - 1))  # worker/state.py
+    torch.set_num_threads(s.torch_threads or max(1, default_threads(1) - 1))  # as worker/process.py
     runner = BatchClassifier(model_dir, device="cpu", precision=s.precision)
     runner.warm_up()
     times = []

@@ -1,4 +1,8 @@
-"""The worker's Celery app: ``celery -A worker.celery_app worker`` (see ``spamq worker``)."""
+"""The worker's Celery app: ``celery -A worker.celery_app worker`` (see ``spamq worker``).
+
+This module builds the app and connects signals; what a worker process holds is a
+worker.process.WorkerProcess, created and started here and stopped at shutdown.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from celery.signals import (
 from spamq.jobs.queue import make_celery
 from spamq.logs import configure_logging
 from spamq.settings import get_settings
-from worker import lifecycle, state
+from worker import process
+from worker.process import WorkerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -30,27 +35,29 @@ app.conf.broker_transport = "worker.broker:Transport"  # survives a Redis restar
 @worker_init.connect
 def _load_in_main_process(sender=None, **_: object) -> None:
     configure_logging()
-    app.conf.broker_url = lifecycle.worker_settings().redis_url  # may come from Vault
+    proc = process.install(WorkerProcess(send_task=app.send_task))
+    app.conf.broker_url = proc.load_secrets().settings.redis_url  # may come from Vault
     pool = getattr(getattr(sender, "pool_cls", None), "__module__", "") or str(
         getattr(sender, "pool_cls", "")
     )
     if "prefork" in pool:
         return  # each child loads its own model after the fork
-    state.get_state()
-    state.get_batcher()
+    proc.start()
 
 
 @worker_process_init.connect
 def _load_in_child(**_: object) -> None:
     configure_logging()
-    state.get_state()
-    state.get_batcher()
+    proc = process.installed() or process.install(WorkerProcess(send_task=app.send_task))
+    proc.start()  # the secrets came with the fork; the rest is the child's own
 
 
 @worker_process_shutdown.connect
 @worker_shutdown.connect
 def _stop(**_: object) -> None:
-    state.shutdown()
+    proc = process.installed()
+    if proc is not None:
+        proc.stop()
 
 
 class BulkGate:
@@ -82,13 +89,12 @@ class BulkGate:
                 self._sync()
 
 
-_consumer = None
-_gate: BulkGate | None = None
-
-
 def _sync_bulk_consumer() -> None:
     """Runs in the consumer's thread: consume from the bulk queue iff the gate is open."""
-    consumer, gate = _consumer, _gate
+    proc = process.installed()
+    if proc is None:
+        return
+    consumer, gate = proc.consumer, proc.bulk_gate
     if consumer is None or gate is None or consumer.task_consumer is None:
         return
     queue = get_settings().bulk_queue
@@ -101,12 +107,14 @@ def _sync_bulk_consumer() -> None:
 
 @worker_ready.connect
 def _install_bulk_gate(sender=None, **_: object) -> None:
-    global _consumer, _gate
     s = get_settings()
-    if sender is None or s.bulk_queue not in {q.name for q in sender.task_consumer.queues}:
+    proc = process.installed()
+    if proc is None or sender is None or s.bulk_queue not in {
+            q.name for q in sender.task_consumer.queues}:
         return
-    _consumer = sender
-    _gate = BulkGate(s.bulk_max_in_flight, sync=lambda: sender.call_soon(_sync_bulk_consumer))
+    proc.consumer = sender
+    proc.bulk_gate = BulkGate(s.bulk_max_in_flight,
+                              sync=lambda: sender.call_soon(_sync_bulk_consumer))
 
 
 def _is_bulk(task: object) -> bool:
@@ -115,13 +123,20 @@ def _is_bulk(task: object) -> bool:
     return info.get("routing_key") == get_settings().bulk_queue
 
 
+def _gate() -> BulkGate | None:
+    proc = process.installed()
+    return proc.bulk_gate if proc is not None else None
+
+
 @task_prerun.connect
 def _bulk_started(task=None, **_: object) -> None:
-    if _gate is not None and _is_bulk(task):
-        _gate.enter()
+    gate = _gate()
+    if gate is not None and _is_bulk(task):
+        gate.enter()
 
 
 @task_postrun.connect
 def _bulk_finished(task=None, **_: object) -> None:
-    if _gate is not None and _is_bulk(task):
-        _gate.leave()
+    gate = _gate()
+    if gate is not None and _is_bulk(task):
+        gate.leave()

@@ -7,8 +7,9 @@ or partial version is refused, never loaded) and the worker loads it.
 
 :class:`ModelWatcher` re-resolves the alias every ``model_poll_s`` seconds; when it has moved
 it pulls, loads and warms the new version in its own thread, then swaps it into
-``state.runner``. The batcher reads the runner per forward pass and every request keeps the
-runner that tokenised it, so jobs in flight finish on the version they started with.
+``state.runner`` (the runner slot of worker/process.py). The batcher reads the runner per
+forward pass and every request keeps the runner that tokenised it, so jobs in flight
+finish on the version they started with.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from spamq.models.registry import ModelRegistry, RegistryError
 from spamq.retry import retry
@@ -28,10 +29,18 @@ from worker.loops import Loop
 
 if TYPE_CHECKING:
     from worker.runner import BatchClassifier
-    from worker.state import WorkerState
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class RunnerSlot(Protocol):
+    """What the watcher swaps into: worker.process.WorkerProcess is one."""
+
+    runner: BatchClassifier | None
+
+    @property
+    def settings(self) -> Settings: ...
 
 
 class ModelSourceError(RuntimeError):
@@ -117,10 +126,18 @@ def load_from_registry(settings: Settings, *, source: ModelSource | None = None)
     return runner
 
 
+def load_runner(settings: Settings, *, source: ModelSource | None = None) -> BatchClassifier:
+    """The model the settings name, loaded and warmed: ``model_dir`` as it is
+    (``model_source=dir``) or the alias's version from the registry (ModelSourceError)."""
+    if settings.model_source == "registry":
+        return load_from_registry(settings, source=source)
+    return build_runner(settings, settings.model_dir)
+
+
 class ModelWatcher:
     """A daemon thread that follows the alias and hot-swaps ``state.runner``."""
 
-    def __init__(self, state: WorkerState, *, source: ModelSource | None = None) -> None:
+    def __init__(self, state: RunnerSlot, *, source: ModelSource | None = None) -> None:
         self.state = state
         self.source = source or ModelSource(state.settings)
         self.poll_s = state.settings.model_poll_s

@@ -14,9 +14,8 @@ from spamq.jobs.queue import PLAN_STORE_JOB, SCORE_CHUNK, SCORE_SPLIT, send_chun
 from spamq.jobs.schema import CANCELLED, EXPIRED
 from spamq.jobs.store import Chunk, JobNotFound, JobStore
 from spamq.logs import job_context
-from worker import lifecycle, resilience
+from worker import process, resilience
 from worker.celery_app import app
-from worker.state import get_batcher, get_state
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +32,7 @@ def score_chunk(
     store: JobStore, scorer: Scorer, job_id: str, chunk: Chunk, *, interactive: bool = True,
     lease_s: float = 10.0, holder: str = "", send_next: Callable[[int], None] | None = None,
     leases: resilience.LeaseBook | None = None,
+    log_predictions: Callable[[str, int, list[str], list[dict]], None] | None = None,
 ) -> bool:
     """Score one chunk of a job and store its results once; False if stored, gone or cancelled.
 
@@ -65,22 +65,24 @@ def score_chunk(
                                                  model_version=version)
             if nxt is not None and send_next is not None:
                 send_next(nxt)
-        if stored:
-            lifecycle.log_predictions(job_id, chunk.start, texts, results)
+        if stored and log_predictions is not None:
+            log_predictions(job_id, chunk.start, texts, results)
         return stored
     except JobNotFound:
         logger.warning("job %s: gone (expired or deleted); chunk %d dropped", job_id, chunk.index)
         return False
 
 
-def _scorer(state) -> Scorer:
+def _scorer(state: process.WorkerProcess) -> Scorer:
     marker = state.settings.test_poison_marker  # test-only fault injection
-    return resilience.PoisonScorer(get_batcher(), marker) if marker else get_batcher()
+    batcher = state.batcher
+    assert batcher is not None
+    return resilience.PoisonScorer(batcher, marker) if marker else batcher
 
 
 @app.task(name=SCORE_CHUNK, bind=True)
 def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> None:
-    state = get_state()
+    state = process.current()
     state.ensure_loops()
     queue = (self.request.delivery_info or {}).get("routing_key")
     interactive = queue != state.settings.bulk_queue
@@ -88,14 +90,15 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
     size = stop - start  # every chunk but a job's last has the job's chunk size
 
     def send_next(nxt: int) -> None:
-        total = state.store.get(job_id).total
+        total = state.jobs.get(job_id).total
         send_chunk(app.send_task, job_id, Chunk(nxt, nxt * size, min(nxt * size + size, total)),
                    queue or state.settings.bulk_queue)
 
     with job_context(job_id), _failures(state, job_id, f"chunk {index}"):
-        stored = score_chunk(state.store, _scorer(state), job_id, chunk,
+        stored = score_chunk(state.jobs, _scorer(state), job_id, chunk,
                              interactive=interactive, lease_s=state.settings.chunk_lease_s,
-                             holder=state.name, send_next=send_next, leases=state.leases)
+                             holder=state.name, send_next=send_next, leases=state.leases,
+                             log_predictions=state.log_predictions)
         logger.info("chunk %d [%d, %d) %s", index, start, stop,
                     "stored" if stored else "not stored")
 
@@ -112,7 +115,7 @@ def _failures(state, job_id: str, what: str) -> Iterator[None]:
         raise Reject(str(exc), requeue=True) from exc
     except Exception as exc:
         logger.exception("%s failed", what)
-        state.store.fail(job_id, f"{what} failed: {public_error(exc)}")
+        state.jobs.fail(job_id, f"{what} failed: {public_error(exc)}")
         raise
 
 
@@ -131,11 +134,11 @@ def score_split_task(self, job_id: str, index: int) -> None:
     """Score split ``index`` of a store job (worker/split_tasks.py)."""
     from worker.split_tasks import SplitScorer
 
-    state = get_state()
+    state = process.current()
     state.ensure_loops()
     queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
     with job_context(job_id), _failures(state, job_id, f"split {index}"):
-        SplitScorer(state.store, state.artifacts, _scorer(state),
+        SplitScorer(state.jobs, state.artifacts, _scorer(state),
                     max_chars=state.settings.max_chars_per_text, holder=state.name,
                     lease_s=state.settings.chunk_lease_s, leases=state.leases,
                     send_next=lambda nxt: send_split(app.send_task, job_id, nxt, queue),
@@ -147,15 +150,15 @@ def plan_store_job_task(self, job_id: str) -> None:
     """A store job's quote pass (CSV/TSV), then its first window of splits."""
     from worker.split_tasks import plan_quotes
 
-    state = get_state()
+    state = process.current()
     queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
     with job_context(job_id), _failures(state, job_id, "planning"):
         try:
-            job = state.store.get(job_id)
+            job = state.jobs.get(job_id)
         except JobNotFound:
             return
         if job.finished or job.chunks_sent:
             return
-        plan_quotes(state.store, state.artifacts, job_id)
-        for index in state.store.advance(job_id, state.settings.bulk_window_chunks):
+        plan_quotes(state.jobs, state.artifacts, job_id)
+        for index in state.jobs.advance(job_id, state.settings.bulk_window_chunks):
             send_split(app.send_task, job_id, index, queue)
