@@ -75,6 +75,8 @@ class BatchClassifier:
         self.version = verify_model_dir(self.model_dir)
         manifest = read_manifest(self.model_dir)
         self.threshold = float(manifest.get("decision_threshold", 0.5))
+        # temperature scaling fit on validation at training time (1.0: an uncalibrated model)
+        self.temperature = float(manifest.get("calibration", {}).get("temperature", 1.0))
         self.max_length = max_length
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -148,7 +150,8 @@ class BatchClassifier:
     @torch.inference_mode()
     def spam_probabilities(self, batch: PaddedBatch) -> list[float]:
         logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        return torch.softmax(logits.float(), dim=-1)[:, self.spam_id].cpu().tolist()
+        probs = torch.softmax(logits.float() / self.temperature, dim=-1)
+        return probs[:, self.spam_id].cpu().tolist()
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         ids, truncated = self.encode(texts)

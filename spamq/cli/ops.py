@@ -81,11 +81,76 @@ def models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_dir(s: Settings, ref: str, name: str | None = None) -> Path:
+    """A local model directory, or a registry version or alias of ``name`` pulled into the
+    cache."""
+    if Path(ref).is_dir():
+        return Path(ref)
+    return _registry(s).pull(name or s.model_name, ref, cache_dir=s.model_cache_dir)
+
+
+def _gate(s: Settings, candidate: Path, against: Path | None, *, data: Path | None,
+          files: list[Path], json_out: Path | None) -> tuple[list[dict], str]:
+    """Evaluate both models on every set; the side-by-side rows and the printed table."""
+    from spamq.training import evaluation
+
+    data = data or s.data_path
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    cand = evaluation.evaluate_dir(candidate, data_path=data, extra=files, log=log)
+    # the candidate's split seed for both, so both see the same UCI test texts
+    seed = int(json.loads((candidate / "manifest.json").read_text())["split"]["seed"])
+    base = (evaluation.evaluate_dir(against, data_path=data, extra=files, split_seed=seed,
+                                    log=log) if against else None)
+    rows = evaluation.compare(cand, base or {"sets": {}})
+    table = evaluation.format_table(rows, f"candidate {cand['version']}",
+                                    f"against {base['version']}" if base else "against -")
+    if json_out:
+        json_out.write_text(json.dumps({"candidate": cand, "against": base, "rows": rows},
+                                       indent=2, sort_keys=True) + "\n")
+    return rows, table
+
+
+@_guard
+def models_evaluate(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    candidate = _model_dir(s, args.candidate, args.name)
+    against = _model_dir(s, args.against, args.name) if args.against else None
+    rows, table = _gate(s, candidate, against, data=args.data, files=args.file,
+                        json_out=args.json)
+    print(table)
+    worse = [r for r in rows if r["worse"]]
+    if against is not None:
+        print(f"{len(worse)} of {len(rows)} figures worse beyond the against model's 95% "
+              "bootstrap interval")
+    return 0
+
+
 @_guard
 def models_promote(args: argparse.Namespace) -> int:
     s = _settings(args)
     alias = args.alias or s.model_alias
-    _registry(s).promote(args.name, args.version, alias=alias)
+    reg = _registry(s)
+    if args.require_no_worse:
+        from spamq.models.registry import RegistryError
+
+        try:
+            current = reg.resolve(args.name, alias)
+        except RegistryError:
+            current = None  # nothing to compare with: the first promotion passes
+        if current is not None and current != args.version:
+            candidate = reg.pull(args.name, args.version, cache_dir=s.model_cache_dir)
+            against = reg.pull(args.name, current, cache_dir=s.model_cache_dir)
+            rows, table = _gate(s, candidate, against, data=args.data, files=args.file,
+                                json_out=args.json)
+            print(table)
+            worse = [r for r in rows if r["worse"]]
+            if worse:
+                names = ", ".join(f"{r['set']} {r['metric']}" for r in worse)
+                print(f"refusing to promote {args.name}/{args.version} to {alias}: worse than "
+                      f"{current} beyond its 95% bootstrap interval on {names}",
+                      file=sys.stderr)
+                return 2
+    reg.promote(args.name, args.version, alias=alias)
     print(f"{args.name}/{alias} -> {args.version}")
     return 0
 
@@ -97,6 +162,14 @@ def models_pull(args: argparse.Namespace) -> int:
     cache = Path(args.cache_dir) if args.cache_dir else s.model_cache_dir
     print(_registry(s).pull(args.name, ref, cache_dir=cache))
     return 0
+
+
+def _gate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=None,
+                   help="the UCI TSV the test split is cut from (default: settings.data_path)")
+    p.add_argument("--file", type=Path, action="append", default=[],
+                   help="another labelled TSV (label, [category,] text columns); repeatable")
+    p.add_argument("--json", type=Path, default=None, help="also write every figure here")
 
 
 def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -120,7 +193,21 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     promote.add_argument("name")
     promote.add_argument("version")
     promote.add_argument("--alias", help="default: settings.model_alias")
+    promote.add_argument(
+        "--require-no-worse", action="store_true",
+        help="evaluate the version and the alias's current version on every set (UCI test, "
+             "data/modern/eval.tsv, each --file) and refuse (exit 2) when any figure of the "
+             "version is worse beyond the current one's 95%% bootstrap interval")
+    _gate_arguments(promote)
     promote.set_defaults(func=models_promote)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="score a model on every evaluation set, side by side with another")
+    evaluate.add_argument("candidate", help="a model directory, or a registry version or alias")
+    evaluate.add_argument("--against", help="a registry alias or version, or a model directory")
+    evaluate.add_argument("--name", help="registry model name (default: settings.model_name)")
+    _gate_arguments(evaluate)
+    evaluate.set_defaults(func=models_evaluate)
 
     pull = sub.add_parser(
         "pull", help="download and verify a version into the cache; prints its path"

@@ -47,6 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also weight the loss by inverse class frequency")
     parser.add_argument("--limit", type=int, default=None,
                         help="use only N distinct messages (stratified sample), for tests")
+    parser.add_argument("--supplement-per-category", type=int, default=100,
+                        help="modern A2P ham / smishing rows generated per category "
+                             "(spamq/training/supplement.py; 0 for none)")
+    parser.add_argument("--top-layers", type=_positive, default=1,
+                        help="transformer layers fine-tuned (the top ones; the rest are frozen "
+                             "and their output cached once); default 1")
+    parser.add_argument("--full-finetune", action="store_true",
+                        help="fine-tune every layer (slow on CPU) instead of the default: "
+                             "frozen lower layers cached once, last layer and head trained")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_io_arguments(parser)  # --publish, --alias
@@ -57,6 +66,18 @@ def train(**kwargs: Any) -> dict[str, Any]:
     from spamq.training.pipeline import train as _train
 
     return _train(**kwargs)
+
+
+def _modern_line(metrics: dict) -> str:
+    m, c = metrics.get("modern"), metrics.get("calibration")
+    if not m or not c:
+        return ""
+    worst = max((v["value"] for v in m["categories"].values() if v["metric"] == "fpr"),
+                default=0.0)
+    return (f"modern set: ham FPR {m['ham_fpr']:.3f} (worst category {worst:.3f}), smishing "
+            f"recall {m['spam_recall']:.3f}; temperature {c['temperature']:.3f}, validation "
+            f"ECE {c['validation_ece']['uncalibrated']:.4f} -> "
+            f"{c['validation_ece']['temperature']:.4f}\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
         class_weights=args.class_weights,
         threads=args.threads,
         runs=args.runs,
+        supplement_per_category=args.supplement_per_category,
+        full_finetune=args.full_finetune,
+        top_layers=args.top_layers,
         progress=not args.no_progress,
     )
     b = metrics["baseline"]
@@ -86,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         f"P {metrics['spam_precision']:.4f}, R {metrics['spam_recall']:.4f}, "
         f"MCC {metrics['mcc']:.4f}, threshold {metrics['threshold']:.4f}); "
         f"baseline F1 {b['spam_f1']:.4f} ({b_ci[0]:.3f}-{b_ci[1]:.3f})\n"
+        f"{_modern_line(metrics)}"
         f"training {metrics['training_time_s']:.1f} s (total {metrics['total_time_s']:.1f} s); "
         f"model {metrics['out_dir']} version {metrics['version']}"
     )

@@ -8,6 +8,7 @@ KeyboardAug, OcrAug, RandomCharAug, RandomWordAug, SplitAug and SpellingAug with
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from pathlib import Path
 
 from spamq.text import normalize
@@ -44,7 +45,7 @@ def augment_spam(
     *,
     factor: int,
     seed: int,
-    exclude: set[str] = frozenset(),
+    exclude: Collection[str] = frozenset(),
 ) -> list[Example]:
     """Return ``factor`` augmented copies (at most) of each spam row of ``train``.
 

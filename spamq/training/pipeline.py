@@ -20,14 +20,18 @@ from spamq.models.manifest import sha256_file, write_manifest
 from spamq.settings import Settings
 from spamq.text import normalize
 from spamq.training import augment as aug_mod
-from spamq.training import convert, report
+from spamq.training import calibration, convert, evaluation, report
+from spamq.training import supplement as supp
 from spamq.training.data import Example, read_tsv, split
 
-SCORE_DEFINITION = "softmax(logits)[label 'spam'] of normalize(text), truncated to max_length"
+SCORE_DEFINITION = ("softmax(logits / calibration.temperature)[label 'spam'] of normalize(text), "
+                    "truncated to max_length")
 
 # Defaults that differ between the pretrained encoder and the tiny from-scratch model.
 PRETRAINED_DEFAULTS = {"epochs": 3, "lr": 8e-5, "batch_size": 16}
 SCRATCH_DEFAULTS = {"epochs": 3, "lr": 2e-3, "batch_size": 32}
+# Last layer + head only, on cached inputs (fast.py): a larger step suits the fresh head.
+FAST_DEFAULTS = {"epochs": 4, "lr": 2e-4, "batch_size": 32}
 
 
 def _seed_everything(seed: int) -> None:
@@ -142,7 +146,8 @@ def _fine_tune(model, *, train_seqs, train_y, val_seqs, val_y, pad_id, epochs, b
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     lengths = [len(s) for s in train_seqs]
     history: list[dict] = []
-    best, best_state = None, None
+    best: dict[str, Any] | None = None
+    best_state = None
     t0 = time.monotonic()
     epoch_bar = tqdm(range(1, epochs + 1), desc=f"{label} epochs", unit="epoch",
                      disable=not progress)
@@ -177,6 +182,7 @@ def _fine_tune(model, *, train_seqs, train_y, val_seqs, val_y, pad_id, epochs, b
         if best is None or _val_key(record) > _val_key(best):
             best, best_state = record, _copy_state(model)
     epoch_bar.close()
+    assert best is not None  # epochs >= 1
     return best_state, {"order_seed": order_seed, "best_epoch": best["epoch"], "history": history}
 
 
@@ -218,6 +224,55 @@ def _candidates(model, states, run_records, val_seqs, val_y, pad_id) -> list[dic
     return candidates
 
 
+def _train_fast(model, *, train_seqs, train_y, val_seqs, val_y, test_seqs, modern_seqs, epochs,
+                batch_size, lr, weight_decay, warmup_ratio, loss_fn, seed, runs, log,
+                top_layers):
+    """Cache the frozen layers' output once, fine-tune the last layer and head (fast.py)."""
+    from spamq.training import fast
+
+    t0 = time.monotonic()
+    caches = {name: fast.cache_hidden(model, seqs, top_layers=top_layers) if seqs else []
+              for name, seqs in (("train", train_seqs), ("val", val_seqs), ("test", test_seqs),
+                                 ("modern", modern_seqs))}
+    log(f"cached the frozen layers for {sum(len(c) for c in caches.values())} texts in "
+        f"{time.monotonic() - t0:.1f} s")
+
+    def validate(logits: torch.Tensor) -> dict:
+        probs, loss = _scores_and_loss(logits, val_y)
+        m = report.classification_metrics(val_y, probs, 0.5)
+        return {"val_spam_f1": m["spam_f1"], "val_loss": loss,
+                "key": (round(m["spam_f1"], 6), -loss)}
+
+    init = _copy_state(model)
+    run_records: list[dict] = []
+    best: tuple[dict, dict, int] | None = None
+    for run in range(runs):
+        model.load_state_dict(init)
+        state, history = fast.fine_tune_top(
+            model, train_cache=caches["train"], train_y=train_y, val_cache=caches["val"],
+            val_y=val_y, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            warmup_ratio=warmup_ratio, loss_fn=loss_fn, seed=seed + run, validate=validate,
+            top_layers=top_layers,
+            log=lambda m, r=run: log(f"run {r + 1}/{runs} {m}"))
+        top = max(history, key=lambda h: h["key"])
+        run_records.append({"order_seed": seed + run, "best_epoch": top["epoch"],
+                            "history": [{k: v for k, v in h.items() if k != "key"}
+                                        for h in history]})
+        if best is None or top["key"] > best[0]["key"]:
+            best = (top, state, run)
+    assert best is not None  # runs >= 1
+    top, state, run = best
+    model.load_state_dict(state)
+    chosen = {"name": f"run {run + 1} (epoch {top['epoch']})",
+              "validation": {k: v for k, v in top.items() if k not in ("key", "epoch")}}
+
+    def logits_of(name: str) -> np.ndarray:
+        cache = caches[name]
+        return (fast.cached_logits(model, cache, top_layers=top_layers).numpy() if cache
+                else np.zeros((0, 2)))
+    return chosen, [chosen], run_records, logits_of
+
+
 def train(
     *,
     data_path: Path | str | None = None,
@@ -238,6 +293,10 @@ def train(
     test_size: float = 0.15,
     threads: int | None = 2,
     runs: int = 1,
+    supplement_per_category: int = 100,
+    full_finetune: bool = False,
+    top_layers: int = 1,
+    modern_eval: Path | str | None = evaluation.MODERN_EVAL,
     progress: bool = True,
     log=print,
 ) -> dict[str, Any]:
@@ -250,10 +309,11 @@ def train(
     data_path = Path(data_path or settings.data_path)
     out_dir = Path(out_dir or settings.model_dir)
     eval_max_length = eval_max_length or settings.max_length
-    defaults = SCRATCH_DEFAULTS if from_scratch else PRETRAINED_DEFAULTS
-    epochs = epochs if epochs is not None else defaults["epochs"]
-    batch_size = batch_size or defaults["batch_size"]
-    lr = lr if lr is not None else defaults["lr"]
+    defaults = (SCRATCH_DEFAULTS if from_scratch
+                else PRETRAINED_DEFAULTS if full_finetune else FAST_DEFAULTS)
+    epochs = epochs if epochs is not None else int(defaults["epochs"])
+    batch_size = batch_size or int(defaults["batch_size"])
+    lr = lr if lr is not None else float(defaults["lr"])
     if threads:
         torch.set_num_threads(threads)
     _seed_everything(seed)
@@ -264,8 +324,18 @@ def train(
                    validation_size=validation_size, test_size=test_size)
     held_out = {normalize(e.text) for e in splits.validation + splits.test}
     extra = aug_mod.augment_spam(splits.train, factor=augment_factor, seed=seed, exclude=held_out)
-    train_rows: list[Example] = splits.train + extra
+    # The modern supplement (spamq/training/supplement.py): its own train/validation split; the
+    # UCI splits above are unchanged by it, so the UCI test split stays comparable.
+    modern_rows = (evaluation.read_labelled(modern_eval) if modern_eval else ([], [], []))
+    supp_rows = supp.generate(per_category=supplement_per_category, seed=seed)
+    supp.check_disjoint(supp_rows, modern_rows[0])
+    supp_train, supp_val = supp.split_rows(supp_rows, seed=seed)
+    train_rows: list[Example] = (splits.train + extra
+                                 + [Example(r.text, r.label) for r in supp_train])
+    val_rows: list[Example] = splits.validation + [Example(r.text, r.label) for r in supp_val]
     sizes = splits.sizes()
+    sizes["supplement"] = {"train": len(supp_train), "validation": len(supp_val),
+                           "per_category": supplement_per_category}
     n_spam = sum(e.label for e in train_rows)
     sizes["train_augmented"] = {"total": len(train_rows), "ham": len(train_rows) - n_spam,
                                 "spam": n_spam, "augmented_spam": len(extra)}
@@ -285,8 +355,11 @@ def train(
 
     train_seqs = _encode(tok, [e.text for e in train_rows], max_train_length)
     train_y = [e.label for e in train_rows]
-    val_seqs = _encode(tok, [e.text for e in splits.validation], eval_max_length)
-    val_y = [e.label for e in splits.validation]
+    val_seqs = _encode(tok, [e.text for e in val_rows], eval_max_length)
+    val_y = [e.label for e in val_rows]
+    test_seqs = _encode(tok, [e.text for e in splits.test], eval_max_length)
+    test_y = [e.label for e in splits.test]
+    modern_seqs = _encode(tok, modern_rows[0], eval_max_length) if modern_rows[0] else []
 
     weight = None
     if class_weights:
@@ -294,40 +367,85 @@ def train(
         weight = torch.tensor(counts.sum() / (2.0 * np.maximum(counts, 1.0)), dtype=torch.float)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
 
-    # --- fine-tuning: `runs` fine-tunes from one initialisation, then pick on validation ---
-    # Every run starts from the same weights (the new head included) and differs only in data
-    # order and dropout, so their weights can be averaged (a "model soup", one model to serve).
-    init_state = _copy_state(model)
-    fit = dict(train_seqs=train_seqs, train_y=train_y, val_seqs=val_seqs, val_y=val_y,
-               pad_id=pad_id, epochs=epochs, batch_size=batch_size, lr=lr,
-               weight_decay=weight_decay, warmup_ratio=warmup_ratio, loss_fn=loss_fn,
-               progress=progress, log=log)
     t_train = time.monotonic()
-    run_records, states = [], []
-    for run in range(runs):
-        model.load_state_dict(init_state)
-        state, record = _fine_tune(model, order_seed=seed + run, label=f"run {run + 1}/{runs}",
-                                   **fit)
-        states.append(state)
-        run_records.append(record)
+    fast_path = not (from_scratch or full_finetune)
+    if fast_path:
+        chosen, candidates, run_records, logits_of = _train_fast(
+            model, train_seqs=train_seqs, train_y=train_y, val_seqs=val_seqs, val_y=val_y,
+            test_seqs=test_seqs, modern_seqs=modern_seqs, epochs=epochs, batch_size=batch_size,
+            lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio, loss_fn=loss_fn,
+            seed=seed, runs=runs, log=log, top_layers=top_layers)
+    else:
+        # `runs` full fine-tunes from one initialisation, then pick on validation. Every run
+        # starts from the same weights and differs only in data order and dropout, so their
+        # weights can be averaged (a "model soup", one model to serve).
+        init_state = _copy_state(model)
+        fit = dict(train_seqs=train_seqs, train_y=train_y, val_seqs=val_seqs, val_y=val_y,
+                   pad_id=pad_id, epochs=epochs, batch_size=batch_size, lr=lr,
+                   weight_decay=weight_decay, warmup_ratio=warmup_ratio, loss_fn=loss_fn,
+                   progress=progress, log=log)
+        run_records, states = [], []
+        for run in range(runs):
+            model.load_state_dict(init_state)
+            state, record = _fine_tune(model, order_seed=seed + run,
+                                       label=f"run {run + 1}/{runs}", **fit)
+            states.append(state)
+            run_records.append(record)
+        candidates = _candidates(model, states, run_records, val_seqs, val_y, pad_id)
+        chosen = max(candidates, key=lambda c: _val_key(c["validation"]))  # first of equals
+        model.load_state_dict(chosen.pop("state"))
+        for c in candidates:
+            c.pop("state", None)
+
+        def logits_of(name: str) -> np.ndarray:
+            seqs = {"val": val_seqs, "test": test_seqs, "modern": modern_seqs}[name]
+            return predict_scores(model, seqs, pad_id).numpy() if seqs else np.zeros((0, 2))
     training_time = time.monotonic() - t_train
-    candidates = _candidates(model, states, run_records, val_seqs, val_y, pad_id)
-    chosen = max(candidates, key=lambda c: _val_key(c["validation"]))  # first of equals wins
-    model.load_state_dict(chosen.pop("state"))
-    for c in candidates:
-        c.pop("state", None)
     log(f"selected on validation: {chosen['name']} " + json.dumps(chosen["validation"]))
 
-    # --- threshold on validation, then the test split (touched only here) -------------
-    threshold = chosen["validation"]["val_threshold"]
-    test_seqs = _encode(tok, [e.text for e in splits.test], eval_max_length)
-    test_y = [e.label for e in splits.test]
-    test_scores, test_loss = _scores_and_loss(predict_scores(model, test_seqs, pad_id), test_y)
+    # --- calibration and threshold on validation, then test and modern (touched only here) ---
+    val_logits = logits_of("val")
+    temperature = calibration.fit_temperature(val_logits, val_y)
+    val_raw = calibration.spam_probability(val_logits, 1.0)
+    val_probs = calibration.spam_probability(val_logits, temperature)
+    threshold = calibration.choose_threshold(val_probs, val_y)
+    test_logits = logits_of("test")
+    test_raw = calibration.spam_probability(test_logits, 1.0)
+    test_scores = calibration.spam_probability(test_logits, temperature)
+    test_loss = calibration.nll(test_scores, test_y)
     metrics = report.classification_metrics(test_y, test_scores, threshold)
     metrics["test_loss"] = test_loss
+    rel = {"validation": {"uncalibrated": calibration.reliability(val_raw, val_y),
+                          "temperature": calibration.reliability(val_probs, val_y)},
+           "test": {"uncalibrated": calibration.reliability(test_raw, test_y),
+                    "temperature": calibration.reliability(test_scores, test_y)}}
+    calib: dict[str, Any] = {
+             "method": "temperature scaling, fit on validation (UCI + supplement) by NLL",
+             "temperature": temperature,
+             "validation_ece": {k: v["ece"] for k, v in rel["validation"].items()},
+             "test_ece": {k: v["ece"] for k, v in rel["test"].items()},
+             "validation_nll": {"uncalibrated": calibration.nll(val_raw, val_y),
+                                "temperature": calibration.nll(val_probs, val_y)},
+             "reliability": rel}
+    log(f"calibration: T {temperature:.3f}; ECE validation "
+        f"{calib['validation_ece']['uncalibrated']:.4f} -> "
+        f"{calib['validation_ece']['temperature']:.4f}, test "
+        f"{calib['test_ece']['uncalibrated']:.4f} -> {calib['test_ece']['temperature']:.4f}; "
+        f"threshold {threshold:.4f}")
+    modern_metrics = None
+    if modern_rows[0]:
+        modern_probs = calibration.spam_probability(logits_of("modern"), temperature)
+        modern_metrics = evaluation.set_metrics(modern_probs, modern_rows[1], modern_rows[2],
+                                                threshold)
+    val_pred = val_probs >= threshold
+    vy = np.asarray(val_y)
+    threshold_info = {**calibration.THRESHOLD_POLICY, "threshold": threshold,
+                      "validation_ham_fpr": float(np.mean(val_pred[vy == 0])),
+                      "validation_spam_recall": float(np.mean(val_pred[vy == 1]))}
     norm = lambda rows: [normalize(e.text) for e in rows]  # noqa: E731
     baseline = report.tfidf_baseline(
-        norm(splits.train), [e.label for e in splits.train], norm(splits.validation), val_y,
+        norm(splits.train), [e.label for e in splits.train], norm(splits.validation),
+        [e.label for e in splits.validation],
         norm(splits.test), test_y,
     )
     baseline_scores = baseline.pop("_scores")
@@ -337,6 +455,10 @@ def train(
         "seed": seed, "limit": limit, "max_train_length": max_train_length,
         "eval_max_length": eval_max_length, "augment_factor": augment_factor,
         "augmenters": list(aug_mod.AUGMENTERS), "class_weights": class_weights,
+        "supplement_per_category": supplement_per_category,
+        "method": (f"frozen embeddings + lower layers (cached), top {top_layers} layer(s) and "
+                   "head fine-tuned" if fast_path else "full fine-tune"),
+        "top_layers": top_layers if fast_path else None,
         "weight_decay": weight_decay, "warmup_ratio": warmup_ratio,
         "optimizer": "AdamW", "schedule": "linear warmup + linear decay",
         "grad_clip": 1.0, "threads": threads, "runs": runs, "selected": chosen["name"],
@@ -344,7 +466,7 @@ def train(
                            "loss)",
         "model_selection": "max validation spam F1 (tie: average precision, then loss) over "
                            "each run's best epoch, the uniform soup and the greedy soup",
-        "threshold_selection": "max validation spam F1 (tie: closest to 0.5)",
+        "threshold_selection": calibration.THRESHOLD_POLICY["rule"],
         "normalization": "spamq.text.normalize", "model_config": {
             k: getattr(model.config, k)
             for k in ("dim", "n_layers", "n_heads", "hidden_dim", "vocab_size",
@@ -361,6 +483,11 @@ def train(
         "runs": run_records,
         "split_sizes": sizes,
         "score": SCORE_DEFINITION,
+        "calibration": calib,
+        "threshold_policy": threshold_info,
+        "modern": modern_metrics,
+        "modern_eval": str(modern_eval) if modern_eval else None,
+        "targets": (evaluation.targets_met(modern_metrics, metrics) if modern_metrics else None),
     })
 
     # --- write the model directory: everything, then the manifest last ----------------
@@ -375,6 +502,7 @@ def train(
             tmp_dir / "report.png", test_y, test_scores, threshold, baseline_scores,
             title=f"spamq {base}: test spam F1 {metrics['spam_f1']:.4f} "
                   f"(baseline {baseline['spam_f1']:.4f})",
+            reliability=rel["validation"],
         )
         metrics["total_time_s"] = round(time.monotonic() - t_start, 2)
         (tmp_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -386,6 +514,10 @@ def train(
             split=split_info,
             training=training_settings,
             decision_threshold=float(threshold),
+            calibration={"method": "temperature", "temperature": temperature},
+            threshold_policy=threshold_info,
+            supplement={"generator": "spamq.training.supplement", "seed": seed,
+                        "per_category": supplement_per_category},
             base=base,
             score=SCORE_DEFINITION,
         )

@@ -108,8 +108,11 @@ def tfidf_baseline(train_texts, train_y, val_texts, val_y, test_texts, test_y) -
 
 
 def plot_report(
-    path: Path, y_true, scores, threshold: float, baseline_scores=None, title: str = ""
+    path: Path, y_true, scores, threshold: float, baseline_scores=None, title: str = "",
+    reliability: dict | None = None,
 ) -> None:
+    """PR curve and confusion matrix on test; with ``reliability`` ({"uncalibrated": ...,
+    "temperature": ...} from calibration.reliability), a reliability diagram too."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,7 +121,14 @@ def plot_report(
 
     y = np.asarray(y_true, dtype=int)
     s = np.asarray(scores, dtype=float)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.8))
+    if reliability:
+        fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.8))
+        from spamq.training.calibration import plot_reliability
+
+        plot_reliability(ax3, reliability["uncalibrated"], reliability["temperature"],
+                         "Reliability (validation)")
+    else:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.8))
     prec, rec, _ = precision_recall_curve(y, s)
     ax1.plot(rec, prec, label="DistilBERT")
     if baseline_scores is not None:
