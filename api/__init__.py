@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import kombu.exceptions
-import redis
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Flask
 from werkzeug.routing import BaseConverter
 
-from api.validation import InvalidRequest
 from spamq.jobs.queue import make_celery
-from spamq.jobs.store import JobNotFound, JobStore
+from spamq.jobs.store import JobStore
 from spamq.logs import configure_logging
 from spamq.secrets.service import load_service_secrets
 from spamq.settings import Settings, get_settings
@@ -44,7 +40,8 @@ def create_app(
 ) -> Flask:
     """Build the app. ``store`` and ``send_task`` may be handed in (tests); nothing connects
     here."""
-    from api import auth, limits, metrics
+    from api import auth, errors, limits, metrics
+    from api.requests import RequestModels
     from api.routes import bp
     from api.web import web
 
@@ -53,7 +50,7 @@ def create_app(
     secrets = load_service_secrets(settings or get_settings(), service="api")
     settings = secrets.settings
     app = Flask(__name__)
-    # File uploads may be this large; a JSON body is held to max_body_bytes in the route.
+    # File uploads may be this large; a JSON body is held to max_body_bytes (api/requests.py).
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_upload_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # the default provider has it
     app.url_map.converters["job_id"] = JobIdConverter
@@ -62,47 +59,11 @@ def create_app(
     if send_task is None:
         send_task = make_celery(settings).send_task
     app.extensions["spamq"] = {"settings": settings, "store": store, "send_task": send_task,
-                               "secrets": secrets}
+                               "secrets": secrets, "requests": RequestModels.for_settings(settings)}
     app.register_blueprint(bp)
     metrics.install(app, store=store, settings=settings, token=secrets.metrics_token)
     auth.install(app, settings=settings, keys=_key_ring(secrets, settings), store=store)
     limits.install(app, settings=settings, store=store)
     app.register_blueprint(web)
-
-    @app.errorhandler(JobNotFound)
-    def _no_job(exc: JobNotFound):
-        return jsonify({"error": "not_found", "message": "no such job (unknown or expired)"}), 404
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def _too_large(exc: RequestEntityTooLarge):
-        from api.limits import body_too_large
-
-        if request.mimetype == "multipart/form-data":
-            return jsonify(InvalidRequest(None, "an upload may have at most "
-                                          f"{settings.max_upload_bytes} bytes",
-                                          status=413).as_dict()), 413
-        return _invalid(body_too_large(settings.max_body_bytes))
-
-    @app.errorhandler(InvalidRequest)
-    def _invalid(exc: InvalidRequest):
-        return jsonify(exc.as_dict()), exc.status
-
-    @app.errorhandler(redis.RedisError)
-    def _redis_down(exc: redis.RedisError):
-        app.logger.warning("redis unavailable: %s", exc)
-        return jsonify({"error": "unavailable", "message": "the job store is unreachable"}), 503
-
-    @app.errorhandler(kombu.exceptions.OperationalError)
-    def _broker_down(exc: Exception):
-        app.logger.warning("broker unavailable: %s", exc)
-        return jsonify({"error": "unavailable", "message": "the queue is unreachable"}), 503
-
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):
-        if exc.code == 404 and request.path.startswith("/v1/jobs/"):
-            return _no_job(JobNotFound(""))  # a malformed id reads like an unknown one
-        return jsonify(
-            {"error": exc.name.lower().replace(" ", "_"), "message": exc.description}
-        ), exc.code
-
+    errors.install(app, max_upload_bytes=settings.max_upload_bytes)
     return app

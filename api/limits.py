@@ -1,14 +1,11 @@
-"""Backpressure, fair share and deadlines: refuse new work while its queue is full or while
-the calling key already has too many rows waiting; jobs may expire."""
+"""Backpressure and fair share: refuse new work while its queue is full or while the calling
+key already has too many rows waiting. (A job's ``deadline_s`` and the body-size check are
+part of reading the request: api/requests.py.)"""
 
 from __future__ import annotations
 
-import math
-import time
-
 from flask import Flask, g, jsonify, request
 
-from api.validation import InvalidRequest
 from spamq.settings import Settings
 
 #: endpoints that enqueue work; the synchronous ones only ever use the interactive queue
@@ -17,47 +14,9 @@ INTERACTIVE_ONLY = frozenset({"spamq.predict_v1", "spamq.predict_legacy"})
 _RETRY_AFTER_S = 5
 
 
-def body_too_large(limit: int) -> InvalidRequest:
-    """The one answer to a JSON body over ``limit`` bytes (however it was found out)."""
-    return InvalidRequest(None, f"a JSON body may have at most {limit} bytes; upload a file "
-                          "for more", status=413)
-
-
-def deadline_from_request(settings: Settings) -> float | None:
-    """The job's deadline (epoch seconds) from ``deadline_s`` in the JSON body or form."""
-    if request.mimetype == "multipart/form-data":
-        raw = request.form.get("deadline_s")
-        if raw is None:
-            return None
-        try:
-            value: object = float(raw)
-        except ValueError:
-            value = raw
-    else:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict) or "deadline_s" not in body:
-            return None
-        value = body["deadline_s"]
-    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-            or not 0 < value <= settings.max_deadline_s):
-        raise InvalidRequest("deadline_s", "'deadline_s' must be a number of seconds in "
-                             f"(0, {settings.max_deadline_s:g}]")
-    return time.time() + float(value)
-
-
 def install(app: Flask, *, settings: Settings, store) -> None:
     """Answer 429 with Retry-After on submissions while their queue holds too many messages,
     or while the key has too many rows waiting."""
-
-    @app.before_request
-    def _body_limit():
-        # A JSON body (chunked or not) is cut off at max_body_bytes while it is read, not
-        # after: only multipart uploads may use the larger MAX_CONTENT_LENGTH.
-        # A chunked body (no Content-Length) is read up to one byte past the limit, so that
-        # "over the limit" can be told apart from "exactly at it" (routes._json_body).
-        if request.mimetype != "multipart/form-data":
-            chunked = request.content_length is None
-            request.max_content_length = settings.max_body_bytes + (1 if chunked else 0)
 
     @app.before_request
     def _backpressure():

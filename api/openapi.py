@@ -1,102 +1,115 @@
-"""The OpenAPI 3.0 document of the HTTP API, served at ``/openapi.json``."""
+"""The OpenAPI 3.1 document of the HTTP API, served at ``/openapi.json``, generated from the
+request models (api/requests.py): every request body, form and query parameter is a model's
+``model_json_schema()``, with the limits of the app's settings.
+
+Why pydantic alone, and not spectree, flask-openapi3 or apiflask: each of those answers a
+failed validation with its own error body (a list of pydantic errors, or apiflask's
+``{"detail", "message"}``), and they would have to be overridden per route to keep the API's
+``{"error": "invalid_request", "field": ..., "message": ...}`` answers, their 400/413/422
+split and the one body-size check; flask-openapi3 and apiflask also replace the blueprint and
+app classes. What they would add is this document, which the models give us directly (OpenAPI
+3.1 takes JSON Schema as it is). What the models do not describe (the answers, the path and
+header parameters) is written below.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
+from api.requests import RequestModels
 from spamq.settings import Settings
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
 
 
 def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _ref(name: str, description: str) -> dict[str, Any]:
     return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            "content": _json({"$ref": f"#/components/schemas/{name}"})}
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """A query model's fields as OpenAPI parameters."""
+    schema = model.model_json_schema()
+    return [{"name": name, "in": "query", "required": name in schema.get("required", []),
+             "schema": prop} for name, prop in schema["properties"].items()]
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
-    texts = {
-        "type": "array", "minItems": 1, "maxItems": settings.max_texts_per_request,
-        "items": {"type": "string", "minLength": 1, "maxLength": settings.max_chars_per_text},
-    }
-    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    models = RequestModels.for_settings(settings)
+    job_id = {"name": "job_id", "in": "path", "required": True,
+              "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
     not_found = _error("unknown or expired job (or another API key's)")
+    unavailable = _error("Redis, the queue or the artifact store is unreachable")
     bad = {"400": _error("the body is not a JSON object"),
            "413": _error("too many texts, too long a text, or too large a body"),
            "422": _error("a field is missing or has the wrong type; `field` names it"),
-           "503": _error("Redis or the queue is unreachable")}
+           "503": unavailable}
+    texts_body = {"required": True, "content": _json(models.texts.model_json_schema())}
+
+    def on_job(summary: str, ok: str, more: dict[str, Any] | None = None) -> dict[str, Any]:
+        """An operation on one job: its id in the path, 404 when there is no such job."""
+        return {"summary": summary, "parameters": [job_id],
+                "responses": {"200": {"description": ok}, "404": not_found,
+                              "503": unavailable, **(more or {})}}
+
+    upload = models.upload.model_json_schema()
+    upload["properties"] = {"file": {"type": "string", "format": "binary"},
+                            **upload["properties"]}
+    upload["required"] = ["file"]
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "spamq", "version": "1",
                  "description": "Asynchronous SMS spam/ham scoring: submit a job, poll it."},
         "paths": {
             "/v1/jobs": {"post": {
-                "summary": "Submit texts (JSON) or a CSV/TSV/JSONL file (multipart) to score",
+                "summary": "Submit texts (JSON), a store job (hdfs_input) or a CSV/TSV/JSONL "
+                           "file (multipart) to score",
                 "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                                 "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
                 "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": {"oneOf": [
-                        {"type": "object", "required": ["texts"],
-                         "properties": {"texts": texts}},
-                        {"type": "object", "required": ["hdfs_input", "hdfs_output"],
-                         "description": "a file in HDFS (or the local artifact store); the "
-                                        "results go to part files, _REJECTED.jsonl and "
-                                        "_SUCCESS under hdfs_output",
-                         "properties": {"hdfs_input": {"type": "string"},
-                                        "hdfs_output": {"type": "string"},
-                                        "column": {"type": "string", "default": "text"},
-                                        "format": {"type": "string",
-                                                   "enum": ["csv", "tsv", "jsonl"]}}}]}},
-                    "multipart/form-data": {"schema": {
-                        "type": "object", "required": ["file"],
-                        "properties": {"file": {"type": "string", "format": "binary"},
-                                       "column": {"type": "string", "default": "text"},
-                                       "format": {"type": "string",
-                                                  "enum": ["csv", "tsv", "jsonl"]}}}},
+                    **_json({"oneOf": [models.texts.model_json_schema(),
+                                       models.store_job.model_json_schema()]}),
+                    "multipart/form-data": {"schema": upload},
                 }},
-                "responses": {"202": {"description": "queued; poll status_url",
-                                      "content": {"application/json": {"schema": {
-                                          "$ref": "#/components/schemas/Created"}}}},
+                "responses": {"202": _ref("Created", "queued; poll status_url"),
                               "200": {"description": "an existing job (same Idempotency-Key)"},
-                              "409": _error("hdfs_output already holds files"),
+                              "403": _error("a path outside this key's store area"),
+                              "409": _error("hdfs_output already holds files, or is reserved"),
                               **bad},
             }},
             "/v1/jobs/{job_id}": {
-                "get": {"summary": "Status, progress and (small jobs) results",
-                        "parameters": [job_id],
-                        "responses": {"200": {"description": "the job", "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
-                            "404": not_found, "503": bad["503"]}},
-                "delete": {"summary": "Cancel the remaining chunks", "parameters": [job_id],
-                           "responses": {"200": {"description": "cancelled"},
-                                         "404": not_found,
-                                         "409": _error("already finished"),
-                                         "503": bad["503"]}},
+                "get": on_job("Status, progress and (small jobs) results", "the job",
+                              {"200": _ref("Job", "the job")}),
+                "delete": on_job("Cancel the remaining chunks", "cancelled",
+                                 {"409": _error("already finished")}),
             },
             "/v1/jobs/{job_id}/results": {"get": {
-                "summary": "A page of results, or all of them as JSONL or CSV",
-                "parameters": [
-                    job_id,
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-                    {"name": "format", "in": "query",
-                     "schema": {"type": "string", "enum": ["json", "jsonl", "csv"]}},
-                ],
-                "responses": {"200": {"description": "results"}, "404": not_found,
-                              "422": bad["422"], "503": bad["503"]}}},
-            "/v1/jobs/{job_id}/rejected": {"get": {
-                "summary": "Input rows that were not scored, with the reason",
-                "parameters": [job_id],
-                "responses": {"200": {"description": "rejected rows"},
-                              "404": not_found, "503": bad["503"]}}},
+                **on_job("A page of results, or all of them as JSONL or CSV", "results",
+                         {"422": bad["422"]}),
+                "parameters": [job_id, *query_parameters(models.results)]}},
+            "/v1/jobs/{job_id}/rejected": {"get": on_job(
+                "Input rows that were not scored, with the reason", "rejected rows")},
+            "/v1/jobs/{job_id}/parts": {"get": on_job(
+                "A store job's committed part files so far", "the parts")},
             "/v1/predict": {"post": {
                 "summary": "Submit and wait (up to the configured timeout)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["texts"], "properties": {"texts": texts}}}}},
+                "requestBody": texts_body,
                 "responses": {"200": {"description": "results"},
                               "504": _error("not finished in time: poll status_url"), **bad}}},
             "/predict": {"post": {
                 "summary": "The study project's call (GET with a body works too)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["text"], "properties": {"text": texts}}}}},
+                "requestBody": {"required": True,
+                                "content": _json(models.legacy.model_json_schema())},
                 "responses": {"200": {"description": "{Result: [{label, score}]}"},
                               "504": _error("not finished in time"), **bad}}},
             "/healthz": {"get": {"summary": "The process is alive",
@@ -104,10 +117,17 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/readyz": {"get": {"summary": "Redis answers and a worker has a loaded model",
                                 "responses": {"200": {"description": "ready"},
                                               "503": {"description": "not ready"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (the operator's token)",
+                                 "responses": {"200": {"description": "metrics"},
+                                               "403": _error("no or a wrong token")}}},
+            "/": {"get": {"summary": "The web page",
+                          "responses": {"200": {"description": "HTML"}}}},
+            "/openapi.json": {"get": {"summary": "This document",
+                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         },
         "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error"], "properties": {
-                "error": {"type": "string"}, "field": {"type": "string", "nullable": True},
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {
+                "error": {"type": "string"}, "field": {"type": ["string", "null"]},
                 "message": {"type": "string"}}},
             "Created": {"type": "object", "required": ["id", "status", "status_url"],
                         "properties": {"id": {"type": "string"}, "status": {"type": "string"},
@@ -115,9 +135,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "Job": {"type": "object", "required": ["id", "status", "progress"], "properties": {
                 "id": {"type": "string"},
                 "status": {"type": "string",
-                           "enum": ["queued", "running", "done", "failed", "cancelled"]},
+                           "enum": ["queued", "running", "stalled", "done", "failed",
+                                    "cancelled", "expired"]},
                 "progress": {"type": "object", "properties": {
-                    "done": {"type": "integer"}, "total": {"type": "integer"}}},
+                    "done": {"type": "integer"}, "total": {"type": ["integer", "null"]}}},
                 "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}}}},
             "Result": {"type": "object", "properties": {
                 "label": {"type": "string", "enum": ["spam", "ham"]},

@@ -18,12 +18,21 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from api import store_results
-from api.limits import body_too_large, deadline_from_request
+from api.requests import (
+    StoreJob,
+    Submission,
+    UploadForm,
+    json_payload,
+    models,
+    parse_body,
+    parse_form,
+    parse_query,
+)
 from api.store_input import submit_store_job
-from api.validation import InvalidRequest, int_param, parse_texts, upload_format
+from api.validation import InvalidRequest, upload_format
 from spamq.jobs.queue import send_chunk, send_work
 from spamq.jobs.schema import RUNNING, STORE, digest
-from spamq.jobs.store import Chunk, DuplicateJob, Job, JobNotFound, JobStore, OutputTaken
+from spamq.jobs.store import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
 from spamq.storage.artifacts import ArtifactError
@@ -37,20 +46,6 @@ def _ctx() -> tuple[Settings, JobStore, Any]:
     return ext["settings"], ext["store"], ext["send_task"]
 
 
-def _json_body() -> Any:
-    limit = _ctx()[0].max_body_bytes
-    if request.content_length is None and len(request.get_data(cache=True)) > limit:
-        raise body_too_large(limit)  # a chunked body is read at most up to the limit + 1
-    try:
-        payload = request.get_json(silent=True)
-    except RecursionError:  # nested deeper than the JSON parser goes
-        payload = None
-    if payload is None:
-        raise InvalidRequest(None, "the request body must be JSON (Content-Type: application/json)",
-                             status=400)
-    return payload
-
-
 def _iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat() if ts is not None else None
 
@@ -61,13 +56,13 @@ def _send(job_id: str, plan: list[Chunk], *, queue: str) -> None:
         send_chunk(send_task, job_id, chunk, queue)
 
 
-def _submit(texts: list[str], *, queue: str, idempotency_key: str | None = None,
-            request_sha: str = "") -> Job:
+def _submit(texts: list[str], *, queue: str, deadline: float | None,
+            idempotency_key: str | None = None, request_sha: str = "") -> Job:
     settings, store, _ = _ctx()
     bulk = queue == settings.bulk_queue
     job, plan = store.create(texts, chunk_size=settings.chunk_size, queue=queue,
                              idempotency_key=idempotency_key, owner=g.get("spamq_owner"),
-                             deadline=deadline_from_request(settings), request_sha=request_sha,
+                             deadline=deadline, request_sha=request_sha,
                              window=settings.bulk_window_chunks if bulk else None)
     _send(job.id, plan, queue=queue)
     logger.info("queued %d texts in %d chunks on %s (%d sent now)", job.total, job.chunks_total,
@@ -78,12 +73,6 @@ def _submit(texts: list[str], *, queue: str, idempotency_key: str | None = None,
 def _queue_for(n_texts: int) -> str:
     settings = _ctx()[0]
     return settings.interactive_queue if n_texts <= settings.chunk_size else settings.bulk_queue
-
-
-def _texts(field: str) -> list[str]:
-    settings = _ctx()[0]
-    return parse_texts(_json_body(), field=field, max_items=settings.max_texts_per_request,
-                       max_chars=settings.max_chars_per_text)
 
 
 def _stalled_for(job: Job) -> float | None:
@@ -178,7 +167,7 @@ def _fingerprint() -> str:
             upload.stream.seek(0)
             parts.append(h.hexdigest())
         return digest(*parts)
-    return digest(json.dumps(_json_body(), sort_keys=True))
+    return digest(json.dumps(json_payload(), sort_keys=True))
 
 
 def _existing(job_id: str, request_sha: str):
@@ -197,7 +186,7 @@ def _existing(job_id: str, request_sha: str):
         raise InvalidRequest("Idempotency-Key", "this Idempotency-Key was used for a different "
                              "request; send the same body to attach to its job, or use a new key")
     window = settings.bulk_window_chunks if job.queue == settings.bulk_queue else None
-    missing = store.resume(job.id, deadline=deadline_from_request(settings), window=window)
+    missing = store.resume(job.id, deadline=_submission().deadline(), window=window)
     if missing:
         send_work(_ctx()[2], job, missing)
         job = store.get(job.id)
@@ -207,14 +196,14 @@ def _existing(job_id: str, request_sha: str):
     return jsonify(body), 200, {"Location": status_url}
 
 
-def _upload_as_store_job() -> dict[str, Any]:
+def _upload_as_store_job(form: UploadForm) -> StoreJob:
     """A multipart upload, streamed into the key's ``uploads/`` area of the artifact store
-    (werkzeug spools a large part to disk, never to memory); the store job's body for it."""
+    (werkzeug spools a large part to disk, never to memory); the store job for it."""
     settings = _ctx()[0]
     upload = request.files.get("file")
     if upload is None:
         raise InvalidRequest("file", "a multipart upload needs a 'file' part (CSV, TSV or JSONL)")
-    fmt = upload_format(upload.filename, request.form.get("format"))
+    fmt = upload_format(upload.filename, form.format)
     owner = g.get("spamq_owner")
     base = f"{settings.store_tenant_root}/{owner}/uploads" if owner else "uploads"
     where = f"{base}/{secrets.token_hex(8)}"
@@ -230,26 +219,29 @@ def _upload_as_store_job() -> dict[str, Any]:
             logger.warning("upload not stored: %s", exc)
             raise InvalidRequest("file", "the artifact store failed; retry later",
                                  status=503) from exc
-    body: dict[str, Any] = {"hdfs_input": f"{where}/input.{fmt}", "hdfs_output": f"{where}/out",
-                            "column": request.form.get("column") or "text", "format": fmt}
-    for field in ("id_column", "output_format"):
-        if request.form.get(field):
-            body[field] = request.form[field]
-    if request.form.get("keep_columns"):
-        body["keep_columns"] = [c for c in request.form["keep_columns"].split(",") if c]
-    return body
+    return models().store_job.model_construct(  # the form's fields were validated already
+        hdfs_input=f"{where}/input.{fmt}", hdfs_output=f"{where}/out", format=fmt,
+        **form.model_dump(exclude={"format"}))
 
 
-def _store_job(body: dict[str, Any], key: str | None, request_sha: str):
+def _submission() -> Submission:
+    """The submission's typed body (parsed once per request; api/requests.py): an upload's
+    form, a store job (``hdfs_input``) or texts."""
+    if request.mimetype == "multipart/form-data":
+        return parse_form(models().upload)
+    payload = json_payload()
+    store_job = isinstance(payload, dict) and "hdfs_input" in payload
+    return parse_body(models().store_job if store_job else models().texts)
+
+
+def _store_job(job_request: StoreJob, key: str | None, request_sha: str):
     settings, store, send_task = _ctx()
     try:
-        job = submit_store_job(body, settings, jobs=store, send_task=send_task,
+        job = submit_store_job(job_request, settings, jobs=store, send_task=send_task,
                                owner=g.get("spamq_owner"), idempotency_key=key,
-                               request_sha=request_sha, deadline=deadline_from_request(settings))
+                               request_sha=request_sha)
     except DuplicateJob as dup:  # a concurrent submission with the same key won
         return _existing(dup.job_id, request_sha)
-    except OutputTaken:
-        raise _output_taken() from None
     except InvalidRequest as exc:  # an upload's fields are the form's, its file is "file"
         if request.mimetype == "multipart/form-data" and exc.field == "hdfs_input":
             raise InvalidRequest("file", exc.message, status=exc.status) from exc
@@ -267,23 +259,19 @@ def create_job():
     request_sha = _fingerprint() if key is not None else ""
     if key is not None and (job_id := store.job_for_key(key, owner)):
         return _existing(job_id, request_sha)
-    if request.mimetype == "multipart/form-data":  # a file upload runs as a store job
-        return _store_job(_upload_as_store_job(), key, request_sha)
-    payload = _json_body()
-    if isinstance(payload, dict) and "hdfs_input" in payload:  # files in the artifact store
-        return _store_job(payload, key, request_sha)
-    texts = _texts("texts")
+    submission = _submission()
+    if isinstance(submission, UploadForm):  # a file upload runs as a store job
+        return _store_job(_upload_as_store_job(submission), key, request_sha)
+    if isinstance(submission, StoreJob):  # files in the artifact store
+        return _store_job(submission, key, request_sha)
+    assert isinstance(submission, models().texts)
+    texts = submission.texts
     try:
-        job = _submit(texts, queue=_queue_for(len(texts)), idempotency_key=key,
-                      request_sha=request_sha)
+        job = _submit(texts, queue=_queue_for(len(texts)), deadline=submission.deadline(),
+                      idempotency_key=key, request_sha=request_sha)
     except DuplicateJob as dup:  # a concurrent submission with the same key won
         return _existing(dup.job_id, request_sha)
     return _accepted(job)
-
-
-def _output_taken() -> InvalidRequest:
-    return InvalidRequest("hdfs_output", "'hdfs_output' is reserved by another job (running, or "
-                          "written within the retention); name a new directory", status=409)
 
 
 def _accepted(job: Job):
@@ -296,7 +284,7 @@ def _accepted(job: Job):
 @bp.get("/v1/jobs/<job_id:job_id>")
 def get_job(job_id: str):
     store = _ctx()[1]
-    job = store.get(job_id)  # JobNotFound: 404 (api/__init__.py)
+    job = store.get(job_id)  # JobNotFound: 404 (api/errors.py)
     return jsonify(_view(job, store))
 
 
@@ -316,7 +304,7 @@ def cancel_job(job_id: str):
 @bp.get("/v1/jobs/<job_id:job_id>/rejected")
 def job_rejected(job_id: str):
     store = _ctx()[1]
-    job = store.get(job_id)  # JobNotFound: 404 (api/__init__.py)
+    job = store.get(job_id)  # JobNotFound: 404 (api/errors.py)
     if job.kind == STORE:  # streamed from the parts' _rejected files
         rows = store_results.rejected(_artifacts(), StoreJobs(store), job.id, job.output)
         return Response(_jsonl(_pages(rows)), mimetype="application/x-ndjson")
@@ -385,16 +373,11 @@ def job_results(job_id: str):
     Offsets count scored texts; each result names its input ``row`` (a store job's: its
     ``file`` and ``ref``). Chunks (parts) not scored yet are absent.
     """
-    settings, store, _ = _ctx()
-    fmt = request.args.get("format", "json")
-    if fmt not in ("json", "jsonl", "csv"):
-        raise InvalidRequest("format", "'format' must be json, jsonl or csv")
-    offset = int_param(request.args, "offset", default=0, low=0)
+    store = _ctx()[1]
+    query = parse_query(models().results)
+    fmt, offset, limit = query.format, query.offset, query.limit
     paged = fmt == "json"
-    limit = int_param(request.args, "limit", default=100 if paged else None, low=1,
-                      high=settings.results_page_max if paged else None)
-    job = store.get(job_id)  # JobNotFound: 404 (api/__init__.py)
-    assert offset is not None
+    job = store.get(job_id)  # JobNotFound: 404 (api/errors.py)
     if job.kind == STORE:
         rows = store_results.results(_artifacts(), StoreJobs(store), job.id, job.output,
                                      offset=offset, limit=limit)
@@ -421,9 +404,10 @@ def job_results(job_id: str):
     return Response(body, mimetype=mimetype, headers=headers)
 
 
-def _predict_sync(texts: list[str]) -> tuple[Job, list[dict[str, Any]] | None]:
+def _predict_sync(texts: list[str], deadline: float | None
+                  ) -> tuple[Job, list[dict[str, Any]] | None]:
     settings, store, _ = _ctx()
-    job = _submit(texts, queue=_queue_for(len(texts)))
+    job = _submit(texts, queue=_queue_for(len(texts)), deadline=deadline)
     job = store.wait(job.id, settings.predict_timeout_s)
     return job, store.results(job.id) if job.status == "done" else None
 
@@ -440,7 +424,8 @@ def _not_done(job: Job):
 
 @bp.post("/v1/predict")
 def predict_v1():
-    job, results = _predict_sync(_texts("texts"))
+    body = parse_body(models().texts)
+    job, results = _predict_sync(body.texts, body.deadline())
     if results is None:
         return _not_done(job)
     return jsonify({"id": job.id, "model_version": job.model_version, "results": results})
@@ -452,7 +437,8 @@ def predict_legacy():
 
     ``score`` is the probability of the returned label, as the study project gave it.
     """
-    job, results = _predict_sync(_texts("text"))
+    body = parse_body(models().legacy)
+    job, results = _predict_sync(body.text, body.deadline())
     if results is None:
         return _not_done(job)
     return jsonify({"Result": [

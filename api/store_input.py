@@ -14,6 +14,7 @@ import logging
 from pathlib import PurePosixPath
 from typing import Any
 
+from api.requests import StoreJob
 from api.validation import InvalidRequest
 from spamq.jobs.queue import PLAN_STORE_JOB, send_work
 from spamq.jobs.store import Job, JobStore
@@ -24,14 +25,9 @@ from spamq.storage.artifacts import ArtifactError, ArtifactStore, artifact_store
 
 logger = logging.getLogger(__name__)
 
-FIELDS = {"hdfs_input", "hdfs_output", "column", "format", "deadline_s", "id_column",
-          "keep_columns", "output_format"}
-_MAX_NAME = 200
 
-
-def _path(body: dict[str, Any], field: str, allowed: list[str]) -> str:
-    value = body.get(field)
-    if not isinstance(value, str) or not value.strip():
+def _path(value: str, field: str, allowed: list[str]) -> str:
+    if not value.strip():
         raise InvalidRequest(field, f"'{field}' is required: a path in the artifact store")
     try:
         path = tenancy.store_path(value)
@@ -41,28 +37,6 @@ def _path(body: dict[str, Any], field: str, allowed: list[str]) -> str:
         raise InvalidRequest(field, f"'{field}' is outside this key's store area "
                              f"({', '.join(p + '/' for p in allowed)})", status=403)
     return path
-
-
-def _name(body: dict[str, Any], field: str, default: str | None) -> str | None:
-    value = body.get(field, default)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value or len(value) > _MAX_NAME:
-        raise InvalidRequest(field, f"'{field}' must be a non-empty string (<= {_MAX_NAME} "
-                             "characters)")
-    return value
-
-
-def _columns(body: dict[str, Any]) -> tuple[str, str | None, tuple[str, ...]]:
-    column = _name(body, "column", "text")
-    id_column = _name(body, "id_column", None)
-    keep = body.get("keep_columns", [])
-    if not isinstance(keep, list) or len(keep) > 50 or not all(
-            isinstance(k, str) and 0 < len(k) <= _MAX_NAME for k in keep):
-        raise InvalidRequest("keep_columns", "'keep_columns' must be a list of at most 50 "
-                             "column names")
-    assert column is not None
-    return column, id_column, tuple(keep)
 
 
 def artifacts(settings: Settings) -> ArtifactStore:
@@ -90,35 +64,27 @@ def _check_output(store: ArtifactStore, out: str, allowed: list[str]) -> None:
             "directory, or resume its job with the same Idempotency-Key", status=409)
 
 
-def submit_store_job(body: dict[str, Any], settings: Settings, *, jobs: JobStore,
+def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,
                      send_task: Any, owner: str | None, idempotency_key: str | None,
-                     request_sha: str, deadline: float | None) -> Job:
-    """Validate, list and plan a store job, store it and queue its first work."""
-    unknown = sorted(k for k in body if k not in FIELDS)
-    if unknown:
-        raise InvalidRequest(None, f"unknown field(s) with 'hdfs_input' ({len(unknown)}); "
-                             f"allowed: {', '.join(sorted(FIELDS))}")
+                     request_sha: str) -> Job:
+    """Check the paths, list and plan a store job (its fields are typed and checked already:
+    api/requests.py), store it and queue its first work. Its ``deadline_s`` holds like any
+    job's: a split picked up after it is skipped and the job expires (worker/split_tasks.py)."""
     allowed = tenancy.prefixes(owner, tenant_root=settings.store_tenant_root,
                                grants=settings.store_grants)
-    src, out = _path(body, "hdfs_input", allowed), _path(body, "hdfs_output", allowed)
-    column, id_column, keep = _columns(body)
-    fmt = body.get("format")
-    if fmt is not None and fmt not in ("csv", "tsv", "jsonl"):
-        raise InvalidRequest("format", "'format' must be csv, tsv or jsonl")
-    out_fmt = body.get("output_format")
-    if out_fmt is not None and out_fmt not in ("jsonl", "csv"):
-        raise InvalidRequest("output_format", "'output_format' must be jsonl or csv")
+    src = _path(request.hdfs_input, "hdfs_input", allowed)
+    out = _path(request.hdfs_output, "hdfs_output", allowed)
+    column, id_column, keep = request.column, request.id_column, tuple(request.keep_columns)
+    out_fmt = request.output_format
     store = artifacts(settings)
-    try:
-        files = splits.list_input(store, src, fmt=fmt)
+    try:  # an InputError names the request field at fault: a 422 (api/errors.py)
+        files = splits.list_input(store, src, fmt=request.format)
         header = splits.sniff(store, files[0], column=column, id_column=id_column,
                               keep_columns=keep)
         _check_output(store, out, allowed)
         footers = sum(f.fmt == "parquet" for f in files) <= settings.plan_footers_max_files
         plan = splits.plan_splits(store, files, split_bytes=settings.split_bytes,
                                   parquet_footers=footers)
-    except splits.InputError as exc:
-        raise InvalidRequest(exc.field, exc.message) from exc
     except ArtifactError as exc:
         logger.warning("artifact store failed for a store job: %s", exc)
         raise InvalidRequest("hdfs_input", "the artifact store failed; retry later",
@@ -129,7 +95,7 @@ def submit_store_job(body: dict[str, Any], settings: Settings, *, jobs: JobStore
     quote_pass = any(splits.needs_quote_count(files[s.file]) for s in plan)
     job, first = StoreJobs(jobs).create(
         files, plan, spec, queue=settings.bulk_queue, owner=owner,
-        idempotency_key=idempotency_key, output=out, deadline=deadline,
+        idempotency_key=idempotency_key, output=out, deadline=request.deadline(),
         window=settings.bulk_window_chunks, quote_pass=quote_pass, request_sha=request_sha)
     if quote_pass:
         send_task(PLAN_STORE_JOB, args=[job.id], queue=settings.bulk_queue)

@@ -1,27 +1,18 @@
-"""Request validation: every failure names the field, and maps to a 4xx answer."""
+"""Request checks: every failure names the field, and maps to a 4xx answer. The request models
+that use them are in api/requests.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from spamq.errors import InvalidRequest
 from spamq.storage.rows import NOT_UNICODE
 from spamq.storage.rows import blank as _blank
 from spamq.storage.rows import kind as _kind
 from spamq.storage.rows import lone_surrogate as _lone_surrogate
 from spamq.storage.rows import shown as _shown
 
-
-class InvalidRequest(ValueError):
-    """A client error: ``status`` is the HTTP code, ``field`` the JSON path at fault."""
-
-    def __init__(self, field: str | None, message: str, *, status: int = 422) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.status = status
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"error": "invalid_request", "field": self.field, "message": self.message}
+__all__ = ["InvalidRequest", "int_param", "parse_texts", "require_object", "upload_format"]
 
 
 def require_object(payload: Any) -> dict[str, Any]:

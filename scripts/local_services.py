@@ -1,4 +1,5 @@
-"""Start real local processes (redis-server, a Celery worker, gunicorn) for tests and the bench."""
+"""Start real local processes (redis-server, a Celery worker, gunicorn, the webhook deliverer)
+for tests and the bench."""
 
 from __future__ import annotations
 
@@ -105,3 +106,14 @@ def start_api(env: dict[str, str], *, log: Path, timeout: float = 30) -> tuple[P
     wait_until(lambda: requests.get(base + "/healthz", timeout=1).ok, timeout=timeout,
                what="gunicorn API", proc=proc.proc, log=log)
     return proc, base
+
+
+def start_deliverer(env: dict[str, str], *, log: Path, timeout: float = 30) -> Process:
+    """The webhook deliverer (``spamq webhooks deliver``), ready once its /metrics answers."""
+    port = free_port()
+    env = {**env, "SPAMQ_WEBHOOK_METRICS_PORT": str(port),
+           "SPAMQ_WEBHOOK_METRICS_HOST": "127.0.0.1"}
+    proc = Process([sys.executable, "-m", "spamq.cli", "webhooks", "deliver"], log=log, env=env)
+    wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/metrics", timeout=1).ok,
+               timeout=timeout, what="webhook deliverer", proc=proc.proc, log=log)
+    return proc

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: run spamq on embedded defaults. Starts a local Redis when SPAMQ_REDIS_URL is
 # unset, trains the default model when none is present, starts a worker and the API,
-# then scores the sample messages through the job API. Ctrl-C stops everything.
+# the webhook deliverer, then scores the sample messages through the job API. Ctrl-C stops
+# everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -54,6 +55,8 @@ $PY -m spamq.cli worker >"$RUN/worker.log" 2>&1 &
 pids+=($!)
 $PY -m spamq.cli api >"$RUN/api.log" 2>&1 &
 pids+=($!)
+$PY -m spamq.cli webhooks deliver >"$RUN/webhooks.log" 2>&1 &
+pids+=($!)
 
 api=$($PY -c 'from spamq.settings import get_settings as g; s=g(); print(f"http://{s.api_host}:{s.api_port}")')
 echo "waiting for the worker to load the model and the API to answer at $api ..."
@@ -70,7 +73,8 @@ cat <<INFO
 spamq is running:
   API          $api        (POST /v1/jobs, GET /v1/jobs/<id>, POST /v1/predict, GET /predict)
   health       $api/healthz   readiness $api/readyz
-  logs         $RUN/worker.log  $RUN/api.log
+  webhooks     the deliverer posts job events to the URLs jobs name (README, "Webhooks")
+  logs         $RUN/worker.log  $RUN/api.log  $RUN/webhooks.log
 INFO
 $PY -m spamq.cli demo --url "$api"
 echo "Press Ctrl-C to stop."

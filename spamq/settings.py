@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     max_chars_per_text: int = Field(default=5000, ge=1)
     chunk_size: int = Field(default=256, ge=1, description="texts per Celery task")
     predict_timeout_s: float = Field(default=10.0, gt=0)
+    # Coalescing at the edge (api/coalesce.py): single-chunk interactive jobs submitted while
+    # this API process is publishing (or within the window) share one Celery message.
+    coalesce: bool = True
+    coalesce_window_s: float = Field(default=0.0, ge=0.0, le=0.001,
+                                     description="extra wait before a publish; 0: none")
+    coalesce_max_jobs: int = Field(default=64, ge=1, description="jobs per coalesced message")
     interactive_queue: str = "spamq.interactive"
     bulk_queue: str = "spamq.bulk"
     max_texts_per_job: int = Field(default=1_000_000, ge=1, description="rows of an uploaded file")
@@ -39,8 +45,9 @@ class Settings(BaseSettings):
     max_length: int = Field(default=256, ge=8, le=512)
     batch_size: int = Field(default=32, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # auto: int8 on CPU (fastest at no measured F1 cost, bench/precision.py), bf16 on CUDA
-    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
+    # auto: fp16w on CPU (fp16 weights, fp32 arithmetic: batch-invariant scores, unlike int8's
+    # per-batch activation scale; bench/precision.py), bf16 on CUDA
+    precision: Literal["auto", "fp32", "bf16", "int8", "fp16w"] = "auto"
     torch_threads: int | None = Field(default=None, ge=1,
                                       description="default: cores / concurrency")
     worker_pool: Literal["solo", "prefork", "threads"] = "threads"
@@ -176,6 +183,36 @@ class Settings(BaseSettings):
                     "a split per file, so a submission reads no footer")
     store_tenant_root: str = "tenants"
     store_grants: dict[str, list[str]] = Field(default_factory=dict)
+
+    # --- Webhooks (issue 15, spamq/webhooks/): signed job events, retried from a Redis outbox ---
+    webhook_allow_http: bool = Field(default=False, description="DEVELOPMENT ONLY: http:// URLs")
+    webhook_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names exempt from the private/loopback address refusal (JSON list)")
+    webhook_progress_interval_s: float = Field(default=30.0, gt=0,
+                                               description="at most one job.progress per job per")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="one delivery attempt")
+    webhook_max_attempts: int = Field(default=12, ge=1, description="then the dead letters")
+    webhook_backoff_base_s: float = Field(default=10.0, gt=0,
+                                          description="full jitter: U(0, min(max, base*2^(n-1)))")
+    webhook_backoff_max_s: float = Field(default=7200.0, gt=0)
+    webhook_lease_s: float = Field(
+        default=60.0, gt=0,
+        description="a claimed event returns to others after this (> webhook_timeout_s)")
+    webhook_poll_s: float = Field(default=1.0, gt=0, description="deliverer idle wait")
+    webhook_concurrency: int = Field(default=8, ge=1, description="deliveries in flight")
+    webhook_max_response_bytes: int = Field(default=64 * 1024, ge=0)
+    webhook_attempts_kept: int = Field(default=100, ge=1, description="attempt records per job")
+    webhook_dead_ttl_s: int = Field(default=7 * 24 * 3600, ge=60,
+                                    description="dead-letter retention")
+    webhook_secret_overlap_s: float = Field(
+        default=24 * 3600, ge=0, description="after a rotation the old secret signs this long too")
+    webhook_metrics_port: int | None = Field(default=None, description="deliverer's own /metrics")
+    webhook_metrics_host: str = "127.0.0.1"
+    # Secret read through the SecretSource (env value used only without Vault): JSON
+    # {"<key id>": {"current": "whsec_...", "previous": ..., "previous_until": unix time}}
+    webhook_secrets: SecretStr | None = None
+    # --- end webhooks ---
 
 
 @lru_cache(maxsize=1)

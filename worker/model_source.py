@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from spamq.models.registry import ModelRegistry, RegistryError
+from spamq.errors import SpamqError
+from spamq.models.registry import ModelRefused, ModelRegistry, RegistryError
 from spamq.retry import retry
 from spamq.settings import Settings
 from spamq.storage.artifacts import ArtifactError, ArtifactNotFound
@@ -43,8 +44,17 @@ class RunnerSlot(Protocol):
     def settings(self) -> Settings: ...
 
 
-class ModelSourceError(RuntimeError):
-    """The worker cannot get its model: registry unreachable, alias unknown, artifact corrupt."""
+class ModelSourceError(SpamqError, RuntimeError):
+    """The worker cannot get its model: registry unreachable, alias unknown, artifact corrupt
+    (``refused``: the registry refused the version as corrupt; it is not pulled again)."""
+
+    http_status = 503
+    code = "unavailable"
+    public_message = "the model is not available (see the worker log)"
+
+    def __init__(self, *args: object, refused: bool = False) -> None:
+        super().__init__(*args)
+        self.refused = refused
 
 
 def retrying(fn: Callable[[], T], *, what: str, attempts: int, backoff_s: float,
@@ -96,7 +106,7 @@ class ModelSource:
                 attempts=attempts or s.model_pull_attempts,
                 backoff_s=s.model_pull_backoff_s, sleep=self._sleep)
         except RegistryError as exc:  # corrupt/partial: refused by the registry, never loaded
-            raise ModelSourceError(str(exc)) from exc
+            raise ModelSourceError(str(exc), refused=isinstance(exc, ModelRefused)) from exc
 
 
 def build_runner(settings: Settings, model_dir: Path) -> BatchClassifier:
@@ -166,7 +176,7 @@ class ModelWatcher:
         try:
             runner = build_runner(self.state.settings, self.source.pull(version, attempts=1))
         except ModelSourceError as exc:
-            if "refusing" in str(exc):  # corrupt: do not download it again every poll
+            if exc.refused:  # corrupt: do not download it again every poll
                 self._refused.add(version)
             raise
         self.state.runner = runner  # the batcher picks it up at its next forward pass

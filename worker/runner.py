@@ -82,7 +82,7 @@ class BatchClassifier:
         self.max_batch_tokens = max_batch_tokens
         self.device = pick_device(device)
         if precision == "auto":
-            precision = "int8" if self.device.type == "cpu" else "bf16"
+            precision = "fp16w" if self.device.type == "cpu" else "bf16"
         self.precision = precision
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -97,11 +97,16 @@ class BatchClassifier:
         )
 
     def _prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        if self.precision == "int8":
+        # int8: dynamic quantisation scales the activations by the whole batch tensor, so a
+        # text's score moves with its pass companions (and their padding). fp16w (fp16
+        # weights, fp32 activations and accumulation) and fp32 keep every row's arithmetic
+        # its own: scores do not depend on the batch (tests/unit/worker/test_batch_invariance).
+        quantised = {"int8": torch.qint8, "fp16w": torch.float16}.get(self.precision)
+        if quantised is not None:
             if self.device.type != "cpu":
-                raise ValueError("int8 dynamic quantisation runs on the CPU only")
+                raise ValueError(f"{self.precision} dynamic quantisation runs on the CPU only")
             return torch.ao.quantization.quantize_dynamic(
-                model, {torch.nn.Linear}, dtype=torch.qint8
+                model, {torch.nn.Linear}, dtype=quantised
             )
         if self.precision == "bf16":
             model = model.to(torch.bfloat16)
@@ -148,10 +153,13 @@ class BatchClassifier:
         return PaddedBatch(index, input_ids.to(self.device), mask.to(self.device))
 
     @torch.inference_mode()
+    def logits(self, batch: PaddedBatch) -> torch.Tensor:
+        out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        return out.float().cpu()
+
     def spam_probabilities(self, batch: PaddedBatch) -> list[float]:
-        logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        probs = torch.softmax(logits.float() / self.temperature, dim=-1)
-        return probs[:, self.spam_id].cpu().tolist()
+        probs = torch.softmax(self.logits(batch) / self.temperature, dim=-1)
+        return probs[:, self.spam_id].tolist()
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         ids, truncated = self.encode(texts)

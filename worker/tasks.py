@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Protocol
 
 import redis
 from celery.exceptions import Reject
 
-from spamq.jobs.queue import PLAN_STORE_JOB, SCORE_CHUNK, SCORE_SPLIT, send_chunk, send_split
+from spamq.jobs.queue import (
+    PLAN_STORE_JOB,
+    SCORE_CHUNK,
+    SCORE_GROUP,
+    SCORE_SPLIT,
+    send_chunk,
+    send_split,
+)
 from spamq.jobs.schema import CANCELLED, EXPIRED
 from spamq.jobs.store import Chunk, JobNotFound, JobStore
 from spamq.logs import job_context
@@ -73,6 +80,49 @@ def score_chunk(
         return False
 
 
+def score_group(
+    store: JobStore, scorer: Scorer, items: list[tuple[str, Chunk]], *, lease_s: float = 10.0,
+    holder: str = "", leases: resilience.LeaseBook | None = None,
+    log_predictions: Callable[[str, int, list[str], list[dict]], None] | None = None,
+) -> int:
+    """Score single-chunk jobs that came in one message (api/coalesce.py): one claim round
+    trip, one batcher submission, one pipelined write. Each job keeps its own lease, status,
+    deadline and owner; the message is acked only after every result is stored. Returns how
+    many chunks were stored now."""
+    with ExitStack() as held:
+        live = [(job_id, chunk) for job_id, chunk in items
+                if held.enter_context(resilience.chunk_lease(
+                    store, job_id, chunk.index, ttl_s=lease_s, holder=holder, book=leases))]
+        with scorer.expect():
+            claims = store.claim_many([(j, c.start, c.stop) for j, c in live])
+            todo: list[tuple[str, Chunk, list[str]]] = []
+            for (job_id, chunk), (status, texts, deadline) in zip(live, claims, strict=True):
+                if status is None or len(texts) != chunk.stop - chunk.start:
+                    logger.warning("job %s: gone (expired or deleted); chunk dropped", job_id)
+                elif status in (CANCELLED, EXPIRED):
+                    logger.info("job %s: %s; chunk %d skipped", job_id, status, chunk.index)
+                elif not resilience.past_deadline(store, job_id, deadline):
+                    todo.append((job_id, chunk, texts))
+            if not todo:
+                return 0
+            every = [t for _, _, texts in todo for t in texts]
+            future = scorer.submit(every, interactive=True)
+        results, version = resilience.score_isolating_failures(scorer, every, future,
+                                                               interactive=True)
+        parts, at = [], 0
+        for job_id, chunk, texts in todo:
+            parts.append((job_id, chunk.index, results[at : at + len(texts)]))
+            at += len(texts)
+        outcomes = store.store_chunks(parts, model_version=version)
+    stored = 0
+    for (job_id, chunk, texts), (_, _, part), outcome in zip(todo, parts, outcomes, strict=True):
+        if outcome is not None and outcome[0]:
+            stored += 1
+            if log_predictions is not None:
+                log_predictions(job_id, chunk.start, texts, part)
+    return stored
+
+
 def _scorer(state: process.WorkerProcess) -> Scorer:
     marker = state.settings.test_poison_marker  # test-only fault injection
     batcher = state.batcher
@@ -101,6 +151,27 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
                              log_predictions=state.log_predictions)
         logger.info("chunk %d [%d, %d) %s", index, start, stop,
                     "stored" if stored else "not stored")
+
+
+@app.task(name=SCORE_GROUP, bind=True)
+def score_group_task(self, items: list[list]) -> None:
+    """Single-chunk interactive jobs coalesced into one message by an API process."""
+    state = process.current()
+    state.ensure_loops()
+    chunks = [(str(job_id), Chunk(int(i), int(a), int(b))) for job_id, i, a, b in items]
+    try:
+        stored = score_group(state.jobs, _scorer(state), chunks,
+                             lease_s=state.settings.chunk_lease_s, holder=state.name,
+                             leases=state.leases, log_predictions=state.log_predictions)
+    except redis.RedisError as exc:
+        logger.warning("group of %d: redis unavailable (%s); message requeued", len(chunks), exc)
+        raise Reject(str(exc), requeue=True) from exc
+    except Exception:
+        logger.exception("group of %d jobs failed", len(chunks))
+        for job_id, _ in chunks:
+            state.jobs.fail(job_id, "scoring failed (see the worker log); resubmit")
+        raise
+    logger.info("group of %d jobs: %d stored", len(chunks), stored)
 
 
 @contextmanager

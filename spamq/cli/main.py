@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_parser(sub)
     add_secrets_parser(sub)
     add_keys_parser(sub)
+    from spamq.cli.ops import add_webhooks_parser  # issue 15
+
+    add_webhooks_parser(sub)
     return parser
 
 

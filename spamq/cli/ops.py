@@ -386,4 +386,77 @@ def add_keys_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     revoke.set_defaults(func=keys_revoke)
     ls = sub.add_parser("list", help="key ids and names (never keys)")
     ls.set_defaults(func=keys_list)
+    secret = sub.add_parser("webhook-secret", help="show a key's webhook signing secret "
+                            "(made if it has none); --rotate: a new one, the old one still "
+                            "signing for webhook_secret_overlap_s")
+    secret.add_argument("key_id")
+    secret.add_argument("--rotate", action="store_true")
+    secret.set_defaults(func=keys_webhook_secret)
+    return p
+
+
+# --- webhooks (issue 15) --------------------------------------------------------------------
+
+
+@_guard
+def keys_webhook_secret(args: argparse.Namespace) -> int:
+    from spamq.webhooks.secrets import WebhookSecretAdmin
+
+    admin = WebhookSecretAdmin(_key_admin(args),
+                               overlap_s=_settings(args).webhook_secret_overlap_s)
+    print(admin.show(args.key_id, rotate=args.rotate))  # stdout only: for the key's owner
+    print(f"webhook secret of key {args.key_id}" + (" rotated; the previous one signs too for "
+          f"{_settings(args).webhook_secret_overlap_s:.0f}s" if args.rotate else ""),
+          file=sys.stderr)
+    return 0
+
+
+def _outbox(args: argparse.Namespace) -> Any:
+    from spamq.secrets.service import load_service_secrets
+    from spamq.webhooks.outbox import Outbox
+
+    return Outbox.from_settings(load_service_secrets(_settings(args), service="operator").settings)
+
+
+@_guard
+def webhooks_resend(args: argparse.Namespace) -> int:
+    from spamq.jobs.schema import EventNotFound
+
+    try:
+        resent = _outbox(args).resend(args.event_id)
+    except EventNotFound:
+        return _fail(ValueError(f"{args.event_id!r} is not an event id (msg_ + 32 hex digits)"))
+    if not resent:
+        return _fail(ValueError(f"{args.event_id} is not in the dead letters"))
+    print(f"resent {args.event_id}")
+    return 0
+
+
+@_guard
+def webhooks_dead(args: argparse.Namespace) -> int:
+    for row in _outbox(args).dead(args.limit):
+        print(json.dumps(row, sort_keys=True))
+    return 0
+
+
+@_guard
+def webhooks_deliver(args: argparse.Namespace) -> int:
+    from spamq.webhooks.__main__ import main
+
+    return main()
+
+
+def add_webhooks_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("webhooks", help="the webhook deliverer; dead letters: list and "
+                              "resend")
+    sub = p.add_subparsers(dest="webhooks_command", required=True)
+    deliver = sub.add_parser("deliver", help="run the webhook deliverer and job watch (as "
+                             "`python -m spamq.webhooks`; stops on SIGTERM)")
+    deliver.set_defaults(func=webhooks_deliver)
+    resend = sub.add_parser("resend", help="put a dead letter back in the outbox (same id)")
+    resend.add_argument("event_id")
+    resend.set_defaults(func=webhooks_resend)
+    dead = sub.add_parser("dead", help="the dead letters, newest first (JSON lines)")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.set_defaults(func=webhooks_dead)
     return p

@@ -19,13 +19,16 @@ if TYPE_CHECKING:
     from spamq.jobs.store import Chunk, Job
 
 SCORE_CHUNK = "spamq.score_chunk"
+SCORE_GROUP = "spamq.score_group"  # single-chunk jobs coalesced by an API process (api/coalesce.py)
 SCORE_SPLIT = "spamq.score_split"  # a store job's split (worker/split_tasks.py)
 PLAN_STORE_JOB = "spamq.plan_store_job"  # a store job's quote pass, then its first splits
 ENQUEUED_AT = "spamq_enqueued_at"
-#: a header on every chunk message, "<job id>:<chunk index>": the sweeper finds a chunk's
-#: message in the broker (worker/sweeper.py) without decoding every message body
+#: a header on every chunk message, "<job id>:<chunk index>" (a group message: several,
+#: space-separated): the sweeper finds a chunk's message in the broker (worker/sweeper.py)
+#: without decoding every message body
 CHUNK_HEADER = "spamq_chunk"
-_CHUNK_REF = re.compile(rb'"' + CHUNK_HEADER.encode() + rb'":\s*"([0-9a-f]{32}):(\d+)"')
+_CHUNK_REFS = re.compile(rb'"' + CHUNK_HEADER.encode() + rb'":\s*"([0-9a-f: ]+)"')
+_CHUNK_REF = re.compile(rb"([0-9a-f]{32}):(\d+)")
 # kombu's Redis transport: messages delivered and not yet acked, and when each was delivered
 UNACKED, UNACKED_INDEX = "unacked", "unacked_index"
 
@@ -41,6 +44,13 @@ def send_chunk(send_task: Callable[..., Any], job_id: str, chunk: Chunk, queue: 
     """Queue one chunk for the ``spamq.score_chunk`` task (worker/tasks.py takes these args)."""
     send_task(SCORE_CHUNK, args=[job_id, chunk.index, chunk.start, chunk.stop], queue=queue,
               headers={CHUNK_HEADER: f"{job_id}:{chunk.index}"})
+
+
+def send_group(send_task: Callable[..., Any], items: list[tuple[str, Chunk]], queue: str) -> None:
+    """Queue single-chunk jobs as one ``spamq.score_group`` message (worker/tasks.py): the
+    worker scores them in one batcher submission and stores them in one pipelined write."""
+    send_task(SCORE_GROUP, args=[[[job_id, c.index, c.start, c.stop] for job_id, c in items]],
+              queue=queue, headers={CHUNK_HEADER: " ".join(f"{j}:{c.index}" for j, c in items)})
 
 
 def send_split(send_task: Callable[..., Any], job_id: str, index: int, queue: str) -> None:
@@ -63,7 +73,8 @@ def send_work(send_task: Callable[..., Any], job: Job, indices: list[int]) -> No
 
 
 def _refs(raw: bytes) -> Iterable[tuple[str, int]]:
-    return ((m.group(1).decode(), int(m.group(2))) for m in _CHUNK_REF.finditer(raw))
+    return ((m.group(1).decode(), int(m.group(2)))
+            for header in _CHUNK_REFS.finditer(raw) for m in _CHUNK_REF.finditer(header.group(1)))
 
 
 def chunks_in_broker(client: Any, queues: list[str], *, now: float,

@@ -28,6 +28,8 @@ import hashlib
 import re
 from string import Template
 
+from spamq.errors import SpamqError
+
 PREFIX = "spamq:job:"
 WORKER_PREFIX = "spamq:worker:"
 IDEM_PREFIX = "spamq:idem:"
@@ -49,8 +51,12 @@ RESUMABLE = (FAILED, CANCELLED, EXPIRED)  # a resubmission resumes these
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
-class JobNotFound(KeyError):
-    """No such job, or it expired."""
+class JobNotFound(SpamqError, KeyError):
+    """No such job, or it expired (or another key's: answered alike)."""
+
+    http_status = 404
+    code = "not_found"
+    public_message = "no such job (unknown or expired)"
 
 
 def check_job_id(job_id: object) -> str:
@@ -279,3 +285,122 @@ local nxt = next_unsent(KEYS[1], status)
 if splits == total and not ENDED[status] then return {2, nxt} end
 return {1, nxt}
 """)
+
+
+# --- Webhooks (issue 15, spamq/webhooks/outbox.py) -------------------------------------------
+# spamq:job:<id>:webhook           hash: url, events (JSON), key_id, gone (a 410 stops the job's)
+# spamq:job:<id>:webhook_attempts  list: one JSON record per delivery attempt (bounded, job TTL)
+# spamq:job:<id>:webhook_progress  set NX for webhook_progress_interval_s: progress throttle
+# spamq:webhook:<event id>         hash: an undelivered event (type, job_id, key_id, url, body,
+#                                  attempts, base, lease); deleted once delivered or gone
+# spamq:webhooks:due               zset: event id -> due time; while claimed, its lease's end
+# spamq:webhooks:pending           zset: event id -> enqueue time (age of the oldest undelivered)
+# spamq:webhooks:dead              zset: event id -> time it went to the dead letters
+# spamq:webhooks:stats             hash: outcome (delivered, retry, gone, dead) -> count
+# spamq:webhooks:watch             set: ids of jobs with a webhook whose end is not yet enqueued
+#                                  (spamq/webhooks/watch.py)
+WEBHOOK_EVENT_PREFIX = "spamq:webhook:"
+WEBHOOK_DUE_KEY = "spamq:webhooks:due"
+WEBHOOK_PENDING_KEY = "spamq:webhooks:pending"
+WEBHOOK_DEAD_KEY = "spamq:webhooks:dead"
+WEBHOOK_STATS_KEY = "spamq:webhooks:stats"
+WEBHOOK_WATCH_KEY = "spamq:webhooks:watch"
+_EVENT_ID = re.compile(r"msg_[0-9a-f]{32}")
+
+
+class EventNotFound(KeyError):
+    """No such webhook event (or not of the form of one)."""
+
+
+def check_event_id(event_id: object) -> str:
+    """``event_id`` if it has the form of one of ours (``msg_`` + 32 hex), else EventNotFound."""
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise EventNotFound("")
+    return event_id
+
+
+def webhook_event_key(event_id: str) -> str:
+    return WEBHOOK_EVENT_PREFIX + check_event_id(event_id)
+
+
+def webhook_keys(job_id: str) -> tuple[str, str, str]:
+    """A job's webhook subscription, its attempt records and its progress throttle."""
+    return (job_key(job_id, "webhook"), job_key(job_id, "webhook_attempts"),
+            job_key(job_id, "webhook_progress"))
+
+
+# KEYS: event, due, pending, watch. ARGV: id, now, job id ('' for none), then the event's
+# field/value pairs. Store the event and make it due now, unless its id is stored already;
+# with a job id, only if that job is still watched, which it leaves in the same step (a job's
+# end is enqueued once, however many deliverers watch it). 1 enqueued, 0 not.
+WEBHOOK_ENQUEUE = """
+if ARGV[3] ~= '' and redis.call('SREM', KEYS[4], ARGV[3]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+return 1
+"""
+
+# KEYS: due. ARGV: now, lease end, n, lease token. Up to n due events: each is pushed to its
+# lease's end (another deliverer takes it then, if this one dies), its attempt counted and the
+# token set. Returns the ids. An id whose event hash is gone is dropped.
+WEBHOOK_CLAIM = f"""
+local out = {{}}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
+  local ev = '{WEBHOOK_EVENT_PREFIX}' .. id
+  if redis.call('EXISTS', ev) == 0 then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('HINCRBY', ev, 'attempts', 1)
+    redis.call('HSET', ev, 'lease', ARGV[4])
+    table.insert(out, id)
+  end
+end
+return out
+"""
+
+# KEYS: event, due, pending, dead, attempts, stats, job webhook. ARGV: id, token, outcome,
+# next due, attempt record, records kept, job ttl, now, dead ttl. Only the lease holder
+# finishes an attempt (0 otherwise): retry -> due again; dead -> dead letters; delivered or
+# gone -> the event is deleted (gone also marks the job's webhook gone).
+WEBHOOK_FINISH = """
+if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[2] then return 0 end
+redis.call('RPUSH', KEYS[5], ARGV[5])
+redis.call('LTRIM', KEYS[5], -tonumber(ARGV[6]), -1)
+redis.call('EXPIRE', KEYS[5], ARGV[7])
+redis.call('HINCRBY', KEYS[6], ARGV[3], 1)
+if ARGV[3] == 'retry' then
+  redis.call('HSET', KEYS[1], 'lease', '')
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+  return 1
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[3] == 'dead' then
+  redis.call('HSET', KEYS[1], 'lease', '')
+  redis.call('ZADD', KEYS[4], ARGV[8], ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[9])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[8] - ARGV[9])
+else
+  redis.call('DEL', KEYS[1])
+  if ARGV[3] == 'gone' and redis.call('EXISTS', KEYS[7]) == 1 then
+    redis.call('HSET', KEYS[7], 'gone', ARGV[8])
+  end
+end
+return 1
+"""
+
+# KEYS: event, due, pending, dead. ARGV: id, now. A dead event back in the outbox with a new
+# budget of attempts (numbering goes on). 1 resent, 0 not a dead letter, -1 expired.
+WEBHOOK_RESEND = """
+if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('PERSIST', KEYS[1])
+redis.call('HSET', KEYS[1], 'base', redis.call('HGET', KEYS[1], 'attempts'), 'lease', '')
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+return 1
+"""
+# --- end webhooks ---

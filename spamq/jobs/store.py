@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import redis
 
+from spamq.errors import InvalidRequest, SpamqError
 from spamq.jobs import schema
 from spamq.jobs.schema import (
     ACTIVE_KEY,
@@ -46,16 +47,25 @@ class Claim(NamedTuple):
     deadline: float | None  # unix time
 
 
-class DuplicateJob(Exception):
-    """An Idempotency-Key already names a job: ``job_id``."""
+class DuplicateJob(SpamqError):
+    """An Idempotency-Key already names a job: ``job_id`` (the API answers with that job)."""
+
+    http_status = 409
+    code = "conflict"
+    public_message = "this Idempotency-Key already names a job"
 
     def __init__(self, job_id: str) -> None:
         super().__init__(job_id)
         self.job_id = job_id
 
 
-class OutputTaken(Exception):
-    """Another job has reserved this output directory."""
+class OutputTaken(InvalidRequest):
+    """Another job has reserved this output directory (``output``: for the log only)."""
+
+    def __init__(self, output: str) -> None:
+        super().__init__("hdfs_output", "'hdfs_output' is reserved by another job (running, or "
+                         "written within the retention); name a new directory", status=409)
+        self.output = output
 
 
 @dataclass(frozen=True)
@@ -475,31 +485,50 @@ class JobStore:
     def claim(self, job_id: str, start: int, stop: int) -> Claim:
         """One round trip for a task: the job's status and deadline, marking it running, its
         texts."""
-        job_key = schema.job_key(job_id)
+        return self.claim_many([(job_id, start, stop)])[0]
+
+    def claim_many(self, ranges: list[tuple[str, int, int]]) -> list[Claim]:
+        """:meth:`claim` for several (job id, start, stop) in one round trip."""
+        now = repr(time.time())
         pipe = self._r.pipeline(transaction=False)
-        pipe.hmget(job_key, ["status", "deadline"])
-        self._start(keys=[job_key], args=[repr(time.time())], client=pipe)
-        pipe.lrange(schema.job_keys(job_id)[1], start, stop - 1)
-        (status, deadline), _, values = pipe.execute()
-        return Claim(_str(status), [_str(v) for v in values],
-                     float(deadline) if deadline else None)
+        for job_id, start, stop in ranges:
+            job_key = schema.job_key(job_id)
+            pipe.hmget(job_key, ["status", "deadline"])
+            self._start(keys=[job_key], args=[now], client=pipe)
+            pipe.lrange(schema.job_keys(job_id)[1], start, stop - 1)
+        replies = pipe.execute()
+        claims = []
+        for i in range(0, len(replies), 3):
+            (status, deadline), _, values = replies[i : i + 3]
+            claims.append(Claim(_str(status), [_str(v) for v in values],
+                                float(deadline) if deadline else None))
+        return claims
 
     def store_chunk_next(
         self, job_id: str, chunk: int, results: list[dict[str, Any]], *, model_version: str
     ) -> tuple[bool, int | None]:
         """Store one chunk's results once: (stored now, the index of the job's next chunk to
         send now, or None)."""
-        job_key, _, results_key, finished_key = schema.job_keys(job_id)
-        outcome, nxt = self._store_chunk(
-            keys=[job_key, results_key, finished_key],
-            args=[
-                chunk, json.dumps(results), len(results), model_version, repr(time.time()),
-                self._ttl,
-            ],
-        )
-        if outcome == -1:
+        outcome = self.store_chunks([(job_id, chunk, results)], model_version=model_version)[0]
+        if outcome is None:
             raise JobNotFound(job_id)
-        return outcome == 1, (int(nxt) if int(nxt) >= 0 else None)
+        return outcome
+
+    def store_chunks(
+        self, chunks: list[tuple[str, int, list[dict[str, Any]]]], *, model_version: str
+    ) -> list[tuple[bool, int | None] | None]:
+        """Store several (job id, chunk index, results) once each, in one round trip; per
+        chunk (stored now, next chunk to send or None), or None where the job is gone."""
+        now = repr(time.time())
+        pipe = self._r.pipeline(transaction=False)
+        for job_id, chunk, results in chunks:
+            job_key, _, results_key, finished_key = schema.job_keys(job_id)
+            self._store_chunk(keys=[job_key, results_key, finished_key],
+                              args=[chunk, json.dumps(results), len(results), model_version,
+                                    now, self._ttl], client=pipe)
+        return [None if int(outcome) == -1 else (int(outcome) == 1,
+                                                 int(nxt) if int(nxt) >= 0 else None)
+                for outcome, nxt in pipe.execute()]
 
     def store_chunk(
         self, job_id: str, chunk: int, results: list[dict[str, Any]], *, model_version: str

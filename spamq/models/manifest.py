@@ -12,12 +12,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from spamq.errors import SpamqError
+
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
 
 
-class ManifestError(RuntimeError):
+class ManifestError(SpamqError, RuntimeError):
     """A model directory is incomplete or does not match its manifest."""
+
+    public_message = "a model directory does not match its manifest (see the log)"
 
 
 def sha256_file(path: Path) -> str:

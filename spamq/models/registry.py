@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from spamq.errors import SpamqError
 from spamq.models.manifest import MANIFEST, ManifestError, read_manifest, verify_model_dir
 from spamq.storage.artifacts import ArtifactExists, ArtifactStore, artifact_store_from_settings
 
@@ -38,8 +39,16 @@ ALIASES = "aliases"
 TMP_PREFIX = "_tmp-"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(SpamqError, RuntimeError):
     """A registry operation was refused: unknown model/version/alias, or a corrupt artifact."""
+
+    http_status = 503
+    code = "unavailable"
+    public_message = "the model registry failed (see the log)"
+
+
+class ModelRefused(RegistryError):
+    """A downloaded version does not match its manifest (corrupt or partial): never loaded."""
 
 
 def _check_name(kind: str, value: str) -> str:
@@ -177,11 +186,11 @@ class ModelRegistry:
             try:
                 got = verify_model_dir(tmp)
             except ManifestError as exc:
-                raise RegistryError(
+                raise ModelRefused(
                     f"refusing {name}/{version} from {self.store.describe()}: {exc}"
                 ) from exc
             if got != version:
-                raise RegistryError(
+                raise ModelRefused(
                     f"refusing {name}/{version} from {self.store.describe()}: "
                     f"its manifest is version {got}"
                 )

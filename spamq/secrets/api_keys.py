@@ -15,9 +15,9 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from spamq.secrets.sources import SECRET_PATHS, SecretError, VaultSecretSource
 
@@ -25,6 +25,7 @@ HASH_PREFIX = "sha256:"
 SUB = SECRET_PATHS["api_keys"]  # "api"
 NAMES_FIELD = "api_key_names"
 KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,14 @@ def hash_key(raw: str) -> str:
 def key_id(hashed: str) -> str:
     """A key's public id: the first 16 hex digits of its hash (the owner of its jobs)."""
     return hashed.removeprefix(HASH_PREFIX)[:16]
+
+
+def check_key_id(kid: str) -> str:
+    """A key id as typed by an operator (any case, or a hash), normalised; else SecretError."""
+    kid = kid.strip().lower().removeprefix(HASH_PREFIX)[:16]
+    if not KEY_ID.match(kid):
+        raise SecretError(f"key id {kid!r}: expected 16 hex digits (see `spamq keys list`)")
+    return kid
 
 
 def parse_key_list(entries: Iterable[str]) -> frozenset[str]:
@@ -112,19 +121,36 @@ class KeyAdmin:
             return {}
         return names if isinstance(names, dict) else {}
 
-    def _update(self, change) -> Any:  # noqa: ANN001 - change(hashes, names) -> result
+    def data(self) -> dict[str, Any]:
+        """Every field of the API secret (hashes, names, webhook secrets), as stored."""
+        return self._read()[0]
+
+    def live_ids(self, data: dict[str, Any]) -> set[str]:
+        """The ids of the keys in ``data`` (as from :meth:`data`)."""
+        return {key_id(h) for h in self._hashes(data)}
+
+    def update_data(self, change: Callable[[dict[str, Any]], T]) -> T:
+        """``change(data)`` edits the secret's fields in place; written back with check-and-set
+        (read again and re-applied while someone else wrote in between)."""
         for _ in range(self.tries):
             data, version = self._read()
+            result = change(data)
+            if self._write(data, version):
+                return result
+        raise SecretError(f"{self.source.api_path(SUB)}: changed by someone else "
+                          f"{self.tries} times in a row; try again")
+
+    def _update(self, change) -> Any:  # noqa: ANN001 - change(hashes, names) -> result
+        def apply(data: dict[str, Any]) -> Any:
             hashes, names = self._hashes(data), self._names(data)
             result = change(hashes, names)
             live = {key_id(h) for h in hashes}
             data.update(api_keys=",".join(sorted(hashes)),
                         **{NAMES_FIELD: json.dumps({k: v for k, v in sorted(names.items())
                                                     if k in live})})
-            if self._write(data, version):
-                return result
-        raise SecretError(f"{self.source.api_path(SUB)}: changed by someone else "
-                          f"{self.tries} times in a row; try again")
+            return result
+
+        return self.update_data(apply)
 
     def issue(self, name: str | None = None) -> IssuedKey:
         key = secrets.token_urlsafe(32)
@@ -141,9 +167,7 @@ class KeyAdmin:
 
     def revoke(self, kid: str) -> int:
         """Remove every key with id ``kid`` (16 hex digits); returns how many were removed."""
-        kid = kid.strip().lower().removeprefix(HASH_PREFIX)[:16]
-        if not KEY_ID.match(kid):
-            raise SecretError(f"key id {kid!r}: expected 16 hex digits (see `spamq keys list`)")
+        kid = check_key_id(kid)
 
         def drop(hashes: list[str], names: dict[str, str]) -> int:
             gone = [h for h in hashes if key_id(h) == kid]

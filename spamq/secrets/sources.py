@@ -21,6 +21,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from spamq.errors import SpamqError
+
 if TYPE_CHECKING:
     import hvac
 
@@ -38,6 +40,7 @@ SECRET_PATHS: dict[str, str] = {
     "hdfs_user": "common",
     "api_keys": "api",
     "flower_basic_auth": "operator",
+    "webhook_secrets": "api",  # spamq/webhooks/secrets.py: beside the API keys
 }
 #: service -> KV paths its policy may read
 SERVICE_PATHS: dict[Service, tuple[str, ...]] = {
@@ -47,8 +50,12 @@ SERVICE_PATHS: dict[Service, tuple[str, ...]] = {
 }
 
 
-class SecretError(RuntimeError):
+class SecretError(SpamqError, RuntimeError):
     """A secret could not be read; the message names the path and the cause, never a value."""
+
+    http_status = 503
+    code = "unavailable"
+    public_message = "secrets are not readable (see the log)"
 
 
 class SecretSource(ABC):

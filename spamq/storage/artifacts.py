@@ -20,22 +20,36 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO, cast
 
+from spamq.errors import SpamqError
+
 if TYPE_CHECKING:
     from spamq.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(SpamqError, RuntimeError):
     """An artifact store operation failed (unreachable, refused, or bad arguments)."""
+
+    http_status = 503
+    code = "unavailable"
+    public_message = "the artifact store failed; retry later"
 
 
 class ArtifactNotFound(ArtifactError):
     """The path does not exist in the store."""
 
+    http_status = 404
+    code = "not_found"
+    public_message = "no such file in the artifact store"
+
 
 class ArtifactExists(ArtifactError):
     """The destination already exists and overwriting was not asked for."""
+
+    http_status = 409
+    code = "conflict"
+    public_message = "the destination already exists in the artifact store"
 
 
 def _clean(path: str) -> str:

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from spamq.errors import InvalidRequest
 from spamq.storage.artifacts import ArtifactStore
 from spamq.storage.rows import CSV_ERRORS, shown, text_problem
 
@@ -72,14 +73,12 @@ _CSV_PROBLEMS = {
 }
 
 
-class InputError(ValueError):
+class InputError(InvalidRequest, ValueError):
     """The bulk input cannot be used: ``field`` is the request field at fault ("hdfs_input",
-    "format", "column", "id_column", "keep_columns"), ``message`` says why in words."""
+    "format", "column", "id_column", "keep_columns"), ``message`` says why in words (a 422)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+        super().__init__(field, message)
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--supplement-per-category", type=int, default=100,
                         help="modern A2P ham / smishing rows generated per category "
                              "(spamq/training/supplement.py; 0 for none)")
-    parser.add_argument("--top-layers", type=_positive, default=1,
+    parser.add_argument("--supplement-split", choices=("template", "row"), default="template",
+                        help="how the supplement is split into training and validation: by "
+                             "template (default: validation holds phrasings never trained "
+                             "on) or by row")
+    parser.add_argument("--top-layers", type=_positive, default=2,
                         help="transformer layers fine-tuned (the top ones; the rest are frozen "
-                             "and their output cached once); default 1")
+                             "and their output cached once); default 2 (chosen on validation "
+                             "over 1 and 2, issue 13)")
     parser.add_argument("--full-finetune", action="store_true",
                         help="fine-tune every layer (slow on CPU) instead of the default: "
                              "frozen lower layers cached once, last layer and head trained")
@@ -99,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         runs=args.runs,
         supplement_per_category=args.supplement_per_category,
+        supplement_split=args.supplement_split,
         full_finetune=args.full_finetune,
         top_layers=args.top_layers,
         progress=not args.no_progress,

@@ -294,8 +294,9 @@ def train(
     threads: int | None = 2,
     runs: int = 1,
     supplement_per_category: int = 100,
+    supplement_split: str = "template",
     full_finetune: bool = False,
-    top_layers: int = 1,
+    top_layers: int = 2,
     modern_eval: Path | str | None = evaluation.MODERN_EVAL,
     progress: bool = True,
     log=print,
@@ -329,13 +330,14 @@ def train(
     modern_rows = (evaluation.read_labelled(modern_eval) if modern_eval else ([], [], []))
     supp_rows = supp.generate(per_category=supplement_per_category, seed=seed)
     supp.check_disjoint(supp_rows, modern_rows[0])
-    supp_train, supp_val = supp.split_rows(supp_rows, seed=seed)
+    supp_train, supp_val = supp.split_rows(supp_rows, seed=seed, by=supplement_split)
     train_rows: list[Example] = (splits.train + extra
                                  + [Example(r.text, r.label) for r in supp_train])
     val_rows: list[Example] = splits.validation + [Example(r.text, r.label) for r in supp_val]
-    sizes = splits.sizes()
+    sizes: dict[str, dict[str, Any]] = dict(splits.sizes())
     sizes["supplement"] = {"train": len(supp_train), "validation": len(supp_val),
-                           "per_category": supplement_per_category}
+                           "per_category": supplement_per_category,
+                           "split_by": supplement_split}
     n_spam = sum(e.label for e in train_rows)
     sizes["train_augmented"] = {"total": len(train_rows), "ham": len(train_rows) - n_spam,
                                 "spam": n_spam, "augmented_spam": len(extra)}
@@ -437,6 +439,14 @@ def train(
         modern_probs = calibration.spam_probability(logits_of("modern"), temperature)
         modern_metrics = evaluation.set_metrics(modern_probs, modern_rows[1], modern_rows[2],
                                                 threshold)
+    # Validation per category (UCI ham/spam and each supplement category): what choices
+    # between configurations are made on (the modern evaluation set is not).
+    val_cats = ([("uci_spam" if e.label else "uci_ham") for e in splits.validation]
+                + [r.category for r in supp_val])
+    validation_metrics = evaluation.set_metrics(val_probs, val_y, val_cats, threshold)
+    log("validation per category: " + ", ".join(
+        f"{c} {'FPR' if v['metric'] == 'fpr' else 'recall'} {v['value']:.3f}"
+        for c, v in validation_metrics["categories"].items()))
     val_pred = val_probs >= threshold
     vy = np.asarray(val_y)
     threshold_info = {**calibration.THRESHOLD_POLICY, "threshold": threshold,
@@ -456,6 +466,7 @@ def train(
         "eval_max_length": eval_max_length, "augment_factor": augment_factor,
         "augmenters": list(aug_mod.AUGMENTERS), "class_weights": class_weights,
         "supplement_per_category": supplement_per_category,
+        "supplement_split": supplement_split,
         "method": (f"frozen embeddings + lower layers (cached), top {top_layers} layer(s) and "
                    "head fine-tuned" if fast_path else "full fine-tune"),
         "top_layers": top_layers if fast_path else None,
@@ -485,6 +496,7 @@ def train(
         "score": SCORE_DEFINITION,
         "calibration": calib,
         "threshold_policy": threshold_info,
+        "validation_sets": validation_metrics,
         "modern": modern_metrics,
         "modern_eval": str(modern_eval) if modern_eval else None,
         "targets": (evaluation.targets_met(modern_metrics, metrics) if modern_metrics else None),
@@ -517,7 +529,8 @@ def train(
             calibration={"method": "temperature", "temperature": temperature},
             threshold_policy=threshold_info,
             supplement={"generator": "spamq.training.supplement", "seed": seed,
-                        "per_category": supplement_per_category},
+                        "per_category": supplement_per_category,
+                        "split_by": supplement_split},
             base=base,
             score=SCORE_DEFINITION,
         )

@@ -65,6 +65,45 @@ TOLLS = ["EZDriveMA", "TxTag", "NTTA", "PayByPlate", "Dartford Crossing", "Toll 
 TAX = ["HMRC", "IRS", "ATO", "CRA", "Revenue"]
 CRYPTO = ["Bitcoin", "BTC", "ETH", "USDT", "crypto"]
 
+# Round 2 (issue 13): more brands and locales. Brands the data card names as evaluation-set
+# brands are deliberately not added here, so the evaluation keeps measuring unseen brands.
+OTP_SERVICES += ["Snapchat", "TikTok", "Signal", "Spotify", "Dropbox", "Slack", "Twitch",
+                 "Reddit", "Venmo", "Cash App", "Wise", "Klarna", "Okta", "Vinted", "Etsy",
+                 "Roblox", "Epic Games", "Samsung", "Nintendo", "Gov.uk", "Tinder", "Hinge"]
+CARRIERS += ["Hermes", "OnTrac", "Aramex", "Sendle", "StarTrack", "Deutsche Post", "La Poste",
+             "Correos", "PostNord", "bpost", "CouriersPlease", "Intelcom", "Amazon Logistics"]
+BANKS += ["Nationwide", "Metro Bank", "First Direct", "Co-op Bank", "US Bank", "PNC", "TD",
+          "RBC", "Scotiabank", "Westpac", "ANZ", "NAB", "Bank of Ireland", "AIB", "Discover",
+          "Ally", "N26", "bunq", "Virgin Money", "Credit Union"]
+SHOPS += ["Sainsbury's", "Asda", "Morrisons", "Lidl", "Aldi", "M&S", "John Lewis", "Costco",
+          "Best Buy", "Home Depot", "Woolworths", "Coles", "JB Hi-Fi", "Superdrug", "H&M",
+          "Uniqlo", "Nike", "ASOS", "Screwfix", "B&Q", "Ticketmaster", "Ryanair", "easyJet"]
+UTILITIES += ["OVO", "E.ON Next", "Scottish Power", "Severn Trent", "Anglian Water", "Three",
+              "O2", "giffgaff", "T-Mobile", "AT&T", "Xfinity", "Spectrum", "Duke Energy",
+              "Origin Energy", "AGL", "Telstra", "Optus", "Rogers", "Bell", "Hydro One"]
+SCHOOLS += ["Westfield Primary", "Holy Trinity C of E", "Lincoln Middle School",
+            "Brookside Infants", "Park View Academy", "Northside Montessori", "Elmwood High",
+            "Little Acorns Preschool", "Cedar Grove School"]
+EMPLOYERS += ["Sunrise Care Homes", "Metro Cleaning Co", "Lakeside Leisure", "Apex Security",
+              "Grove Dental Group", "Pinewood Distribution", "Riverside Council", "the café"]
+CLINICS += ["Vision Express", "Smile Dental Care", "Kaiser Permanente", "One Medical",
+            "Lakeside Physio", "Green Cross Vets", "Halfords Autocentre", "Supercuts",
+            "Hillside Health Centre", "Dr Patel's clinic", "the hospital outpatients team"]
+RIDES += ["FreeNow", "Addison Lee", "Ola", "DiDi", "Veezu"]
+FOOD += ["Grubhub", "Menulog", "SkipTheDishes", "Papa John's", "Wolt", "Glovo", "Instacart",
+         "Gopuff"]
+NAMES += ["Liam", "Grace", "Ahmed", "Zoe", "Kofi", "Hannah", "Luis", "Emily", "Ravi", "Jess",
+          "Tariq", "Amelia", "Noah", "Leah"]
+CARS += ["red Hyundai Ioniq", "black Mercedes E-Class", "white Toyota Corolla",
+         "green Skoda Enyaq", "silver Honda Civic"]
+FOODS += ["Chicken tikka + naan", "2x cheeseburger meal", "Poke bowl", "Family bucket",
+          "Salad box", "Breakfast bagel"]
+TLDS += [".online", ".site", ".support", ".help", ".app", ".me", ".co", ".link", ".buzz"]
+TOLLS += ["FasTrak", "Peach Pass", "I-PASS", "Linkt", "407 ETR", "Mersey Gateway",
+          "TfL Congestion Charge", "ULEZ", "Highway Toll Authority"]
+TAX += ["Gov.uk", "myGov", "Service Canada", "Tax Office", "DWP"]
+CRYPTO += ["Solana", "XRP", "Dogecoin", "USDC", "bitcoin"]
+
 
 def _code(rng: random.Random, n: int = 6) -> str:
     return "".join(rng.choice(string.digits) for _ in range(n))
@@ -100,7 +139,8 @@ def _date(rng: random.Random) -> str:
 def _legit_url(rng: random.Random, brand: str) -> str:
     b = "".join(ch for ch in brand.lower() if ch.isalnum())
     return rng.choice((f"https://{b}.com/track", f"{b}.com/app", f"https://www.{b}.co.uk/account",
-                       f"{b}.com/r/{_ref(rng).lower()[:6]}"))
+                       f"{b}.com/r/{_ref(rng).lower()[:6]}", f"https://www.{b}.com",
+                       f"{b}.co.uk/help", f"https://app.{b}.com/{_ref(rng).lower()[:6]}"))
 
 
 def _scam_url(rng: random.Random, brand: str) -> str:
@@ -108,9 +148,14 @@ def _scam_url(rng: random.Random, brand: str) -> str:
     word = rng.choice(("secure", "verify", "help", "pay", "update", "support", "redeliver",
                        "claim", "login", "portal"))
     tld = rng.choice(TLDS)
+    region = rng.choice(("uk", "us", "au", "ca", "eu", "gov", "id"))
     return rng.choice((f"https://{b}-{word}{tld}", f"http://{word}-{b}{rng.randint(1, 99)}{tld}",
                        f"{b}.{word}{tld}/{_ref(rng).lower()[:5]}",
-                       f"https://bit.ly/{_ref(rng)[:7]}", f"{word}{b}-uk{tld}"))
+                       f"https://bit.ly/{_ref(rng)[:7]}", f"{word}{b}-uk{tld}",
+                       f"https://{b}-{region}.{word}-{_ref(rng).lower()[:4]}{tld}",
+                       f"{b}{region}{tld}", f"http://{_ref(rng).lower()[:6]}{tld}/{b}",
+                       f"https://{word}.{b}-{region}{tld}/?id={_code(rng, 5)}",
+                       f"tinyurl.com/{_ref(rng).lower()[:7]}"))
 
 
 def _slots(rng: random.Random) -> dict[str, str]:
@@ -130,7 +175,8 @@ def _slots(rng: random.Random) -> dict[str, str]:
         + _code(rng, 2) + " " + "".join(rng.choice(string.ascii_uppercase) for _ in range(3)),
         "toll": rng.choice(TOLLS), "tax": rng.choice(TAX), "coin": rng.choice(CRYPTO),
         "surl": _scam_url(rng, rng.choice((carrier, bank, "account", "parcel"))),
-        "lurl": _legit_url(rng, rng.choice((carrier, bank))),
+        "lurl": _legit_url(rng, rng.choice((carrier, bank, rng.choice(SHOPS),
+                                              rng.choice(UTILITIES)))),
         "phone": "0" + _code(rng, 10), "pct": str(rng.choice((5, 10, 15, 20, 25))),
     }
 
@@ -369,23 +415,349 @@ SPAM: dict[str, list[str]] = {
     ],
 }
 
+# --- second batch of templates (issue 13, round 2): other phrasings, lengths and formats --------
+# Appended after the first batch so the first batch keeps its template indices.
+HAM_MORE: dict[str, list[str]] = {
+    "otp": [
+        "{code}",
+        "Code {code} - {svc}",
+        "Your {svc} code is {code}\n\nDon't share it. {svc} will never ask for it.",
+        "{svc}: {code} is your one-time code to approve the payment of {amt} at {shop}. If this "
+        "wasn't you, call the number on the back of your card.",
+        "Hi {name}, your {svc} sign-in code is {code}. Expires in {mins} min.",
+        "Your verification PIN: {code} ({svc})",
+        "{svc} - Someone is trying to sign in with your number. If it's you, your code is "
+        "{code}. If not, ignore this text.",
+        "Do not share: {code} is your {bank} app activation code.",
+        "{code} is your confirmation code for {svc}. Valid until {time}.",
+        "Welcome to {svc}! Confirm your number with code {code}.",
+        "{svc} 2-step verification: {code}",
+        "Your {svc} account recovery code is {code}. If you didn't ask for it, change your "
+        "password.",
+    ],
+    "delivery": [
+        "{carrier}: Hi {name}, your parcel from {shop} arrives {date}. Your 1-hour window is "
+        "{time}-{time2}. Manage it at {lurl}",
+        "{carrier} tracking {ref}: out for delivery",
+        "Your {shop} parcel has been delivered to your front door. Photo in the {carrier} app.",
+        "{carrier}: your driver {name} will arrive between {time} and {time2}. Tracking: "
+        "{lurl}",
+        "Parcel update: {ref} has arrived at the {carrier} depot and will be with you {date}.",
+        "{shop}: part of your order has shipped. The rest will follow separately.",
+        "{carrier}: we'll try to deliver again tomorrow. No action is needed.",
+        "Your groceries from {shop} arrive today {time}-{time2}. {mins} items were substituted; "
+        "see the app.",
+        "{carrier}: your parcel needs a signature on delivery {date}. If you're out we'll leave "
+        "a card.",
+        "Order shipped! {shop} order {ref} is on its way via {carrier}.",
+        "{carrier}: your return has been received at the drop-off point. Keep your receipt.",
+        "Hey {name}! Your {shop} order is {mins} stops away.",
+    ],
+    "appointment": [
+        "{clinic}: Appt {date} {time}. Reply Y to confirm, N to cancel, or call us to "
+        "rebook.",
+        "Hi {name}, just a reminder of your {time} appointment tomorrow with {clinic}. See you "
+        "then!",
+        "{clinic}: your prescription is ready to collect.",
+        "Your test results are back. Please book a routine appointment with {clinic} to discuss "
+        "them. Nothing urgent.",
+        "{clinic}: you missed your appointment on {date}. Call us to arrange a new one.",
+        "Booking confirmed at {clinic} for {name} on {date} at {time}. Cancellation policy: 24h "
+        "notice.",
+        "{clinic} here - we have a cancellation at {time} today if you'd like an earlier "
+        "slot. Reply YES to take it.",
+        "Your MOT is due on {date}. Book at {clinic}.",
+        "{clinic}: {name}'s check-up is on {date} at {time}. Please bring your vaccination "
+        "card.",
+        "Reminder: video consultation with {clinic} at {time}. The link is in your patient app.",
+        "Your haircut at {clinic} is confirmed for {date}, {time}. Reply C to cancel.",
+    ],
+    "bank_alert": [
+        "{bank}: we blocked a payment of {amt} to {shop}. If it was you, try again. If not, call "
+        "the number on the back of your card.",
+        "{bank}: your account ending {last4} is overdrawn by {small}. Pay in today to avoid "
+        "charges.",
+        "{bank}: a new device was added to your app on {date}. If this wasn't you, call us on "
+        "the number on our website.",
+        "{bank}: your card ending {last4} expires soon. A new one is on its way.",
+        "{bank}: {big} paid in from {employer}. Available balance {big}.",
+        "{bank}: your credit card statement is ready. Minimum payment {amt} due {date}.",
+        "{bank}: your standing order of {amt} to {name} was paid today.",
+        "{bank}: thanks, your new address has been saved.",
+        "{bank}: your overdraft limit change has been approved.",
+        "Your {bank} balance at {time}: {big}. Txt BAL for an update.",
+        "{bank}: contactless payment {amt} at {shop}. Available {big}.",
+        "{bank}: you've spent {amt} on {shop} this month. See insights in the app.",
+    ],
+    "receipt": [
+        "Thank you for your order with {shop}! Order no. {ref}, total {amt}. We'll text you when "
+        "it ships.",
+        "{shop}: payment of {amt} successful. Thanks for your order!",
+        "Receipt from {shop} - {date} - {amt} - card ending {last4}",
+        "{shop}: your booking {ref} for {date} is confirmed. Total paid {amt}.",
+        "Hi {name}, your {shop} gift card balance is {amt}.",
+        "{shop}: your top-up of {amt} was successful.",
+        "Your {shop} digital receipt is in the app. Total {amt}. Thanks for shopping with us.",
+        "{shop}: {amt} refunded to your card ending {last4}.",
+        "Order confirmed: {meal} from {food}, {amt}. Thanks!",
+        "{shop}: your monthly membership payment of {amt} was taken today.",
+        "You paid {name} {amt} with {bank}. Ref: {ref}",
+    ],
+    "utility": [
+        "{util}: your {date} bill is {amt}. View it at {lurl}",
+        "{util}: your broadband is back up and running. Thanks for your patience.",
+        "{util}: a water main repair in your street may cause low pressure until {time}.",
+        "{util}: your monthly direct debit is changing to {amt} from {date}.",
+        "{util}: thanks for topping up {amt}. Your new balance is {amt}.",
+        "{util}: we're sorry about the power cut. Engineers expect power back by {time}.",
+        "{util}: your roaming pass is active for 24 hours.",
+        "{util}: your new SIM has been activated. Welcome!",
+        "{util}: you're in credit by {amt}. No payment will be taken this month.",
+        "{util}: your engineer {name} is on the way and will arrive by {time}.",
+        "{util}: your bill is now available in the app. Amount {amt}, paid by direct debit on "
+        "{date}.",
+    ],
+    "school": [
+        "{school}: reminder that {date} is a non-uniform day. Donations welcome.",
+        "{school}: the bus is running 20 minutes late this afternoon.",
+        "Message from {school}: {name} has been unwell and needs collecting. Please call the "
+        "office.",
+        "{school}: reports have been sent home today. Please sign and return the slip.",
+        "{school}: after-school club is cancelled on {date}.",
+        "{school}: a reminder that the term ends on {date} at 2pm.",
+        "{school}: please return library books by {date}.",
+        "{school}: the Christmas concert starts at {time} in the main hall. All welcome.",
+        "{school}: head lice have been reported in Year 3. Please check your child's hair.",
+        "{school}: the school will open late at 10am on {date}.",
+        "{school}: sports day is moved to {date} due to rain.",
+    ],
+    "employer": [
+        "{employer}: Hi {name}, your interview is confirmed for {date} at {time}. Ask for the "
+        "duty manager.",
+        "{employer}: your timesheet for this week is due by {time} on Friday.",
+        "{employer}: pay day has moved to {date} because of the bank holiday.",
+        "{employer}: your {time} shift tomorrow is cancelled. You will still be paid.",
+        "{employer}: welcome aboard, {name}! Your start date is {date}. Bring your ID and bank "
+        "details.",
+        "{employer} IT: your password expires in 5 days. Change it on the intranet.",
+        "{employer}: all-staff meeting at {time} in the canteen.",
+        "{employer}: extra shifts available this weekend. Reply with your availability.",
+        "{employer}: your uniform is ready to collect from reception.",
+        "{employer}: parking is closed on {date} for resurfacing.",
+        "{employer}: the overtime rate for {date} is time and a half. Sign up on the rota app.",
+    ],
+    "ride_food": [
+        "{ride}: trip receipt {amt}. Thanks, {name}!",
+        "{ride}: your driver has cancelled. We're finding you a new one.",
+        "{ride}: your scheduled ride for {time} is confirmed.",
+        "{food}: your {meal} from the restaurant has been picked up.",
+        "{food}: order {ref} refunded {amt} for the missing item.",
+        "{food}: rate your order from tonight and help others choose.",
+        "Your {ride} is {mins} min away. {car}, plate {plate}.",
+        "{food}: your order from {shop} is 10 minutes away.",
+        "{ride}: you left something in the car? Contact your driver in the app.",
+        "{food}: {name} couldn't find your door and left the order at reception.",
+        "{ride} Eats: your order is confirmed. Arriving {time}-{time2}.",
+    ],
+}
+
+SPAM_MORE: dict[str, list[str]] = {
+    "parcel_fee": [
+        "{carrier}:Your package is held at the warehouse. Please confirm your address within "
+        "12 hours or it will be returned: {surl}",
+        "[{carrier}] Delivery failed due to an invalid address. Update now: {surl}",
+        "{carrier} notice: duty of {small} outstanding on parcel {ref}. Pay: {surl}",
+        "Your parcel could not be delivered as no one was home. Choose a new slot {surl} "
+        "(reply Y and reopen this SMS to activate the link)",
+        "Dear customer, your {carrier} shipment is suspended. Settle the {small} fee to release "
+        "it {surl}",
+        "{carrier}: 2nd attempt failed. Book redelivery, small charge applies: {surl}",
+        "Package {ref} awaiting payment of {small} for storage. Visit {surl} today.",
+        "{carrier}: you have (1) pending delivery. Confirm details: {surl}",
+        "The {carrier} courier could not find your address. Update it so we can deliver: "
+        "{surl}",
+        "{carrier}: your parcel will be destroyed if the postage {small} is not paid today "
+        "{surl}",
+        "{carrier}: the label on parcel {ref} is unreadable, so it is waiting at our hub. "
+        "Confirm your address: {surl}",
+    ],
+    "bank_lock": [
+        "{bank}: Did you try to pay {amt} to {shop}? If NOT, visit {surl} to cancel",
+        "{bank} ALERT: Unusual sign in detected on {date}. Verify your identity to avoid a "
+        "hold: {surl}",
+        "Your {bank} account access has been temporarily limited. Log in to restore: {surl}",
+        "{bank}: We have suspended your card due to a failed security check. Call {phone}",
+        "{bank}: a direct debit of {big} has been set up. If you did not authorise it, cancel "
+        "at {surl}",
+        "{bank}: your account is due for a security review. Complete it in 24 hrs: {surl}",
+        "Important: your {bank} Secure Key has expired. Renew it at {surl}",
+        "{bank}: your payment of {amt} has been flagged. Reply YES if this was you or call "
+        "{phone} to speak to our fraud team",
+        "Hi, this is {bank}. Your debit card has been cloned. Please call us urgently on "
+        "{phone}",
+        "{bank}: {big} is being transferred from your account. Not you? Stop it now {surl}",
+        "{bank}: action required, your account will be closed unless you verify your ID {surl}",
+    ],
+    "toll_fine": [
+        "{toll} Notice: You have an outstanding toll of {small}. Late fees of {amt} apply after "
+        "{date}. Pay now {surl}",
+        "Reminder: vehicle {plate} used a toll road without payment. Pay {small} here {surl}",
+        "Parking Services: PCN issued to {plate}. Pay the reduced rate of {amt} today: {surl}",
+        "{toll}: to avoid your licence being suspended, pay your toll balance {small} at "
+        "{surl}",
+        "Your road toll account has an unpaid balance. Settle it today to avoid a fine: {surl}",
+        "Congestion charge unpaid for {plate} on {date}. Pay {amt} {surl}",
+        "Final warning: unpaid toll invoice {ref}. Your case will be passed to collections "
+        "{surl}",
+        "{toll}: we noticed your vehicle has an unpaid toll bill. Pay {small} to avoid extra "
+        "fees: {surl}",
+        "DMV: your driving record shows an unpaid violation. Pay {amt} before {date}: {surl}",
+        "Clean air zone charge for {plate} is unpaid. Pay {amt} now to avoid a penalty {surl}",
+    ],
+    "tax_refund": [
+        "{tax}: You're due a refund of {big} for the last tax year. Confirm your bank details at "
+        "{surl}",
+        "{tax} - we have recalculated your tax. You are owed {amt}. Claim within 48 hours: "
+        "{surl}",
+        "Tax refund notification: {big} pending. Ref {ref}. Verify {surl}",
+        "{tax}: your tax return has an error. Correct it today to avoid a penalty: {surl}",
+        "You have an outstanding balance with {tax}. Failure to pay {amt} will result in legal "
+        "action. Pay {surl}",
+        "Energy bill rebate: you qualify for {amt}. Apply online: {surl}",
+        "{tax}: final reminder, your {amt} refund will be cancelled if not claimed today {surl}",
+        "{tax}: your stimulus payment of {big} is on hold. Verify your identity {surl}",
+        "Dear taxpayer, a refund of {big} has been approved. Enter your card to receive it: "
+        "{surl}",
+        "{tax}: call {phone} immediately regarding your unpaid tax or a warrant will be issued",
+    ],
+    "hi_mum": [
+        "hi mum its me, new number, old phone died. text me back when u get this x",
+        "Hey Mum!! Lost my phone, this is my new number. Can you message me on WhatsApp {phone}?",
+        "hi dad it's {name}, got a new phone. can u do me a favour? need to pay something "
+        "urgently",
+        "Mum, it's me. Can you send {amt} to this account please, I'll explain later. Sort "
+        "code and account number coming",
+        "Hi mum I'm using my friend's phone, mine is broken. Can you call me on WhatsApp? I "
+        "can't talk on this one",
+        "hey its me, changed my number. my banking doesn't work on the new phone yet, can you "
+        "pay a bill for me? {amt}",
+        "Mum can you help me, I need to pay {amt} today or I'll get a late fee. I'll give it back "
+        "on Friday",
+        "Hi Mom it's your son, this is my new number. Please save it. Text me when free",
+        "Hello dad, phone dropped in water, this is temp number. Need a quick favour x",
+        "Hi mum, don't call, my mic is broken. Just text. Can you transfer money for me?",
+        "Mummy it's me!! new phone, save this one xx can you do me a favour",
+    ],
+    "job_task": [
+        "Hello, I am {name}, HR from an online marketing company. We offer part time work, "
+        "{amt}-{big} per day. Interested? Reply Y",
+        "Job opportunity: work 60-90 minutes a day from your phone, paid daily. Add us on "
+        "WhatsApp {phone}",
+        "Hi! Your profile matches a remote position. Salary {big} a week. Reply to learn more",
+        "We are recruiting order-boosting assistants. Complete 40 tasks a day, earn {amt}. "
+        "Message us {surl}",
+        "Hi dear, would you like to earn extra money in your free time? Simple and easy, no fee",
+        "Thank you for your interest. To start the job, add our mentor on Telegram and "
+        "deposit {small} to unlock tasks",
+        "Earn {amt} a day reviewing hotels online. Flexible hours, 18+ only: {surl}",
+        "Recruiting now: {big} per week, work from home, no interview. WhatsApp {phone}",
+        "Hi, this is {name} from the talent team. Your resume has been shortlisted for a "
+        "part-time online role. Reply 1",
+        "Urgent hiring! Data entry from home, {amt}/hour. Start today {surl}",
+    ],
+    "crypto": [
+        "Your {coin} withdrawal of {big} is pending. Confirm now or it will be cancelled: {surl}",
+        "Hi, I made {big} last month trading {coin} with my coach. Want me to introduce you?",
+        "{coin} giveaway! Send {small} and receive double back. Limited: {surl}",
+        "Alert: your wallet was accessed from a new location. Secure your {coin} at {surl}",
+        "Exclusive: AI trading platform turns {amt} into {big} in 30 days. Join {surl}",
+        "Your account has {big} in unclaimed {coin} rewards. Claim by {date}: {surl}",
+        "Crypto recovery service: we got back {big} for scam victims. Contact {phone}",
+        "Congratulations! Your wallet is eligible for the {coin} airdrop. Connect now {surl}",
+        "Dear investor, your {coin} profit of {big} is ready. Pay the {amt} tax to withdraw: "
+        "{surl}",
+        "Wrong number? Sorry! By the way, do you invest in {coin}? I can show you how I earn",
+    ],
+    "account_suspended": [
+        "{svc}: your account will be suspended today. To keep it active, verify here {surl}",
+        "Your {svc} subscription has expired. Renew for {small} to avoid losing your data: "
+        "{surl}",
+        "{svc}: payment failed. Your membership is on hold. Update your billing info: {surl}",
+        "Your iCloud storage is full and your photos will be deleted. Upgrade now for {small}: "
+        "{surl}",
+        "{svc} notice: your account violated our terms and will be disabled. Appeal here {surl}",
+        "{util}: your number will be deactivated within 24h. Confirm ownership {surl}",
+        "Your mailbox is over quota. Verify your account to continue receiving email {surl}",
+        "{svc}: we could not verify your identity. Your account has been locked. {surl}",
+        "{util}: you are owed a refund of {amt} for overbilling. Claim: {surl}",
+        "{svc}: your licence has expired. Renew now to avoid deactivation: {surl}",
+    ],
+    "prize": [
+        "You've been chosen! Claim your {big} {shop} reward now at {surl}",
+        "Congrats {name}! You're our lucky winner of a {shop} voucher. Claim: {surl}",
+        "Your {svc} loyalty points ({mins}00) expire tonight. Redeem for a gift {surl}",
+        "Free gift! You have 1 unclaimed parcel worth {big}. Pay {small} delivery: {surl}",
+        "You are one of 3 lucky shoppers to win a {shop} hamper. Collect: {surl}",
+        "{shop}: thank you for being a loyal customer, here's a {big} gift card {surl}",
+        "Lottery result: your number won {big}. Call {phone} to claim",
+        "You have won a Dyson V15 in our anniversary draw. Confirm shipping: {surl}",
+        "Spin the wheel and win up to {big}! Only today: {surl}",
+        "Your phone number has won {big} in the international SMS draw. Reply with your name "
+        "and address",
+    ],
+}
+
+for _table, _more in ((HAM, HAM_MORE), (SPAM, SPAM_MORE)):
+    for _cat, _extra in _more.items():
+        _table[_cat] = _table[_cat] + _extra
+
 # Variations applied after slot filling (hand-written, per label).
-HAM_SUFFIXES = ["", "", "", " Reply STOP to opt out.", " Txt STOP to 60060 to stop msgs.",
-                " Do not reply to this message.", " Msg&data rates may apply."]
-SPAM_SUFFIXES = ["", "", "", " Reply STOP to opt out.", " Act now.", " Thank you.",
-                 " Ignore if already paid."]
+HAM_SUFFIXES = ["", "", "", "", "", " Reply STOP to opt out.", " Txt STOP to 60060 to stop msgs.",
+                " Do not reply to this message.", " Msg&data rates may apply.",
+                " This is an automated message.", " Manage notifications in the app.",
+                " Questions? See the help section of our app.", " Thank you.", " Thanks!",
+                " STOP to opt out", " Reply HELP for help."]
+SPAM_SUFFIXES = ["", "", "", "", "", " Reply STOP to opt out.", " Act now.", " Thank you.",
+                 " Ignore if already paid.", " (Reply Y, then reopen this message to activate "
+                 "the link.)", " Failure to respond may lead to extra charges.",
+                 " Customer Service Team", " Thank you for your cooperation.",
+                 " Offer ends tonight.", " Do not ignore this message."]
+# Sender tags some handsets and gateways put in front of A2P texts.
+PREFIXES = ["", "", "", "", "", "", "FREE MSG: ", "Msg from {brand}: ", "[{brand}] ",
+            "{brand}: ", "FROM {brand} - "]
 
 
-def _vary(text: str, rng: random.Random, suffixes: list[str]) -> str:
-    text = text + rng.choice(suffixes)
+def _vary(text: str, rng: random.Random, suffixes: list[str], brand: str = "") -> str:
+    """Hand-written surface variation: sender tags, suffixes, case, spacing, punctuation."""
+    prefix = rng.choice(PREFIXES) if brand and not text.lower().startswith(brand.lower()) else ""
+    text = prefix.format(brand=brand) + text + rng.choice(suffixes)
     r = rng.random()
     if r < 0.06:
         text = text.upper()
-    elif r < 0.12:
+    elif r < 0.14:
         text = text.lower()
-    if rng.random() < 0.05:
+    r = rng.random()
+    if r < 0.05:
         text = text.replace(". ", ".  ")
+    elif r < 0.10:
+        text = text.replace(". ", "\n")
+    elif r < 0.15:
+        text = text.rstrip(".")
+    elif r < 0.19:
+        text = text.replace(", ", " ")
     return text
+
+
+_BRAND_SLOTS = ("carrier", "bank", "svc", "shop", "util", "school", "employer", "clinic",
+                "ride", "food", "toll", "tax")
+
+
+def _brand_of(template: str, slots: dict[str, str]) -> str:
+    """The first brand slot the template names ('' when none: no sender tag then)."""
+    for name in _BRAND_SLOTS:
+        if "{" + name + "}" in template:
+            return slots[name]
+    return ""
 
 
 def generate(*, per_category: int = 60, seed: int = 13) -> list[Row]:
@@ -398,8 +770,10 @@ def generate(*, per_category: int = 60, seed: int = 13) -> list[Row]:
             made, tries = 0, 0
             while made < per_category and tries < per_category * 20:
                 tries += 1
-                t = (made + tries) % len(templates)
-                text = _vary(templates[t].format(**_slots(rng)), rng, suffixes)
+                t = (tries - 1) % len(templates)  # every template in turn
+                slots = _slots(rng)
+                text = _vary(templates[t].format(**slots), rng, suffixes,
+                             _brand_of(templates[t], slots))
                 key = normalize(text)
                 if key in seen:
                     continue
@@ -409,9 +783,20 @@ def generate(*, per_category: int = 60, seed: int = 13) -> list[Row]:
     return rows
 
 
-def split_rows(rows: list[Row], *, validation_fraction: float = 0.2,
-               seed: int = 13) -> tuple[list[Row], list[Row]]:
-    """(train, validation), stratified by category."""
+SPLITS = ("template", "row")
+
+
+def split_rows(rows: list[Row], *, validation_fraction: float = 0.2, seed: int = 13,
+               by: str = "row") -> tuple[list[Row], list[Row]]:
+    """(train, validation), stratified by category.
+
+    ``by="row"``: a random ``validation_fraction`` of each category's rows. ``by="template"``:
+    a random ``validation_fraction`` of each category's templates (at least one) with all of
+    their rows, so validation measures phrasings the model never saw, as the hand-written
+    evaluation set does; validation then chooses epochs, calibration and threshold on that.
+    """
+    if by not in SPLITS:
+        raise ValueError(f"by must be one of {SPLITS}, not {by!r}")
     rng = random.Random(seed + 1)
     train, val = [], []
     by_cat: dict[str, list[Row]] = {}
@@ -419,6 +804,13 @@ def split_rows(rows: list[Row], *, validation_fraction: float = 0.2,
         by_cat.setdefault(r.category, []).append(r)
     for cat in sorted(by_cat):
         group = by_cat[cat][:]
+        if by == "template":
+            templates = sorted({r.template for r in group})
+            rng.shuffle(templates)
+            held = set(templates[:max(1, round(len(templates) * validation_fraction))])
+            val += [r for r in group if r.template in held]
+            train += [r for r in group if r.template not in held]
+            continue
         rng.shuffle(group)
         k = round(len(group) * validation_fraction)
         val += group[:k]

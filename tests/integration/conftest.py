@@ -1,8 +1,10 @@
 """Real services for integration tests: redis-server, a trained tiny model, a Celery worker,
-the API under gunicorn. Each is started once per session on free loopback ports."""
+the API under gunicorn, the webhook deliverer. Each is started once per session on free
+loopback ports."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +15,8 @@ import pytest
 import requests
 
 from api.auth import hash_key, key_id
-from scripts.local_services import REPO, start_api, start_redis, start_worker
+from scripts.local_services import REPO, start_api, start_deliverer, start_redis, start_worker
+from spamq.webhooks.signing import new_secret
 
 FINISHED = ("done", "failed", "cancelled", "expired")
 
@@ -64,6 +67,8 @@ METRICS_TOKEN = "spamq-test-metrics-" + "m" * 24
 #: each key's own area of the artifact store (spamq/storage/tenancy.py)
 HOME = f"tenants/{key_id(hash_key(API_KEY))}"
 HOME_2 = f"tenants/{key_id(hash_key(API_KEY_2))}"
+#: API_KEY's webhook signing secret (what `spamq keys webhook-secret` keeps in Vault)
+WEBHOOK_SECRET = new_secret()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -95,6 +100,12 @@ def service_env(redis_url, trained_model_dir) -> dict[str, str]:
         # int8 quantises activations per batch, so its scores depend on the batch's company.
         "SPAMQ_PRECISION": "fp32",
         "SPAMQ_PREDICT_TIMEOUT_S": "30",
+        # webhooks to a receiver on 127.0.0.1 (development settings: http, loopback allowed)
+        "SPAMQ_WEBHOOK_ALLOW_HTTP": "true",
+        "SPAMQ_WEBHOOK_ALLOW_HOSTS": '["127.0.0.1"]',
+        "SPAMQ_WEBHOOK_SECRETS": json.dumps({key_id(hash_key(API_KEY)): {
+            "current": WEBHOOK_SECRET}}),
+        "SPAMQ_WEBHOOK_POLL_S": "0.2",
     }
 
 
@@ -109,4 +120,11 @@ def worker(service_env, services_dir):
 def api_url(service_env, services_dir, worker):
     proc, base = start_api(service_env, log=services_dir / "api.log")
     yield base
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook_deliverer(service_env, services_dir, redis_url):
+    proc = start_deliverer(service_env, log=services_dir / "webhooks.log")
+    yield proc
     proc.stop()

@@ -53,3 +53,46 @@ def test_watcher_swaps_when_the_alias_moves(tmp_path):
     assert watcher.check_once() is False
     registry.promote("spamq-sms", v2, alias="production")
     assert watcher.check_once() is True and state.runner.version == v2 and watcher.swaps == 1
+
+
+class _Registry:
+    """A registry whose pull fails with ``error``; counts the pulls."""
+
+    def __init__(self, error):
+        self.error, self.pulls = error, 0
+
+    def resolve(self, name, alias):
+        return "v2"
+
+    def pull(self, name, version, *, cache_dir):
+        self.pulls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "refused"), [
+    ("corrupt", True),   # ModelRefused: a version that fails its manifest check
+    ("unknown", False),  # any other RegistryError: tried again next poll
+])
+def test_a_refused_version_is_told_by_its_class_and_not_pulled_again(tmp_path, error, refused):
+    from spamq.models.registry import ModelRefused, RegistryError
+
+    registry = _Registry(ModelRefused("refusing spamq-sms/v2: bad hash") if error == "corrupt"
+                         else RegistryError("no version v2"))
+    s = Settings(artifact_dir=tmp_path / "reg", model_cache_dir=tmp_path / "cache",
+                 model_pull_attempts=1)
+    source = ModelSource(s, registry=registry, sleep=lambda _: None)
+
+    class State:
+        settings = s
+        runner = None
+
+    watcher = ModelWatcher(State(), source=source)
+    with pytest.raises(ModelSourceError) as err:
+        watcher.check_once()
+    assert err.value.refused is refused
+    if refused:
+        assert watcher.check_once() is False and registry.pulls == 1
+    else:
+        with pytest.raises(ModelSourceError):
+            watcher.check_once()
+        assert registry.pulls == 2

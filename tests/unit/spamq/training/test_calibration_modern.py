@@ -58,6 +58,28 @@ def test_supplement_is_deterministic_balanced_and_disjoint_from_the_eval_set():
         supplement.check_disjoint(rows, [rows[0].text])
 
 
+def test_template_split_holds_out_whole_templates_per_category():
+    rows = supplement.generate(per_category=60, seed=13)
+    train, val = supplement.split_rows(rows, seed=13, by="template")
+    assert len(train) + len(val) == len(rows)
+    assert set(supplement.counts(val)) == set(supplement.counts(rows))  # every category
+    for cat in supplement.counts(rows):
+        seen = {r.template for r in train if r.category == cat}
+        held = {r.template for r in val if r.category == cat}
+        assert held and seen and not seen & held
+    assert supplement.split_rows(rows, seed=13, by="template") == (train, val)
+    with pytest.raises(ValueError, match="by must be"):
+        supplement.split_rows(rows, by="brand")
+
+
+def test_supplement_round_two_is_varied():
+    for table in (supplement.HAM, supplement.SPAM):
+        assert all(len(templates) >= 18 for templates in table.values())
+    rows = supplement.generate(per_category=100, seed=13)
+    assert len({normalize(r.text) for r in rows}) == len(rows) == 1800
+    assert any(r.text.isupper() for r in rows) and any("\n" in r.text for r in rows)
+
+
 def test_modern_eval_set_covers_every_category():
     texts, labels, cats = evaluation.read_labelled(evaluation.MODERN_EVAL)
     assert len(texts) == 246

@@ -1,0 +1,73 @@
+"""api/errors.py: every SpamqError kind answers with its own status, in one handler."""
+
+import fakeredis
+import pytest
+
+import api.validation  # noqa: F401 - every module that defines a SpamqError kind
+import spamq.jobs.store  # noqa: F401
+import spamq.models.manifest  # noqa: F401
+import spamq.secrets.sources  # noqa: F401
+import spamq.storage.splits  # noqa: F401
+import spamq.webhooks.request  # noqa: F401
+import worker.model_source  # noqa: F401
+from api import create_app
+from spamq.errors import SpamqError
+from spamq.jobs.store import JobStore
+from spamq.settings import Settings
+
+#: every kind and its answer; a new kind must be added here
+STATUS = {
+    "SpamqError": 500, "InvalidRequest": 422, "InputError": 422, "OutputTaken": 409,
+    "JobNotFound": 404, "DuplicateJob": 409, "ArtifactError": 503, "ArtifactNotFound": 404,
+    "ArtifactExists": 409, "RegistryError": 503, "ModelRefused": 503, "ManifestError": 500,
+    "SecretError": 503, "ModelSourceError": 503, "WebhookRefused": 422,
+}
+SECRET = "/srv/spamq/tenants/other-team/in/data.csv at http://namenode:9870"
+
+
+def kinds(cls=SpamqError):
+    return [cls, *(k for sub in cls.__subclasses__() for k in kinds(sub))]
+
+
+def make(kind):
+    if kind.__name__ in ("InvalidRequest", "InputError", "WebhookRefused"):
+        return kind("column", "no column 'body' in the csv header")
+    return kind(SECRET)
+
+
+@pytest.fixture(scope="module")
+def client():
+    app = create_app(Settings(auth_required=False),
+                     store=JobStore(fakeredis.FakeRedis(), ttl_s=60), send_task=lambda *a, **k: 0)
+    by_name = {k.__name__: k for k in kinds()}
+
+    @app.get("/raise/<name>")
+    def _raise(name):
+        raise make(by_name[name])
+
+    return app.test_client()
+
+
+def test_every_kind_is_mapped():
+    assert {k.__name__ for k in kinds()} == set(STATUS)
+
+
+@pytest.mark.parametrize("name", sorted(STATUS))
+def test_each_kind_answers_with_its_status_and_never_its_server_side_text(client, name):
+    resp = client.get(f"/raise/{name}")
+    body = resp.get_json()
+    assert resp.status_code == STATUS[name], body
+    assert body["error"] and body["message"]
+    assert "namenode" not in resp.get_data(as_text=True)
+    assert "other-team" not in resp.get_data(as_text=True)
+    if STATUS[name] == 422:
+        assert body == {"error": "invalid_request", "field": "column",
+                        "message": "no column 'body' in the csv header"}
+
+
+def test_an_unknown_job_and_a_malformed_id_read_alike(client):
+    unknown = client.get("/v1/jobs/" + "f" * 32)
+    malformed = client.get("/v1/jobs/NOT-AN-ID")
+    assert unknown.status_code == malformed.status_code == 404
+    assert unknown.get_json() == malformed.get_json() == {
+        "error": "not_found", "message": "no such job (unknown or expired)"}

@@ -1,0 +1,65 @@
+"""api/store_input.py: a store job (hdfs_input, or an upload) takes deadline_s like any job,
+and the worker's split tasks keep it: splits picked up after it are skipped, the job expires."""
+
+import io
+import time
+
+import fakeredis
+import pytest
+
+from api import create_app
+from spamq.jobs.schema import EXPIRED
+from spamq.jobs.store import JobStore
+from spamq.settings import Settings
+from spamq.storage.artifacts import LocalArtifactStore
+from tests.unit.spamq.jobs.test_store_jobs import Tasks, run_all
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    settings = Settings(artifact_dir=tmp_path, split_bytes=200, bulk_window_chunks=2,
+                        auth_required=False)
+    jobs = JobStore(fakeredis.FakeRedis(), ttl_s=600)
+    tasks = Tasks()
+    client = create_app(settings, store=jobs, send_task=tasks).test_client()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_text("".join(f'{{"text": "row {i}"}}\n'
+                                                     for i in range(40)))
+    return client, jobs, tasks, LocalArtifactStore(tmp_path)
+
+
+def _submit_json(client, out):
+    return client.post("/v1/jobs", json={"hdfs_input": "in/a.jsonl", "hdfs_output": out,
+                                         "deadline_s": 30})
+
+
+def _submit_upload(client, out):
+    data = {"file": (io.BytesIO(b"".join(b'{"text": "row %d"}\n' % i for i in range(40))),
+                     "in.jsonl"), "deadline_s": "30"}
+    return client.post("/v1/jobs", data=data, content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize("submit", [_submit_json, _submit_upload])
+def test_a_store_job_keeps_its_deadline(ctx, submit):
+    client, jobs, tasks, artifacts = ctx
+    resp = submit(client, "out/in-time")
+    assert resp.status_code == 202, resp.get_json()
+    job = jobs.get(resp.get_json()["id"])
+    assert time.time() + 25 < job.deadline < time.time() + 31
+    assert job.chunks_total > 2
+    run_all(jobs, tasks, artifacts)
+    assert jobs.get(job.id).status == "done"  # scored within its deadline
+
+
+@pytest.mark.parametrize("submit", [_submit_json, _submit_upload])
+def test_a_store_job_past_its_deadline_expires_without_scoring(ctx, submit, monkeypatch):
+    client, jobs, tasks, artifacts = ctx
+    job_id = submit(client, "out/late").get_json()["id"]
+    later = time.time() + 60
+    monkeypatch.setattr("worker.resilience.time.time", lambda: later)
+    run_all(jobs, tasks, artifacts)
+    job = jobs.get(job_id)
+    assert job.status == EXPIRED and "deadline" in job.error and job.done == 0
+    view = client.get(f"/v1/jobs/{job_id}").get_json()
+    assert view["status"] == "expired" and view["progress"]["done"] == 0
+    assert client.get(f"/v1/jobs/{job_id}/parts").get_json()["parts"] == []

@@ -1,0 +1,176 @@
+"""The outbox on fakeredis: enqueue, claim and lease, retry schedule, dead letters, resend."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import fakeredis
+import pytest
+
+from spamq.jobs.schema import (
+    WEBHOOK_DUE_KEY,
+    EventNotFound,
+    JobNotFound,
+    check_event_id,
+    webhook_event_key,
+)
+from spamq.settings import Settings
+from spamq.webhooks.outbox import DEAD, DELIVERED, GONE, RETRY, Event, Outbox, backoff_s
+from spamq.webhooks.request import Webhook, build_event
+
+JOB = "a" * 32
+VIEW = {"id": JOB, "status": "done", "progress": {"done": 3, "total": 3}, "rejected": 0,
+        "model_version": "v1", "output": None, "results_url": f"/v1/jobs/{JOB}/results",
+        "results": [{"label": "spam"}] * 3}
+
+
+class Clock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def outbox(clock) -> Outbox:
+    s = Settings(webhook_lease_s=30, webhook_attempts_kept=3, job_ttl_s=600,
+                 webhook_progress_interval_s=5)
+    return Outbox(fakeredis.FakeRedis(), s, clock=clock)
+
+
+def subscribed(outbox: Outbox, *events: str) -> Outbox:
+    outbox.subscribe(JOB, Webhook("https://x.example/h", events or ("job.completed",)),
+                     "0123456789abcdef")
+    return outbox
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 8, 12, 40, 2000])
+def test_backoff_is_full_jitter_within_the_cap(attempt):
+    cap = min(3600.0, 10.0 * 2.0 ** min(attempt - 1, 64))
+    rng = random.Random(attempt)
+    waits = [backoff_s(attempt, base_s=10, max_s=3600, rng=rng.random) for _ in range(500)]
+    assert all(0 <= w <= cap for w in waits)
+    assert max(waits) > 0.9 * cap and min(waits) < 0.1 * cap  # spread over the whole range
+    assert backoff_s(attempt, base_s=10, max_s=3600, rng=lambda: 0.999999) <= cap
+
+
+def test_default_schedule_spans_hours():
+    s = Settings()
+    caps = [min(s.webhook_backoff_max_s, s.webhook_backoff_base_s * 2 ** (n - 1))
+            for n in range(1, s.webhook_max_attempts)]
+    assert 2 * 3600 < sum(caps) < 24 * 3600  # worst case under the job retention
+
+
+def test_notify_only_what_was_asked_and_body_without_results(outbox):
+    assert outbox.notify(JOB, "job.completed", VIEW) is None  # no webhook
+    subscribed(outbox, "job.completed")
+    assert outbox.notify(JOB, "job.failed", VIEW) is None
+    event_id = outbox.notify(JOB, "job.completed", VIEW)
+    assert check_event_id(event_id) == event_id
+    [event] = outbox.claim("t", 10)
+    assert (event.id, event.type, event.job_id, event.key_id, event.attempts) == (
+        event_id, "job.completed", JOB, "0123456789abcdef", 1)
+    body = json.loads(event.body)
+    assert body["type"] == "job.completed" and body["timestamp"].endswith("Z")
+    assert "results" not in body["data"] and body["data"]["results_url"] == VIEW["results_url"]
+    assert body["data"]["progress"] == {"done": 3, "total": 3}
+
+
+def test_progress_is_throttled(outbox):
+    subscribed(outbox, "job.progress")
+    assert outbox.notify(JOB, "job.progress", VIEW)
+    assert outbox.notify(JOB, "job.progress", VIEW) is None  # within the interval
+    assert outbox._r.pttl(f"spamq:job:{JOB}:webhook_progress") > 4000
+
+
+def test_claim_leases_and_a_lapsed_lease_is_claimed_again(outbox, clock):
+    event_id = subscribed(outbox).notify(JOB, "job.completed", VIEW)
+    [first] = outbox.claim("dead-deliverer", 10)
+    assert outbox.claim("other", 10) == []  # leased
+    clock.now += 31  # the first deliverer died: its lease ends
+    [again] = outbox.claim("other", 10)
+    assert (again.id, again.attempts, again.body) == (event_id, 2, first.body)
+    record = {"attempt": 1, "status": 200}
+    assert not outbox.finish(first, "dead-deliverer", DELIVERED, record)  # fenced out
+    assert outbox.finish(again, "other", DELIVERED, {"attempt": 2, "status": 200})
+    assert outbox.attempts(JOB) == [{"attempt": 2, "status": 200}]
+    assert outbox.claim("other", 10) == [] and outbox.oldest_age_s() == 0
+    assert outbox.stats() == {"delivered": 1, "retry": 0, "gone": 0, "dead": 0}
+
+
+def test_retry_then_dead_then_resend(outbox, clock):
+    event_id = subscribed(outbox).notify(JOB, "job.completed", VIEW)
+    clock.now += 5
+    [e] = outbox.claim("t", 1)
+    assert outbox.oldest_age_s() == 5
+    assert outbox.finish(e, "t", RETRY, {"attempt": 1}, next_due=clock.now + 60)
+    assert outbox.claim("t", 1) == []  # not due yet
+    clock.now += 60
+    [e] = outbox.claim("t", 1)
+    assert e.attempts == 2
+    assert outbox.finish(e, "t", DEAD, {"attempt": 2})
+    assert outbox.claim("t", 1) == [] and outbox.oldest_age_s() == 0
+    assert [(d["id"], d["attempts"]) for d in outbox.dead()] == [(event_id, 2)]
+    assert outbox._r.ttl(webhook_event_key(event_id)) > 0  # dead letters expire
+
+    assert outbox.resend(event_id)
+    assert not outbox.resend(event_id)  # no longer dead
+    assert outbox.dead() == []
+    [e] = outbox.claim("t", 1)
+    assert (e.id, e.attempts, e.base) == (event_id, 3, 2)  # numbering goes on; a new budget
+    assert outbox._r.ttl(webhook_event_key(event_id)) == -1
+    with pytest.raises(EventNotFound):
+        outbox.resend("msg_../../x")
+
+
+def test_gone_stops_the_jobs_later_events(outbox):
+    subscribed(outbox, "job.completed", "job.progress")
+    outbox.notify(JOB, "job.progress", VIEW)
+    [e] = outbox.claim("t", 1)
+    assert outbox.finish(e, "t", GONE, {"attempt": 1, "status": 410})
+    assert outbox.notify(JOB, "job.completed", VIEW) is None
+    assert outbox._r.exists(webhook_event_key(e.id)) == 0
+
+
+def test_attempt_records_are_bounded_and_expire(outbox):
+    subscribed(outbox)
+    outbox.notify(JOB, "job.completed", VIEW)
+    for n in range(1, 6):
+        [e] = outbox.claim("t", 1)
+        outbox.finish(e, "t", RETRY, {"attempt": n}, next_due=0)
+    assert [r["attempt"] for r in outbox.attempts(JOB)] == [3, 4, 5]  # kept: 3
+    assert 0 < outbox._r.ttl(f"spamq:job:{JOB}:webhook_attempts") <= 600
+
+
+def test_keys_come_from_checked_ids_only(outbox):
+    with pytest.raises(JobNotFound):
+        outbox.attempts("../../etc")
+    with pytest.raises(JobNotFound):
+        outbox.subscribe("x" * 32, Webhook("https://x.example/", ("job.failed",)), None)
+    with pytest.raises(EventNotFound):
+        outbox.enqueue(Event("msg_1", "job.failed", JOB, "-", "https://x.example/", "{}"))
+    outbox._r.zadd(WEBHOOK_DUE_KEY, {"msg_" + "0" * 32: 0})  # its hash is gone: dropped
+    assert outbox.claim("t", 5) == [] and outbox._r.zcard(WEBHOOK_DUE_KEY) == 0
+
+
+def test_build_event_rejects_unknown_types():
+    with pytest.raises(ValueError, match="unknown webhook event"):
+        build_event("job.exploded", VIEW)
+
+
+def test_enqueue_of_a_stored_id_changes_nothing(outbox, clock):
+    event = Event("msg_" + "1" * 32, "job.failed", JOB, "-", "https://x.example/", "{}")
+    assert outbox.enqueue(event) == event.id
+    clock.now += 50
+    assert outbox.enqueue(Event(event.id, "job.completed", JOB, "-", "https://y.example/",
+                                "[]")) is None
+    [claimed] = outbox.claim("t", 5)
+    assert (claimed.type, claimed.url, outbox.oldest_age_s()) == ("job.failed",
+                                                                  "https://x.example/", 50)

@@ -1,0 +1,63 @@
+"""score_group: single-chunk jobs from one message, scored in one pass and stored once each."""
+
+import time
+
+import fakeredis
+import pytest
+
+from spamq.jobs.schema import CANCELLED, DONE, EXPIRED
+from spamq.jobs.store import JobStore
+from tests.unit.worker.test_resilience import FakeScorer
+from worker.tasks import score_group
+
+
+@pytest.fixture
+def store():
+    return JobStore(fakeredis.FakeRedis(), ttl_s=600)
+
+
+def _jobs(store, texts_per_job, **create):
+    made = [store.create(texts, chunk_size=32, queue="q", **create) for texts in texts_per_job]
+    return [(job.id, plan[0]) for job, plan in made]
+
+
+def test_every_job_of_a_group_gets_its_own_results_from_one_pass(store):
+    texts = [["a1"], ["b1", "b2", "b3"], ["c1"], ["d1", "d2"]]
+    items = _jobs(store, texts)
+    scorer = FakeScorer()
+    assert score_group(store, scorer, items) == 4
+    assert scorer.passes == 1  # one batcher submission for the whole group
+    for (job_id, _), own in zip(items, texts, strict=True):
+        assert store.get(job_id).status == DONE
+        assert [r["text"] for r in store.results(job_id)] == own
+
+
+def test_a_redelivered_group_scores_nothing_twice(store):
+    items = _jobs(store, [["a"], ["b"]])
+    scorer = FakeScorer()
+    assert score_group(store, scorer, items) == 2
+    assert score_group(store, scorer, items) == 0
+    assert scorer.passes == 1
+
+
+def test_cancelled_and_expired_jobs_are_skipped_and_the_rest_scored(store):
+    items = _jobs(store, [["keep"], ["cancel me"], ["late"]])
+    store.cancel(items[1][0])
+    late = store.create(["late"], chunk_size=32, queue="q", deadline=time.time() - 1)
+    items[2] = (late[0].id, late[1][0])
+    assert score_group(store, FakeScorer(), items) == 1
+    assert [store.get(j).status for j, _ in items] == [DONE, CANCELLED, EXPIRED]
+
+
+def test_a_poison_text_fails_only_its_own_item(store):
+    items = _jobs(store, [["fine"], ["BAD text"], ["also fine"]])
+    assert score_group(store, FakeScorer(), items) == 3
+    errors = [store.results(j)[0].get("error") for j, _ in items]
+    assert errors[0] is None and errors[2] is None and "model blew up" in errors[1]
+
+
+def test_a_job_gone_from_redis_is_dropped_and_the_others_stored(store):
+    items = _jobs(store, [["a"], ["gone"]])
+    store.redis.delete(*[k.decode() for k in store.redis.keys(f"*{items[1][0]}*")])
+    assert score_group(store, FakeScorer(), items) == 1
+    assert store.get(items[0][0]).status == DONE
