@@ -26,7 +26,14 @@ from typing import Any
 
 import requests
 
-from bench.common import hardware, percentiles, sms_texts, write_results
+from bench.common import (
+    add_serving_arguments,
+    hardware,
+    percentiles,
+    require_model,
+    sms_texts,
+    write_results,
+)
 from scripts.local_services import start_api, start_redis, start_worker
 from spamq.settings import Settings
 
@@ -312,19 +319,14 @@ def print_table(r: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8", "fp16w"],
-                        default=None)
-    parser.add_argument("--texts", type=int, default=3000, help="distinct SMS texts used")
+    add_serving_arguments(
+        parser, seconds_help="per latency measurement",
+        threads_help="torch threads, in-process and in both workers (default cores-1)")
     parser.add_argument("--study-texts", type=int, default=150)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per latency measurement")
     parser.add_argument("--bulk-seconds", type=float, default=8.0, help="size of the bulk job")
-    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) - 1),
-                        help="torch threads, in-process and in both workers (default cores-1)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/bench.json"))
     args = parser.parse_args()
-    if not (args.model_dir / "manifest.json").exists():
-        parser.error(f"no model in {args.model_dir}: run `spamq train` (or pass --model-dir)")
+    require_model(parser, args.model_dir)
     results = run(args)
     results["targets"] = [{"target": n, "value": v, "met": ok} for n, v, ok in targets(results)]
     print_table(results)

@@ -58,3 +58,22 @@ def hardware() -> dict[str, Any]:
 def write_results(path: Path, results: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def add_serving_arguments(parser: Any, *, seconds_help: str, threads_help: str,
+                          precision_help: str | None = None) -> None:
+    """The arguments every serving benchmark shares: model, precision, texts, seconds, threads."""
+    import os
+
+    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8", "fp16w"],
+                        default=None, help=precision_help)
+    parser.add_argument("--texts", type=int, default=3000, help="distinct SMS texts used")
+    parser.add_argument("--seconds", type=float, default=4.0, help=seconds_help)
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) - 1),
+                        help=threads_help)
+
+
+def require_model(parser: Any, model_dir: Path) -> None:
+    if not (model_dir / "manifest.json").exists():
+        parser.error(f"no model in {model_dir}: run `spamq train` (or pass --model-dir)")

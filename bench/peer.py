@@ -30,7 +30,7 @@ import redis
 import requests
 
 from bench.__main__ import clients, cpu_profile
-from bench.common import hardware, sms_texts, write_results
+from bench.common import add_serving_arguments, hardware, require_model, sms_texts, write_results
 from scripts.local_services import (
     Process,
     free_port,
@@ -39,7 +39,6 @@ from scripts.local_services import (
     start_worker,
     wait_until,
 )
-from spamq.settings import Settings
 
 SYSTEMS = ("spamq", "BentoML")
 
@@ -206,18 +205,14 @@ def print_table(r: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8", "fp16w"],
-                        default=None, help="both sides; default SPAMQ_PRECISION or auto")
-    parser.add_argument("--texts", type=int, default=3000, help="distinct SMS texts used")
-    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
+    add_serving_arguments(
+        parser, seconds_help="per measurement",
+        precision_help="both sides; default SPAMQ_PRECISION or auto",
+        threads_help="torch threads in spamq's worker and the peer (default cores-1)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
-    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) - 1),
-                        help="torch threads in spamq's worker and the peer (default cores-1)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/peer.json"))
     args = parser.parse_args()
-    if not (args.model_dir / "manifest.json").exists():
-        parser.error(f"no model in {args.model_dir}: run `spamq train` (or pass --model-dir)")
+    require_model(parser, args.model_dir)
     try:
         bentoml_version()
     except ImportError:
