@@ -19,7 +19,7 @@ from spamq.jobs.queue import (
     send_split,
 )
 from spamq.jobs.schema import CANCELLED, EXPIRED
-from spamq.jobs.store import Chunk, JobNotFound, JobStore
+from spamq.jobs.store import Chunk, Claim, JobNotFound, JobStore
 from spamq.logs import job_context
 from worker import process, resilience
 from worker.celery_app import app
@@ -54,16 +54,10 @@ def score_chunk(
             if not fresh:
                 return False
             with scorer.expect():  # a forming batch may wait (briefly) for these texts
-                status, texts, deadline = store.claim(job_id, chunk.start, chunk.stop)
-                if status is None:
-                    raise JobNotFound(job_id)
-                if status in (CANCELLED, EXPIRED):
-                    logger.info("job %s: %s; chunk %d skipped", job_id, status, chunk.index)
+                claim = store.claim(job_id, chunk.start, chunk.stop)
+                if not _scorable(store, job_id, chunk, claim):
                     return False
-                if resilience.past_deadline(store, job_id, deadline):
-                    return False
-                if len(texts) != chunk.stop - chunk.start:
-                    raise JobNotFound(job_id)
+                texts = claim.texts
                 future = scorer.submit(texts, interactive=interactive)
             # A failing pass is bisected to the item that fails; that item gets an error.
             results, version = resilience.score_isolating_failures(
@@ -76,8 +70,28 @@ def score_chunk(
             log_predictions(job_id, chunk.start, texts, results)
         return stored
     except JobNotFound:
-        logger.warning("job %s: gone (expired or deleted); chunk %d dropped", job_id, chunk.index)
+        _gone(job_id, chunk)
         return False
+
+
+def _scorable(store: JobStore, job_id: str, chunk: Chunk, claim: Claim) -> bool:
+    """Whether a claimed chunk is to be scored: False if its job was cancelled or has expired
+    (its deadline passing now expires it); JobNotFound if the job or its texts are gone."""
+    status, texts, deadline = claim
+    if status is None:
+        raise JobNotFound(job_id)
+    if status in (CANCELLED, EXPIRED):
+        logger.info("job %s: %s; chunk %d skipped", job_id, status, chunk.index)
+        return False
+    if resilience.past_deadline(store, job_id, deadline):
+        return False
+    if len(texts) != chunk.stop - chunk.start:
+        raise JobNotFound(job_id)
+    return True
+
+
+def _gone(job_id: str, chunk: Chunk) -> None:
+    logger.warning("job %s: gone (expired or deleted); chunk %d dropped", job_id, chunk.index)
 
 
 def score_group(
@@ -96,13 +110,12 @@ def score_group(
         with scorer.expect():
             claims = store.claim_many([(j, c.start, c.stop) for j, c in live])
             todo: list[tuple[str, Chunk, list[str]]] = []
-            for (job_id, chunk), (status, texts, deadline) in zip(live, claims, strict=True):
-                if status is None or len(texts) != chunk.stop - chunk.start:
-                    logger.warning("job %s: gone (expired or deleted); chunk dropped", job_id)
-                elif status in (CANCELLED, EXPIRED):
-                    logger.info("job %s: %s; chunk %d skipped", job_id, status, chunk.index)
-                elif not resilience.past_deadline(store, job_id, deadline):
-                    todo.append((job_id, chunk, texts))
+            for (job_id, chunk), claim in zip(live, claims, strict=True):
+                try:
+                    if _scorable(store, job_id, chunk, claim):
+                        todo.append((job_id, chunk, claim.texts))
+                except JobNotFound:
+                    _gone(job_id, chunk)
             if not todo:
                 return 0
             every = [t for _, _, texts in todo for t in texts]
@@ -144,7 +157,7 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
         send_chunk(app.send_task, job_id, Chunk(nxt, nxt * size, min(nxt * size + size, total)),
                    queue or state.settings.bulk_queue)
 
-    with job_context(job_id), _failures(state, job_id, f"chunk {index}"):
+    with job_context(job_id), _failures(state, [job_id], f"chunk {index}"):
         stored = score_chunk(state.jobs, _scorer(state), job_id, chunk,
                              interactive=interactive, lease_s=state.settings.chunk_lease_s,
                              holder=state.name, send_next=send_next, leases=state.leases,
@@ -159,26 +172,18 @@ def score_group_task(self, items: list[list]) -> None:
     state = process.current()
     state.ensure_loops()
     chunks = [(str(job_id), Chunk(int(i), int(a), int(b))) for job_id, i, a, b in items]
-    try:
+    with _failures(state, [job_id for job_id, _ in chunks], f"group of {len(chunks)} jobs"):
         stored = score_group(state.jobs, _scorer(state), chunks,
                              lease_s=state.settings.chunk_lease_s, holder=state.name,
                              leases=state.leases, log_predictions=state.log_predictions)
-    except redis.RedisError as exc:
-        logger.warning("group of %d: redis unavailable (%s); message requeued", len(chunks), exc)
-        raise Reject(str(exc), requeue=True) from exc
-    except Exception:
-        logger.exception("group of %d jobs failed", len(chunks))
-        for job_id, _ in chunks:
-            state.jobs.fail(job_id, "scoring failed (see the worker log); resubmit")
-        raise
     logger.info("group of %d jobs: %d stored", len(chunks), stored)
 
 
 @contextmanager
-def _failures(state, job_id: str, what: str) -> Iterator[None]:
+def _failures(state, job_ids: list[str], what: str) -> Iterator[None]:
     """How a task ends on an error. Redis unreachable (restarting?) is not the job's fault:
     the message goes back (if even that fails, it stays unacked and comes back after the
-    visibility timeout). Anything else fails the job, with a message fit for its client."""
+    visibility timeout). Anything else fails the jobs, with a message fit for their clients."""
     try:
         yield
     except redis.RedisError as exc:
@@ -186,7 +191,8 @@ def _failures(state, job_id: str, what: str) -> Iterator[None]:
         raise Reject(str(exc), requeue=True) from exc
     except Exception as exc:
         logger.exception("%s failed", what)
-        state.jobs.fail(job_id, f"{what} failed: {public_error(exc)}")
+        for job_id in job_ids:
+            state.jobs.fail(job_id, f"{what} failed: {public_error(exc)}")
         raise
 
 
@@ -208,7 +214,7 @@ def score_split_task(self, job_id: str, index: int) -> None:
     state = process.current()
     state.ensure_loops()
     queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
-    with job_context(job_id), _failures(state, job_id, f"split {index}"):
+    with job_context(job_id), _failures(state, [job_id], f"split {index}"):
         SplitScorer(state.jobs, state.artifacts, _scorer(state),
                     max_chars=state.settings.max_chars_per_text, holder=state.name,
                     lease_s=state.settings.chunk_lease_s, leases=state.leases,
@@ -223,7 +229,7 @@ def plan_store_job_task(self, job_id: str) -> None:
 
     state = process.current()
     queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
-    with job_context(job_id), _failures(state, job_id, "planning"):
+    with job_context(job_id), _failures(state, [job_id], "planning"):
         try:
             job = state.jobs.get(job_id)
         except JobNotFound:
