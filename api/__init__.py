@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from flask import Flask
 from werkzeug.routing import BaseConverter
 
-from spamq.jobs.queue import make_celery
+from spamq.jobs.queue import make_celery, send_coalesced
 from spamq.jobs.store import JobStore
 from spamq.logs import configure_logging
 from spamq.secrets.service import load_service_secrets
@@ -41,9 +42,11 @@ def create_app(
     """Build the app. ``store`` and ``send_task`` may be handed in (tests); nothing connects
     here."""
     from api import auth, errors, limits, metrics
+    from api.coalesce import Coalescer
     from api.requests import RequestModels
     from api.routes import bp
     from api.web import web
+    from spamq.webhooks.outbox import Outbox
 
     configure_logging()
     # Redis/HDFS URLs and API keys from Vault when configured (bounded retries, else SecretError).
@@ -59,9 +62,16 @@ def create_app(
     if send_task is None:
         send_task = make_celery(settings).send_task
     app.extensions["spamq"] = {"settings": settings, "store": store, "send_task": send_task,
-                               "secrets": secrets, "requests": RequestModels.for_settings(settings)}
+                               "secrets": secrets, "requests": RequestModels.for_settings(settings),
+                               "outbox": Outbox(store.redis, settings),
+                               # single-chunk interactive jobs: one message while one publishes
+                               "coalescer": Coalescer(
+                                   partial(send_coalesced, send_task, settings.interactive_queue),
+                                   window_s=settings.coalesce_window_s,
+                                   max_items=settings.coalesce_max_jobs)}
     app.register_blueprint(bp)
-    metrics.install(app, store=store, settings=settings, token=secrets.metrics_token)
+    metrics.install(app, store=store, settings=settings, token=secrets.metrics_token,
+                    outbox=app.extensions["spamq"]["outbox"])
     auth.install(app, settings=settings, keys=_key_ring(secrets, settings), store=store)
     limits.install(app, settings=settings, store=store)
     app.register_blueprint(web)

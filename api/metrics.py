@@ -30,6 +30,8 @@ from prometheus_client.registry import Collector
 from spamq.jobs.queue import ENQUEUED_AT
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
+from spamq.webhooks.metrics import WebhookCollector
+from spamq.webhooks.outbox import Outbox
 
 logger = logging.getLogger(__name__)
 metrics_bp = Blueprint("metrics", __name__)
@@ -116,8 +118,10 @@ def _redis_up(value: int) -> Metric:
     return up
 
 
-def install(app: Flask, *, store: JobStore, settings: Settings, token: str | None) -> None:
-    """Add request metrics hooks and the ``/metrics`` route to ``app``.
+def install(app: Flask, *, store: JobStore, settings: Settings, token: str | None,
+            outbox: Outbox) -> None:
+    """Add request metrics hooks and the ``/metrics`` route to ``app``; the webhook figures
+    (deliveries by outcome, the oldest undelivered event) are read from the outbox.
 
     ``/metrics`` shows cluster-wide figures, so it answers only the operator's credential
     (``Authorization: Bearer <metrics_token>``), never an API key; without a token configured
@@ -145,6 +149,7 @@ def install(app: Flask, *, store: JobStore, settings: Settings, token: str | Non
     app.extensions["spamq_metrics"] = {
         "registry": registry,
         "cluster": ClusterCollector(store, settings),
+        "webhooks": WebhookCollector(outbox),
         "multiprocess": settings.metrics_multiproc_dir is not None,
         "token": token, "open": not settings.auth_required,
     }
@@ -167,6 +172,7 @@ def metrics():
     else:
         scrape.register(_Own(ext["registry"]))
     scrape.register(ext["cluster"])
+    scrape.register(ext["webhooks"])
     return Response(generate_latest(scrape), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -101,6 +101,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "Input rows that were not scored, with the reason", "rejected rows")},
             "/v1/jobs/{job_id}/parts": {"get": on_job(
                 "A store job's committed part files so far", "the parts")},
+            "/v1/jobs/{job_id}/webhooks": {"get": on_job(
+                "The job's webhook and its delivery attempts (event_id, type, attempt, at, "
+                "status, error, duration_ms, outcome, next_at)", "the webhook and attempts")},
             "/v1/predict": {"post": {
                 "summary": "Submit and wait (up to the configured timeout)",
                 "requestBody": texts_body,

@@ -16,7 +16,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from flask import current_app, g, request
 from pydantic import (
@@ -33,6 +33,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.validation import InvalidRequest, int_param, parse_texts, require_object
 from spamq.settings import Settings
+from spamq.webhooks.request import EVENTS, Webhook, parse_webhook
 
 M = TypeVar("M", bound=BaseModel)
 _MAX_NAME = 200
@@ -77,7 +78,39 @@ def _texts(value: Any, info: ValidationInfo) -> Any:
                        max_chars=settings.max_chars_per_text)
 
 
-class TextsBody(Submission):
+EventName = Literal["job.completed", "job.failed", "job.cancelled", "job.expired",
+                    "job.progress"]
+assert set(get_args(EventName)) == set(EVENTS)
+
+
+class WebhookBody(BaseModel):
+    """``"webhook": {"url": ..., "events": [...]}``: post these events of the job to ``url``
+    (https; checked by the SSRF guard, spamq/webhooks/urls.py), signed with the key's secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="https URL; private, loopback and metadata hosts are refused")
+    events: Annotated[list[EventName], Field(min_length=1)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _guard(cls, data: Any, info: ValidationInfo) -> Any:
+        if data is None:  # "webhook": null is no webhook
+            return data
+        hook = parse_webhook(data, _settings(info))  # WebhookRefused: 422 naming webhook.*
+        return {"url": hook.url, "events": list(hook.events)}
+
+    def hook(self) -> Webhook:
+        return Webhook(self.url, tuple(self.events))
+
+
+class Notified(Submission):
+    """A submission that creates a job may ask to be told of its end: ``webhook``."""
+
+    webhook: WebhookBody | None = None
+
+
+class TextsBody(Notified):
     """``POST /v1/jobs`` and ``POST /v1/predict``: ``{"texts": [...]}``."""
 
     texts: list[str]
@@ -91,7 +124,7 @@ class LegacyBody(Submission):
     _check_text = field_validator("text", mode="before")(_texts)
 
 
-class StoreColumns(Submission):
+class StoreColumns(Notified):
     """What a store job reads and writes: the columns and the formats."""
 
     column: Name = "text"
@@ -134,6 +167,11 @@ class UploadForm(StoreColumns):
         data = {k: v for k, v in data.items() if v != ""}
         if isinstance(data.get("keep_columns"), str):
             data["keep_columns"] = [c for c in data["keep_columns"].split(",") if c]
+        if isinstance(data.get("webhook"), str):
+            try:
+                data["webhook"] = json.loads(data["webhook"])
+            except ValueError:
+                pass  # refused by the webhook check, naming the field
         if isinstance(data.get("deadline_s"), str):
             try:
                 data["deadline_s"] = float(data["deadline_s"])

@@ -19,6 +19,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from api import store_results
 from api.requests import (
+    Notified,
     StoreJob,
     Submission,
     UploadForm,
@@ -36,6 +37,7 @@ from spamq.jobs.store import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
 from spamq.storage.artifacts import ArtifactError
+from spamq.webhooks.outbox import Outbox
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("spamq", __name__)
@@ -46,24 +48,43 @@ def _ctx() -> tuple[Settings, JobStore, Any]:
     return ext["settings"], ext["store"], ext["send_task"]
 
 
+def _outbox() -> Outbox:
+    found: Outbox = current_app.extensions["spamq"]["outbox"]
+    return found
+
+
+def _subscribe(job_id: str, submission: Submission) -> None:
+    """Remember the submission's webhook, if it has one (the deliverer's job watch tells the
+    job's end; nothing on the job path waits for it)."""
+    if isinstance(submission, Notified) and submission.webhook is not None:
+        _outbox().subscribe(job_id, submission.webhook.hook(), g.get("spamq_owner"))
+
+
 def _iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat() if ts is not None else None
 
 
 def _send(job_id: str, plan: list[Chunk], *, queue: str) -> None:
-    send_task = _ctx()[2]
+    """Queue the job's chunks. A single-chunk interactive job goes through this process's
+    coalescer: alone when nothing is being published, else in the next group message."""
+    settings, _, send_task = _ctx()
+    if settings.coalesce and len(plan) == 1 and queue == settings.interactive_queue:
+        current_app.extensions["spamq"]["coalescer"].send((job_id, plan[0]))
+        return
     for chunk in plan:
         send_chunk(send_task, job_id, chunk, queue)
 
 
-def _submit(texts: list[str], *, queue: str, deadline: float | None,
-            idempotency_key: str | None = None, request_sha: str = "") -> Job:
+def _submit(texts: list[str], submission: Submission, *, idempotency_key: str | None = None,
+            request_sha: str = "") -> Job:
     settings, store, _ = _ctx()
+    queue = _queue_for(len(texts))
     bulk = queue == settings.bulk_queue
     job, plan = store.create(texts, chunk_size=settings.chunk_size, queue=queue,
                              idempotency_key=idempotency_key, owner=g.get("spamq_owner"),
-                             deadline=deadline, request_sha=request_sha,
+                             deadline=submission.deadline(), request_sha=request_sha,
                              window=settings.bulk_window_chunks if bulk else None)
+    _subscribe(job.id, submission)  # before the first chunk is sent
     _send(job.id, plan, queue=queue)
     logger.info("queued %d texts in %d chunks on %s (%d sent now)", job.total, job.chunks_total,
                 queue, len(plan), extra={"job_id": job.id})
@@ -186,7 +207,10 @@ def _existing(job_id: str, request_sha: str):
         raise InvalidRequest("Idempotency-Key", "this Idempotency-Key was used for a different "
                              "request; send the same body to attach to its job, or use a new key")
     window = settings.bulk_window_chunks if job.queue == settings.bulk_queue else None
-    missing = store.resume(job.id, deadline=_submission().deadline(), window=window)
+    submission = _submission()
+    _subscribe(job.id, submission)  # again: the first submitter may have died before it did;
+    # a resumed job's next end is told too (the same ending keeps its event id: deduped)
+    missing = store.resume(job.id, deadline=submission.deadline(), window=window)
     if missing:
         send_work(_ctx()[2], job, missing)
         job = store.get(job.id)
@@ -239,7 +263,8 @@ def _store_job(job_request: StoreJob, key: str | None, request_sha: str):
     try:
         job = submit_store_job(job_request, settings, jobs=store, send_task=send_task,
                                owner=g.get("spamq_owner"), idempotency_key=key,
-                               request_sha=request_sha)
+                               request_sha=request_sha,
+                               subscribe=lambda job_id: _subscribe(job_id, job_request))
     except DuplicateJob as dup:  # a concurrent submission with the same key won
         return _existing(dup.job_id, request_sha)
     except InvalidRequest as exc:  # an upload's fields are the form's, its file is "file"
@@ -267,8 +292,7 @@ def create_job():
     assert isinstance(submission, models().texts)
     texts = submission.texts
     try:
-        job = _submit(texts, queue=_queue_for(len(texts)), deadline=submission.deadline(),
-                      idempotency_key=key, request_sha=request_sha)
+        job = _submit(texts, submission, idempotency_key=key, request_sha=request_sha)
     except DuplicateJob as dup:  # a concurrent submission with the same key won
         return _existing(dup.job_id, request_sha)
     return _accepted(job)
@@ -309,6 +333,16 @@ def job_rejected(job_id: str):
         rows = store_results.rejected(_artifacts(), StoreJobs(store), job.id, job.output)
         return Response(_jsonl(_pages(rows)), mimetype="application/x-ndjson")
     return jsonify({"id": job.id, "count": 0, "rejected": []})  # texts are checked whole
+
+
+@bp.get("/v1/jobs/<job_id:job_id>/webhooks")
+def job_webhooks(job_id: str):
+    """The job's webhook and its delivery attempts, oldest first (the same ``event_id`` on
+    every retry of one event)."""
+    job = _ctx()[1].get(job_id)  # JobNotFound: 404, another key's job too (api/auth.py)
+    outbox = _outbox()
+    return jsonify({"id": job.id, "webhook": outbox.subscription(job.id),
+                    "attempts": outbox.attempts(job.id)})
 
 
 @bp.get("/v1/jobs/<job_id:job_id>/parts")
@@ -404,10 +438,10 @@ def job_results(job_id: str):
     return Response(body, mimetype=mimetype, headers=headers)
 
 
-def _predict_sync(texts: list[str], deadline: float | None
+def _predict_sync(texts: list[str], submission: Submission
                   ) -> tuple[Job, list[dict[str, Any]] | None]:
     settings, store, _ = _ctx()
-    job = _submit(texts, queue=_queue_for(len(texts)), deadline=deadline)
+    job = _submit(texts, submission)
     job = store.wait(job.id, settings.predict_timeout_s)
     return job, store.results(job.id) if job.status == "done" else None
 
@@ -425,7 +459,7 @@ def _not_done(job: Job):
 @bp.post("/v1/predict")
 def predict_v1():
     body = parse_body(models().texts)
-    job, results = _predict_sync(body.texts, body.deadline())
+    job, results = _predict_sync(body.texts, body)
     if results is None:
         return _not_done(job)
     return jsonify({"id": job.id, "model_version": job.model_version, "results": results})
@@ -438,7 +472,7 @@ def predict_legacy():
     ``score`` is the probability of the returned label, as the study project gave it.
     """
     body = parse_body(models().legacy)
-    job, results = _predict_sync(body.text, body.deadline())
+    job, results = _predict_sync(body.text, body)
     if results is None:
         return _not_done(job)
     return jsonify({"Result": [

@@ -11,6 +11,7 @@ here, and the client gets a 503.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -66,7 +67,7 @@ def _check_output(store: ArtifactStore, out: str, allowed: list[str]) -> None:
 
 def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,
                      send_task: Any, owner: str | None, idempotency_key: str | None,
-                     request_sha: str) -> Job:
+                     request_sha: str, subscribe: Callable[[str], None] = lambda _: None) -> Job:
     """Check the paths, list and plan a store job (its fields are typed and checked already:
     api/requests.py), store it and queue its first work. Its ``deadline_s`` holds like any
     job's: a split picked up after it is skipped and the job expires (worker/split_tasks.py)."""
@@ -97,6 +98,7 @@ def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,
         files, plan, spec, queue=settings.bulk_queue, owner=owner,
         idempotency_key=idempotency_key, output=out, deadline=request.deadline(),
         window=settings.bulk_window_chunks, quote_pass=quote_pass, request_sha=request_sha)
+    subscribe(job.id)  # its webhook, before the first work is sent
     if quote_pass:
         send_task(PLAN_STORE_JOB, args=[job.id], queue=settings.bulk_queue)
     send_work(send_task, job, first)

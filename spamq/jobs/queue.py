@@ -53,6 +53,16 @@ def send_group(send_task: Callable[..., Any], items: list[tuple[str, Chunk]], qu
               queue=queue, headers={CHUNK_HEADER: " ".join(f"{j}:{c.index}" for j, c in items)})
 
 
+def send_coalesced(send_task: Callable[..., Any], queue: str,
+                   items: list[tuple[str, Chunk]]) -> None:
+    """What an API process's coalescer publishes (api/coalesce.py): a lone job as its plain
+    chunk message, several as one group message."""
+    if len(items) == 1:
+        send_chunk(send_task, items[0][0], items[0][1], queue)
+    else:
+        send_group(send_task, items, queue)
+
+
 def send_split(send_task: Callable[..., Any], job_id: str, index: int, queue: str) -> None:
     """Queue split ``index`` of a store job for ``spamq.score_split`` (worker/tasks.py)."""
     send_task(SCORE_SPLIT, args=[job_id, index], queue=queue,

@@ -168,6 +168,15 @@ class Outbox:
 
     # --- reading and operators ------------------------------------------------------------------
 
+    def subscription(self, job_id: str) -> dict[str, Any] | None:
+        """The job's webhook as its owner gave it (``url``, ``events``; ``gone`` after a 410),
+        or None."""
+        raw = _text(self._r.hgetall(webhook_keys(job_id)[0]))
+        if not raw:
+            return None
+        return {"url": raw["url"], "events": json.loads(raw["events"]),
+                "gone": bool(raw.get("gone"))}
+
     def attempts(self, job_id: str) -> list[dict[str, Any]]:
         """The job's delivery attempts, oldest first (``GET /v1/jobs/<id>/webhooks``)."""
         return [json.loads(r) for r in self._r.lrange(webhook_keys(job_id)[1], 0, -1)]

@@ -15,9 +15,7 @@ from spamq.samples import SAMPLES
 from tests.integration.conftest import API_KEY_2, WEBHOOK_SECRET
 from tests.integration.test_webhooks import Receiver
 
-pytestmark = [pytest.mark.integration, pytest.mark.skip(
-    reason="the API side of issue 15 (the webhook field of POST /v1/jobs, GET "
-           "/v1/jobs/<id>/webhooks) is not wired yet: remove this mark once it is")]
+pytestmark = pytest.mark.integration
 
 
 def test_a_job_with_a_webhook_is_told_once_signed(api_url, webhook_deliverer):

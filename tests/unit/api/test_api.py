@@ -1,5 +1,8 @@
 """The API in-process: fakeredis job store, a recording task sender, no worker."""
 
+import threading
+import time
+
 import fakeredis
 import pytest
 
@@ -180,3 +183,44 @@ def test_metrics_report_requests_jobs_queues_and_workers(ctx):
     assert lines['spamq_worker_items_total{worker="w1"}'] == 40
     assert lines['spamq_worker_batch_fill{worker="w1"}'] == 0.8
     assert lines["spamq_redis_up"] == 1
+
+
+class GatedSender(RecordingSender):
+    """Holds its first publish until ``release`` is set, as a slow broker would."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    def __call__(self, name, *, args, queue, headers=None):
+        if not self.sent:
+            self.release.wait(5)
+        super().__call__(name, args=args, queue=queue, headers=headers)
+
+
+def test_single_text_jobs_posted_during_a_publish_share_one_group_message():
+    settings = Settings(chunk_size=4)
+    sender = GatedSender()
+    app = create_app(settings, store=JobStore(fakeredis.FakeRedis(), ttl_s=600),
+                     send_task=sender)
+    ids: list[str] = []
+
+    def post(text):
+        ids.append(app.test_client().post("/v1/jobs", json={"texts": [text]}).get_json()["id"])
+
+    first = threading.Thread(target=post, args=("first",))
+    first.start()
+    time.sleep(0.2)  # the first publish is in flight
+    rest = [threading.Thread(target=post, args=(f"t{i}",)) for i in range(5)]
+    for t in rest:
+        t.start()
+    time.sleep(0.3)  # all five wait behind it
+    sender.release.set()
+    for t in [first, *rest]:
+        t.join(5)
+    assert len(ids) == 6 and len(set(ids)) == 6
+    (name1, args1, _), (name2, args2, queue2) = sender.sent
+    assert name1 == "spamq.score_chunk" and args1[1:] == [0, 0, 1]  # the lone first one
+    assert name2 == "spamq.score_group" and queue2 == "spamq.interactive"
+    assert sorted(item[0] for item in args2[0]) == sorted(i for i in ids if i != args1[0])
+    assert all(item[1:] == [0, 0, 1] for item in args2[0])
