@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     max_length: int = Field(default=256, ge=8, le=512)
     batch_size: int = Field(default=32, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # auto: fp16w on CPU (fp16 weights, fp32 arithmetic: batch-invariant scores, unlike int8's
-    # per-batch activation scale; bench/precision.py), bf16 on CUDA
+    # auto: fp32 on CPU (batch-invariant scores, unlike int8's per-batch activation scale, and
+    # faster than fp16w's fp16 weights on the CPUs measured; bench/precision.py), bf16 on CUDA
     precision: Literal["auto", "fp32", "bf16", "int8", "fp16w"] = "auto"
     torch_threads: int | None = Field(default=None, ge=1,
                                       description="default: cores / concurrency")

@@ -4,11 +4,13 @@ The served ``spam_probability`` is ``softmax(logits / T)[spam]`` with ``T`` fit 
 (minimum negative log-likelihood). Temperature scaling keeps the ranking and the argmax, so the
 label at the 0.5 threshold is the model's argmax whatever ``T`` is.
 
-Threshold policy (:func:`choose_threshold`): 0.5 on the calibrated probability (the Bayes
-decision for a calibrated score and equal costs), raised only if validation ham FPR at 0.5
-exceeds ``target_fpr``, to the lowest threshold that meets it, never above ``max_threshold``.
-A threshold of exactly 0.5 makes the study project's ``score`` (the probability of the returned
-label) at least 0.5 by construction.
+Threshold policy (:func:`choose_threshold`): 0.5 on the calibrated probability, every run (the
+Bayes decision for a calibrated score and equal costs). The validation ham FPR at 0.5 is
+reported against ``target_fpr`` (``threshold_policy`` in the manifest); a model that misses it
+is flagged, not re-thresholded: a threshold above 0.5 would answer "ham" for texts whose
+calibrated spam probability is above 0.5, so the study project's ``score`` (the probability of
+the returned label) would fall below 0.5. ``max_threshold`` > 0.5 allows the raise (the lowest
+threshold meeting ``target_fpr``) for callers who accept that; the served policy does not.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Any
 import numpy as np
 
 TARGET_FPR = 0.01
-MAX_THRESHOLD = 0.9
+MAX_THRESHOLD = 0.5  # the served policy: the threshold stays at 0.5
 THRESHOLD_POLICY: dict[str, Any] = {
-    "rule": "0.5 on the calibrated probability; if validation ham FPR at 0.5 exceeds "
-            "target_fpr, the lowest threshold meeting it, clipped to [0.5, max_threshold]",
+    "rule": "0.5 on the calibrated probability, every run; validation ham FPR at 0.5 is "
+            "reported against target_fpr (missed: flagged, not re-thresholded)",
     "target_fpr": TARGET_FPR,
     "max_threshold": MAX_THRESHOLD,
 }

@@ -27,13 +27,20 @@ def test_reliability_ece_by_hand():
     assert [b["n"] for b in rel["bins"]] == [2, 0, 0, 0, 0, 0, 0, 0, 0, 2]
 
 
-def test_threshold_policy_is_half_unless_fpr_is_missed():
+def test_the_served_threshold_policy_is_half_every_run():
     y = [0] * 100 + [1] * 10
     assert calibration.choose_threshold([0.1] * 100 + [0.9] * 10, y) == 0.5
-    ham = [0.1] * 95 + [0.6, 0.7, 0.75, 0.8, 0.85]  # 5% ham at or above 0.5
-    t = calibration.choose_threshold(ham + [0.99] * 10, y, target_fpr=0.01)
+    ham = [0.1] * 95 + [0.6, 0.7, 0.75, 0.8, 0.85]  # 5% ham at or above 0.5: FPR missed
+    assert calibration.choose_threshold(ham + [0.99] * 10, y, target_fpr=0.01) == 0.5
+
+
+def test_a_raised_threshold_when_the_caller_allows_it():
+    y = [0] * 100 + [1] * 10
+    ham = [0.1] * 95 + [0.6, 0.7, 0.75, 0.8, 0.85]
+    t = calibration.choose_threshold(ham + [0.99] * 10, y, target_fpr=0.01, max_threshold=0.9)
     assert 0.8 < t < 0.8001  # just above the 0.8 ham: only the 0.85 one (1%) is at or above
-    assert calibration.choose_threshold([0.95] * 100 + [0.99] * 10, y) == 0.9  # clipped
+    assert calibration.choose_threshold([0.95] * 100 + [0.99] * 10, y,
+                                        max_threshold=0.9) == 0.9  # clipped
 
 
 def test_rate_interval_brackets_the_rate():
