@@ -707,6 +707,69 @@ SPAM_MORE: dict[str, list[str]] = {
     ],
 }
 
+# --- third batch (issue 13, round 3): the A2P categories validation still confused with
+# smishing (receipts, bank alerts, utility bills). Written against validation's per-category
+# FPR only; the evaluation set's messages were never looked at.
+HAM_ROUND3: dict[str, list[str]] = {
+    "bank_alert": [
+        "{bank}: Debit alert. {amt} was taken from your account ending {last4} on {date}. "
+        "Balance {big}.",
+        "{bank} - Credit: {big} received into acct ending {last4}. Ref {ref}.",
+        "{bank}: your card ending {last4} was used online at {shop} for {amt}. Not you? Freeze "
+        "it in the app.",
+        "Transaction alert from {bank}: {amt} at {shop} on {date} {time}.",
+        "{bank}: we've noticed an unusual payment of {amt}. Please check it in the {bank} app. "
+        "We will never ask you to move money.",
+        "{bank}: your payment of {amt} to {util} couldn't be made because of insufficient "
+        "funds. Please pay in by {time} today.",
+        "{bank}: your loan repayment of {amt} was collected today. Remaining balance {big}.",
+        "{bank}: your account is now in credit. Balance {big}.",
+        "{bank}: you've set up a new payee, {name}. If you didn't, call the number on your card.",
+        "{bank}: {amt} pending at {shop}. It will show on your statement in 1-3 days.",
+        "{bank}: cash withdrawal of {amt} at an ATM on {date}. Balance {big}.",
+        "{bank}: your interest of {small} has been paid into your savings account.",
+        "{bank}: your card ending {last4} is now frozen, as you asked. Unfreeze it in the app "
+        "at any time.",
+        "{bank}: you have a new secure message in online banking.",
+    ],
+    "receipt": [
+        "{shop} order {ref}\nItems: {mins}\nTotal: {amt}\nPaid: card ending {last4}\nThank "
+        "you!",
+        "Payment confirmation: {amt} to {shop} on {date}. Your receipt has been emailed.",
+        "{shop}: we've charged {amt} to your card ending {last4} for order {ref}.",
+        "Thanks {name}! {amt} paid to {shop}. Receipt: {lurl}",
+        "{shop}: your pre-order {ref} has been charged {amt} and will ship on {date}.",
+        "Your {shop} invoice {ref} for {amt} has been paid in full. Thank you.",
+        "{shop}: your parking session ended at {time}. {small} charged to card ending {last4}.",
+        "Thanks for your donation of {amt}. Your receipt number is {ref}.",
+        "{shop}: your deposit of {amt} for {date} has been received.",
+        "{shop}: payment of {amt} received for your annual plan. Renews on {date}.",
+        "{shop}: partial refund of {small} issued for order {ref}.",
+        "Your rent payment of {big} was received on {date}. Ref {ref}.",
+        "{shop}: your store credit of {amt} has been added to your account.",
+        "Payment of {amt} to {name} completed. Transaction ID {ref}.",
+    ],
+    "utility": [
+        "{util}: your payment of {amt} is overdue. Please pay in the {util} app or call the "
+        "number on your bill.",
+        "{util}: your annual statement is ready to view in your online account.",
+        "{util}: we've received your meter reading. Thanks!",
+        "{util}: your bill for {amt} will be taken by direct debit on {date}.",
+        "{util}: your prepay balance is low ({small}). Top up in the app or at a shop.",
+        "{util}: your phone plan renews on {date} at {amt} a month.",
+        "{util}: a boil water notice is in place for your area until further notice.",
+        "{util}: your energy usage last month was {pct}% lower than the month before.",
+        "{util}: your account number has changed to {ref}. Nothing else changes.",
+        "{util}: your new router was dispatched today with {carrier}.",
+        "{util}: we've refunded your credit of {amt} to your bank account.",
+        "{util}: your payment plan of {amt} a month starts on {date}.",
+        "{util}: your gas safety check is booked for {date}, {time}-{time2}.",
+        "{util}: we need access to your meter. Please call us to book a time.",
+    ],
+}
+for _cat, _extra in HAM_ROUND3.items():
+    HAM_MORE[_cat] = HAM_MORE[_cat] + _extra
+
 for _table, _more in ((HAM, HAM_MORE), (SPAM, SPAM_MORE)):
     for _cat, _extra in _more.items():
         _table[_cat] = _table[_cat] + _extra
