@@ -442,8 +442,7 @@ def _predict_sync(texts: list[str], submission: Submission
                   ) -> tuple[Job, list[dict[str, Any]] | None]:
     settings, store, _ = _ctx()
     job = _submit(texts, submission)
-    job = store.wait(job.id, settings.predict_timeout_s)
-    return job, store.results(job.id) if job.status == "done" else None
+    return store.wait_for(job.id, settings.predict_timeout_s, results=True)
 
 
 def _not_done(job: Job):

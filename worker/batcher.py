@@ -151,15 +151,18 @@ class Batcher:
             return len(self._interactive) + len(self._bulk)
 
     # --- batcher thread ------------------------------------------------------------------
-    def _ready_to_run(self) -> bool:
-        """Called with the lock held and rows pending: run now, or wait for more?"""
+    def _wait_s(self) -> float:
+        """Called with the lock held and rows pending: 0 to run now, else how long at most to
+        wait for more rows (a submit or the end of an expected one notifies sooner)."""
         if not self._expected:
-            return True  # nobody else is about to submit: waiting would only add latency
+            return 0.0  # nobody else is about to submit: waiting would only add latency
         oldest = min(q[0].request.enqueued for q in (self._interactive, self._bulk) if q)
-        if time.monotonic() - oldest >= self.max_wait_s:
-            return True
+        left = oldest + self.max_wait_s - time.monotonic()
+        if left <= 0:
+            return 0.0
         tokens = sum(len(r.ids) for r in self._interactive) if self._interactive else 0
-        return tokens + sum(len(r.ids) for r in self._bulk) >= self.max_batch_tokens
+        full = tokens + sum(len(r.ids) for r in self._bulk) >= self.max_batch_tokens
+        return 0.0 if full else left
 
     def _take(self) -> list[_Row]:
         """With the lock held: pop the next batch (interactive rows first, else bulk)."""
@@ -206,8 +209,8 @@ class Batcher:
                 if self._closed:
                     self._fail_pending(RuntimeError("the batcher was closed"))
                     return
-                while not self._ready_to_run():
-                    self._cond.wait(self.max_wait_s / 4)
+                while (left := self._wait_s()) > 0:
+                    self._cond.wait(left)
                 batch = self._take()
             self._run(batch)
 

@@ -57,24 +57,43 @@ def chunk_lease(store: JobStore, job_id: str, chunk: int, *, ttl_s: float,
     (renewed by the heartbeat) keeps the lease alive; an attempt that ended without
     releasing it (Redis was down) stops renewing it, so it lapses within ``ttl_s``.
     """
-    token = f"{holder}|{uuid.uuid4().hex}"
+    with chunk_leases(store, [(job_id, chunk)], ttl_s=ttl_s, holder=holder, book=book) as fresh:
+        yield fresh[0]
+
+
+@contextmanager
+def chunk_leases(store: JobStore, chunks: list[tuple[str, int]], *, ttl_s: float,
+                 holder: str = "", book: LeaseBook | None = None) -> Iterator[list[bool]]:
+    """:func:`chunk_lease` for several (job id, chunk) at once: one round trip to take them
+    all and one to free them. Yields, per chunk, whether this attempt is to score it (False:
+    another attempt stored its results meanwhile). A chunk whose lease a live attempt holds
+    is waited for, the way :func:`chunk_lease` waits."""
+    leases = [(job_id, chunk, f"{holder}|{uuid.uuid4().hex}") for job_id, chunk in chunks]
+    acquired = [False] * len(leases)
+    stored = [False] * len(leases)
+    todo = list(range(len(leases)))
     while True:
-        acquired, stored = store.try_lease(job_id, chunk, token, ttl_s=ttl_s)
-        if acquired or stored:
+        outcomes = store.try_leases([leases[i] for i in todo], ttl_s=ttl_s)
+        for i, (got, done) in zip(todo, outcomes, strict=True):
+            acquired[i], stored[i] = got, done
+        todo = [i for i in todo if not (acquired[i] or stored[i])]
+        if not todo:
             break
-        time.sleep(_LEASE_POLL_S)  # the holder is alive: wait for its results or its lease to end
-    if stored:
-        logger.info("job %s: chunk %d already stored by another attempt", job_id, chunk)
-    lease = (job_id, chunk, token)
-    if acquired and book is not None:
-        book.add(lease)
+        time.sleep(_LEASE_POLL_S)  # the holders are alive: wait for their results or leases
+    for (job_id, chunk, _), done in zip(leases, stored, strict=True):
+        if done:
+            logger.info("job %s: chunk %d already stored by another attempt", job_id, chunk)
+    held = [lease for lease, got in zip(leases, acquired, strict=True) if got]
+    if book is not None:
+        for lease in held:
+            book.add(lease)
     try:
-        yield not stored
+        yield [not done for done in stored]
     finally:
-        if acquired:
-            if book is not None:
+        if book is not None:
+            for lease in held:
                 book.discard(lease)
-            store.release_lease(job_id, chunk, token)
+        store.release_leases(held)
 
 
 def past_deadline(store: JobStore, job_id: str, deadline: float | None) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Protocol
 
 import redis
@@ -103,10 +103,9 @@ def score_group(
     trip, one batcher submission, one pipelined write. Each job keeps its own lease, status,
     deadline and owner; the message is acked only after every result is stored. Returns how
     many chunks were stored now."""
-    with ExitStack() as held:
-        live = [(job_id, chunk) for job_id, chunk in items
-                if held.enter_context(resilience.chunk_lease(
-                    store, job_id, chunk.index, ttl_s=lease_s, holder=holder, book=leases))]
+    with resilience.chunk_leases(store, [(job_id, c.index) for job_id, c in items],
+                                 ttl_s=lease_s, holder=holder, book=leases) as fresh:
+        live = [item for item, ok in zip(items, fresh, strict=True) if ok]
         with scorer.expect():
             claims = store.claim_many([(j, c.start, c.stop) for j, c in live])
             todo: list[tuple[str, Chunk, list[str]]] = []

@@ -106,7 +106,7 @@ def lua(script: str) -> str:
     """A script with its ``$STATUS`` and ``$STATS_KEY`` placeholders filled in."""
     return Template(script).substitute(
         QUEUED=QUEUED, RUNNING=RUNNING, DONE=DONE, FAILED=FAILED, CANCELLED=CANCELLED,
-        EXPIRED=EXPIRED, STATS_KEY=STATS_KEY,
+        EXPIRED=EXPIRED, STATS_KEY=STATS_KEY, ACTIVE_KEY=ACTIVE_KEY,
     )
 
 
@@ -123,6 +123,7 @@ _LUA_ENDED = _lua_set("ENDED", ENDED)
 _MARK_DONE = _LUA_ENDED + """
 local function mark_done(job, finished, now, ttl)
   redis.call('HSET', job, 'status', '$DONE', 'finished_at', now)
+  redis.call('SREM', '$ACTIVE_KEY', redis.call('HGET', job, 'id'))  -- the sweeper skips it
   redis.call('HINCRBY', '$STATS_KEY', '$DONE', 1)
   redis.call('RPUSH', finished, '$DONE')
   redis.call('EXPIRE', finished, ttl)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -170,6 +171,32 @@ class JobStore:
         self._pending_rows = client.register_script(schema.PENDING_ROWS)
         self._output_done = client.register_script(schema.OUTPUT_DONE)
 
+    def _pipelined(self, build: Callable[[Any], object]) -> list[Any]:
+        """Run the commands ``build(pipe)`` adds in one round trip (no MULTI). Scripts go as
+        plain EVALSHA (:meth:`_eval`): redis-py's pipelines would ask SCRIPT EXISTS first, a
+        round trip more on every call. If Redis lost its script cache (a restart), the scripts
+        are loaded and the pipeline runs again: only for pipelines safe to run twice (reads,
+        and scripts that fail as a whole when not loaded)."""
+        for attempt in range(2):
+            pipe = self._r.pipeline(transaction=False)
+            build(pipe)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    raise
+                for script in self._scripts():
+                    self._r.script_load(script.script)
+        raise AssertionError("unreachable")
+
+    def _scripts(self) -> list[Any]:
+        return [v for v in vars(self).values() if isinstance(v, redis.commands.core.Script)]
+
+    @staticmethod
+    def _eval(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
+        """Add ``script`` to ``pipe`` as EVALSHA (see :meth:`_pipelined`)."""
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> JobStore:
         """The store on the settings' Redis, with their timeouts. Connects to nothing yet."""
@@ -322,11 +349,12 @@ class JobStore:
     def load(self, queues: list[str], owner: str | None) -> tuple[int, int]:
         """(messages waiting in ``queues``, rows not yet scored in ``owner``'s jobs that have
         not ended), in one round trip: what a submission is admitted by."""
-        pipe = self._r.pipeline(transaction=False)
-        for queue in queues:
-            pipe.llen(queue)
-        self._pending_rows(keys=[schema.owner_key(owner)], args=[PREFIX], client=pipe)
-        *depths, pending = pipe.execute()
+        def build(pipe: Any) -> None:
+            for queue in queues:
+                pipe.llen(queue)
+            self._eval(pipe, self._pending_rows, [schema.owner_key(owner)], [PREFIX])
+
+        *depths, pending = self._pipelined(build)
         return sum(depths), int(pending)
 
     def get(self, job_id: str) -> Job:
@@ -382,25 +410,38 @@ class JobStore:
     def try_lease(self, job_id: str, chunk: int, token: str, *,
                   ttl_s: float) -> tuple[bool, bool]:
         """(acquired the chunk's lease, its results are stored already), in one round trip."""
+        return self.try_leases([(job_id, chunk, token)], ttl_s=ttl_s)[0]
+
+    def try_leases(self, leases: list[tuple[str, int, str]], *,
+                   ttl_s: float) -> list[tuple[bool, bool]]:
+        """:meth:`try_lease` for several (job id, chunk, token), in one round trip."""
         pipe = self._r.pipeline(transaction=False)
-        pipe.set(schema.lease_key(job_id, chunk), token, nx=True, px=max(1, int(ttl_s * 1000)))
-        pipe.hexists(schema.job_keys(job_id)[2], chunk)
-        pipe.sismember(schema.job_key(job_id, "parts"), str(chunk))  # a store job's split: its part
-        acquired, stored, committed = pipe.execute()
-        return bool(acquired), bool(stored or committed)
+        for job_id, chunk, token in leases:
+            pipe.set(schema.lease_key(job_id, chunk), token, nx=True,
+                     px=max(1, int(ttl_s * 1000)))
+            pipe.hexists(schema.job_keys(job_id)[2], chunk)
+            pipe.sismember(schema.job_key(job_id, "parts"), str(chunk))  # a store job's part
+        replies = pipe.execute()
+        return [(bool(replies[i]), bool(replies[i + 1] or replies[i + 2]))
+                for i in range(0, len(replies), 3)]
 
     def release_lease(self, job_id: str, chunk: int, token: str) -> None:
-        self._release(keys=[schema.lease_key(job_id, chunk)], args=[token])
+        self.release_leases([(job_id, chunk, token)])
+
+    def release_leases(self, leases: list[tuple[str, int, str]]) -> None:
+        """Free the leases (job id, chunk, token) that still hold ``token``, in one trip."""
+        if leases:
+            self._pipelined(lambda pipe: [
+                self._eval(pipe, self._release, [schema.lease_key(job_id, chunk)], [token])
+                for job_id, chunk, token in leases])
 
     def renew_leases(self, held: list[tuple[str, int, str]], *, ttl_s: float) -> None:
         """Renew the leases (job id, chunk, token) still held by their attempts, in one trip."""
         if not held:
             return
-        pipe = self._r.pipeline(transaction=False)
-        for job_id, chunk, token in held:
-            self._renew(keys=[schema.lease_key(job_id, chunk)],
-                        args=[token, max(1, int(ttl_s * 1000))], client=pipe)
-        pipe.execute()
+        self._pipelined(lambda pipe: [
+            self._eval(pipe, self._renew, [schema.lease_key(job_id, chunk)],
+                       [token, max(1, int(ttl_s * 1000))]) for job_id, chunk, token in held])
 
     def lease_held(self, job_id: str, chunk: int) -> bool:
         return bool(self._r.exists(schema.lease_key(job_id, chunk)))
@@ -490,13 +531,15 @@ class JobStore:
     def claim_many(self, ranges: list[tuple[str, int, int]]) -> list[Claim]:
         """:meth:`claim` for several (job id, start, stop) in one round trip."""
         now = repr(time.time())
-        pipe = self._r.pipeline(transaction=False)
-        for job_id, start, stop in ranges:
-            job_key = schema.job_key(job_id)
-            pipe.hmget(job_key, ["status", "deadline"])
-            self._start(keys=[job_key], args=[now], client=pipe)
-            pipe.lrange(schema.job_keys(job_id)[1], start, stop - 1)
-        replies = pipe.execute()
+
+        def build(pipe: Any) -> None:
+            for job_id, start, stop in ranges:
+                job_key = schema.job_key(job_id)
+                pipe.hmget(job_key, ["status", "deadline"])
+                self._eval(pipe, self._start, [job_key], [now])
+                pipe.lrange(schema.job_keys(job_id)[1], start, stop - 1)
+
+        replies = self._pipelined(build)
         claims = []
         for i in range(0, len(replies), 3):
             (status, deadline), _, values = replies[i : i + 3]
@@ -520,15 +563,17 @@ class JobStore:
         """Store several (job id, chunk index, results) once each, in one round trip; per
         chunk (stored now, next chunk to send or None), or None where the job is gone."""
         now = repr(time.time())
-        pipe = self._r.pipeline(transaction=False)
-        for job_id, chunk, results in chunks:
-            job_key, _, results_key, finished_key = schema.job_keys(job_id)
-            self._store_chunk(keys=[job_key, results_key, finished_key],
-                              args=[chunk, json.dumps(results), len(results), model_version,
-                                    now, self._ttl], client=pipe)
+
+        def build(pipe: Any) -> None:
+            for job_id, chunk, results in chunks:
+                job_key, _, results_key, finished_key = schema.job_keys(job_id)
+                self._eval(pipe, self._store_chunk, [job_key, results_key, finished_key],
+                           [chunk, json.dumps(results), len(results), model_version, now,
+                            self._ttl])
+
         return [None if int(outcome) == -1 else (int(outcome) == 1,
                                                  int(nxt) if int(nxt) >= 0 else None)
-                for outcome, nxt in pipe.execute()]
+                for outcome, nxt in self._pipelined(build)]
 
     def store_chunk(
         self, job_id: str, chunk: int, results: list[dict[str, Any]], *, model_version: str
@@ -547,25 +592,46 @@ class JobStore:
         self, job_id: str, offset: int = 0, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """The stored results in submission order (chunks not yet stored are absent)."""
-        raw = _decode(self._r.hgetall(schema.job_keys(job_id)[2]))
-        ordered: list[dict[str, Any]] = []
-        for index in sorted(raw, key=int):
-            ordered.extend(json.loads(raw[index]))
+        ordered = _ordered(self._r.hgetall(schema.job_keys(job_id)[2]))
         stop = None if limit is None else offset + limit
         return ordered[offset:stop]
 
     def wait(self, job_id: str, timeout_s: float) -> Job:
         """Block until the job has finished or ``timeout_s`` has passed; return its state."""
-        finished_key = schema.job_keys(job_id)[3]
+        return self.wait_for(job_id, timeout_s)[0]
+
+    def wait_for(self, job_id: str, timeout_s: float, *, results: bool = False
+                 ) -> tuple[Job, list[dict[str, Any]] | None]:
+        """:meth:`wait`, and with ``results`` those of a done job (else None), in two round
+        trips for a job that is done or ends within one wait: the job's ``finished`` list is
+        popped (at once if it has ended), then put back for any other waiter while the job
+        (and its results) are read in the same pipeline."""
+        job_key, _, results_key, finished_key = schema.job_keys(job_id)
         deadline = time.monotonic() + timeout_s
-        job = self.get(job_id)
-        while not job.finished and (left := deadline - time.monotonic()) > 0:
+        while True:
+            left = deadline - time.monotonic()
             # Short blocking slices stay below the client's socket timeout.
-            popped = self._r.blpop([finished_key], timeout=min(left, _WAIT_SLICE_S))
-            if popped is not None:  # put it back for any other waiter
-                self._r.rpush(finished_key, popped[1])
-            job = self.get(job_id)
-        return job
+            popped = (self._r.blpop([finished_key], timeout=min(left, _WAIT_SLICE_S))
+                      if left > 0 else None)
+            pipe = self._r.pipeline(transaction=False)
+            if popped is not None:
+                pipe.rpush(finished_key, popped[1])
+            pipe.hgetall(job_key)
+            if results:
+                pipe.hgetall(results_key)
+            replies = pipe.execute()[1 if popped is not None else 0 :]
+            if not replies[0]:
+                raise JobNotFound(job_id)
+            job = Job.from_hash(_decode(replies[0]))
+            if job.finished or deadline - time.monotonic() <= 0:
+                done = results and job.status == DONE
+                return job, _ordered(replies[1]) if done else None
+
+
+def _ordered(raw: dict[Any, Any]) -> list[dict[str, Any]]:
+    """A results hash (chunk index -> JSON list) as one list, in chunk order."""
+    chunks = _decode(raw)
+    return [row for index in sorted(chunks, key=int) for row in json.loads(chunks[index])]
 
 
 def _str(value: Any) -> Any:

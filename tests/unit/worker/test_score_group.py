@@ -61,3 +61,48 @@ def test_a_job_gone_from_redis_is_dropped_and_the_others_stored(store):
     store.redis.delete(*[k.decode() for k in store.redis.keys(f"*{items[1][0]}*")])
     assert score_group(store, FakeScorer(), items) == 1
     assert store.get(items[0][0]).status == DONE
+
+
+class CountingRedis(fakeredis.FakeRedis):
+    """Counts calls into Redis (commands and pipeline executes)."""
+
+    trips = 0
+
+    def execute_command(self, *args, **options):
+        CountingRedis.trips += 1
+        return super().execute_command(*args, **options)
+
+    def pipeline(self, transaction=True, shard_hint=None):
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        def counted(*a, **k):
+            CountingRedis.trips += 1
+            return execute(*a, **k)
+
+        pipe.execute = counted
+        return pipe
+
+
+def test_a_group_costs_the_same_round_trips_for_one_job_as_for_twenty():
+    """Leases taken and freed in one trip each, one claim and one store: a group's Redis
+    cost does not grow with its size (it did: a lease round trip per job, each way)."""
+    trips = {}
+    for n in (1, 20):
+        store = JobStore(CountingRedis(), ttl_s=600)
+        items = _jobs(store, [[f"t{i}"] for i in range(n)])
+        CountingRedis.trips = 0
+        assert score_group(store, FakeScorer(), items) == n
+        trips[n] = CountingRedis.trips
+        assert all(store.get(j).status == DONE for j, _ in items)
+        assert store.active_jobs() == []  # a finished job leaves the sweeper's set itself
+    assert trips[1] == trips[20]
+
+
+def test_scripts_are_reloaded_when_redis_lost_them(store):
+    """Pipelined scripts go as EVALSHA without a SCRIPT EXISTS trip first; after a Redis
+    restart (script cache empty) they are loaded again and the pipeline runs once more."""
+    items = _jobs(store, [["a"], ["b"]])
+    store.redis.script_flush()
+    assert score_group(store, FakeScorer(), items) == 2
+    assert [r["text"] for r in store.results(items[1][0])] == ["b"]
