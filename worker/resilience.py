@@ -69,25 +69,28 @@ def chunk_leases(store: JobStore, chunks: list[tuple[str, int]], *, ttl_s: float
     another attempt stored its results meanwhile). A chunk whose lease a live attempt holds
     is waited for, the way :func:`chunk_lease` waits."""
     leases = [(job_id, chunk, f"{holder}|{uuid.uuid4().hex}") for job_id, chunk in chunks]
-    acquired = [False] * len(leases)
     stored = [False] * len(leases)
-    todo = list(range(len(leases)))
-    while True:
-        outcomes = store.try_leases([leases[i] for i in todo], ttl_s=ttl_s)
-        for i, (got, done) in zip(todo, outcomes, strict=True):
-            acquired[i], stored[i] = got, done
-        todo = [i for i in todo if not (acquired[i] or stored[i])]
-        if not todo:
-            break
-        time.sleep(_LEASE_POLL_S)  # the holders are alive: wait for their results or leases
-    for (job_id, chunk, _), done in zip(leases, stored, strict=True):
-        if done:
-            logger.info("job %s: chunk %d already stored by another attempt", job_id, chunk)
-    held = [lease for lease, got in zip(leases, acquired, strict=True) if got]
-    if book is not None:
-        for lease in held:
-            book.add(lease)
+    held: list[tuple[str, int, str]] = []
     try:
+        todo = list(range(len(leases)))
+        while True:
+            outcomes = store.try_leases([leases[i] for i in todo], ttl_s=ttl_s)
+            waiting = []
+            for i, (acquired, done) in zip(todo, outcomes, strict=True):
+                stored[i] = done
+                if acquired:
+                    held.append(leases[i])
+                    if book is not None:  # renewed from now on, also while others are awaited
+                        book.add(leases[i])
+                elif not done:
+                    waiting.append(i)
+            if not waiting:
+                break
+            todo = waiting
+            time.sleep(_LEASE_POLL_S)  # the holders are alive: wait for their results or leases
+        for (job_id, chunk, _), done in zip(leases, stored, strict=True):
+            if done:
+                logger.info("job %s: chunk %d already stored by another attempt", job_id, chunk)
         yield [not done for done in stored]
     finally:
         if book is not None:
