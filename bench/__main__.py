@@ -68,7 +68,8 @@ def model_limit(model_dir: Path, texts: list[str], *, precision: str, threads: i
             "cpu_ms_per_text": cpu_ms}
 
 
-def study_way(model_dir: Path, texts: list[str], *, threads: int) -> dict[str, Any]:
+def study_way(model_dir: Path, texts: list[str], *, threads: int,
+              device: str = "cpu") -> dict[str, Any]:
     """(6) one text per forward pass, padded to 256 tokens, fp32."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -78,13 +79,13 @@ def study_way(model_dir: Path, texts: list[str], *, threads: int) -> dict[str, A
     torch.set_num_threads(threads)
     tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
-    model.eval()
+    model.eval().to(device)
     with torch.inference_mode():
         t0 = time.perf_counter()
         for text in texts:
             enc = tok(normalize(text), padding="max_length", truncation=True, max_length=256,
-                      return_tensors="pt")
-            torch.softmax(model(**enc).logits, dim=-1)
+                      return_tensors="pt").to(device)
+            torch.softmax(model(**enc).logits, dim=-1).cpu()
         seconds = time.perf_counter() - t0
     return {"msgs_per_s": len(texts) / seconds, "n": len(texts)}
 
@@ -202,16 +203,21 @@ def batch_stats(redis_url: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from worker.runner import pick_device
+
     settings = Settings()
     precision = args.precision or settings.precision
+    device = pick_device(settings.device).type  # the worker's own choice (SPAMQ_DEVICE)
     texts = sms_texts(args.texts, seed=11)
     r: dict[str, Any] = {"hardware": hardware(), "model_dir": str(args.model_dir),
-                         "precision": precision, "torch_threads": args.threads,
-                         "note": "2 shared vCPUs: timings are noisy"}
-    print("(1) model alone ...", flush=True)
-    r["limit"] = model_limit(args.model_dir, texts, precision=precision, threads=args.threads)
+                         "precision": precision, "torch_threads": args.threads, "device": device}
+    print(f"(1) model alone on {device} ...", flush=True)
+    gpu_sized = {"batch_size": 512, "max_batch_tokens": 512 * 64} if device == "cuda" else {}
+    r["limit"] = model_limit(args.model_dir, texts, precision=precision, threads=args.threads,
+                             device=device, **gpu_sized)
     print("(6) study way ...", flush=True)
-    r["study"] = study_way(args.model_dir, texts[: args.study_texts], threads=args.threads)
+    r["study"] = study_way(args.model_dir, texts[: args.study_texts], threads=args.threads,
+                           device=device)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -52,7 +52,15 @@ def hardware() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    found = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            found["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:  # an API-only environment
+        pass
+    return found
 
 
 def write_results(path: Path, results: dict[str, Any]) -> None:
