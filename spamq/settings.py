@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # auto: fp32 on CPU (batch-invariant scores, unlike int8's per-batch activation scale, and
     # faster than fp16w's fp16 weights on the CPUs measured; bench/precision.py), bf16 on CUDA
     precision: Literal["auto", "fp32", "bf16", "int8", "fp16w"] = "auto"
+    # the forward pass traced to TorchScript (worker/runner.py): same scores, less Python per
+    # pass, the GIL released while it runs; false serves the eager transformers model
+    torchscript: bool = True
     torch_threads: int | None = Field(default=None, ge=1,
                                       description="default: cores / concurrency")
     worker_pool: Literal["solo", "prefork", "threads"] = "threads"

@@ -114,7 +114,8 @@ def build_runner(settings: Settings, model_dir: Path) -> BatchClassifier:
     from worker.runner import BatchClassifier
 
     runner = BatchClassifier(model_dir, device=settings.device, max_length=settings.max_length,
-                             batch_size=settings.batch_size, precision=settings.precision)
+                             batch_size=settings.batch_size, precision=settings.precision,
+                             torchscript=settings.torchscript)
     runner.warm_up()
     return runner
 

@@ -77,3 +77,22 @@ def test_reduced_precision_stays_close_to_fp32(random_model_dir, runner, precisi
     assert got == pytest.approx(ref, abs=0.02)
     if precision == "bf16":
         assert next(other.model.parameters()).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_traced_forward_scores_as_the_eager_model_at_every_shape(random_model_dir, precision):
+    """The TorchScript trace is made at one (rows, width); transformers' shape checks become
+    constants in it, so it must still score every other shape, padded or not, as eager does."""
+    traced = BatchClassifier(random_model_dir, device="cpu", max_length=32, precision=precision)
+    eager = BatchClassifier(random_model_dir, device="cpu", max_length=32, precision=precision,
+                            torchscript=False)
+    assert isinstance(traced._forward, torch.jit.ScriptModule)
+    assert not isinstance(eager._forward, torch.jit.ScriptModule)
+    texts = ["ok", "hi there", "win a free prize now, call 0800 123 " * 3, "see you at 5 then",
+             "x " * 40, "URGENT! your account is locked, verify at bit.ly/x"]
+    ids, _ = traced.encode(texts)
+    for index in ([0], [1], [2], [4], [0, 2], [1, 3, 5], list(range(len(texts)))):
+        a = traced.logits(traced.pad(ids, index))
+        b = eager.logits(eager.pad(ids, index))
+        assert a.shape == b.shape == (len(index), 2)
+        assert torch.equal(a, b), (precision, index, (a - b).abs().max())
