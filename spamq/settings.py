@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     batch_bulk_max_tokens: int = Field(
         default=256, ge=16, description="per bulk pass: bounds an interactive row's wait"
     )
+    # Admission control under bulk (worker/batcher.py): bulk passes on a thread of their own
+    # at this OS nice level, so an interactive pass never waits behind one and the kernel
+    # serves the interactive path first; false: one model thread, short bulk passes
+    # (batch_bulk_max_tokens) while interactive rows come
+    batch_bulk_lane: bool = True
+    batch_bulk_nice: int = Field(default=10, ge=0, le=19)
     batch_min_fill: float = Field(
         default=0.7, ge=0, le=1,
         description="real/padded tokens a pass keeps (CPU: padding is compute)",

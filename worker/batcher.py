@@ -15,6 +15,7 @@ held back, and under load every forward pass is as full as the budget allows.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -81,6 +82,7 @@ class Batcher:
         bulk_max_batch_tokens: int | None = None,
         window_tokens: int | None = None,
         bulk_quiet_s: float = 1.0,
+        bulk_lane_nice: int | None = None,
     ) -> None:
         self._runner = runner
         self.max_batch_tokens = max_batch_tokens
@@ -101,8 +103,20 @@ class Batcher:
         self._expected = 0
         self._closed = False
         self.stats = BatchStats()
-        self._thread = threading.Thread(target=self._loop, name="spamq-batcher", daemon=True)
-        self._thread.start()
+        # Admission control under bulk. One thread: a bulk pass in flight holds up an arriving
+        # interactive row. Two lanes (``bulk_lane_nice`` set): bulk passes run on a thread
+        # of their own at that OS nice level, interactive passes never wait behind one, and
+        # the kernel gives the bulk thread only what the interactive path (its pass, the API,
+        # Redis, Celery) leaves of the CPU; idle, bulk takes it all, at full-budget passes.
+        self.bulk_lane_nice = bulk_lane_nice
+        lanes = ([("spamq-batcher", (self._interactive,), None),
+                  ("spamq-batcher-bulk", (self._bulk,), bulk_lane_nice)]
+                 if bulk_lane_nice is not None
+                 else [("spamq-batcher", (self._interactive, self._bulk), None)])
+        self._threads = [threading.Thread(target=self._loop, args=(queues, nice), name=name,
+                                          daemon=True) for name, queues, nice in lanes]
+        for thread in self._threads:
+            thread.start()
 
     # --- submitter side -------------------------------------------------------------------
     @contextmanager
@@ -144,31 +158,32 @@ class Batcher:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(5)
+        for thread in self._threads:
+            thread.join(5)
 
     def pending(self) -> int:
         with self._cond:
             return len(self._interactive) + len(self._bulk)
 
     # --- batcher thread ------------------------------------------------------------------
-    def _wait_s(self) -> float:
+    def _wait_s(self, queues: tuple[deque[_Row], ...]) -> float:
         """Called with the lock held and rows pending: 0 to run now, else how long at most to
         wait for more rows (a submit or the end of an expected one notifies sooner)."""
         if not self._expected:
             return 0.0  # nobody else is about to submit: waiting would only add latency
-        oldest = min(q[0].request.enqueued for q in (self._interactive, self._bulk) if q)
+        oldest = min(q[0].request.enqueued for q in queues if q)
         left = oldest + self.max_wait_s - time.monotonic()
         if left <= 0:
             return 0.0
-        tokens = sum(len(r.ids) for r in self._interactive) if self._interactive else 0
-        full = tokens + sum(len(r.ids) for r in self._bulk) >= self.max_batch_tokens
+        full = sum(len(r.ids) for q in queues for r in q) >= self.max_batch_tokens
         return 0.0 if full else left
 
-    def _take(self) -> list[_Row]:
+    def _take(self, queues: tuple[deque[_Row], ...]) -> list[_Row]:
         """With the lock held: pop the next batch (interactive rows first, else bulk)."""
-        source = self._interactive if self._interactive else self._bulk
+        source = next(q for q in queues if q)
         quiet = time.monotonic() - self._interactive_at >= self.bulk_quiet_s
-        budget = (self.max_batch_tokens if source is self._interactive or quiet
+        budget = (self.max_batch_tokens
+                  if source is self._interactive or quiet or self.bulk_lane_nice is not None
                   else self.bulk_max_batch_tokens)
         window: list[_Row] = []
         tokens = 0
@@ -201,17 +216,19 @@ class Batcher:
         source.extend(kept)
         return batch
 
-    def _loop(self) -> None:
+    def _loop(self, queues: tuple[deque[_Row], ...], nice: int | None) -> None:
+        if nice:
+            _lower_priority(nice)
         while True:
             with self._cond:
-                while not self._closed and not (self._interactive or self._bulk):
+                while not self._closed and not any(queues):
                     self._cond.wait()
                 if self._closed:
-                    self._fail_pending(RuntimeError("the batcher was closed"))
+                    self._fail_pending(RuntimeError("the batcher was closed"), queues)
                     return
-                while (left := self._wait_s()) > 0:
+                while (left := self._wait_s(queues)) > 0:
                     self._cond.wait(left)
-                batch = self._take()
+                batch = self._take(queues)
             self._run(batch)
 
     def _run(self, batch: list[_Row]) -> None:
@@ -226,7 +243,8 @@ class Batcher:
                 if not request.future.done():
                     request.future.set_exception(exc)
             return
-        self._count(batch)
+        with self._cond:
+            self._count(batch)
         finished: dict[int, _Request] = {}
         for row, p in zip(batch, probabilities, strict=True):
             row.request.probabilities[row.position] = p
@@ -252,12 +270,21 @@ class Batcher:
         if len({id(r.request) for r in batch}) > 1:
             s.multi_request_batches += 1
 
-    def _fail_pending(self, exc: Exception) -> None:
-        for source in (self._interactive, self._bulk):
+    def _fail_pending(self, exc: Exception, queues: tuple[deque[_Row], ...]) -> None:
+        for source in queues:
             for row in source:
                 if not row.request.future.done():
                     row.request.future.set_exception(exc)
             source.clear()
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise this thread's nice value (Linux: per thread; the threads it starts, torch's
+    intra-op pool among them, inherit it). Elsewhere, or refused: log and run as is."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError) as exc:
+        logger.warning("bulk lane runs at normal priority: %s", exc)
 
 
 def _prediction(runner: BatchClassifier, p: float | None, cut: bool) -> Prediction:

@@ -233,7 +233,8 @@ class WorkerProcess:
         self.batcher = Batcher(
             self.current_runner, max_batch_tokens=max_tokens, max_batch_size=max_rows,
             max_wait_ms=s.batch_max_wait_ms, min_fill=s.batch_min_fill,
-            bulk_max_batch_tokens=s.batch_bulk_max_tokens)
+            bulk_max_batch_tokens=s.batch_bulk_max_tokens,
+            bulk_lane_nice=s.batch_bulk_nice if s.batch_bulk_lane else None)
         self._add_loop(Loop("spamq-batch-stats", self._publish_batch_stats,
                             every_s=s.worker_heartbeat_s, stop=self._stop_event("batcher")))
 

@@ -222,3 +222,57 @@ def test_bulk_passes_are_short_while_interactive_rows_come_and_full_when_quiet()
     assert runner.batches[0] == [2] * 12  # interactive: one pass
     assert runner.batches[1:4] == [[2] * 4] * 3  # bulk: 4 rows x 2 tokens = the budget of 8
     assert runner.batches[4] == [2] * 12
+
+
+class GatedRunner(FakeRunner):
+    """A bulk pass (rows of 2 tokens) blocks until ``release`` is set; other passes run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.bulk_running = threading.Event()
+        self.bulk_thread_nice: int | None = None
+
+    def spam_probabilities(self, batch):
+        if all(len(r) == 2 for r in batch):
+            import os
+
+            self.bulk_thread_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            self.bulk_running.set()
+            assert self.release.wait(5)
+        return super().spam_probabilities(batch)
+
+
+def test_with_a_bulk_lane_an_interactive_pass_never_waits_behind_a_bulk_pass():
+    runner = GatedRunner()
+    b = make(runner, max_batch_tokens=100, max_wait_ms=0, bulk_lane_nice=5)
+    try:
+        bulk = b.submit(["w w"] * 8, interactive=False)
+        assert runner.bulk_running.wait(5)  # the bulk pass is in flight, held
+        out = b.predict(["x x x", "y y y y"], interactive=True, timeout=5)
+        assert [p.spam_probability for p in out] == [0.3, 0.4]
+        assert not bulk.done()
+        runner.release.set()
+        assert [p.spam_probability for p in bulk.result(5)] == [0.2] * 8
+    finally:
+        runner.release.set()
+        b.close()
+    assert runner.batches[0] == [3, 4]  # the interactive pass finished first
+    assert runner.batches[1] == [2] * 8  # bulk took the full budget in one pass
+    assert runner.bulk_thread_nice == 5  # the bulk lane runs at its own, lower priority
+
+
+def test_without_a_bulk_lane_the_interactive_pass_waits_for_the_bulk_pass():
+    runner = GatedRunner()
+    b = make(runner, max_batch_tokens=100, max_wait_ms=0)
+    try:
+        b.submit(["w w"] * 8, interactive=False)
+        assert runner.bulk_running.wait(5)
+        pending = b.submit(["x x x"], interactive=True)
+        time.sleep(0.1)
+        assert not pending.done()  # one model thread: behind the bulk pass
+        runner.release.set()
+        assert pending.result(5)[0].spam_probability == 0.3
+    finally:
+        runner.release.set()
+        b.close()
