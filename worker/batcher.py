@@ -109,6 +109,7 @@ class Batcher:
         # the kernel gives the bulk thread only what the interactive path (its pass, the API,
         # Redis, Celery) leaves of the CPU; idle, bulk takes it all, at full-budget passes.
         self.bulk_lane_nice = bulk_lane_nice
+        lanes: list[tuple[str, tuple[deque[_Row], ...], int | None]]
         lanes = ([("spamq-batcher", (self._interactive,), None),
                   ("spamq-batcher-bulk", (self._bulk,), bulk_lane_nice)]
                  if bulk_lane_nice is not None
