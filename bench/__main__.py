@@ -210,7 +210,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = pick_device(settings.device).type  # the worker's own choice (SPAMQ_DEVICE)
     texts = sms_texts(args.texts, seed=11)
     r: dict[str, Any] = {"hardware": hardware(), "model_dir": str(args.model_dir),
-                         "precision": precision, "torch_threads": args.threads, "device": device}
+                         "precision": precision, "torch_threads": args.threads, "device": device,
+                         "workers": args.workers}
     print(f"(1) model alone on {device} ...", flush=True)
     gpu_sized = {"batch_size": 512, "max_batch_tokens": 512 * 64} if device == "cuda" else {}
     r["limit"] = model_limit(args.model_dir, texts, precision=precision, threads=args.threads,
@@ -228,15 +229,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                # loopback only; per-key rate limits would throttle the 32-client runs
                "SPAMQ_AUTH_REQUIRED": "false"}
         api, base = start_api(env, log=work / "api.log")
-        worker = start_worker(env, log=work / "worker.log", timeout=300)
+        workers = [start_worker(env, log=work / f"worker{k}.log", name=f"w{k}", timeout=300)
+                   for k in range(1, args.workers + 1)]
+        groups = {"API (gunicorn)": api.proc.pid, "redis-server": redis_proc.proc.pid,
+                  **{"worker (celery + model)" + (f" w{k}" if k > 1 else ""): w.proc.pid
+                     for k, w in enumerate(workers, 1)}}
         try:
             clients(base, texts, n=8, seconds=1.0)  # warm connections and caches
             for n in (1, 8, 32):
                 print(f"(3) {n} clients ...", flush=True)
                 r[f"clients_{n}"], cpu = cpu_profile(
-                    {"API (gunicorn)": api.proc.pid, "worker (celery + model)": worker.proc.pid,
-                     "redis-server": redis_proc.proc.pid},
-                    lambda n=n: clients(base, texts, n=n, seconds=args.seconds))
+                    groups, lambda n=n: clients(base, texts, n=n, seconds=args.seconds))
                 done = r[f"clients_{n}"]["msgs_per_s"] * args.seconds
                 r[f"clients_{n}"]["cpu_ms_per_request"] = {
                     k: round(v * 1000 / max(done, 1), 2) for k, v in cpu.items()}
@@ -249,14 +252,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             r["idle_1_client"] = clients(base, texts, n=1, seconds=args.seconds)
             big = bulk_texts * 3  # outlasts the measurement
             r["during_bulk"] = bulk_with_interactive(base, big, texts, seconds=args.seconds)
-            worker.stop()
+            for w in workers:
+                w.stop()
             print("(4) naive: one task per text, solo pool ...", flush=True)
             naive_env = {**env, "SPAMQ_WORKER_POOL": "solo", "SPAMQ_WORKER_CONCURRENCY": "1"}
-            worker = start_worker(naive_env, log=work / "worker-naive.log", timeout=300)
+            workers = [start_worker(naive_env, log=work / "worker-naive.log", timeout=300)]
             clients(base, texts, n=8, seconds=1.0)
             r["naive_32"] = clients(base, texts, n=32, seconds=args.seconds)
         finally:
-            worker.stop()
+            for w in workers:
+                w.stop()
             api.stop()
             redis_proc.stop()
     return r
@@ -329,6 +334,8 @@ def main() -> int:
         parser, seconds_help="per latency measurement",
         threads_help="torch threads, in-process and in both workers (default cores-1)")
     parser.add_argument("--study-texts", type=int, default=150)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes for (2), (3) and (5) (e.g. several per GPU)")
     parser.add_argument("--bulk-seconds", type=float, default=8.0, help="size of the bulk job")
     parser.add_argument("--out", type=Path, default=Path("bench/results/bench.json"))
     args = parser.parse_args()

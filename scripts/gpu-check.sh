@@ -45,8 +45,13 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 redis-server --version | tee -a "$OUT/gpu.txt"
 python3 -c 'from bench.common import sms_texts; print("\n".join(
     t.replace("\n", " ") for t in sms_texts(20000)))' > /tmp/texts.txt
-python3 -m pytest tests/gpu -q -s -p no:cacheprovider -o addopts="" 2>&1 | tee "$OUT/tests.txt"
-python3 -m bench.gpu_limit --model-dir .gpu/model --texts-file /tmp/texts.txt \
-  --out "$OUT/gpu_limit.json" 2>&1 | tee "$OUT/bench.txt"
-# the serving bench with the worker on CUDA (SPAMQ_DEVICE=auto picks it, bf16)
-python3 -m bench --model-dir .gpu/model --out "$OUT/bench.json" 2>&1 | tee "$OUT/serving.txt"
+if [[ "${GPU_CHECK_PART:-all}" != serving ]]; then  # GPU_CHECK_PART=serving: the bench alone
+  python3 -m pytest tests/gpu -q -s -p no:cacheprovider -o addopts="" 2>&1 | tee "$OUT/tests.txt"
+  python3 -m bench.gpu_limit --model-dir .gpu/model --texts-file /tmp/texts.txt \
+    --out "$OUT/gpu_limit.json" 2>&1 | tee "$OUT/bench.txt"
+fi
+# the serving bench with the worker(s) on CUDA (SPAMQ_DEVICE=auto picks it, bf16); BENCH_ARGS
+# e.g. "--workers 4": several worker processes share the GPU (one process is GIL-bound)
+# shellcheck disable=SC2086
+python3 -m bench --model-dir .gpu/model ${BENCH_ARGS:-} --out "$OUT/bench.json" 2>&1 \
+  | tee "$OUT/serving.txt"

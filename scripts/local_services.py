@@ -91,10 +91,11 @@ def start_worker(env: dict[str, str], *, log: Path, name: str = "w1", queues: st
     argv = [sys.executable, "-m", "spamq.cli", "worker", f"--name={name}@%h"]
     if queues:
         argv.append(f"--queues={queues}")
-    proc = Process(argv, log=log, env=env)
     client = redis.Redis.from_url(env["SPAMQ_REDIS_URL"], socket_timeout=1)
-    wait_until(lambda: bool(list(client.scan_iter(match="spamq:worker:*"))), timeout=timeout,
-               what="celery worker", proc=proc.proc, log=log)
+    before = set(client.scan_iter(match="spamq:worker:*"))  # workers already up
+    proc = Process(argv, log=log, env=env)
+    wait_until(lambda: bool(set(client.scan_iter(match="spamq:worker:*")) - before),
+               timeout=timeout, what="celery worker", proc=proc.proc, log=log)
     return proc
 
 

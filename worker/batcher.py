@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -229,15 +229,19 @@ class Batcher:
                     return
                 while (left := self._wait_s(queues)) > 0:
                     self._cond.wait(left)
+                # _take serves interactive rows first where this lane has them
+                interactive = bool(self._interactive) and queues[0] is self._interactive
                 batch = self._take(queues)
-            self._run(batch)
+            self._run(batch, interactive=interactive)
 
-    def _run(self, batch: list[_Row]) -> None:
+    def _run(self, batch: list[_Row], *, interactive: bool = True) -> None:
         try:
             runner = batch[0].request.runner or self._runner()
             ids = [r.ids for r in batch]
-            padded = runner.pad(ids, list(range(len(batch))))
-            probabilities = runner.spam_probabilities(padded)
+            stream = getattr(runner, "stream", None)  # CUDA: the lane's stream (runner.py)
+            with stream(interactive) if stream else nullcontext():
+                padded = runner.pad(ids, list(range(len(batch))))
+                probabilities = runner.spam_probabilities(padded)
         except Exception as exc:  # noqa: BLE001 - fails only the requests in this batch
             logger.exception("forward pass over %d rows failed", len(batch))
             for request in {id(r.request): r.request for r in batch}.values():

@@ -6,6 +6,7 @@ import logging
 import os
 import time
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,7 @@ class BatchClassifier:
         # CUDA: widths rounded up to a multiple of 8 (tensor-core tiles; 8x fewer distinct
         # shapes, each of which pays kernel selection once). CPU: padding is compute, none.
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
+        self._streams: dict[bool, torch.cuda.Stream] = {}
         if precision == "auto":
             # bench/precision.py's pick on this project's CPUs: fp32 (the fastest batch-invariant
             # precision within 0.005 F1: fp32 226, fp16w 209, bf16 371 but |dlogit| 0.031)
@@ -220,6 +222,25 @@ class BatchClassifier:
             for p, cut in zip(probabilities, truncated, strict=True)
         ]
 
+    def stream(self, interactive: bool) -> AbstractContextManager:
+        """Where a pass runs. CUDA: interactive passes on a high-priority stream, bulk passes on
+        a normal one, so the GPU schedules an interactive pass's kernels before a queued bulk
+        pass's (the batcher's two lanes would otherwise share one stream, in order). CPU: as is.
+        """
+        if self.device.type != "cuda":
+            return nullcontext()
+        if interactive not in self._streams:  # each lane's thread makes its own
+            self._streams[interactive] = torch.cuda.Stream(self.device,
+                                                           priority=-1 if interactive else 0)
+        return torch.cuda.stream(self._streams[interactive])
+
     def warm_up(self) -> None:
-        """Run a few shapes once so the first request pays no first-call costs."""
+        """Run a few shapes once so the first request pays no first-call costs; on CUDA every
+        padded width of a single row (each new shape pays kernel selection once)."""
         self.predict(["warm up", "a somewhat longer warm-up message " * 8])
+        if self.device.type == "cuda":
+            for width in range(self.pad_multiple, self.max_length + 1, self.pad_multiple):
+                for interactive in (True, False):
+                    with self.stream(interactive):
+                        self.spam_probabilities(self.pad([[self.tokenizer.cls_token_id] * width],
+                                                         [0]))
