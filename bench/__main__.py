@@ -212,11 +212,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     r: dict[str, Any] = {"hardware": hardware(), "model_dir": str(args.model_dir),
                          "precision": precision, "torch_threads": args.threads, "device": device,
                          "workers": args.workers}
-    print(f"(1) model alone on {device} ...", flush=True)
+    def step(what: str) -> None:
+        """Progress, with the results so far written (a run cut off by a limit keeps them)."""
+        write_results(args.out, r)
+        print(what, flush=True)
+
+    step(f"(1) model alone on {device} ...")
     gpu_sized = {"batch_size": 512, "max_batch_tokens": 512 * 64} if device == "cuda" else {}
     r["limit"] = model_limit(args.model_dir, texts, precision=precision, threads=args.threads,
                              device=device, **gpu_sized)
-    print("(6) study way ...", flush=True)
+    step("(6) study way ...")
     r["study"] = study_way(args.model_dir, texts[: args.study_texts], threads=args.threads,
                            device=device)
 
@@ -237,7 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             clients(base, texts, n=8, seconds=1.0)  # warm connections and caches
             for n in (1, 8, 32):
-                print(f"(3) {n} clients ...", flush=True)
+                step(f"(3) {n} clients ...")
                 r[f"clients_{n}"], cpu = cpu_profile(
                     groups, lambda n=n: clients(base, texts, n=n, seconds=args.seconds))
                 done = r[f"clients_{n}"]["msgs_per_s"] * args.seconds
@@ -246,15 +251,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             r["batching_after_latency_runs"] = batch_stats(redis_url)
             n_bulk = int(min(max(r["limit"]["msgs_per_s"] * args.bulk_seconds, 2000), 200_000))
             bulk_texts = (texts * (n_bulk // len(texts) + 1))[:n_bulk]
-            print(f"(2) bulk job of {n_bulk} texts ...", flush=True)
+            step(f"(2) bulk job of {n_bulk} texts ...")
             r["bulk"] = bulk_job(base, bulk_texts)
-            print("(5) interactive during bulk ...", flush=True)
+            step("(5) interactive during bulk ...")
             r["idle_1_client"] = clients(base, texts, n=1, seconds=args.seconds)
             big = bulk_texts * 3  # outlasts the measurement
             r["during_bulk"] = bulk_with_interactive(base, big, texts, seconds=args.seconds)
             for w in workers:
                 w.stop()
-            print("(4) naive: one task per text, solo pool ...", flush=True)
+            step("(4) naive: one task per text, solo pool ...")
             naive_env = {**env, "SPAMQ_WORKER_POOL": "solo", "SPAMQ_WORKER_CONCURRENCY": "1"}
             workers = [start_worker(naive_env, log=work / "worker-naive.log", timeout=300)]
             clients(base, texts, n=8, seconds=1.0)

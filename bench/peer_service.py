@@ -10,7 +10,8 @@ truncates at 256 tokens and runs length-sorted passes of at most 32 rows.
 
 Environment: ``SPAMQ_MODEL_DIR`` (the model directory, as for spamq's worker; default
 Settings().model_dir), ``SPAMQ_PRECISION`` (default ``auto``: what spamq's worker uses on the
-CPU) and ``SPAMQ_TORCH_THREADS`` (torch threads; default: all cores).
+CPU), ``SPAMQ_TORCH_THREADS`` (torch threads; default: all cores) and
+``SPAMQ_PEER_TORCHSCRIPT`` (``false``: the eager model, for the peer alone).
 """
 
 import os
@@ -50,6 +51,7 @@ class PeerClassifier:
         self.runner = BatchClassifier(
             _model_dir(), device="cpu", precision=os.environ.get("SPAMQ_PRECISION", "auto"),
             max_length=256, batch_size=MAX_BATCH, max_batch_tokens=MAX_BATCH * 256,
+            torchscript=os.environ.get("SPAMQ_PEER_TORCHSCRIPT", "true") != "false",
         )
         self.runner.warm_up()
 
