@@ -296,7 +296,7 @@ def train(
     supplement_per_category: int = 100,
     supplement_split: str = "template",
     full_finetune: bool = False,
-    top_layers: int = 2,
+    top_layers: int = 4,
     modern_eval: Path | str | None = evaluation.MODERN_EVAL,
     progress: bool = True,
     log=print,

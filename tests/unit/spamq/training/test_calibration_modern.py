@@ -87,6 +87,19 @@ def test_supplement_round_two_is_varied():
     assert any(r.text.isupper() for r in rows) and any("\n" in r.text for r in rows)
 
 
+def test_modern_dev_set_covers_every_category_and_shares_no_text():
+    texts, labels, cats = evaluation.read_labelled(evaluation.MODERN_DEV)
+    assert len(texts) == 144
+    for cat in supplement.HAM_CATEGORIES:
+        assert sum(c == cat and y == 0 for c, y in zip(cats, labels, strict=True)) == 8
+    for cat in supplement.SPAM_CATEGORIES:
+        assert sum(c == cat and y == 1 for c, y in zip(cats, labels, strict=True)) == 8
+    assert len({normalize(t) for t in texts}) == len(texts)
+    eval_texts = {normalize(t) for t in evaluation.read_labelled(evaluation.MODERN_EVAL)[0]}
+    assert not eval_texts & {normalize(t) for t in texts}
+    supplement.check_disjoint(supplement.generate(per_category=100, seed=13), texts)
+
+
 def test_modern_eval_set_covers_every_category():
     texts, labels, cats = evaluation.read_labelled(evaluation.MODERN_EVAL)
     assert len(texts) == 246
