@@ -230,8 +230,10 @@ class BatchClassifier:
         if self.device.type != "cuda":
             return nullcontext()
         if interactive not in self._streams:  # each lane's thread makes its own
-            self._streams[interactive] = torch.cuda.Stream(self.device,
-                                                           priority=-1 if interactive else 0)
+            stream = torch.cuda.Stream(self.device, priority=-1 if interactive else 0)
+            # what the default stream queued so far (the weights' upload, the trace) comes first
+            stream.wait_stream(torch.cuda.default_stream(self.device))
+            self._streams[interactive] = stream
         return torch.cuda.stream(self._streams[interactive])
 
     def warm_up(self) -> None:
