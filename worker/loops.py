@@ -48,7 +48,7 @@ class Loop:
         with self._lock:
             if self.alive:
                 return False
+            self.start()  # before the count: whoever sees the count sees the new thread
             self.restarts += 1
             logger.error("%s: its thread had died; restarted (%d)", self.name, self.restarts)
-            self.start()
             return True
