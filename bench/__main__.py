@@ -37,6 +37,9 @@ from bench.common import (
 from scripts.local_services import start_api, start_redis, start_worker
 from spamq.settings import Settings
 
+#: the model-alone passes on CUDA: rows and tokens per pass sized for a GPU, not a CPU
+GPU_PASS = {"batch_size": 512, "max_batch_tokens": 512 * 64}
+
 
 def model_limit(model_dir: Path, texts: list[str], *, precision: str, threads: int,
                 device: str = "cpu", batch_size: int | None = None,
@@ -218,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(what, flush=True)
 
     step(f"(1) model alone on {device} ...")
-    gpu_sized = {"batch_size": 512, "max_batch_tokens": 512 * 64} if device == "cuda" else {}
+    gpu_sized = GPU_PASS if device == "cuda" else {}
     r["limit"] = model_limit(args.model_dir, texts, precision=precision, threads=args.threads,
                              device=device, **gpu_sized)
     step("(6) study way ...")

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.__main__ import model_limit
+from bench.__main__ import GPU_PASS, model_limit
 
 
 def batcher_bulk(model_dir: Path, texts: list[str], *, precision: str) -> float:
@@ -59,7 +59,7 @@ def main() -> int:
     results: dict = {"gpu": torch.cuda.get_device_name(0), "n_texts": len(texts)}
     for precision in ("fp32", "bf16"):
         limit = model_limit(args.model_dir, texts, precision=precision, threads=4,
-                            device="cuda", batch_size=512, max_batch_tokens=512 * 64)
+                            device="cuda", **GPU_PASS)
         results[f"limit_{precision}_msgs_per_s"] = limit["msgs_per_s"]
         results[f"batch1_{precision}_p50_ms"] = limit["batch1"]["p50_ms"]
         results[f"batcher_bulk_{precision}_msgs_per_s"] = batcher_bulk(

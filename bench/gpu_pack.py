@@ -36,7 +36,7 @@ def pack(src: Path, dst: Path) -> None:
                for k, v in tensors.items()}, dst / WEIGHTS, metadata={"format": "pt"})
 
 
-def unpack(model_dir: Path) -> str:
+def unpack(model_dir: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -48,7 +48,6 @@ def unpack(model_dir: Path) -> str:
                          for name in manifest["files"] if (model_dir / name).is_file()}
     manifest["transport_rounding"] = "fp16"
     (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return str(model_dir)
 
 
 def main() -> int:

@@ -179,8 +179,9 @@ class Batcher:
         full = sum(len(r.ids) for q in queues for r in q) >= self.max_batch_tokens
         return 0.0 if full else left
 
-    def _take(self, queues: tuple[deque[_Row], ...]) -> list[_Row]:
-        """With the lock held: pop the next batch (interactive rows first, else bulk)."""
+    def _take(self, queues: tuple[deque[_Row], ...]) -> tuple[list[_Row], bool]:
+        """With the lock held: pop the next batch (interactive rows first, else bulk); and
+        whether it is interactive."""
         source = next(q for q in queues if q)
         quiet = time.monotonic() - self._interactive_at >= self.bulk_quiet_s
         budget = (self.max_batch_tokens
@@ -215,7 +216,7 @@ class Batcher:
         kept = [r for r in source if id(r) not in taken]
         source.clear()
         source.extend(kept)
-        return batch
+        return batch, source is self._interactive
 
     def _loop(self, queues: tuple[deque[_Row], ...], nice: int | None) -> None:
         if nice:
@@ -229,9 +230,7 @@ class Batcher:
                     return
                 while (left := self._wait_s(queues)) > 0:
                     self._cond.wait(left)
-                # _take serves interactive rows first where this lane has them
-                interactive = bool(self._interactive) and queues[0] is self._interactive
-                batch = self._take(queues)
+                batch, interactive = self._take(queues)
             self._run(batch, interactive=interactive)
 
     def _run(self, batch: list[_Row], *, interactive: bool = True) -> None:

@@ -229,7 +229,7 @@ class BatchClassifier:
         """
         if self.device.type != "cuda":
             return nullcontext()
-        if interactive not in self._streams:  # each lane's thread makes its own
+        if interactive not in self._streams:  # made once (warm_up makes both on CUDA)
             stream = torch.cuda.Stream(self.device, priority=-1 if interactive else 0)
             # what the default stream queued so far (the weights' upload, the trace) comes first
             stream.wait_stream(torch.cuda.default_stream(self.device))
