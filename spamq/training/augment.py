@@ -28,6 +28,11 @@ def _build_augmenters() -> list:
     spelling = Path(nlpaug.__file__).parent / "res" / "word" / "spelling" / "spelling_en.txt"
     char = {"aug_char_p": 0.1, "aug_char_max": 2, "aug_word_p": 0.1, "aug_word_max": 3}
     word = {"aug_p": 0.1, "aug_max": 3}
+    spell = naw.SpellingAug(dict_path=str(spelling), **word)
+    # nlpaug dedupes each word's candidates through a set, so their order (and the word it
+    # draws) would follow PYTHONHASHSEED: sort them, so that one seed gives one training set.
+    for candidates in spell.model.dict.values():
+        candidates.sort()
     return [
         nac.KeyboardAug(**char, include_special_char=False),
         nac.OcrAug(**char),
@@ -36,7 +41,7 @@ def _build_augmenters() -> list:
         naw.RandomWordAug(action="swap", **word),
         naw.RandomWordAug(action="delete", **word),
         naw.SplitAug(**word),
-        naw.SpellingAug(dict_path=str(spelling), **word),
+        spell,
     ]
 
 

@@ -126,3 +126,24 @@ def test_augmentation_respects_the_exclusion_set() -> None:
     again = augment_spam(train, factor=8, seed=1, exclude=blocked)
     assert first and not again
     assert augment_spam(train, factor=0, seed=1) == []
+
+
+def test_augmentation_does_not_follow_the_hash_seed() -> None:
+    """One seed, one training set: nlpaug's spelling candidates come out of a set, whose order
+    follows PYTHONHASHSEED; two interpreters with different hash seeds must agree."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from spamq.training.augment import augment_spam\n"
+            "from spamq.training.data import Example\n"
+            "rows = [Example(t, 1) for t in ('Your account has been suspended please verify "
+            "your details today', 'Congratulations you have won a free holiday claim your "
+            "prize before the offer expires', 'Your parcel could not be delivered because "
+            "the customs fee was not paid')]\n"
+            "for e in augment_spam(rows, factor=8, seed=5): print(e.text)\n")
+    outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout
+            for h in (1, 2, 3)]
+    assert outs[0].count("\n") >= 12
+    assert outs[0] == outs[1] == outs[2]
