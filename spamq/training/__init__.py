@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how the supplement is split into training and validation: by "
                              "template (default: validation holds phrasings never trained "
                              "on) or by row")
+    parser.add_argument("--written", action=argparse.BooleanOptionalAction, default=True,
+                        help="add the hand-written modern rows: data/modern/train.tsv to "
+                             "training, data/modern/validation.tsv to validation (default on)")
     parser.add_argument("--top-layers", type=_positive, default=4,
                         help="transformer layers fine-tuned (the top ones; the rest are frozen "
                              "and their output cached once); default 4, chosen on the separately "
@@ -106,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         runs=args.runs,
         supplement_per_category=args.supplement_per_category,
         supplement_split=args.supplement_split,
+        written=args.written,
         full_finetune=args.full_finetune,
         top_layers=args.top_layers,
         progress=not args.no_progress,

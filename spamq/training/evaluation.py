@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from spamq.text import normalize
 from spamq.training import calibration
 from spamq.training.data import LABEL2ID
 
@@ -25,6 +26,11 @@ MODERN_EVAL = Path(__file__).resolve().parents[2] / "data" / "modern" / "eval.ts
 # for choosing between training candidates (`spamq models evaluate ... --file`), never trained
 # on; eval.tsv stays for reporting only (data/modern/DATA_CARD.md)
 MODERN_DEV = MODERN_EVAL.with_name("dev.tsv")
+# Hand-written by writers other than those of the templates, dev.tsv and eval.tsv: train.tsv is
+# trained on, validation.tsv (a writer of its own) joins validation, so that early stopping,
+# calibration and the threshold see phrasing the model never trained on (DATA_CARD.md, section 4)
+WRITTEN_TRAIN = MODERN_EVAL.with_name("train.tsv")
+WRITTEN_VALIDATION = MODERN_EVAL.with_name("validation.tsv")
 TARGETS = {"a2p_fpr_max": 0.02, "smishing_recall_min": 0.90, "uci_spam_f1_min": 0.95}
 
 
@@ -49,6 +55,14 @@ def read_labelled(path: Path | str) -> tuple[list[str], list[int], list[str]]:
             labels.append(LABEL2ID[parts[li]])
             cats.append(parts[ci] if ci is not None else "all")
     return texts, labels, cats
+
+
+def check_apart(texts: Sequence[str], eval_texts: Sequence[str], what: str = "trained on") -> None:
+    """Raise if any evaluation text equals (after normalisation) one of ``texts``."""
+    seen = {normalize(t) for t in texts}
+    clash = [t for t in eval_texts if normalize(t) in seen]
+    if clash:
+        raise ValueError(f"{len(clash)} evaluation texts are also {what}, e.g. {clash[0]!r}")
 
 
 def set_metrics(probs, y, categories, threshold: float, *, seed: int = 0) -> dict:

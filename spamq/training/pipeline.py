@@ -295,6 +295,7 @@ def train(
     runs: int = 1,
     supplement_per_category: int = 100,
     supplement_split: str = "template",
+    written: bool = True,
     full_finetune: bool = False,
     top_layers: int = 4,
     modern_eval: Path | str | None = evaluation.MODERN_EVAL,
@@ -331,13 +332,21 @@ def train(
     supp_rows = supp.generate(per_category=supplement_per_category, seed=seed)
     supp.check_disjoint(supp_rows, modern_rows[0])
     supp_train, supp_val = supp.split_rows(supp_rows, seed=seed, by=supplement_split)
+    # The hand-written modern rows (data/modern/train.tsv, validation.tsv): never an eval text.
+    w_train, w_val = ((evaluation.read_labelled(evaluation.WRITTEN_TRAIN),
+                       evaluation.read_labelled(evaluation.WRITTEN_VALIDATION)) if written
+                      else (([], [], []), ([], [], [])))
+    evaluation.check_apart(w_train[0] + w_val[0], modern_rows[0])
     train_rows: list[Example] = (splits.train + extra
-                                 + [Example(r.text, r.label) for r in supp_train])
-    val_rows: list[Example] = splits.validation + [Example(r.text, r.label) for r in supp_val]
+                                 + [Example(r.text, r.label) for r in supp_train]
+                                 + [Example(t, y) for t, y in zip(*w_train[:2], strict=True)])
+    val_rows: list[Example] = (splits.validation + [Example(r.text, r.label) for r in supp_val]
+                               + [Example(t, y) for t, y in zip(*w_val[:2], strict=True)])
     sizes: dict[str, dict[str, Any]] = dict(splits.sizes())
     sizes["supplement"] = {"train": len(supp_train), "validation": len(supp_val),
                            "per_category": supplement_per_category,
                            "split_by": supplement_split}
+    sizes["written"] = {"train": len(w_train[0]), "validation": len(w_val[0])}
     n_spam = sum(e.label for e in train_rows)
     sizes["train_augmented"] = {"total": len(train_rows), "ham": len(train_rows) - n_spam,
                                 "spam": n_spam, "augmented_spam": len(extra)}
@@ -422,7 +431,8 @@ def train(
            "test": {"uncalibrated": calibration.reliability(test_raw, test_y),
                     "temperature": calibration.reliability(test_scores, test_y)}}
     calib: dict[str, Any] = {
-             "method": "temperature scaling, fit on validation (UCI + supplement) by NLL",
+             "method": ("temperature scaling, fit on validation (UCI + supplement + "
+                        "hand-written) by NLL"),
              "temperature": temperature,
              "validation_ece": {k: v["ece"] for k, v in rel["validation"].items()},
              "test_ece": {k: v["ece"] for k, v in rel["test"].items()},
@@ -442,7 +452,7 @@ def train(
     # Validation per category (UCI ham/spam and each supplement category): what choices
     # between configurations are made on (the modern evaluation set is not).
     val_cats = ([("uci_spam" if e.label else "uci_ham") for e in splits.validation]
-                + [r.category for r in supp_val])
+                + [r.category for r in supp_val] + [f"{c} (written)" for c in w_val[2]])
     validation_metrics = evaluation.set_metrics(val_probs, val_y, val_cats, threshold)
     log("validation per category: " + ", ".join(
         f"{c} {'FPR' if v['metric'] == 'fpr' else 'recall'} {v['value']:.3f}"
@@ -470,6 +480,9 @@ def train(
         "augmenters": list(aug_mod.AUGMENTERS), "class_weights": class_weights,
         "supplement_per_category": supplement_per_category,
         "supplement_split": supplement_split,
+        "written": ({"train": sha256_file(evaluation.WRITTEN_TRAIN),
+                     "validation": sha256_file(evaluation.WRITTEN_VALIDATION)} if written
+                    else None),
         "method": (f"frozen embeddings + lower layers (cached), top {top_layers} layer(s) and "
                    "head fine-tuned" if fast_path else "full fine-tune"),
         "top_layers": top_layers if fast_path else None,

@@ -87,17 +87,33 @@ def test_supplement_round_two_is_varied():
     assert any(r.text.isupper() for r in rows) and any("\n" in r.text for r in rows)
 
 
-def test_modern_dev_set_covers_every_category_and_shares_no_text():
-    texts, labels, cats = evaluation.read_labelled(evaluation.MODERN_DEV)
-    assert len(texts) == 144
-    for cat in supplement.HAM_CATEGORIES:
-        assert sum(c == cat and y == 0 for c, y in zip(cats, labels, strict=True)) == 8
-    for cat in supplement.SPAM_CATEGORIES:
-        assert sum(c == cat and y == 1 for c, y in zip(cats, labels, strict=True)) == 8
+def _per_category(path, n: int) -> list[str]:
+    """The file's texts; exactly ``n`` rows in each of the 18 categories, labelled as it says."""
+    texts, labels, cats = evaluation.read_labelled(path)
+    for label, names in ((0, supplement.HAM_CATEGORIES), (1, supplement.SPAM_CATEGORIES)):
+        for cat in names:
+            assert sum(c == cat and y == label for c, y in zip(cats, labels, strict=True)) == n
+    assert len(texts) == 18 * n
+    return texts
+
+
+@pytest.mark.parametrize(("path", "n"), [(evaluation.MODERN_DEV, 18),
+                                         (evaluation.WRITTEN_TRAIN, 24),
+                                         (evaluation.WRITTEN_VALIDATION, 12)])
+def test_hand_written_sets_cover_every_category_and_share_no_text(path, n):
+    texts = _per_category(path, n)
     assert len({normalize(t) for t in texts}) == len(texts)
-    eval_texts = {normalize(t) for t in evaluation.read_labelled(evaluation.MODERN_EVAL)[0]}
-    assert not eval_texts & {normalize(t) for t in texts}
+    others = [p for p in (evaluation.MODERN_EVAL, evaluation.MODERN_DEV,
+                          evaluation.WRITTEN_TRAIN, evaluation.WRITTEN_VALIDATION) if p != path]
+    for other in others:  # eval, choosing, training and validation text never meet
+        evaluation.check_apart(texts, evaluation.read_labelled(other)[0])
     supplement.check_disjoint(supplement.generate(per_category=100, seed=13), texts)
+
+
+def test_check_apart_names_the_clash():
+    evaluation.check_apart(["Your code is 1234"], ["Your code is 5678"])
+    with pytest.raises(ValueError, match="1 evaluation texts are also trained on"):
+        evaluation.check_apart(["Your code is 1234"], ["Your  code is 1234", "other"])
 
 
 def test_modern_eval_set_covers_every_category():

@@ -67,6 +67,9 @@ def test_manifest(tiny) -> None:
     assert manifest["split"]["sizes"]["test"]["total"] == 90
     assert manifest["training"]["epochs"] == 1
     assert manifest["training"]["limit"] == 600
+    # the hand-written rows (data/modern/train.tsv, validation.tsv) are in, and named by hash
+    assert manifest["split"]["sizes"]["written"] == {"train": 432, "validation": 216}
+    assert [len(h) for h in manifest["training"]["written"].values()] == [64, 64]
     assert len(manifest["data_sha256"]) == 64
 
 
@@ -138,6 +141,7 @@ def test_cli_flags_map_to_train_arguments() -> None:
             args.augment_factor, args.seed) == (True, 1, 50, 1e-3, 8, 0, 3)
     defaults = parser.parse_args([])
     assert defaults.data is None and defaults.out is None and not defaults.from_scratch
+    assert defaults.written and not parser.parse_args(["--no-written"]).written
 
 
 def test_importing_the_cli_side_does_not_import_torch() -> None:
