@@ -98,7 +98,7 @@ def _per_category(path, n: int) -> list[str]:
 
 
 @pytest.mark.parametrize(("path", "n"), [(evaluation.MODERN_DEV, 18),
-                                         (evaluation.WRITTEN_TRAIN, 24),
+                                         (evaluation.WRITTEN_TRAIN, 72),
                                          (evaluation.WRITTEN_VALIDATION, 12)])
 def test_hand_written_sets_cover_every_category_and_share_no_text(path, n):
     texts = _per_category(path, n)

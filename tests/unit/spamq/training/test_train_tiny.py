@@ -68,7 +68,7 @@ def test_manifest(tiny) -> None:
     assert manifest["training"]["epochs"] == 1
     assert manifest["training"]["limit"] == 600
     # the hand-written rows (data/modern/train.tsv, validation.tsv) are in, and named by hash
-    assert manifest["split"]["sizes"]["written"] == {"train": 432, "validation": 216}
+    assert manifest["split"]["sizes"]["written"] == {"train": 1296, "validation": 216}
     assert [len(h) for h in manifest["training"]["written"].values()] == [64, 64]
     assert len(manifest["data_sha256"]) == 64
 
