@@ -285,7 +285,7 @@ def train(
     limit: int | None = None,
     max_train_length: int = 128,
     eval_max_length: int | None = None,
-    augment_factor: int = 2,
+    augment_factor: int = 4,
     class_weights: bool = False,
     weight_decay: float = 0.01,
     warmup_ratio: float = 0.06,
