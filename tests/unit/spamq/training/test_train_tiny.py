@@ -173,7 +173,7 @@ def test_two_runs_compete_with_their_soups_on_validation_only(tmp_path: Path) ->
 
     out = tmp_path / "soup"
     metrics = train(data_path=DATA, out_dir=out, from_scratch=True, epochs=1, limit=600,
-                    seed=7, runs=2, supplement_per_category=0, progress=False,
+                    seed=7, runs=2, supplement_per_category=0, written=False, progress=False,
                     log=lambda *_: None)
     names = [c["name"] for c in metrics["candidates"]]
     assert names[:3] == ["run 1 (epoch 1)", "run 2 (epoch 1)", "uniform soup of runs 1-2"]
@@ -187,7 +187,7 @@ def test_two_runs_compete_with_their_soups_on_validation_only(tmp_path: Path) ->
     assert 0.5 <= metrics["threshold"] <= policy["max_threshold"]
     assert metrics["threshold"] == 0.5 or policy["validation_ham_fpr"] <= policy["target_fpr"]
     # the saved model is the selected candidate: its validation F1 is reproduced from disk
-    # (validation is the UCI split alone here: supplement_per_category=0)
+    # (validation is the UCI split alone here: no supplement, no hand-written rows)
     model = AutoModelForSequenceClassification.from_pretrained(out, local_files_only=True)
     tok = AutoTokenizer.from_pretrained(out, local_files_only=True)
     val = split(read_tsv(DATA), seed=7, limit=600).validation
