@@ -190,6 +190,17 @@ class Settings(BaseSettings):
         default=32, ge=0,
         description="Parquet files whose footers the API reads (a split per row group); more: "
                     "a split per file, so a submission reads no footer")
+    # A plan over the cap merges consecutive row groups (up to split_bytes), then grows the
+    # split size until it fits. 10,000 splits keep a job's plan near 1 MB of Redis and its
+    # writes to ten 1,000-record pipelines, while still giving hundreds of workers work.
+    max_splits_per_job: int = Field(default=10_000, ge=1, description="splits per store job")
+    max_input_files: int = Field(
+        default=10_000, ge=1,
+        description="files per store job (a split never spans files: at most the split cap)")
+    plan_footers_max_bytes: int = Field(
+        default=1 << 20, ge=0,
+        description="Parquet footer bytes the API reads at submit; more: the job is planned "
+                    "by the plan task on a worker")
     store_tenant_root: str = "tenants"
     store_grants: dict[str, list[str]] = Field(default_factory=dict)
 
