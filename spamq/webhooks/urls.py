@@ -6,15 +6,22 @@ metadata service), private, unique-local, multicast, unspecified and reserved ad
 refused unless ``webhook_allow_hosts`` names the host. The deliverer checks again before each
 attempt and connects to an address it checked (a DNS answer that changed in between, DNS
 rebinding, gains nothing).
+
+A refusal states the rule only: never the address a name resolved to, and a name that does not
+resolve is told the same as one that resolves inside, so the guard is no resolver oracle. A URL
+that is not valid Unicode (a lone surrogate) is refused; non-ASCII characters in the path or
+query are sent percent-encoded as UTF-8 (RFC 3987's mapping of an IRI to a URI, what browsers
+send), so every URL accepted can be sent as it was given.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from spamq.settings import Settings
 
@@ -23,6 +30,10 @@ MAX_URL_CHARS = 2048
 Resolver = Callable[[str, int], list[str]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: the one answer for a host spamq will not post to, whatever it resolved to (or did not)
+NOT_PUBLIC = ("the webhook host must resolve, and only to public addresses (private, loopback, "
+              "link-local and reserved addresses are not allowed)")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
 class UrlRefused(ValueError):
@@ -75,6 +86,10 @@ def check_url(url: object, settings: Settings, resolver: Resolver = system_resol
         raise UrlRefused(f"longer than {MAX_URL_CHARS} characters")
     if any(ch <= " " or ch == "\x7f" for ch in url):
         raise UrlRefused("white space or control characters in the URL")
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UrlRefused("the URL is not valid Unicode text (a lone surrogate)") from None
     parts = urlsplit(url)
     schemes = ("https", "http") if settings.webhook_allow_http else ("https",)
     if parts.scheme.lower() not in schemes:
@@ -89,17 +104,13 @@ def check_url(url: object, settings: Settings, resolver: Resolver = system_resol
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except (UnicodeError, ValueError):
         raise UrlRefused("host or port not valid (use the ASCII/punycode host name)") from None
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    path = _NON_ASCII.sub(lambda m: quote(m.group(), safe=""),
+                          (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
     try:
         addresses = tuple(resolver(host, port))
     except (OSError, UnicodeError):
-        raise UrlRefused(f"host {host} does not resolve") from None
-    if not addresses:
-        raise UrlRefused(f"host {host} does not resolve")
+        raise UrlRefused(NOT_PUBLIC) from None
     allowed = {h.lower().rstrip(".") for h in settings.webhook_allow_hosts}
-    if host not in allowed:
-        for address in addresses:
-            reason = address_refusal(address)
-            if reason:
-                raise UrlRefused(f"host {host} resolves to a {reason} address ({address})")
+    if not addresses or (host not in allowed and any(map(address_refusal, addresses))):
+        raise UrlRefused(NOT_PUBLIC)
     return Target(parts.scheme.lower(), host, port, path, addresses)
