@@ -1,6 +1,12 @@
-"""Backpressure and fair share: refuse new work while its queue is full or while the calling
-key already has too many rows waiting. (A job's ``deadline_s`` and the body-size check are
-part of reading the request: api/requests.py.)"""
+"""Backpressure and fair share: refuse new work while its queue is full and the calling key
+holds its share of it, or while the key already has too many rows waiting. (A job's
+``deadline_s`` and the body-size check are part of reading the request: api/requests.py.)
+
+Shares: while the queues hold ``max_queue_depth`` messages, a key is refused ("overloaded")
+only if its own chunks and splits sent and not yet stored reach its share of the depth,
+``max(queue_share_floor, max_queue_depth / keys active lately)``: the key that floods is
+refused, a key with little queued is still admitted. Every figure comes from one Redis script
+call per request (schema.ADMISSION)."""
 
 from __future__ import annotations
 
@@ -14,9 +20,17 @@ INTERACTIVE_ONLY = frozenset({"spamq.predict_v1", "spamq.predict_legacy"})
 _RETRY_AFTER_S = 5
 
 
+def share(settings: Settings, active_keys: int) -> int:
+    """The queued pieces of work one key may hold while the queues are full."""
+    return max(settings.queue_share_floor, settings.max_queue_depth // max(1, active_keys))
+
+
 def install(app: Flask, *, settings: Settings, store) -> None:
-    """Answer 429 with Retry-After on submissions while their queue holds too many messages,
-    or while the key has too many rows waiting."""
+    """Answer 429 with Retry-After on submissions while their queue holds too many messages
+    and the key holds its share of them, or while the key has too many rows waiting."""
+
+    def refuse(body: dict):
+        return jsonify(body), 429, {"Retry-After": str(_RETRY_AFTER_S)}
 
     @app.before_request
     def _backpressure():
@@ -26,17 +40,26 @@ def install(app: Flask, *, settings: Settings, store) -> None:
         # window of chunks queued anyway: settings.bulk_window_chunks).
         queues = ([settings.interactive_queue] if request.endpoint in INTERACTIVE_ONLY
                   else [settings.interactive_queue, settings.bulk_queue])
-        depth, pending = store.load(queues, g.get("spamq_owner"))
-        if depth >= settings.max_queue_depth:
-            body = {"error": "overloaded", "queue_depth": depth,
-                    "message": f"{depth} tasks are queued (limit {settings.max_queue_depth}); "
-                               "retry later"}
-            return jsonify(body), 429, {"Retry-After": str(_RETRY_AFTER_S)}
+        load = store.load(queues, g.get("spamq_owner"), active_s=settings.queue_share_active_s,
+                          interactive_queue=settings.interactive_queue)
+        mine = share(settings, load.active_keys)
+        if load.depth >= settings.max_queue_depth and load.pieces >= mine:
+            return refuse({
+                "error": "overloaded", "queue_depth": load.depth, "key_queued": load.pieces,
+                "message": f"{load.depth} tasks are queued (limit {settings.max_queue_depth}) "
+                           f"and {load.pieces} of them are this key's (its share: {mine}); "
+                           "retry later"})
         # Fair share: one key's backlog cannot close the service to the others.
-        if pending >= settings.max_pending_rows_per_key:
-            body = {"error": "over_quota", "pending_rows": pending,
-                    "message": f"this key has {pending} rows waiting (at most "
-                               f"{settings.max_pending_rows_per_key}); retry when some are "
-                               "scored, or cancel a job"}
-            return jsonify(body), 429, {"Retry-After": str(_RETRY_AFTER_S)}
+        if load.pending_rows >= settings.max_pending_rows_per_key:
+            return refuse({
+                "error": "over_quota", "pending_rows": load.pending_rows,
+                "message": f"this key has {load.pending_rows} rows waiting (at most "
+                           f"{settings.max_pending_rows_per_key}); retry when some are "
+                           "scored, or cancel a job"})
+        if load.interactive_rows >= settings.max_interactive_rows_per_key:
+            return refuse({
+                "error": "over_quota", "interactive_rows": load.interactive_rows,
+                "message": f"this key has {load.interactive_rows} rows of small jobs waiting "
+                           f"(at most {settings.max_interactive_rows_per_key}); retry when "
+                           "some are scored"})
         return None

@@ -19,7 +19,7 @@ from api.requests import StoreJob
 from api.validation import InvalidRequest
 from spamq.jobs.queue import PLAN_STORE_JOB, send_work
 from spamq.jobs.store import Job, JobStore
-from spamq.jobs.store_jobs import StoreJobs
+from spamq.jobs.store_jobs import StoreJobs, estimate_rows
 from spamq.settings import Settings
 from spamq.storage import splits, tenancy
 from spamq.storage.artifacts import ArtifactError, ArtifactStore, artifact_store_from_settings
@@ -97,7 +97,9 @@ def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,
     job, first = StoreJobs(jobs).create(
         files, plan, spec, queue=settings.bulk_queue, owner=owner,
         idempotency_key=idempotency_key, output=out, deadline=request.deadline(),
-        window=settings.bulk_window_chunks, quote_pass=quote_pass, request_sha=request_sha)
+        window=settings.bulk_window_chunks, quote_pass=quote_pass, request_sha=request_sha,
+        est_rows=estimate_rows(files, bytes_per_row=settings.store_est_bytes_per_row,
+                               expansion=settings.store_est_expansion))
     subscribe(job.id)  # its webhook, before the first work is sent
     if quote_pass:
         send_task(PLAN_STORE_JOB, args=[job.id], queue=settings.bulk_queue)

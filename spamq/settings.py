@@ -132,6 +132,20 @@ class Settings(BaseSettings):
     max_pending_rows_per_key: int = Field(
         default=2_000_000, ge=1, description="rows one key may have waiting before its 429"
     )
+    # Shares of a full queue (api/limits.py): at max_queue_depth, a key holding at least
+    # max(queue_share_floor, max_queue_depth / keys active lately) queued chunks/splits is
+    # refused; the others are still admitted. A key is active queue_share_active_s after it
+    # last submitted.
+    queue_share_floor: int = Field(default=64, ge=1, description="queued tasks a key may hold")
+    queue_share_active_s: float = Field(default=60.0, gt=0)
+    max_interactive_rows_per_key: int = Field(
+        default=8192, ge=1, description="rows of one key's small (interactive) jobs waiting")
+    # A store job's rows, counted against max_pending_rows_per_key before its first split is
+    # scored: input bytes (x the expansion for .gz, .bz2 and Parquet) / bytes per row; then
+    # measured from its scored splits.
+    store_est_bytes_per_row: int = Field(default=64, ge=1)
+    store_est_expansion: float = Field(default=8.0, ge=1.0,
+                                       description="compressed input: bytes out per byte in")
     # Operator-only /metrics: scraped with "Authorization: Bearer <metrics_token>" (API keys
     # are refused: the figures are cluster-wide). Unset: /metrics answers 403.
     metrics_token: SecretStr | None = None

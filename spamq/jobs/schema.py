@@ -10,6 +10,7 @@ Keys (all expire after the configured retention):
   spamq:lease:<id>:<chunk>   ``<worker>|<token>`` of the attempt scoring a chunk
   spamq:idem:<sha256>        the job id created for an Idempotency-Key (hash of owner + key)
   spamq:owner:<key id>:jobs  set: the key's jobs not known to have ended (fair share)
+  spamq:owners:busy          zset: key ids that submitted lately -> until when (queue shares)
   spamq:output:<sha256>      the job id that reserved an output directory (hash of the path)
   spamq:worker:<name>        a worker's heartbeat; spamq:batching:<name> its batch stats
   spamq:stats:jobs           hash: counts of job events, for /metrics
@@ -44,6 +45,8 @@ EXPIRED = "expired"  # its deadline passed before every chunk was scored
 STORE = "store"  # a job over files of the artifact store, scored split by split (store_jobs.py)
 LEASE_PREFIX = "spamq:lease:"
 OWNER_PREFIX = "spamq:owner:"
+# Keys that submitted lately (zset: key id -> until when it counts), for the queue's shares.
+BUSY_OWNERS_KEY = "spamq:owners:busy"
 OUTPUT_PREFIX = "spamq:output:"
 SWEEP_TURN_KEY = "spamq:sweep:turn"
 ENDED = (DONE, FAILED, CANCELLED, EXPIRED)
@@ -228,19 +231,51 @@ end
 return 1
 """)
 
-# KEYS: the owner's job set. ARGV: the job key prefix. Rows not yet scored in the owner's
-# jobs that have not ended; ended or expired jobs leave the set on the way.
-PENDING_ROWS = lua(_LUA_ENDED + """
-local pending = 0
+# KEYS: the owner's job set, the busy-keys zset, then the broker queues to measure.
+# ARGV: the job key prefix, the owner's id ('-' for none), now, how long a submitting key
+# counts as active (s), the interactive queue's name. What a submission is admitted by (api/limits.py), in
+# one call: {messages in the queues, the key's pieces of work sent and not yet stored (its
+# share of the queue), its rows not yet scored, those of them on the interactive queue, keys
+# active now (the caller included)}. A store job counts its rows still to read: the input
+# bytes left times rows per byte, as its scored splits show (at first its estimate,
+# ``est_rows``); a store job still planning counts one piece. Ended or expired jobs leave
+# the owner's set on the way; the caller joins the busy keys for ARGV[4] seconds.
+ADMISSION = lua(_LUA_ENDED + """
+local depth = 0
+for i = 3, #KEYS do depth = depth + redis.call('LLEN', KEYS[i]) end
+local pieces, pending, interactive = 0, 0, 0
+local fields = {'status', 'total', 'done', 'kind', 'chunks_sent', 'chunks_done', 'queue',
+                'bytes_total', 'bytes_done', 'est_rows', 'rejected'}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local v = redis.call('HMGET', ARGV[1] .. id, 'status', 'total', 'done')
+  local v = redis.call('HMGET', ARGV[1] .. id, unpack(fields))
   if v[1] == false or ENDED[v[1]] then
     redis.call('SREM', KEYS[1], id)
   else
-    pending = pending + tonumber(v[2]) - tonumber(v[3])
+    local done = tonumber(v[3]) or 0
+    local sent, stored = tonumber(v[5]) or 0, tonumber(v[6]) or 0
+    local rows
+    if v[4] == 'store' then
+      local total, read = tonumber(v[8]) or 0, tonumber(v[9]) or 0
+      local seen = done + (tonumber(v[11]) or 0)
+      if read > 0 then
+        rows = math.floor((total - read) * seen / read)
+      else
+        rows = math.max(0, (tonumber(v[10]) or 0) - done)
+      end
+      if sent == 0 then sent = 1 end  -- its plan task is queued
+    else
+      rows = tonumber(v[2]) - done
+    end
+    pieces = pieces + math.max(0, sent - stored)
+    pending = pending + math.max(0, rows)
+    if v[7] == ARGV[5] then interactive = interactive + math.max(0, rows) end
   end
 end
-return pending
+local now = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
+local active = redis.call('ZCARD', KEYS[2])
+return {depth, pieces, pending, interactive, active}
 """)
 
 

@@ -21,6 +21,7 @@ from spamq.jobs import schema
 from spamq.jobs.schema import (
     ACTIVE_KEY,
     BATCH_STATS_PREFIX,
+    BUSY_OWNERS_KEY,
     CANCELLED,
     DONE,
     ENDED,
@@ -38,6 +39,16 @@ from spamq.settings import Settings
 
 _TEXT_SLICE = 1000
 _WAIT_SLICE_S = 0.5
+
+
+class Load(NamedTuple):
+    """What a submission is admitted by (api/limits.py; schema.ADMISSION)."""
+
+    depth: int  # messages waiting in the queues asked about
+    pieces: int  # the key's chunks and splits sent and not yet stored: its share of the queue
+    pending_rows: int  # the key's rows not yet scored (a store job's: estimated, then measured)
+    interactive_rows: int  # those of them in jobs on the interactive queue
+    active_keys: int  # keys that submitted lately, the caller included
 
 
 class Claim(NamedTuple):
@@ -168,7 +179,7 @@ class JobStore:
         self._advance = client.register_script(schema.ADVANCE)
         self._release = client.register_script(schema.RELEASE)
         self._renew = client.register_script(schema.RENEW)
-        self._pending_rows = client.register_script(schema.PENDING_ROWS)
+        self._admission = client.register_script(schema.ADMISSION)
         self._output_done = client.register_script(schema.OUTPUT_DONE)
 
     def _pipelined(self, build: Callable[[Any], object]) -> list[Any]:
@@ -331,7 +342,7 @@ class JobStore:
         pipe.hset(job_key, mapping=fields)
         pipe.expire(job_key, self._ttl)
         pipe.hincrby(STATS_KEY, "submitted", 1)
-        if fields["chunks_total"]:
+        if fields["chunks_total"] or fields.get("planning"):  # planning: splits to come
             pipe.sadd(ACTIVE_KEY, job_id)
             owner_key = schema.owner_key(fields["owner"] or None)
             pipe.sadd(owner_key, job_id)
@@ -346,16 +357,14 @@ class JobStore:
         """Free an Idempotency-Key that still names ``job_id`` (its submission failed)."""
         self._release(keys=[schema.idem_key(owner, idempotency_key)], args=[job_id])
 
-    def load(self, queues: list[str], owner: str | None) -> tuple[int, int]:
-        """(messages waiting in ``queues``, rows not yet scored in ``owner``'s jobs that have
-        not ended), in one round trip: what a submission is admitted by."""
-        def build(pipe: Any) -> None:
-            for queue in queues:
-                pipe.llen(queue)
-            self._eval(pipe, self._pending_rows, [schema.owner_key(owner)], [PREFIX])
-
-        *depths, pending = self._pipelined(build)
-        return sum(depths), int(pending)
+    def load(self, queues: list[str], owner: str | None, *, active_s: float = 60.0,
+             interactive_queue: str = "") -> Load:
+        """What a submission of ``owner`` is admitted by (:class:`Load`), in one script call;
+        ``owner`` counts as an active key for ``active_s`` seconds from now."""
+        keys = [schema.owner_key(owner), BUSY_OWNERS_KEY, *queues]
+        args = [PREFIX, owner or "-", repr(time.time()), active_s, interactive_queue]
+        reply = self._pipelined(lambda pipe: self._eval(pipe, self._admission, keys, args))[0]
+        return Load(*(int(v) for v in reply))
 
     def get(self, job_id: str) -> Job:
         raw = self._r.hgetall(schema.job_key(job_id))

@@ -11,30 +11,52 @@ O(splits) small records per job, never a row's text or result:
                              and the quote parity at each split's start (the plan task's)
   spamq:job:<id>:parts       set: splits whose part file is committed
   spamq:job:<id>:split_rows  hash: split -> "rows,rejected" of its committed part
-  spamq:job:<id>:progress    hash: split -> rows a running attempt has scored so far
+  spamq:job:<id>:progress    hash: split -> rows a running attempt has scored so far, and
+                             attempts:<split> -> attempts at it so far (the attempt limit)
 
 A job whose CSV/TSV needs a quote pass (quoted fields may hold newlines) starts in status
 ``queued`` with no split sent: the plan task counts quotes, stores the parities, then sends
-the first window of splits; every committed split sends the next one.
+the first window of splits; every committed split sends the next one. A job whose Parquet
+footers are too large to read in the request starts ``queued`` and marked ``planning`` (no
+split yet): the plan task plans it (``spamq:job:<id>:plan-<token>``, renamed to ``:splits``
+once complete) first. Plans are written in pipelines of PLAN_BATCH records, never one MULTI.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from spamq.jobs import schema
-from spamq.jobs.schema import STORE
+from spamq.jobs.schema import ACTIVE_KEY, QUEUED, STATS_KEY, STORE
 from spamq.jobs.store import Job, JobStore, _str
 
+logger = logging.getLogger(__name__)
+
 SUCCESS, REJECTED_DIR = "_SUCCESS", "_rejected"
+PLAN_BATCH = 1000  # records per pipeline when a plan is written
+# a store job's keys beside those of every job (schema.job_keys) and its webhook's
+_STORE_PARTS = ("files", "splits", "spec", "parts", "split_rows", "progress")
+ATTEMPTS = "attempts:"  # a field of the progress hash: attempts at a split so far
 
 
 def part_name(index: int, fmt: str) -> str:
     """A split's part file: ``part-00007.jsonl`` (or .csv, .parquet)."""
     return f"part-{index:05d}.{fmt}"
+
+
+def estimate_rows(files: list[Any], *, bytes_per_row: int, expansion: float) -> int:
+    """A store job's rows before any split is read, for the key's quota (api/limits.py): its
+    input bytes, times ``expansion`` for compressed files (.gz, .bz2, Parquet), over
+    ``bytes_per_row``. The job's scored splits replace it with what they measure."""
+    size = sum(f.size * (expansion if f.compression or f.fmt == "parquet" else 1.0)
+               for f in files)
+    return int(size // max(1, bytes_per_row))
+
 
 class StoreJobs:
     """The Redis side of store jobs, over the same client and keys as :class:`JobStore`."""
@@ -48,10 +70,16 @@ class StoreJobs:
     def create(self, files: list[Any], splits: list[Any], spec: dict[str, Any], *,
                queue: str, owner: str | None, idempotency_key: str | None, output: str,
                deadline: float | None, window: int, quote_pass: bool,
-               request_sha: str = "") -> tuple[Job, list[int]]:
+               request_sha: str = "", est_rows: int = 0,
+               planning: bool = False) -> tuple[Job, list[int]]:
         """Store a new store job; return it and the splits to send now (none while the plan
-        task's quote pass is to run: send it ``PLAN_STORE_JOB`` then)."""
-        import secrets
+        task's quote pass is to run: send it ``PLAN_STORE_JOB`` then). ``est_rows``: its
+        rows as estimated (:func:`estimate_rows`), counted against the key's quota.
+
+        ``planning``: no split yet (``splits`` empty): the job is queued and marked planning,
+        and the plan task plans it (:meth:`store_plan`). The files and splits are written in
+        bounded pipelines, the job hash last, so the job is seen only once it is whole; if
+        anything fails, what was written is deleted and the reservations freed."""
 
         job_id = secrets.token_hex(16)
         taken = self.jobs._reserve(job_id, owner=owner, idempotency_key=idempotency_key,
@@ -60,15 +88,85 @@ class StoreJobs:
         fields = self.jobs._new_fields(job_id, chunks=len(splits), sent=sent, queue=queue,
                                        owner=owner, deadline=deadline, output=output,
                                        request_sha=request_sha)
-        fields.update(kind=STORE, bytes_total=sum(f.size for f in files), bytes_done=0)
-        pipe = self._r.pipeline(transaction=True)
-        for key, values in (("files", files), ("splits", splits)):
-            if values:
-                pipe.rpush(schema.job_key(job_id, key), *(json.dumps(asdict(v)) for v in values))
-                pipe.expire(schema.job_key(job_id, key), self._ttl)
-        pipe.set(schema.job_key(job_id, "spec"), json.dumps(spec), ex=self._ttl)
-        self.jobs._commit(pipe, fields, taken)
+        fields.update(kind=STORE, bytes_total=sum(f.size for f in files), bytes_done=0,
+                      est_rows=est_rows)
+        if planning:
+            fields.update(status=QUEUED, started_at="", finished_at="", planning=1)
+        try:
+            self._push(schema.job_key(job_id, "files"), files)
+            self._push(schema.job_key(job_id, "splits"), splits)
+            self._r.set(schema.job_key(job_id, "spec"), json.dumps(spec), ex=self._ttl)
+            self.jobs._commit(self._r.pipeline(transaction=True), fields, taken)
+        except BaseException:
+            self._discard_quietly(job_id, owner, idempotency_key, output)
+            raise
         return Job.from_hash({k: str(v) for k, v in fields.items()}), list(range(sent))
+
+    def _push(self, key: str, values: Sequence[Any]) -> None:
+        """RPUSH the records ``values`` to ``key``, PLAN_BATCH per pipeline (no MULTI): one
+        job's plan never holds Redis for long."""
+        for i in range(0, len(values), PLAN_BATCH):
+            pipe = self._r.pipeline(transaction=False)
+            pipe.rpush(key, *(json.dumps(asdict(v)) for v in values[i:i + PLAN_BATCH]))
+            pipe.expire(key, self._ttl)
+            pipe.execute()
+
+    def planning(self, job_id: str) -> bool:
+        """Whether the job waits for the plan task to plan it."""
+        return _str(self._r.hget(schema.job_key(job_id), "planning")) == "1"
+
+    def store_plan(self, job_id: str, plan: Sequence[Any]) -> bool:
+        """The plan task's splits for a job marked planning: written to a key of this attempt
+        in bounded pipelines, then renamed into place as the job stops planning, in one
+        transaction. False (nothing changed) if the job is gone or was planned already."""
+        import secrets
+
+        tmp = schema.job_key(job_id, f"plan-{secrets.token_hex(8)}")
+        job_key = schema.job_key(job_id)
+        stored = False
+
+        def swap(pipe: Any) -> None:
+            nonlocal stored
+            if _str(pipe.hget(job_key, "planning")) != "1":
+                return
+            pipe.multi()
+            if plan:
+                pipe.rename(tmp, schema.job_key(job_id, "splits"))
+            pipe.hset(job_key, mapping={"chunks_total": len(plan), "planning": ""})
+            stored = True
+
+        try:
+            self._push(tmp, plan)
+            self._r.transaction(swap, job_key)
+        finally:
+            self._r.delete(tmp)
+        return stored
+
+    def discard(self, job_id: str, *, owner: str | None, idempotency_key: str | None,
+                output: str) -> None:
+        """Delete a job whose submission failed, and free its Idempotency-Key and output
+        reservation: the client was told it failed, so nothing of it may run."""
+        k = schema.job_key
+        keys = [*schema.job_keys(job_id), *(k(job_id, p) for p in _STORE_PARTS),
+                *schema.webhook_keys(job_id)]
+        if self._r.delete(k(job_id)):
+            self._r.hincrby(STATS_KEY, "submitted", -1)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.delete(*keys)
+        pipe.srem(ACTIVE_KEY, job_id)
+        pipe.srem(schema.owner_key(owner), job_id)
+        pipe.srem(schema.WEBHOOK_WATCH_KEY, job_id)
+        pipe.execute()
+        taken = [schema.idem_key(owner, idempotency_key)] if idempotency_key is not None else []
+        self.jobs._free([*taken, *([schema.output_key(output)] if output else [])], job_id)
+
+    def _discard_quietly(self, job_id: str, owner: str | None, idempotency_key: str | None,
+                         output: str) -> None:
+        try:
+            self.discard(job_id, owner=owner, idempotency_key=idempotency_key, output=output)
+        except Exception:  # noqa: BLE001 - Redis down: the first error is the one to raise
+            logger.warning("a failed store job could not be cleaned up", exc_info=True,
+                           extra={"job_id": job_id})
 
     def spec(self, job_id: str) -> dict[str, Any]:
         raw = self._r.get(schema.job_key(job_id, "spec"))
@@ -103,7 +201,21 @@ class StoreJobs:
         pipe.execute()
 
     def rows_in_progress(self, job_id: str) -> int:
-        return sum(int(v) for v in self._r.hvals(schema.job_key(job_id, "progress")))
+        raw = self._r.hgetall(schema.job_key(job_id, "progress"))
+        return sum(int(v) for k, v in raw.items() if not _str(k).startswith(ATTEMPTS))
+
+    def attempt(self, job_id: str, index: int) -> int:
+        """Count one more attempt at split ``index``; how many there have been (this one
+        included)."""
+        key = schema.job_key(job_id, "progress")
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hincrby(key, f"{ATTEMPTS}{int(index)}", 1)
+        pipe.expire(key, self._ttl)
+        return int(pipe.execute()[0])
+
+    def forget_attempts(self, job_id: str, index: int) -> None:
+        """Split ``index`` starts again from no attempt (a resumed job's)."""
+        self._r.hdel(schema.job_key(job_id, "progress"), f"{ATTEMPTS}{int(index)}")
 
     def split_done(self, job_id: str, index: int, *, rows: int, rejected: int, nbytes: int,
                    model_version: str) -> tuple[int, int | None]:

@@ -6,7 +6,7 @@ import pytest
 
 from spamq.jobs import schema
 
-SCRIPTS = ["STORE_CHUNK", "FAIL", "CANCEL", "RESUME", "ADVANCE", "START", "PENDING_ROWS",
+SCRIPTS = ["STORE_CHUNK", "FAIL", "CANCEL", "RESUME", "ADVANCE", "START", "ADMISSION",
            "OUTPUT_DONE", "RENEW", "RELEASE", "SPLIT_DONE"]
 
 
