@@ -1,14 +1,22 @@
-"""LocalArtifactStore never follows a symlink out of its root; store paths that the OS or
-Redis would choke on are refused up front, without echoing them."""
+"""LocalArtifactStore follows no symlink, at any depth (out of its root or into another
+tenant's area); store paths that the OS or Redis would choke on are refused up front, without
+echoing them."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from spamq.storage.artifacts import ArtifactError, LocalArtifactStore
+from spamq.storage.artifacts import (
+    ArtifactError,
+    ArtifactExists,
+    ArtifactNotFound,
+    ArtifactSymlink,
+    LocalArtifactStore,
+)
 from spamq.storage.tenancy import store_path
 
 
@@ -51,7 +59,7 @@ ESCAPING = [
 
 @pytest.mark.parametrize("op", ESCAPING)
 def test_symlinks_out_of_the_store_are_refused(store, outside, tmp_path, op):
-    with pytest.raises(ArtifactError, match="escapes the store root") as err:
+    with pytest.raises(ArtifactSymlink, match="symlink") as err:
         op(store, tmp_path)
     assert str(tmp_path) not in str(err.value)
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
@@ -69,33 +77,144 @@ def test_listings_skip_symlinks(store):
     assert store.files("absent") == {} and store.files("d/real.txt") == {}
 
 
-def test_a_symlink_swapped_in_after_the_check_is_not_followed(store, outside, monkeypatch):
-    # As if the path was checked, then replaced by a symlink before the open.
-    monkeypatch.setattr(LocalArtifactStore, "_p", lambda self, path: self.root / path)
-    with pytest.raises(ArtifactError, match="is a symlink"):
-        store.read_bytes("d/passwd")
-    with pytest.raises(ArtifactError, match="is a symlink"):
-        store.write_bytes("d/passwd", b"overwritten")
-    assert (outside / "secret.txt").read_bytes() == b"root:x:0:0"
-
-
-def test_a_symlinked_root_and_symlinks_inside_it_still_work(tmp_path):
+def test_a_symlinked_root_works_but_no_symlink_inside_it(tmp_path):
     (tmp_path / "real").mkdir()
     os.symlink(tmp_path / "real", tmp_path / "root")
     store = LocalArtifactStore(tmp_path / "root")
     store.write_bytes_atomic("a/b.json", b"{}")
     store.upload_file(Path(__file__), "a/c.py")
     assert store.read_bytes("a/b.json") == b"{}" and store.size("a/c.py") > 0
-    os.symlink(tmp_path / "real" / "a", tmp_path / "real" / "alias")  # stays inside the root
-    assert store.read_bytes("alias/b.json") == b"{}"
+    os.symlink(tmp_path / "real" / "a", tmp_path / "real" / "alias")  # inside the root
+    with pytest.raises(ArtifactSymlink):
+        store.read_bytes("alias/b.json")
     assert store.list("") == ["a"]
 
 
-def test_a_symlink_loop_is_an_artifact_error(tmp_path):
+def test_a_symlink_loop_is_refused(tmp_path):
     (tmp_path / "s").mkdir()
     os.symlink("loop", tmp_path / "s" / "loop")
-    with pytest.raises(ArtifactError, match="cannot be resolved"):
+    with pytest.raises(ArtifactSymlink):
         LocalArtifactStore(tmp_path / "s").read_bytes("loop/x")
+
+
+# ------------------------------------------------- symlinks inside the store, across tenants
+
+A, B = "tenants/aaaa", "tenants/bbbb"
+
+
+@pytest.fixture
+def tenants(tmp_path: Path) -> LocalArtifactStore:
+    """Two tenants' areas; B's holds in/rows.csv, out/part-00000.jsonl and a file at its top."""
+    root = tmp_path / "store"
+    for rel, data in [(f"{B}/in/rows.csv", b"text\nB's secret row\n"),
+                      (f"{B}/out/part-00000.jsonl", b"{}\n"), (f"{B}/top.csv", b"text\nb\n"),
+                      (f"{A}/in/mine.csv", b"text\nmine\n")]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return LocalArtifactStore(root)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else b"<dir>"
+            for p in sorted(root.rglob("*"))}
+
+
+# (where the link is made, what it points to, the path A then uses through it): a link at
+# each depth of A's paths, from the tenant root down to the file itself.
+LINKS = [
+    ("tenants/aaaa", "bbbb", f"{A}/in/rows.csv"),  # A's whole home is a link to B's
+    (f"{A}/linkB", "../bbbb", f"{A}/linkB/in/rows.csv"),  # in A's home
+    (f"{A}/in/deeper", "../../bbbb/in", f"{A}/in/deeper/rows.csv"),  # in a subdirectory
+    (f"{A}/in/rows.csv", "../../bbbb/in/rows.csv", f"{A}/in/rows.csv"),  # the file itself
+    (f"{A}/in/self.csv", "mine.csv", f"{A}/in/self.csv"),  # even a link within A's own area
+]
+
+
+@pytest.mark.parametrize(("link", "target", "path"), LINKS)
+def test_no_path_reads_through_a_symlink_at_any_depth(tenants, link, target, path):
+    root = tenants.root
+    if (root / link).is_dir():
+        shutil.rmtree(root / link)
+    os.symlink(target, root / link)
+    before = _tree(root / B)
+    reads = [lambda: tenants.read_bytes(path), lambda: tenants.size(path),
+             lambda: tenants.stat(path), lambda: tenants.exists(path),
+             lambda: tenants.download_file(path, root.parent / "got"),
+             lambda: tenants.open_range(path, 0, 10).__enter__(),
+             lambda: tenants.list_status(str(Path(path).parent)) if "rows" in path and
+             link != f"{A}/in/rows.csv" else tenants.list_status(link),
+             lambda: tenants.files(link), lambda: tenants.list(link)]
+    for read in reads:
+        with pytest.raises(ArtifactSymlink) as err:
+            read()
+        assert err.value.http_status == 422 and "secret" not in str(err.value)
+        assert str(root) not in str(err.value)
+    assert not (root.parent / "got").exists()
+    assert _tree(root / B) == before
+
+
+@pytest.mark.parametrize(("link", "target", "path"), LINKS)
+def test_no_path_writes_through_a_symlink_at_any_depth(tenants, link, target, path):
+    root = tenants.root
+    if (root / link).is_dir():
+        shutil.rmtree(root / link)
+    os.symlink(target, root / link)
+    before = _tree(root / B)
+    parent = str(Path(path).parent)
+    (root.parent / "local.bin").write_bytes(b"payload")
+    writes = [lambda: tenants.write_bytes(path, b"x"),
+              lambda: tenants.write_bytes(path, b"x", overwrite=False),
+              lambda: tenants.write_bytes_atomic(path, b"x"),
+              lambda: tenants.upload_file(root.parent / "local.bin", path, overwrite=True),
+              lambda: tenants.rename(path, "stolen.csv"),
+              lambda: tenants.delete(path), lambda: tenants.delete(link, recursive=True)]
+    if (root / link).is_dir():  # a linked directory: nothing goes anywhere under it
+        writes += [lambda: tenants.write_bytes_atomic(f"{parent}/_SUCCESS", b"{}"),
+                   lambda: tenants.write_bytes(f"{parent}/_rejected/part-00000.jsonl", b""),
+                   lambda: tenants.upload_file(root.parent / "local.bin",
+                                               f"{parent}/part-00001.jsonl"),
+                   lambda: tenants.rename("tenants/x.csv", f"{parent}/moved.csv")]
+        (root / "tenants" / "x.csv").write_bytes(b"x")
+    for write in writes:
+        with pytest.raises(ArtifactSymlink):
+            write()
+    assert _tree(root / B) == before
+    assert os.path.islink(root / link)  # not even the link itself was removed or replaced
+    assert not (root / "stolen.csv").exists()
+
+
+def test_a_symlink_swapped_in_after_the_listing_is_refused_at_the_read(tenants):
+    # As a worker reads a split by path long after the submission listed it.
+    root = tenants.root
+    [(name, st)] = tenants.list_status(f"{A}/in")
+    assert (name, st.type) == ("mine.csv", "file")
+    os.rename(root / A / "in", root / A / "in.real")
+    os.symlink("../bbbb/in", root / A / "in")
+    (root / B / "in" / "mine.csv").write_bytes(b"text\nB's row\n")
+    with pytest.raises(ArtifactSymlink):
+        tenants.read_bytes(f"{A}/in/mine.csv")
+    with pytest.raises(ArtifactSymlink):
+        tenants.write_bytes_atomic(f"{A}/in/_SUCCESS", b"{}")
+    assert sorted(os.listdir(root / B / "in")) == ["mine.csv", "rows.csv"]
+
+
+def test_listings_walks_and_plain_paths_still_work(tenants):
+    root = tenants.root
+    os.symlink("../bbbb/in", root / A / "link")
+    assert tenants.list(A) == ["in"] and [n for n, _ in tenants.list_status(A)] == ["in"]
+    assert tenants.files(A) == {"in/mine.csv": 10}
+    tenants.write_bytes_atomic(f"{A}/out/x/_SUCCESS", b"{}")
+    tenants.rename(f"{A}/out/x/_SUCCESS", f"{A}/out/y/_SUCCESS")
+    assert tenants.read_bytes(f"{A}/out/y/_SUCCESS") == b"{}"
+    with pytest.raises(ArtifactExists):
+        tenants.write_bytes(f"{A}/out/y/_SUCCESS", b"", overwrite=False)
+    with pytest.raises(ArtifactNotFound):
+        tenants.read_bytes(f"{A}/out/none")
+    with pytest.raises(ArtifactError, match="a directory|not a regular file"):
+        tenants.read_bytes(f"{A}/out")
+    assert tenants.stat(f"{A}/in/mine.csv/x") is None and tenants.size(f"{A}/none") is None
+    assert tenants.delete(f"{A}/out", recursive=True) and not tenants.exists(f"{A}/out")
+    assert tenants.delete(f"{A}/out") is False
 
 
 @pytest.mark.parametrize(
