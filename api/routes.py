@@ -38,6 +38,7 @@ from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
 from spamq.storage.artifacts import ArtifactError
 from spamq.webhooks.outbox import Outbox
+from spamq.webhooks.secrets import WebhookSecrets
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("spamq", __name__)
@@ -53,11 +54,39 @@ def _outbox() -> Outbox:
     return found
 
 
-def _subscribe(job_id: str, submission: Submission) -> None:
-    """Remember the submission's webhook, if it has one (the deliverer's job watch tells the
-    job's end; nothing on the job path waits for it)."""
+def _check_webhook(submission: Submission) -> None:
+    """Before the job exists: a webhook needs its key's signing secret (without one every
+    attempt would fail). Its URL was checked with the body (api/requests.py)."""
     if isinstance(submission, Notified) and submission.webhook is not None:
-        _outbox().subscribe(job_id, submission.webhook.hook(), g.get("spamq_owner"))
+        source = current_app.extensions["spamq"]["secrets"].source
+        if not WebhookSecrets(source).has_secret(g.get("spamq_owner")):
+            raise InvalidRequest("webhook", "this API key has no webhook signing secret; an "
+                                 "operator creates one with `spamq keys webhook-secret`")
+
+
+def _subscribe(job_id: str, submission: Submission, *, new_job: bool = True) -> None:
+    """Remember the submission's webhook, if it has one (the deliverer's job watch tells the
+    job's end; nothing on the job path waits for it). If that fails for a ``new_job``, nothing
+    of which was sent yet, the job is failed at once and its Idempotency-Key freed: a retry
+    with the same key makes a new job."""
+    if isinstance(submission, Notified) and submission.webhook is not None:
+        try:
+            _outbox().subscribe(job_id, submission.webhook.hook(), g.get("spamq_owner"))
+        except Exception:
+            if new_job:
+                _abandon(job_id)
+            raise
+
+
+def _abandon(job_id: str) -> None:
+    store, key = _ctx()[1], request.headers.get("Idempotency-Key")
+    try:
+        store.fail(job_id, "the submission failed before it was accepted")
+        if key is not None:
+            store.forget_key(g.get("spamq_owner"), key, job_id)
+    except Exception:  # the same outage, likely: the answer is the first error
+        logger.warning("could not abandon a failed submission's job", exc_info=True,
+                       extra={"job_id": job_id})
 
 
 def _iso(ts: float | None) -> str | None:
@@ -208,8 +237,9 @@ def _existing(job_id: str, request_sha: str):
                              "request; send the same body to attach to its job, or use a new key")
     window = settings.bulk_window_chunks if job.queue == settings.bulk_queue else None
     submission = _submission()
-    _subscribe(job.id, submission)  # again: the first submitter may have died before it did;
-    # a resumed job's next end is told too (the same ending keeps its event id: deduped)
+    # again: the first submitter may have died before it did; a resumed job's next end is
+    # told too (the same ending keeps its event id: deduped)
+    _subscribe(job.id, submission, new_job=False)
     missing = store.resume(job.id, deadline=submission.deadline(), window=window)
     if missing:
         send_work(_ctx()[2], job, missing)
@@ -285,6 +315,7 @@ def create_job():
     if key is not None and (job_id := store.job_for_key(key, owner)):
         return _existing(job_id, request_sha)
     submission = _submission()
+    _check_webhook(submission)  # before the job (or an upload) exists
     if isinstance(submission, UploadForm):  # a file upload runs as a store job
         return _store_job(_upload_as_store_job(submission), key, request_sha)
     if isinstance(submission, StoreJob):  # files in the artifact store
@@ -458,6 +489,7 @@ def _not_done(job: Job):
 @bp.post("/v1/predict")
 def predict_v1():
     body = parse_body(models().texts)
+    _check_webhook(body)
     job, results = _predict_sync(body.texts, body)
     if results is None:
         return _not_done(job)

@@ -51,6 +51,18 @@ class WebhookSecrets:
             out.append(entry["previous"])
         return out
 
+    def has_secret(self, key_id: str | None) -> bool:
+        """Whether the key has a current secret (the API asks before a job with a webhook
+        exists). A source that is readable but holds no secrets at all: False; one that cannot
+        be read now: SecretError (a 503), not a refusal of the client's request."""
+        try:
+            raw = self._source.get(FIELD)
+        except SecretError:
+            if self._source.ready()[0]:
+                return False
+            raise
+        return bool(_table(raw).get(key_id or NO_KEY, {}).get("current"))
+
 
 class WebhookSecretAdmin:
     """The operator's side (``spamq keys webhook-secret``): show, create and rotate, written

@@ -2,8 +2,11 @@
 field of POST /v1/jobs is checked and remembered, the watch sees the job, the attempts read
 back, and a refusal is a 422 naming the field."""
 
+import json
+
 import fakeredis
 import pytest
+import redis as redis_lib
 
 from api import create_app
 from spamq.jobs.schema import WEBHOOK_WATCH_KEY
@@ -17,9 +20,13 @@ HOOK = {"url": "https://93.184.216.34/spamq?t=1", "events": ["job.completed", "j
 PUBLIC = "https://93.184.216.34/"
 
 
+#: authentication off: the jobs' events are signed with the entry "-"
+SECRETS = json.dumps({"-": {"current": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}})
+
+
 @pytest.fixture
 def ctx():
-    settings = Settings(max_texts_per_request=10, chunk_size=4)
+    settings = Settings(max_texts_per_request=10, chunk_size=4, webhook_secrets=SECRETS)
     redis = fakeredis.FakeRedis()
     store = JobStore(redis, ttl_s=600)
     app = create_app(settings, store=store, send_task=RecordingSender())
@@ -101,3 +108,73 @@ def test_the_metrics_show_the_webhook_figures(ctx):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'spamq_webhook_deliveries_total{outcome="delivered"} 0.0' in text
     assert "spamq_webhook_oldest_undelivered_age_seconds 0.0" in text
+
+
+SURROGATE = {"url": "https://93.184.216.34/h\ud800", "events": ["job.completed"]}
+
+
+def _upload(hook):
+    return {"file": (b"text\nhello\n", "in.csv"), "webhook": json.dumps(hook)}
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/jobs", {"texts": ["a"], "webhook": SURROGATE}),
+    ("/v1/predict", {"texts": ["a"], "webhook": SURROGATE}),
+    ("/v1/jobs", {"hdfs_input": "in/x.csv", "hdfs_output": "out/x", "webhook": SURROGATE}),
+    ("/v1/jobs", None),  # an upload, the webhook a JSON form field
+])
+def test_a_lone_surrogate_in_the_url_is_422_before_any_job(ctx, path, body):
+    client, store, _, redis = ctx
+    key = {"Idempotency-Key": "k-surrogate"}
+    if body is None:
+        resp = client.post(path, data=_upload(SURROGATE), headers=key,
+                           content_type="multipart/form-data")
+    else:
+        resp = client.post(path, json=body, headers=key)
+    assert resp.status_code == 422, resp.get_json()
+    assert resp.get_json()["field"] == "webhook.url"
+    assert store.job_for_key("k-surrogate") is None  # the key is not burnt
+    assert redis.smembers(WEBHOOK_WATCH_KEY) == set()
+    ok = client.post("/v1/jobs", json={"texts": ["a"], "webhook": HOOK}, headers=key)
+    assert ok.status_code == 202, ok.get_json()
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/predict"])
+def test_a_key_without_a_signing_secret_is_422_naming_webhook(path):
+    settings = Settings(max_texts_per_request=10, chunk_size=4,
+                        webhook_secrets=json.dumps({"0123456789abcdef": {"current": "whsec_x"}}))
+    redis = fakeredis.FakeRedis()
+    store = JobStore(redis, ttl_s=600)
+    client = create_app(settings, store=store, send_task=RecordingSender()).test_client()
+    resp = client.post(path, json={"texts": ["a"], "webhook": HOOK},
+                       headers={"Idempotency-Key": "k1"})
+    assert resp.status_code == 422, resp.get_json()
+    body = resp.get_json()
+    assert (body["error"], body["field"]) == ("invalid_request", "webhook")
+    assert "signing secret" in body["message"]
+    assert store.job_for_key("k1") is None and redis.smembers(WEBHOOK_WATCH_KEY) == set()
+    assert not redis.keys("spamq:job:*")
+    upload = client.post("/v1/jobs", data=_upload(HOOK), content_type="multipart/form-data")
+    assert upload.status_code == 422 and upload.get_json()["field"] == "webhook"
+    assert client.post("/v1/jobs", json={"texts": ["a"]}).status_code == 202  # no webhook: fine
+
+
+def test_a_failed_subscription_fails_the_new_job_and_frees_its_key(ctx, monkeypatch):
+    """Anything failing between the job's creation and the answer: the job is not left to run
+    and the Idempotency-Key makes a new job next time."""
+    client, store, outbox, redis = ctx
+
+    def down(*args, **kwargs):
+        raise redis_lib.ConnectionError("redis went away")
+
+    monkeypatch.setattr(Outbox, "subscribe", down)
+    resp = client.post("/v1/jobs", json={"texts": ["a"], "webhook": HOOK},
+                       headers={"Idempotency-Key": "k2"})
+    assert resp.status_code >= 500
+    assert store.job_for_key("k2") is None
+    [job_key] = [k for k in redis.keys("spamq:job:*") if k.count(b":") == 2]
+    assert store.get(job_key.decode().rsplit(":", 1)[1]).status == "failed"
+    monkeypatch.undo()
+    again = client.post("/v1/jobs", json={"texts": ["a"], "webhook": HOOK},
+                        headers={"Idempotency-Key": "k2"})
+    assert again.status_code == 202 and not again.get_json().get("existing")
