@@ -80,12 +80,16 @@ def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,
     store = artifacts(settings)
     try:  # an InputError names the request field at fault: a 422 (api/errors.py)
         files = splits.list_input(store, src, fmt=request.format)
+        splits.check_file_count(files, min(settings.max_input_files,
+                                           settings.max_splits_per_job))
+        here = _plan_here(store, files, settings)
         header = splits.sniff(store, files[0], column=column, id_column=id_column,
-                              keep_columns=keep)
+                              keep_columns=keep) if here else None
         _check_output(store, out, allowed)
-        footers = sum(f.fmt == "parquet" for f in files) <= settings.plan_footers_max_files
-        plan = splits.plan_splits(store, files, split_bytes=settings.split_bytes,
-                                  parquet_footers=footers)
+        plan = splits.plan_job_input(
+            store, files, split_bytes=settings.split_bytes,
+            max_splits=settings.max_splits_per_job,
+            footers_max_files=settings.plan_footers_max_files) if here else []
     except ArtifactError as exc:
         logger.warning("artifact store failed for a store job: %s", exc)
         raise InvalidRequest("hdfs_input", "the artifact store failed; retry later",
@@ -99,14 +103,33 @@ def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,
         idempotency_key=idempotency_key, output=out, deadline=request.deadline(),
         window=settings.bulk_window_chunks, quote_pass=quote_pass, request_sha=request_sha,
         est_rows=estimate_rows(files, bytes_per_row=settings.store_est_bytes_per_row,
-                               expansion=settings.store_est_expansion))
-    subscribe(job.id)  # its webhook, before the first work is sent
-    if quote_pass:
-        send_task(PLAN_STORE_JOB, args=[job.id], queue=settings.bulk_queue)
-    send_work(send_task, job, first)
-    if not plan:  # nothing to score: the job is done, its _SUCCESS says so
-        store.write_bytes_atomic(f"{out}/_SUCCESS", b'{"input_rows": 0, "output_rows": 0, '
-                                 b'"rejected_rows": 0}')
-    logger.info("store job: %d file(s), %d split(s)%s", len(files), len(plan),
+                               expansion=settings.store_est_expansion),
+        planning=not here)
+    try:  # a submission answered with an error leaves no job behind
+        subscribe(job.id)  # its webhook, before the first work is sent
+        if quote_pass or not here:
+            send_task(PLAN_STORE_JOB, args=[job.id], queue=settings.bulk_queue)
+        send_work(send_task, job, first)
+        if here and not plan:  # nothing to score: the job is done, its _SUCCESS says so
+            store.write_bytes_atomic(f"{out}/_SUCCESS", b'{"input_rows": 0, "output_rows": 0, '
+                                     b'"rejected_rows": 0}')
+    except BaseException:
+        StoreJobs(jobs).discard_quietly(job.id, owner, idempotency_key, out)
+        raise
+    logger.info("store job: %d file(s), %s%s", len(files),
+                f"{len(plan)} split(s)" if here else "planned by the plan task",
                 ", quote pass first" if quote_pass else "", extra={"job_id": job.id})
     return job
+
+
+def _plan_here(store: ArtifactStore, files: list[splits.InputFile], settings: Settings) -> bool:
+    """Whether the request plans the job (else the plan task does): not when a Parquet
+    input's footers (those the plan reads, or the first file's, which sniff reads) hold more
+    than ``plan_footers_max_bytes``; to know, the request reads each file's last 8 bytes."""
+    if files[0].fmt != "parquet" or not files[0].size:
+        return True
+    footers = len(files) <= settings.plan_footers_max_files
+    probed = [f for f in (files if footers else files[:1]) if f.size]
+    return sum(splits.parquet_footer_bytes(store, f) for f in probed) \
+        <= settings.plan_footers_max_bytes
+

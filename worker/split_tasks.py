@@ -254,3 +254,29 @@ def plan_quotes(jobs: JobStore, artifacts: ArtifactStore, job_id: str) -> list[b
     parities = input_splits.quote_parity(plan, counts)
     store_jobs.set_parities(job_id, parities)
     return parities
+
+
+def plan_job(jobs: JobStore, artifacts: ArtifactStore, job_id: str, *, split_bytes: int,
+             max_splits: int, footers_max_files: int) -> bool:
+    """Plan a job marked planning (its Parquet footers were too large for the request): check
+    its columns, read the footers, store at most ``max_splits`` splits. False if it was
+    planned already (or is gone). An unreadable input raises InputError: the job fails."""
+    store_jobs = StoreJobs(jobs)
+    if not store_jobs.planning(job_id):
+        return False
+    files = [input_splits.InputFile(**f) for f in store_jobs.files(job_id)]
+    spec = store_jobs.spec(job_id)
+    input_splits.sniff(artifacts, files[0], column=spec["column"],
+                       id_column=spec.get("id_column"),
+                       keep_columns=tuple(spec.get("keep_columns") or ()))
+    plan = input_splits.plan_job_input(artifacts, files, split_bytes=split_bytes,
+                                       max_splits=max_splits,
+                                       footers_max_files=footers_max_files)
+    if not store_jobs.store_plan(job_id, plan):
+        return False
+    logger.info("planned: %d file(s), %d split(s)", len(files), len(plan),
+                extra={"job_id": job_id})
+    if not plan:  # nothing to score: the job is done, its _SUCCESS says so
+        jobs.mark_running(job_id)
+        SplitScorer(jobs, artifacts, None, max_chars=0).finish(job_id)
+    return True

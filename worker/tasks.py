@@ -198,8 +198,11 @@ def _failures(state, job_ids: list[str], what: str) -> Iterator[None]:
 def public_error(exc: Exception) -> str:
     """What a job's error may say to its client: no store location, path or file content
     (the whole exception is in the worker's log)."""
+    from spamq.errors import InvalidRequest
     from spamq.storage.artifacts import ArtifactError
 
+    if isinstance(exc, InvalidRequest):  # the input's fault, in words fit for its client
+        return f"{exc.field}: {exc.message}"
     if isinstance(exc, ArtifactError):
         return "the artifact store failed (see the worker log); resubmit to resume"
     return f"{type(exc).__name__} (see the worker log); resubmit to resume"
@@ -223,8 +226,9 @@ def score_split_task(self, job_id: str, index: int) -> None:
 
 @app.task(name=PLAN_STORE_JOB, bind=True)
 def plan_store_job_task(self, job_id: str) -> None:
-    """A store job's quote pass (CSV/TSV), then its first window of splits."""
-    from worker.split_tasks import plan_quotes
+    """A store job's plan (when the request left it to this task), its quote pass (CSV/TSV),
+    then its first window of splits."""
+    from worker.split_tasks import plan_job, plan_quotes
 
     state = process.current()
     queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
@@ -235,6 +239,10 @@ def plan_store_job_task(self, job_id: str) -> None:
             return
         if job.finished or job.chunks_sent:
             return
+        settings = state.settings
+        plan_job(state.jobs, state.artifacts, job_id, split_bytes=settings.split_bytes,
+                 max_splits=settings.max_splits_per_job,
+                 footers_max_files=settings.plan_footers_max_files)
         plan_quotes(state.jobs, state.artifacts, job_id)
         for index in state.jobs.advance(job_id, state.settings.bulk_window_chunks):
             send_split(app.send_task, job_id, index, queue)

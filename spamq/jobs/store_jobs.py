@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -98,7 +99,7 @@ class StoreJobs:
             self._r.set(schema.job_key(job_id, "spec"), json.dumps(spec), ex=self._ttl)
             self.jobs._commit(self._r.pipeline(transaction=True), fields, taken)
         except BaseException:
-            self._discard_quietly(job_id, owner, idempotency_key, output)
+            self.discard_quietly(job_id, owner, idempotency_key, output)
             raise
         return Job.from_hash({k: str(v) for k, v in fields.items()}), list(range(sent))
 
@@ -119,8 +120,6 @@ class StoreJobs:
         """The plan task's splits for a job marked planning: written to a key of this attempt
         in bounded pipelines, then renamed into place as the job stops planning, in one
         transaction. False (nothing changed) if the job is gone or was planned already."""
-        import secrets
-
         tmp = schema.job_key(job_id, f"plan-{secrets.token_hex(8)}")
         job_key = schema.job_key(job_id)
         stored = False
@@ -160,11 +159,11 @@ class StoreJobs:
         taken = [schema.idem_key(owner, idempotency_key)] if idempotency_key is not None else []
         self.jobs._free([*taken, *([schema.output_key(output)] if output else [])], job_id)
 
-    def _discard_quietly(self, job_id: str, owner: str | None, idempotency_key: str | None,
+    def discard_quietly(self, job_id: str, owner: str | None, idempotency_key: str | None,
                          output: str) -> None:
         try:
             self.discard(job_id, owner=owner, idempotency_key=idempotency_key, output=output)
-        except Exception:  # noqa: BLE001 - Redis down: the first error is the one to raise
+        except Exception:  # noqa: BLE001 - Redis down, say: the caller raises its own error
             logger.warning("a failed store job could not be cleaned up", exc_info=True,
                            extra={"job_id": job_id})
 

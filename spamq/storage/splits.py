@@ -35,6 +35,7 @@ import gzip
 import io
 import json
 import zlib
+from array import array
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
@@ -96,14 +97,23 @@ class InputFile:
 @dataclass(frozen=True)
 class Split:
     """The part of ``files[file]`` one worker reads: bytes ``[start, start + length)`` (the
-    records that start there), a whole compressed file, or one Parquet ``row_group``
-    (start/length: that row group's bytes, for sizing only). ``index`` counts all splits."""
+    records that start there), a whole compressed file, or the Parquet row groups
+    ``row_group..last_group`` (None: ``row_group`` alone; start/length: their bytes, for
+    sizing only; no row group: the whole file). ``index`` counts all splits."""
 
     index: int
     file: int
     start: int
     length: int
     row_group: int | None = None
+    last_group: int | None = None
+
+    def row_groups(self) -> list[int] | None:
+        """The Parquet row groups this split reads, in order; None: all of the file's."""
+        if self.row_group is None:
+            return None
+        last = self.row_group if self.last_group is None else self.last_group
+        return list(range(self.row_group, last + 1))
 
 
 @dataclass
@@ -218,36 +228,149 @@ def _split_pattern(spec: str) -> tuple[str, str | None]:
 
 def plan_splits(
     store: ArtifactStore, files: Sequence[InputFile], *, split_bytes: int,
-    parquet_footers: bool = True,
+    parquet_footers: bool = True, max_splits: int | None = None,
 ) -> list[Split]:
     """Splits of ``files``: ranges of at most ``split_bytes`` of uncompressed text files (a
     record crossing a boundary belongs to the split where it starts), one split per
     compressed file, one per non-empty Parquet row group (only the footer is read), or with
     ``parquet_footers`` False one per Parquet file (no read at all: for inputs of many files,
-    planned in the HTTP request). Empty files give no split."""
+    planned in the HTTP request). Empty files give no split.
+
+    ``max_splits`` caps the plan: over it, consecutive row groups of a Parquet file are merged
+    into one split up to ``split_bytes``, and then the split size doubles (text ranges and
+    merged row groups alike) until the plan fits. A split never spans files, so more
+    non-empty files than ``max_splits`` is an InputError."""
     if split_bytes < 1:
         raise ValueError("split_bytes must be at least 1")
-    splits: list[Split] = []
+    if max_splits is not None:
+        check_file_count(files, max_splits)
+    groups = {i: _row_groups(store, f) for i, f in enumerate(files)
+              if f.fmt == "parquet" and f.size and parquet_footers}
+    size, merge = split_bytes, False
+    while max_splits is not None and _count(files, groups, size, merge, max_splits + 1) \
+            > max_splits:
+        size, merge = (size * 2 if merge else size), True
+    return [Split(k, *r) for k, r in enumerate(_ranges(files, groups, size, merge))]
+
+
+def plan_job_input(store: ArtifactStore, files: Sequence[InputFile], *, split_bytes: int,
+                   max_splits: int, footers_max_files: int) -> list[Split]:
+    """A store job's plan (the request's, or its plan task's): footers read when the input
+    has at most ``footers_max_files`` Parquet files, at most ``max_splits`` splits."""
+    footers = sum(f.fmt == "parquet" for f in files) <= footers_max_files
+    return plan_splits(store, files, split_bytes=split_bytes, parquet_footers=footers,
+                       max_splits=max_splits)
+
+
+def check_file_count(files: Sequence[InputFile], max_files: int) -> None:
+    """InputError (hdfs_input) when more than ``max_files`` of ``files`` hold data."""
+    n = sum(1 for f in files if f.size)
+    if n > max_files:
+        raise InputError("hdfs_input", f"'hdfs_input' names {n} data files; a job reads at "
+                         f"most {max_files}: merge them, or submit several jobs")
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """A Parquet file's non-empty row groups: their indices, first bytes and byte sizes."""
+
+    index: array
+    start: array
+    length: array
+
+
+def _row_groups(store: ArtifactStore, file: InputFile) -> _Groups:
+    out = _Groups(array("q"), array("q"), array("q"))
+    with _parquet_file(store, file) as pf:
+        md = pf.metadata
+        for rg in range(md.num_row_groups):
+            group = md.row_group(rg)
+            if group.num_rows == 0:
+                continue
+            start, length = _row_group_bytes(group)
+            out.index.append(rg)
+            out.start.append(start)
+            out.length.append(length)
+    return out
+
+
+_Range = tuple[int, int, int, int | None, int | None]  # file, start, length, row groups
+
+
+def _ranges(files: Sequence[InputFile], groups: dict[int, _Groups], size: int,
+            merge: bool) -> Iterator[_Range]:
+    """The splits' fields but their index: text ranges of ``size`` bytes; row groups one by
+    one, or with ``merge`` consecutive ones of a file together up to ``size`` bytes."""
     for i, f in enumerate(files):
         if f.size == 0:
             continue
-        if f.fmt == "parquet" and not parquet_footers:
-            splits.append(Split(len(splits), i, 0, f.size))
-        elif f.fmt == "parquet":
-            with _parquet_file(store, f) as pf:
-                md = pf.metadata
-                for rg in range(md.num_row_groups):
-                    group = md.row_group(rg)
-                    if group.num_rows == 0:
-                        continue
-                    start, length = _row_group_bytes(group)
-                    splits.append(Split(len(splits), i, start, length, rg))
-        elif f.compression:
-            splits.append(Split(len(splits), i, 0, f.size))
+        g = groups.get(i)
+        if g is not None:
+            yield from _group_ranges(i, g, size, merge)
+        elif f.fmt == "parquet" or f.compression:
+            yield i, 0, f.size, None, None
         else:
-            for start in range(0, f.size, split_bytes):
-                splits.append(Split(len(splits), i, start, min(split_bytes, f.size - start)))
-    return splits
+            for start in range(0, f.size, size):
+                yield i, start, min(size, f.size - start), None, None
+
+
+def _group_ranges(i: int, g: _Groups, size: int, merge: bool) -> Iterator[_Range]:
+    if not merge:
+        for rg, start, length in zip(g.index, g.start, g.length, strict=True):
+            yield i, start, length, rg, None
+        return
+    first, nbytes = 0, 0
+    for k, length in enumerate(g.length):
+        if k > first and nbytes + length > size:
+            yield _merged(i, g, first, k - 1, nbytes)
+            first, nbytes = k, 0
+        nbytes += length
+    if len(g.length):
+        yield _merged(i, g, first, len(g.length) - 1, nbytes)
+
+
+def _merged(i: int, g: _Groups, first: int, last: int, nbytes: int) -> _Range:
+    last_group = g.index[last] if last > first else None
+    return i, min(g.start[first:last + 1]), nbytes, g.index[first], last_group
+
+
+def _count(files: Sequence[InputFile], groups: dict[int, _Groups], size: int, merge: bool,
+           stop: int) -> int:
+    """How many splits :func:`_ranges` gives (counted no further than ``stop``)."""
+    n = 0
+    for i, f in enumerate(files):
+        if f.size == 0:
+            continue
+        g = groups.get(i)
+        if g is not None and not merge:
+            n += len(g.index)
+        elif g is not None:
+            n += sum(1 for _ in _group_ranges(i, g, size, True))
+        elif f.fmt == "parquet" or f.compression:
+            n += 1
+        else:
+            n += -(-f.size // size)
+        if n >= stop:
+            return n
+    return n
+
+
+def parquet_footer_bytes(store: ArtifactStore, file: InputFile) -> int:
+    """The size of a Parquet file's footer, from its last 8 bytes (one small ranged read);
+    an InputError when the file does not end like a Parquet file."""
+    tail = b""
+    if file.size >= 12:
+        with store.open_range(file.path, file.size - 8, 8) as fh:
+            while len(tail) < 8 and (chunk := fh.read(8 - len(tail))):
+                tail += chunk
+    n = int.from_bytes(tail[:4], "little") if len(tail) == 8 else -1
+    if tail[4:] != b"PAR1" or not 0 < n <= file.size - 12:
+        raise not_parquet()
+    return n
+
+
+def not_parquet() -> InputError:
+    return InputError("hdfs_input", "an input file is not a readable Parquet file")
 
 
 def _row_group_bytes(group: Any) -> tuple[int, int]:
@@ -734,9 +857,10 @@ class _ParquetHandle:
         try:
             # buffer_size: column chunks are read in pieces, never a whole chunk at once.
             return pq.ParquetFile(self._raw, buffer_size=1 << 20, pre_buffer=False)
-        except pa.ArrowException:
+        except (pa.ArrowException, OSError) as exc:  # a bad footer: ArrowInvalid, OSError
             self._raw.close()
-            raise InputError("hdfs_input", "an input file is not a valid Parquet file") from None
+            _raise_if_store_error(exc)
+            raise not_parquet() from None
 
     def __exit__(self, *exc: object) -> None:
         self._raw.close()
@@ -752,8 +876,9 @@ def _read_parquet(store: ArtifactStore, file: InputFile, split: Split, column: s
         present = set(pf.schema_arrow.names)
         needed = [c for c in dict.fromkeys([column, *cols]) if c in present]
         md = pf.metadata
-        groups = ([split.row_group] if split.row_group is not None  # None: the whole file
-                  else list(range(md.num_row_groups)))
+        groups = split.row_groups()  # None: the whole file
+        if groups is None:
+            groups = list(range(md.num_row_groups))
         ref = sum(md.row_group(g).num_rows for g in range(groups[0])) if groups else 0
         for batch in pf.iter_batches(batch_size=PARQUET_BATCH, row_groups=groups,
                                      columns=needed, use_threads=False):
