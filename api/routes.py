@@ -37,6 +37,7 @@ from spamq.jobs.store import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
 from spamq.storage.artifacts import ArtifactError
+from spamq.storage.uploads import Upload, Uploads
 from spamq.webhooks.outbox import Outbox
 from spamq.webhooks.secrets import WebhookSecrets
 
@@ -250,7 +251,7 @@ def _existing(job_id: str, request_sha: str):
     return jsonify(body), 200, {"Location": status_url}
 
 
-def _upload_as_store_job(form: UploadForm) -> StoreJob:
+def _upload_as_store_job(form: UploadForm) -> tuple[Upload, StoreJob]:
     """A multipart upload, streamed into the key's ``uploads/`` area of the artifact store
     (werkzeug spools a large part to disk, never to memory); the store job for it."""
     settings = _ctx()[0]
@@ -258,24 +259,49 @@ def _upload_as_store_job(form: UploadForm) -> StoreJob:
     if upload is None:
         raise InvalidRequest("file", "a multipart upload needs a 'file' part (CSV, TSV or JSONL)")
     fmt = upload_format(upload.filename, form.format)
-    owner = g.get("spamq_owner")
-    base = f"{settings.store_tenant_root}/{owner}/uploads" if owner else "uploads"
-    where = f"{base}/{secrets.token_hex(8)}"
-    artifacts = _artifacts()
+    stored = Upload.of(g.get("spamq_owner"), secrets.token_hex(8))
+    where = stored.directory(settings.store_tenant_root)
+    uploads = _uploads()
     with tempfile.NamedTemporaryFile(prefix="spamq-upload-") as tmp:
         upload.save(tmp)
         tmp.flush()
         if tmp.tell() == 0:
             raise InvalidRequest("file", "the file has no rows")
+        uploads.reserve(stored, tmp.tell())  # past the key's quota: a 413, nothing stored
         try:
-            artifacts.upload_file(Path(tmp.name), f"{where}/input.{fmt}")
-        except ArtifactError as exc:
+            _artifacts().upload_file(Path(tmp.name), f"{where}/input.{fmt}")
+        except BaseException as exc:
+            uploads.discard(stored)
+            if not isinstance(exc, ArtifactError):
+                raise
             logger.warning("upload not stored: %s", exc)
             raise InvalidRequest("file", "the artifact store failed; retry later",
                                  status=503) from exc
-    return models().store_job.model_construct(  # the form's fields were validated already
+    return stored, models().store_job.model_construct(  # the form's fields were checked already
         hdfs_input=f"{where}/input.{fmt}", hdfs_output=f"{where}/out", format=fmt,
         **form.model_dump(exclude={"format"}))
+
+
+def _uploads() -> Uploads:
+    settings, store, _ = _ctx()
+    return Uploads(store.redis, _artifacts(), tenant_root=settings.store_tenant_root,
+                   quota_bytes=settings.max_upload_bytes_per_key, ttl_s=settings.job_ttl_s)
+
+
+def _upload_job(form: UploadForm, key: str | None, request_sha: str):
+    """An upload's store job; the upload is deleted unless its job was accepted (a refusal,
+    an error, or an Idempotency-Key's existing job answered instead)."""
+    stored, job_request = _upload_as_store_job(form)
+    try:
+        answer = _store_job(job_request, key, request_sha)
+    except BaseException:
+        _uploads().discard(stored)
+        raise
+    if answer[1] == 202:
+        _uploads().keep(stored, answer[0].get_json()["id"])
+    else:
+        _uploads().discard(stored)
+    return answer
 
 
 def _submission() -> Submission:
@@ -317,7 +343,7 @@ def create_job():
     submission = _submission()
     _check_webhook(submission)  # before the job (or an upload) exists
     if isinstance(submission, UploadForm):  # a file upload runs as a store job
-        return _store_job(_upload_as_store_job(submission), key, request_sha)
+        return _upload_job(submission, key, request_sha)
     if isinstance(submission, StoreJob):  # files in the artifact store
         return _store_job(submission, key, request_sha)
     assert isinstance(submission, models().texts)
@@ -362,7 +388,8 @@ def job_rejected(job_id: str):
     job = store.get(job_id)  # JobNotFound: 404 (api/errors.py)
     if job.kind == STORE:  # streamed from the parts' _rejected files
         rows = store_results.rejected(_artifacts(), StoreJobs(store), job.id, job.output)
-        return Response(_jsonl(_pages(rows)), mimetype="application/x-ndjson")
+        return Response(store_results.primed(_jsonl(_pages(rows))),
+                        mimetype="application/x-ndjson")
     return jsonify({"id": job.id, "count": 0, "rejected": []})  # texts are checked whole
 
 
@@ -462,7 +489,7 @@ def job_results(job_id: str):
                if stop < total else None)
         return jsonify({"id": job.id, "status": job.status, "total": total,
                         "offset": offset, "limit": limit, "results": results, "next": nxt})
-    body = _jsonl(pages) if fmt == "jsonl" else _csv(pages, fields)
+    body = store_results.primed(_jsonl(pages) if fmt == "jsonl" else _csv(pages, fields))
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
     headers = {"Content-Disposition": f'attachment; filename="{job.id}.{fmt}"',
                "X-Job-Status": job.status}

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     bulk_queue: str = "spamq.bulk"
     max_texts_per_job: int = Field(default=1_000_000, ge=1, description="rows of an uploaded file")
     max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    max_upload_bytes_per_key: int = Field(
+        default=4 * 1024 * 1024 * 1024, ge=1,
+        description="bytes of uploaded files a key may hold in the store at once (an upload "
+                    "is deleted when its submission is refused or its job has expired)")
     results_page_max: int = Field(default=1000, ge=1,
                                   description="largest ?limit= of a results page")
 

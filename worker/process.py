@@ -285,13 +285,21 @@ class WorkerProcess:
         if s.sweep_every_s <= 0 or self._send_task is None:
             return
         from spamq.jobs.queue import send_work
+        from spamq.storage.uploads import Uploads
         from worker.sweeper import Sweeper
 
         assert self.store is not None
         send_task = self._send_task
+        store = self.store
+
+        def sweep_uploads(now: float) -> int:  # the store client is made on first use
+            return Uploads(store.redis, self.artifacts, tenant_root=s.store_tenant_root,
+                           quota_bytes=s.max_upload_bytes_per_key, ttl_s=s.job_ttl_s).sweep(now)
+
         sweeper = Sweeper(self.store, lambda job, indices: send_work(send_task, job, indices),
                           name=self.name, queues=[s.interactive_queue, s.bulk_queue],
-                          every_s=s.sweep_every_s, lost_after_s=s.lost_after_s)
+                          every_s=s.sweep_every_s, lost_after_s=s.lost_after_s,
+                          uploads=sweep_uploads)
         self._add_loop(Loop("spamq-sweeper", sweeper.sweep_once, every_s=s.sweep_every_s,
                             stop=self._stop_event("sweeper")))
 

@@ -41,9 +41,11 @@ def lease_holder(value: str) -> str:
 class Sweeper:
     def __init__(self, store: JobStore, send: Callable[[Job, list[int]], None], *,
                  name: str, queues: list[str], every_s: float, lost_after_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 uploads: Callable[[float], int] | None = None) -> None:
         self._store, self._send, self._name, self._queues = store, send, name, queues
         self._every_s, self._lost_after_s, self._clock = every_s, lost_after_s, clock
+        self._uploads = uploads  # deletes the uploads whose job is gone (spamq/storage/uploads.py)
 
     def sweep_once(self) -> int:
         """One pass over the active jobs, if it is this worker's turn; chunks re-sent."""
@@ -66,6 +68,13 @@ class Sweeper:
             for job, free in suspects:
                 lost = [i for i in free if (job.id, i) not in present]
                 resent += self._resend(job, lost, "lost (no lease, no message)")
+        if self._uploads is not None:
+            try:
+                self._uploads(now)
+            except redis.RedisError:
+                raise
+            except Exception:  # noqa: BLE001 - the store failing must not stop the sweep
+                logger.exception("sweep: uploads not cleaned this time")
         return resent
 
     def _check(self, job_id: str, live: set[str], now: float,
