@@ -41,6 +41,7 @@ class _Request:
     left: int
     runner: Any = None  # the model that tokenised it scores it too (hot swap: no mixing)
     enqueued: float = field(default_factory=time.monotonic)
+    owner: str = ""  # the API key id whose job it is (the lanes take keys round-robin)
 
 
 @dataclass(eq=False)
@@ -48,6 +49,58 @@ class _Row:
     request: _Request
     position: int
     ids: list[int]
+
+
+class _Lane:
+    """A lane's pending rows, by owner (an API key id; '' for none): each owner's rows in the
+    order they came, the owners taken round-robin. Iterating interleaves the owners from the
+    one whose turn it is (its oldest row first); :meth:`rotate` passes the turn on. So one
+    key's thousands of rows cannot hold up another key's one: each pass starts with the next
+    key's oldest row."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, deque[_Row]] = {}  # in turn order: the first is next
+
+    def extend(self, owner: str, rows: list[_Row]) -> None:
+        self._owners.setdefault(owner, deque()).extend(rows)
+
+    def __bool__(self) -> bool:
+        return bool(self._owners)
+
+    def __len__(self) -> int:
+        return sum(len(q) for q in self._owners.values())
+
+    def __iter__(self) -> Iterator[_Row]:
+        queues = [iter(q) for q in self._owners.values()]
+        while queues:
+            alive = []
+            for q in queues:
+                row = next(q, None)
+                if row is not None:
+                    yield row
+                    alive.append(q)
+            queues = alive
+
+    def oldest(self) -> float:
+        return min(q[0].request.enqueued for q in self._owners.values())
+
+    def remove(self, batch: list[_Row]) -> None:
+        """Drop the rows of ``batch``, and owners left without rows."""
+        taken = {id(r) for r in batch}
+        for owner in {r.request.owner for r in batch}:
+            kept = deque(r for r in self._owners[owner] if id(r) not in taken)
+            if kept:
+                self._owners[owner] = kept
+            else:
+                del self._owners[owner]
+
+    def rotate(self, owner: str) -> None:
+        """``owner`` had its turn: it goes last."""
+        if owner in self._owners:
+            self._owners[owner] = self._owners.pop(owner)
+
+    def clear(self) -> None:
+        self._owners.clear()
 
 
 @dataclass
@@ -98,8 +151,8 @@ class Batcher:
         self._interactive_at = float("-inf")  # monotonic time of the last interactive submit
         self.window_tokens = window_tokens or 4 * max_batch_tokens
         self._cond = threading.Condition()
-        self._interactive: deque[_Row] = deque()
-        self._bulk: deque[_Row] = deque()
+        self._interactive = _Lane()
+        self._bulk = _Lane()
         self._expected = 0
         self._closed = False
         self.stats = BatchStats()
@@ -109,7 +162,7 @@ class Batcher:
         # the kernel gives the bulk thread only what the interactive path (its pass, the API,
         # Redis, Celery) leaves of the CPU; idle, bulk takes it all, at full-budget passes.
         self.bulk_lane_nice = bulk_lane_nice
-        lanes: list[tuple[str, tuple[deque[_Row], ...], int | None]]
+        lanes: list[tuple[str, tuple[_Lane, ...], int | None]]
         lanes = ([("spamq-batcher", (self._interactive,), None),
                   ("spamq-batcher-bulk", (self._bulk,), bulk_lane_nice)]
                  if bulk_lane_nice is not None
@@ -132,28 +185,30 @@ class Batcher:
                 self._expected -= 1
                 self._cond.notify_all()
 
-    def submit(self, texts: list[str], *, interactive: bool = True) -> Future:
-        """Queue ``texts``; the future gives their :class:`Prediction` list, in order."""
+    def submit(self, texts: list[str], *, interactive: bool = True, owner: str = "") -> Future:
+        """Queue ``texts``; the future gives their :class:`Prediction` list, in order.
+        ``owner``: the API key id whose job they are (keys are served round-robin)."""
         future: Future = Future()
         if not texts:
             future.set_result([])
             return future
         runner = self._runner()
         ids, truncated = runner.encode(texts)
-        request = _Request(future, truncated, [None] * len(texts), len(texts), runner)
+        request = _Request(future, truncated, [None] * len(texts), len(texts), runner,
+                           owner=owner)
         rows = [_Row(request, i, row) for i, row in enumerate(ids)]
         with self._cond:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
-            (self._interactive if interactive else self._bulk).extend(rows)
+            (self._interactive if interactive else self._bulk).extend(owner, rows)
             if interactive:
                 self._interactive_at = time.monotonic()
             self._cond.notify_all()
         return future
 
-    def predict(self, texts: list[str], *, interactive: bool = True,
+    def predict(self, texts: list[str], *, interactive: bool = True, owner: str = "",
                 timeout: float | None = None) -> list[Prediction]:
-        return self.submit(texts, interactive=interactive).result(timeout)
+        return self.submit(texts, interactive=interactive, owner=owner).result(timeout)
 
     def close(self) -> None:
         with self._cond:
@@ -167,21 +222,22 @@ class Batcher:
             return len(self._interactive) + len(self._bulk)
 
     # --- batcher thread ------------------------------------------------------------------
-    def _wait_s(self, queues: tuple[deque[_Row], ...]) -> float:
+    def _wait_s(self, queues: tuple[_Lane, ...]) -> float:
         """Called with the lock held and rows pending: 0 to run now, else how long at most to
         wait for more rows (a submit or the end of an expected one notifies sooner)."""
         if not self._expected:
             return 0.0  # nobody else is about to submit: waiting would only add latency
-        oldest = min(q[0].request.enqueued for q in queues if q)
+        oldest = min(q.oldest() for q in queues if q)
         left = oldest + self.max_wait_s - time.monotonic()
         if left <= 0:
             return 0.0
         full = sum(len(r.ids) for q in queues for r in q) >= self.max_batch_tokens
         return 0.0 if full else left
 
-    def _take(self, queues: tuple[deque[_Row], ...]) -> tuple[list[_Row], bool]:
+    def _take(self, queues: tuple[_Lane, ...]) -> tuple[list[_Row], bool]:
         """With the lock held: pop the next batch (interactive rows first, else bulk); and
-        whether it is interactive."""
+        whether it is interactive. The batch starts from the oldest row of the key whose turn
+        it is; the window it is filled from interleaves every key's rows."""
         source = next(q for q in queues if q)
         quiet = time.monotonic() - self._interactive_at >= self.bulk_quiet_s
         budget = (self.max_batch_tokens
@@ -189,15 +245,15 @@ class Batcher:
                   else self.bulk_max_batch_tokens)
         window: list[_Row] = []
         tokens = 0
-        for row in source:  # the oldest rows, so no row waits forever behind shorter ones
+        for row in source:  # each key's oldest rows, so none waits forever behind shorter ones
             if window and tokens + len(row.ids) > self.window_tokens:
                 break
             window.append(row)
             tokens += len(row.ids)
         model = window[0].request.runner  # one model per forward pass
         window = [r for r in window if r.request.runner is model]
-        # The oldest row is always in the pass (no row starves behind shorter newcomers, and
-        # chunks finish in order); the rest are the rows nearest to it in length, while the
+        # The turn's oldest row is always in the pass (no row starves behind shorter newcomers,
+        # and a key's chunks finish in order); the rest are the rows nearest to it in length, while the
         # pass stays within the token budget, the size cap and the padding-fill floor.
         anchor = window[0]
         batch = [anchor]
@@ -212,13 +268,11 @@ class Batcher:
             batch.append(row)
             width, real = new_width, real + len(row.ids)
         batch.sort(key=lambda r: len(r.ids))
-        taken = {id(r) for r in batch}
-        kept = [r for r in source if id(r) not in taken]
-        source.clear()
-        source.extend(kept)
+        source.remove(batch)
+        source.rotate(anchor.request.owner)
         return batch, source is self._interactive
 
-    def _loop(self, queues: tuple[deque[_Row], ...], nice: int | None) -> None:
+    def _loop(self, queues: tuple[_Lane, ...], nice: int | None) -> None:
         if nice:
             _lower_priority(nice)
         while True:
@@ -274,7 +328,7 @@ class Batcher:
         if len({id(r.request) for r in batch}) > 1:
             s.multi_request_batches += 1
 
-    def _fail_pending(self, exc: Exception, queues: tuple[deque[_Row], ...]) -> None:
+    def _fail_pending(self, exc: Exception, queues: tuple[_Lane, ...]) -> None:
         for source in queues:
             for row in source:
                 if not row.request.future.done():

@@ -109,7 +109,8 @@ def past_deadline(store: JobStore, job_id: str, deadline: float | None) -> bool:
 
 
 def score_isolating_failures(scorer: Any, texts: list[str], future: Future, *,
-                             interactive: bool) -> tuple[list[dict[str, Any]], str]:
+                             interactive: bool, owner: str = "",
+                             ) -> tuple[list[dict[str, Any]], str]:
     """Results of ``texts`` (``future`` is their pending forward pass) and the model version.
 
     A failed pass is bisected down to the failing texts, which get an ``error`` result.
@@ -125,11 +126,12 @@ def score_isolating_failures(scorer: Any, texts: list[str], future: Future, *,
         logger.warning("a pass over %d texts failed (%s); bisecting", len(texts), exc)
     mid = len(texts) // 2
     halves = [texts[:mid], texts[mid:]]
-    futures = [scorer.submit(half, interactive=interactive) for half in halves]
+    futures = [scorer.submit(half, interactive=interactive, owner=owner) for half in halves]
     results: list[dict[str, Any]] = []
     version = ""
     for half, fut in zip(halves, futures, strict=True):
-        part, part_version = score_isolating_failures(scorer, half, fut, interactive=interactive)
+        part, part_version = score_isolating_failures(scorer, half, fut, interactive=interactive,
+                                                      owner=owner)
         results.extend(part)
         version = version or part_version
     return results, version
@@ -145,9 +147,9 @@ class PoisonScorer:
     def expect(self):
         return self._inner.expect()
 
-    def submit(self, texts: list[str], *, interactive: bool = True) -> Future:
+    def submit(self, texts: list[str], *, interactive: bool = True, owner: str = "") -> Future:
         if any(self._marker in t for t in texts):
             failed: Future = Future()
             failed.set_exception(ValueError("poison text (test_poison_marker)"))
             return failed
-        return self._inner.submit(texts, interactive=interactive)
+        return self._inner.submit(texts, interactive=interactive, owner=owner)

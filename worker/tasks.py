@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, as_completed
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -32,7 +33,8 @@ class Scorer(Protocol):
 
     def expect(self): ...  # a context manager
 
-    def submit(self, texts: list[str], *, interactive: bool = True): ...  # a Future
+    def submit(self, texts: list[str], *, interactive: bool = True,
+               owner: str = ""): ...  # a Future; owner: the key id (served in turn)
 
 
 def score_chunk(
@@ -58,10 +60,10 @@ def score_chunk(
                 if not _scorable(store, job_id, chunk, claim):
                     return False
                 texts = claim.texts
-                future = scorer.submit(texts, interactive=interactive)
+                future = scorer.submit(texts, interactive=interactive, owner=claim.owner)
             # A failing pass is bisected to the item that fails; that item gets an error.
             results, version = resilience.score_isolating_failures(
-                scorer, texts, future, interactive=interactive)
+                scorer, texts, future, interactive=interactive, owner=claim.owner)
             stored, nxt = store.store_chunk_next(job_id, chunk.index, results,
                                                  model_version=version)
             if nxt is not None and send_next is not None:
@@ -77,7 +79,7 @@ def score_chunk(
 def _scorable(store: JobStore, job_id: str, chunk: Chunk, claim: Claim) -> bool:
     """Whether a claimed chunk is to be scored: False if its job was cancelled or has expired
     (its deadline passing now expires it); JobNotFound if the job or its texts are gone."""
-    status, texts, deadline = claim
+    status, texts, deadline = claim.status, claim.texts, claim.deadline
     if status is None:
         raise JobNotFound(job_id)
     if status in (CANCELLED, EXPIRED):
@@ -100,39 +102,46 @@ def score_group(
     log_predictions: Callable[[str, int, list[str], list[dict]], None] | None = None,
 ) -> int:
     """Score single-chunk jobs that came in one message (api/coalesce.py): one claim round
-    trip, one batcher submission, one pipelined write. Each job keeps its own lease, status,
-    deadline and owner; the message is acked only after every result is stored. Returns how
-    many chunks were stored now."""
+    trip, one batcher submission and one pipelined write per key among them (the batcher
+    serves keys in turn, and a key's results are stored as soon as its rows are scored: a
+    key's lone text never waits for another key's thousands). Each job keeps its own lease,
+    status, deadline and owner; the message is acked only after every result is stored.
+    Returns how many chunks were stored now."""
+    Todo = tuple[str, Chunk, list[str]]
+    stored: list[tuple[Todo, list[dict]]] = []
     with resilience.chunk_leases(store, [(job_id, c.index) for job_id, c in items],
                                  ttl_s=lease_s, holder=holder, book=leases) as fresh:
         live = [item for item, ok in zip(items, fresh, strict=True) if ok]
         with scorer.expect():
             claims = store.claim_many([(j, c.start, c.stop) for j, c in live])
-            todo: list[tuple[str, Chunk, list[str]]] = []
+            by_owner: dict[str, list[Todo]] = {}
             for (job_id, chunk), claim in zip(live, claims, strict=True):
                 try:
                     if _scorable(store, job_id, chunk, claim):
-                        todo.append((job_id, chunk, claim.texts))
+                        by_owner.setdefault(claim.owner, []).append((job_id, chunk, claim.texts))
                 except JobNotFound:
                     _gone(job_id, chunk)
-            if not todo:
-                return 0
-            every = [t for _, _, texts in todo for t in texts]
-            future = scorer.submit(every, interactive=True)
-        results, version = resilience.score_isolating_failures(scorer, every, future,
-                                                               interactive=True)
-        parts, at = [], 0
-        for job_id, chunk, texts in todo:
-            parts.append((job_id, chunk.index, results[at : at + len(texts)]))
-            at += len(texts)
-        outcomes = store.store_chunks(parts, model_version=version)
-    stored = 0
-    for (job_id, chunk, texts), (_, _, part), outcome in zip(todo, parts, outcomes, strict=True):
-        if outcome is not None and outcome[0]:
-            stored += 1
-            if log_predictions is not None:
-                log_predictions(job_id, chunk.start, texts, part)
-    return stored
+            submitted: dict[Future, tuple[str, list[Todo], list[str]]] = {}
+            for owner, todo in by_owner.items():
+                every = [t for _, _, texts in todo for t in texts]
+                future = scorer.submit(every, interactive=True, owner=owner)
+                submitted[future] = (owner, todo, every)
+        for future in as_completed(submitted):
+            owner, todo, every = submitted[future]
+            results, version = resilience.score_isolating_failures(
+                scorer, every, future, interactive=True, owner=owner)
+            parts, at = [], 0
+            for job_id, chunk, texts in todo:
+                parts.append((job_id, chunk.index, results[at : at + len(texts)]))
+                at += len(texts)
+            outcomes = store.store_chunks(parts, model_version=version)
+            stored += [(item, part) for item, (_, _, part), outcome
+                       in zip(todo, parts, outcomes, strict=True)
+                       if outcome is not None and outcome[0]]
+    if log_predictions is not None:
+        for (job_id, chunk, texts), part in stored:
+            log_predictions(job_id, chunk.start, texts, part)
+    return len(stored)
 
 
 def _scorer(state: process.WorkerProcess) -> Scorer:

@@ -57,6 +57,7 @@ class Claim(NamedTuple):
     status: str | None  # before the claim; None: no such job
     texts: list[str]
     deadline: float | None  # unix time
+    owner: str = ""  # the API key id that submitted the job (the batcher serves keys in turn)
 
 
 class DuplicateJob(SpamqError):
@@ -544,16 +545,16 @@ class JobStore:
         def build(pipe: Any) -> None:
             for job_id, start, stop in ranges:
                 job_key = schema.job_key(job_id)
-                pipe.hmget(job_key, ["status", "deadline"])
+                pipe.hmget(job_key, ["status", "deadline", "owner"])
                 self._eval(pipe, self._start, [job_key], [now])
                 pipe.lrange(schema.job_keys(job_id)[1], start, stop - 1)
 
         replies = self._pipelined(build)
         claims = []
         for i in range(0, len(replies), 3):
-            (status, deadline), _, values = replies[i : i + 3]
+            (status, deadline, owner), _, values = replies[i : i + 3]
             claims.append(Claim(_str(status), [_str(v) for v in values],
-                                float(deadline) if deadline else None))
+                                float(deadline) if deadline else None, _str(owner) or ""))
         return claims
 
     def store_chunk_next(

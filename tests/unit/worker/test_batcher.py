@@ -276,3 +276,39 @@ def test_without_a_bulk_lane_the_interactive_pass_waits_for_the_bulk_pass():
     finally:
         runner.release.set()
         b.close()
+
+
+def test_keys_are_served_round_robin_so_a_flood_does_not_starve_a_lone_text():
+    runner = FakeRunner(delay_s=0.003)
+    b = make(runner, max_batch_tokens=96, max_batch_size=64, max_wait_ms=0)
+    try:
+        flood = [b.submit(["w w w"] * 256, owner="key-a") for _ in range(30)]
+        started = time.monotonic()
+        passes_before = len(runner.batches)
+        lone = b.submit(["hello there friend"], owner="key-b")
+        lone.result(5)
+        waited, passes = time.monotonic() - started, len(runner.batches) - passes_before
+        flood_left = sum(not f.done() for f in flood)
+        for f in flood:
+            f.result(30)
+    finally:
+        b.close()
+    assert passes <= 3, passes  # the next pass or the one after is key-b's
+    assert flood_left >= 25  # most of key-a's rows were still waiting when key-b's came back
+    assert waited < 1.0
+
+
+def test_one_keys_requests_still_finish_in_the_order_they_came():
+    runner = FakeRunner(delay_s=0.001)
+    b = make(runner, max_batch_tokens=32, max_wait_ms=0)
+    order: list[int] = []
+    try:
+        futures = [b.submit(["w w"] * 40, owner="k") for _ in range(5)]
+        for i, f in enumerate(futures):
+            f.add_done_callback(lambda _, i=i: order.append(i))
+        other = b.submit(["x"] * 40, owner="other")
+        for f in [*futures, other]:
+            f.result(10)
+    finally:
+        b.close()
+    assert order == sorted(order)

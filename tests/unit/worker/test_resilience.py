@@ -35,7 +35,7 @@ class FakeScorer:
     def expect(self):
         return nullcontext()
 
-    def submit(self, texts, *, interactive=True):
+    def submit(self, texts, *, interactive=True, owner=""):
         self.passes += 1
         time.sleep(self.delay_s)
         fut = Future()

@@ -102,9 +102,9 @@ def test_worker_heartbeats(store: JobStore):
 
 def test_claim_reads_status_and_texts_and_marks_running(store: JobStore):
     job, _ = store.create(["a", "b", "c"], chunk_size=2, queue="q")
-    assert store.claim(job.id, 2, 3) == (QUEUED, ["c"], None)  # the status before the claim
+    assert store.claim(job.id, 2, 3) == (QUEUED, ["c"], None, "")  # the status before the claim
     assert store.get(job.id).status == RUNNING
-    assert store.claim("0" * 32, 0, 1) == (None, [], None)
+    assert store.claim("0" * 32, 0, 1) == (None, [], None, "")
     late, _ = store.create(["a"], chunk_size=1, queue="q", deadline=1234.5)
     assert store.claim(late.id, 0, 1).deadline == 1234.5
 

@@ -25,7 +25,7 @@ class Prediction:
 
 
 class FakeScorer:
-    def submit(self, texts, *, interactive=True):
+    def submit(self, texts, *, interactive=True, owner=""):
         future = Future()
         future.set_result([Prediction("spam" if "WIN" in t else "ham", 0.9 if "WIN" in t else 0.1)
                            for t in texts])
