@@ -18,11 +18,17 @@ from typing import Any
 from api.requests import StoreJob
 from api.validation import InvalidRequest
 from spamq.jobs.queue import PLAN_STORE_JOB, send_work
+from spamq.jobs.schema import output_key
 from spamq.jobs.store import Job, JobStore
-from spamq.jobs.store_jobs import StoreJobs, estimate_rows
+from spamq.jobs.store_jobs import SUCCESS, StoreJobs, estimate_rows
 from spamq.settings import Settings
 from spamq.storage import splits, tenancy
-from spamq.storage.artifacts import ArtifactError, ArtifactStore, artifact_store_from_settings
+from spamq.storage.artifacts import (
+    ArtifactError,
+    ArtifactStore,
+    ArtifactSymlink,
+    artifact_store_from_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +55,72 @@ def artifacts(settings: Settings) -> ArtifactStore:
                              status=503) from exc
 
 
-def _check_output(store: ArtifactStore, out: str, allowed: list[str]) -> None:
-    """``out`` must be a directory to be (no parent is a file) and hold no file yet."""
+# How many directories under an hdfs_output are looked into for files of another output.
+OUTPUT_WALK_DIRS = 256
+
+
+def _check_output(store: ArtifactStore, out: str, allowed: list[str],
+                  jobs: JobStore | None = None) -> None:
+    """``out`` must be a directory to be, away from every other job's output: no parent is a
+    file or another job's output directory (reserved in Redis, or complete with ``_SUCCESS``),
+    no file lies under it at any depth, and no component is a symlink."""
+    try:
+        _check_output_tree(store, out, allowed, jobs)
+    except ArtifactSymlink as exc:
+        raise InvalidRequest("hdfs_output", "'hdfs_output' goes through a symlink in the "
+                             "artifact store; symlinks are refused") from exc
+
+
+def _check_output_tree(store: ArtifactStore, out: str, allowed: list[str],
+                       jobs: JobStore | None) -> None:
     if store.size(out) is not None:
         raise InvalidRequest("hdfs_output", "'hdfs_output' is a file, not a directory")
+    parents = []
     for parent in PurePosixPath(out).parents:
         if str(parent) == "." or not tenancy.allowed(str(parent), allowed):
             break
-        if store.size(str(parent)) is not None:
+        parents.append(str(parent))
+    reserved = _reserved_outputs(jobs, parents)
+    for parent in parents:
+        if store.size(parent) is not None:
             raise InvalidRequest("hdfs_output", "'hdfs_output' lies under a file")
+        if parent in reserved or store.size(f"{parent}/{SUCCESS}") is not None:
+            raise InvalidRequest("hdfs_output", "'hdfs_output' lies inside another job's "
+                                 "output directory; name a directory outside it", status=409)
     present = [name for name, st in store.list_status(out) if st.type == "file"]
     if present:  # our parts would mix with another output's files (Hadoop refuses too)
         raise InvalidRequest(
             "hdfs_output", f"'hdfs_output' already holds {len(present)} file(s); name a new "
             "directory, or resume its job with the same Idempotency-Key", status=409)
+    if _files_deeper(store, out):
+        raise InvalidRequest("hdfs_output", "'hdfs_output' already holds files in its "
+                             "subdirectories (another job's output?); name a new directory",
+                             status=409)
+
+
+def _reserved_outputs(jobs: JobStore | None, paths: list[str]) -> set[str]:
+    """Those of ``paths`` that a job (not expired) has reserved as its output, in one trip."""
+    if jobs is None or not paths:
+        return set()
+    pipe = jobs.redis.pipeline(transaction=False)
+    for path in paths:
+        pipe.exists(output_key(path))
+    return {path for path, n in zip(paths, pipe.execute(), strict=True) if n}
+
+
+def _files_deeper(store: ArtifactStore, out: str) -> bool:
+    """Whether a file lies in a subdirectory of ``out``, at any depth; a tree of more than
+    OUTPUT_WALK_DIRS directories counts as holding one (no new output looks like that)."""
+    todo = [f"{out}/{name}" for name, st in store.list_status(out) if st.type == "dir"]
+    for _ in range(OUTPUT_WALK_DIRS):
+        if not todo:
+            return False
+        here = todo.pop()
+        entries = store.list_status(here)
+        if any(st.type == "file" for _, st in entries):
+            return True
+        todo += [f"{here}/{name}" for name, st in entries if st.type == "dir"]
+    return bool(todo)
 
 
 def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,
@@ -85,7 +143,7 @@ def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,
         here = _plan_here(store, files, settings)
         header = splits.sniff(store, files[0], column=column, id_column=id_column,
                               keep_columns=keep) if here else None
-        _check_output(store, out, allowed)
+        _check_output(store, out, allowed, jobs)
         plan = splits.plan_job_input(
             store, files, split_bytes=settings.split_bytes,
             max_splits=settings.max_splits_per_job,

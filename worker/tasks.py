@@ -208,10 +208,12 @@ def public_error(exc: Exception) -> str:
     """What a job's error may say to its client: no store location, path or file content
     (the whole exception is in the worker's log)."""
     from spamq.errors import InvalidRequest
-    from spamq.storage.artifacts import ArtifactError
+    from spamq.storage.artifacts import ArtifactError, ArtifactSymlink
 
     if isinstance(exc, InvalidRequest):  # the input's fault, in words fit for its client
         return f"{exc.field}: {exc.message}"
+    if isinstance(exc, ArtifactSymlink):  # swapped in after the submission: never followed
+        return exc.public_message
     if isinstance(exc, ArtifactError):
         return "the artifact store failed (see the worker log); resubmit to resume"
     return f"{type(exc).__name__} (see the worker log); resubmit to resume"

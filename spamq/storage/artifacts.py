@@ -218,7 +218,7 @@ class ArtifactSymlink(ArtifactError):
 
     http_status = 422
     code = "symlink_refused"
-    public_message = "the path goes through a symlink in the artifact store; symlinks are refused"
+    public_message = "a path goes through a symlink in the artifact store; symlinks are refused"
 
 
 # Each directory of a path is opened relative to the one above it, never following a symlink.

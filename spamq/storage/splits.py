@@ -36,14 +36,14 @@ import io
 import json
 import zlib
 from array import array
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from spamq.errors import InvalidRequest
-from spamq.storage.artifacts import ArtifactStore
+from spamq.storage.artifacts import ArtifactStore, ArtifactSymlink
 from spamq.storage.rows import CSV_ERRORS, shown, text_problem
 
 if TYPE_CHECKING:
@@ -164,11 +164,11 @@ def list_input(store: ArtifactStore, spec: str, *, fmt: str | None = None) -> li
     if fmt is not None and fmt not in TEXT_FORMATS:
         raise InputError("format", f"'format' must be csv, tsv or jsonl, not {shown(fmt, 50)}")
     spec = PurePosixPath(spec).as_posix() if spec not in ("", ".") else ""
-    st = store.stat(spec)
+    st = _no_links(store.stat, spec)
     if st is not None and st.type == "file":
         found = [(spec, st)]
     elif st is not None:
-        found = [(_child(spec, name), s) for name, s in store.list_status(spec)
+        found = [(_child(spec, name), s) for name, s in _no_links(store.list_status, spec)
                  if s.type == "file" and not _hidden(name)]
         if not found:
             raise InputError("hdfs_input", f"the directory {shown(spec)} has no data files")
@@ -176,7 +176,7 @@ def list_input(store: ArtifactStore, spec: str, *, fmt: str | None = None) -> li
         parent, pattern = _split_pattern(spec)
         if pattern is None:
             raise InputError("hdfs_input", f"nothing found at {shown(spec)}")
-        found = [(_child(parent, name), s) for name, s in store.list_status(parent)
+        found = [(_child(parent, name), s) for name, s in _no_links(store.list_status, parent)
                  if s.type == "file" and not _hidden(name)
                  and fnmatch.fnmatchcase(name, pattern)]
         if not found:
@@ -208,6 +208,19 @@ def _child(parent: str, name: str) -> str:
 
 def _hidden(name: str) -> bool:
     return name.startswith(("_", "."))
+
+
+_T = TypeVar("_T")
+
+
+def _no_links(call: Callable[[str], _T], path: str) -> _T:
+    """``call(path)``; a symlink on the way (spamq/storage/artifacts.py refuses them) is the
+    request's fault: a 422 naming hdfs_input, which never says where the link leads."""
+    try:
+        return call(path)
+    except ArtifactSymlink as exc:
+        raise InputError("hdfs_input", "'hdfs_input' goes through a symlink in the artifact "
+                         "store; symlinks are refused") from exc
 
 
 def _split_pattern(spec: str) -> tuple[str, str | None]:

@@ -205,8 +205,8 @@ def test_store_jobs_stay_in_the_keys_area_and_never_echo_the_store(tmp_path):
 
     cases = [
         ({"hdfs_input": f"{rel}/in/ok.csv", "hdfs_output": f"{rel}/out/a"}, BOB, 403),
-        ({"hdfs_input": f"{rel}/in/passwd.csv", "hdfs_output": f"{rel}/out/b"}, ALICE, 503),
-        ({"hdfs_input": f"{rel}/in/ok.csv", "hdfs_output": f"{rel}/out-link/x"}, ALICE, 503),
+        ({"hdfs_input": f"{rel}/in/passwd.csv", "hdfs_output": f"{rel}/out/b"}, ALICE, 422),
+        ({"hdfs_input": f"{rel}/in/ok.csv", "hdfs_output": f"{rel}/out-link/x"}, ALICE, 422),
         ({"hdfs_input": f"{rel}/in/{'a' * 300}.csv", "hdfs_output": f"{rel}/o"}, ALICE, 422),
         ({"hdfs_input": f"{rel}/in/ok.csv", "hdfs_output": f"{rel}/o\u0000x"}, ALICE, 422),
         ({"hdfs_input": f"{rel}/in/ok.csv", "hdfs_output": f"{rel}/in/ok.csv/x"}, ALICE, 422),
