@@ -16,12 +16,13 @@ from spamq.settings import Settings, get_settings
 
 
 def _key_ring(secrets: Any, settings: Settings) -> Any:
-    """Accepted API keys; with Vault, re-read every ``api_keys_cache_s`` (issue/revoke)."""
+    """Accepted API keys; with Vault, read afresh (past ``vault_cache_s``) every
+    ``api_keys_cache_s``, so an issued key works and a revoked one is refused within it."""
     from api.auth import KeyRing, parse_key_list
     from spamq.secrets.sources import EnvSecretSource
 
     read = None if isinstance(secrets.source, EnvSecretSource) else (
-        lambda: secrets.source.get("api_keys"))
+        lambda: secrets.source.get("api_keys", fresh=True))
     return KeyRing(parse_key_list(secrets.api_keys), read=read,
                    refresh_s=settings.api_keys_cache_s)
 

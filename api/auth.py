@@ -1,9 +1,10 @@
 """API keys: who is calling, how fast they may call, and which jobs they may see.
 
 Keys are held only as SHA-256 hashes (``sha256:<hex>``; a raw key in the environment is
-hashed on load) and compared in constant time. With Vault, the list is re-read from the
-secret source every ``api_keys_cache_s`` seconds, so ``spamq keys issue|revoke`` takes effect
-without a restart; while Vault is unreachable the keys already held stay in force.
+hashed on load) and compared in constant time. With Vault, the list is read afresh from the
+secret source every ``api_keys_cache_s`` seconds (2 by default), so ``spamq keys issue|revoke``
+takes effect within that, without a restart; while Vault is unreachable the keys already held
+stay in force.
 A key's id (the first 16 hex digits of its hash) is the owner stamped on its jobs.
 """
 

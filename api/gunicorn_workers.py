@@ -24,6 +24,7 @@ from typing import Any
 
 import gevent
 from gunicorn import util
+from gunicorn.http import errors as http_errors
 from gunicorn.workers import base, ggevent, gthread
 
 
@@ -31,14 +32,59 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
     """gunicorn's ``util.write_error`` (an HTML page), writing a JSON body instead."""
     body = json.dumps({"error": reason.lower().replace(" ", "_"), "message": mesg or reason})
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+            f"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, (head + body).encode("latin1"))  # json.dumps wrote ASCII
+
+
+#: header names a malformed header may be called by in an answer (any other: "a header")
+_NAMED_HEADERS = {h.upper(): h for h in ("Authorization", "X-API-Key", "Content-Length",
+                                          "Transfer-Encoding", "Content-Type", "Host",
+                                          "Idempotency-Key")}
+
+
+class MalformedHeader(http_errors.InvalidHeader):
+    """A bad header as gunicorn answers (400) and logs it: the rule broken and the header's
+    name if it is one of ``_NAMED_HEADERS``, never the client's bytes (gunicorn's own text
+    quotes the header line: an API key in it would be echoed and logged)."""
+
+    def __init__(self, what: str, req: Any = None) -> None:
+        super().__init__(what, req=req)
+
+    def __str__(self) -> str:
+        return str(self.hdr)
+
+
+def header_named(raw: object) -> str:
+    """The known header a malformed header line names, else "a request header"."""
+    name = str(raw).split(":", 1)[0].strip().split(" ", 1)[0].upper()
+    known = _NAMED_HEADERS.get(name)
+    return f"header {known}" if known else "a request header"
+
+
+def sanitized(exc: BaseException) -> BaseException:
+    """``exc`` as gunicorn may answer and log it: no byte of the request in its text."""
+    if isinstance(exc, (http_errors.InvalidResponseHeader,
+                        http_errors.InvalidResponseHeaderName, MalformedHeader)):
+        return exc  # the application's own header (a 500, nothing of the client's), or done
+    req = getattr(exc, "req", None)
+    if isinstance(exc, (http_errors.InvalidHeader, http_errors.ObsoleteFolding)):
+        return MalformedHeader(f"malformed {header_named(exc.hdr)}", req)
+    if isinstance(exc, http_errors.InvalidHeaderName):
+        return MalformedHeader("malformed request header name", req)
+    if isinstance(exc, (http_errors.InvalidRequestLine, http_errors.InvalidRequestMethod,
+                        http_errors.InvalidHTTPVersion)):
+        return http_errors.InvalidRequestLine("malformed")
+    return exc
 
 
 class _JsonErrors(base.Worker):
     def init_process(self) -> None:
         util.write_error = write_json_error  # gunicorn's Worker.handle_error writes through it
         super().init_process()
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        super().handle_error(req, client, addr, sanitized(exc))
 
 
 class ThreadWorker(_JsonErrors, gthread.ThreadWorker):

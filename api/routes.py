@@ -547,16 +547,21 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    store = _ctx()[1]
+    """Public: ready or not, and how many live workers have a model loaded; which workers,
+    and why not ready, are for the operator (/metrics, the API's log)."""
+    settings, store, _ = _ctx()
     secrets = current_app.extensions["spamq"].get("secrets")
     secrets_ok, secrets_reason = secrets.ready() if secrets else (True, "")
-    workers = store.workers()
-    ready = [w for w in workers if w.get("model_version") and w.get("ready", True)]
-    body = {"status": "ready" if ready and secrets_ok else "not_ready", "redis": "ok",
-            "secrets": "ok" if secrets_ok else secrets_reason, "workers": workers}
+    fresh_after = time.time() - 2 * settings.worker_heartbeat_s - 1  # a beat missed: gone
+    ready = sum(1 for w in store.workers()
+                if w.get("model_version") and w.get("ready", True)
+                and isinstance(w.get("at"), int | float) and w["at"] >= fresh_after)
+    ok = bool(ready) and secrets_ok
+    body: dict[str, Any] = {"ready": ok, "status": "ready" if ok else "not_ready",
+                            "workers": ready}
     if not secrets_ok:
-        body["message"] = f"secrets not readable: {secrets_reason}"
+        logger.warning("not ready: secrets not readable: %s", secrets_reason)
+        body["message"] = "the service's secrets (Vault) cannot be read"
     elif not ready:
-        body["message"] = "no worker with a loaded model is answering"
-    return jsonify(body), 200 if ready and secrets_ok else 503
-
+        body["message"] = "no live worker with a loaded model"
+    return jsonify(body), 200 if ok else 503

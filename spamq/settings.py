@@ -129,7 +129,8 @@ class Settings(BaseSettings):
     # Fail closed: with no key configured every protected endpoint answers 401 (scripts/run.sh
     # issues a dev key for `make run`). Keys: raw or "sha256:<hex>"; only hashes are kept.
     auth_required: bool = True
-    api_keys_cache_s: float = Field(default=5.0, ge=0, description="key list re-read period")
+    api_keys_cache_s: float = Field(default=2.0, ge=0, description="key list re-read period "
+                                    "(past vault_cache_s): the most a revoked key still works")
     rate_limit_per_s: float = Field(default=50.0, gt=0, description="requests per key per second")
     rate_limit_burst: int = Field(default=200, ge=1, description="token bucket size per key")
     max_queue_depth: int = Field(default=10_000, ge=1, description="queued tasks before 429")

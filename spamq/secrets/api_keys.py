@@ -5,7 +5,8 @@ comma-separated list of ``sha256:<hex>`` hashes, the format defined here. A raw 
 exists only in the output of :func:`issue_key`; Vault holds its hash. Optional names are
 kept beside it as ``api_key_names`` (JSON ``{key_id: name}``), which the API does not read.
 Writes use KV v2 check-and-set, so two operators editing at once cannot drop a key; the
-API re-reads the list every ``api_keys_cache_s`` (plus ``vault_cache_s``) seconds.
+API re-reads the list from Vault every ``api_keys_cache_s`` seconds (default 2; the Vault
+read cache, ``vault_cache_s``, is bypassed for it), so a revoked key is refused within that.
 Every list written back holds hashes only (raw keys found there are hashed).
 """
 

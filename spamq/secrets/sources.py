@@ -62,8 +62,9 @@ class SecretSource(ABC):
     """Where a process gets its secrets."""
 
     @abstractmethod
-    def get(self, name: str) -> str:
-        """The secret ``name`` (one of SECRET_PATHS) or SecretError."""
+    def get(self, name: str, *, fresh: bool = False) -> str:
+        """The secret ``name`` (one of SECRET_PATHS) or SecretError; ``fresh``: read now, not
+        from a cache (the API key list, so a revoked key is refused within seconds)."""
 
     @abstractmethod
     def ready(self) -> tuple[bool, str]:
@@ -86,7 +87,7 @@ class EnvSecretSource(SecretSource):
         self._settings = settings
         logger.info("no Vault address configured: secrets from the environment")
 
-    def get(self, name: str) -> str:
+    def get(self, name: str, *, fresh: bool = False) -> str:
         value = getattr(self._settings, _known(name), None)
         if value is None:
             raise SecretError(
@@ -292,14 +293,14 @@ class VaultSecretSource(SecretSource):
 
     # --- reading -----------------------------------------------------------------------------
 
-    def _read(self, sub: str) -> dict[str, Any]:
+    def _read(self, sub: str, *, fresh: bool = False) -> dict[str, Any]:
         import hvac.exceptions as hx
         import requests
 
         path = self.api_path(sub)
         with self._lock:
             hit = self._cache.get(sub)
-            if hit and time.monotonic() - hit[0] < self._cache_s:
+            if hit and not fresh and time.monotonic() - hit[0] < self._cache_s:
                 return hit[1]
             self._ensure_auth()
             for attempt in (1, 2):
@@ -322,9 +323,9 @@ class VaultSecretSource(SecretSource):
             self._cache[sub] = (time.monotonic(), data)
             return data
 
-    def get(self, name: str) -> str:
+    def get(self, name: str, *, fresh: bool = False) -> str:
         sub = SECRET_PATHS[_known(name)]
-        data = self._read(sub)
+        data = self._read(sub, fresh=fresh)
         if name not in data:
             raise SecretError(f"{self.api_path(sub)} has no key {name!r}")
         return str(data[name])

@@ -11,6 +11,7 @@ import requests
 from spamq.models.manifest import verify_model_dir
 from spamq.samples import EXPECTED, SAMPLES
 from spamq.settings import Settings
+from tests.integration.conftest import METRICS_TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +28,12 @@ def poll(api_url: str, status_url: str, timeout: float = 120) -> dict:
 
 def test_ready_once_a_worker_has_loaded_the_model(api_url, trained_model_dir):
     resp = requests.get(api_url + "/readyz", timeout=5)
-    assert resp.status_code == 200
-    versions = {w["model_version"] for w in resp.json()["workers"]}
+    assert resp.status_code == 200 and resp.json()["ready"] is True
+    assert resp.json()["workers"] >= 1  # a count: which workers is /metrics' (the operator's)
+    metrics = requests.get(api_url + "/metrics", timeout=5,
+                           headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
+    versions = {line.split('model_version="', 1)[1].split('"', 1)[0]
+                for line in metrics.splitlines() if line.startswith("spamq_worker_model{")}
     assert versions == {verify_model_dir(trained_model_dir)}
 
 

@@ -201,3 +201,103 @@ def test_an_untouched_part_still_reads_whole(done_upload):
     assert {r["label"] for r in page["results"]} <= {"ham", "spam"}
     lines = client.get(job["results_url"] + "?format=jsonl").get_data().splitlines()
     assert len(lines) == 2
+
+
+# --- a malformed header is never echoed --------------------------------------------------
+
+
+@pytest.mark.parametrize("line", [
+    "X-API-Key spamq-secret-key-123",  # no colon: gunicorn quotes the whole line
+    "Authorization: Bearer spamq-secret-key-123\x01",  # a control character in the value
+    "X-API-Key spamq-secret-key-123: x",  # an invalid header name holding the key
+])
+def test_gunicorn_header_errors_never_carry_the_header(line):
+    from gunicorn.http import errors as http_errors
+
+    from api.gunicorn_workers import sanitized
+
+    raws = {"X-API-Key spamq-secret-key-123": http_errors.InvalidHeader(line),
+            "Authorization: Bearer spamq-secret-key-123\x01":
+                http_errors.InvalidHeader("AUTHORIZATION"),
+            "X-API-Key spamq-secret-key-123: x": http_errors.InvalidHeaderName(
+                line.split(":")[0])}
+    raw = raws[line]
+    assert "spamq-secret" in str(raw) or "AUTHORIZATION" in str(raw)  # gunicorn's own text
+    safe = sanitized(raw)
+    assert isinstance(safe, http_errors.InvalidHeader)  # still a 400 from gunicorn
+    assert "spamq-secret" not in str(safe) and "\x01" not in str(safe)
+    assert str(safe).startswith("malformed")
+    if line.startswith("Authorization"):
+        assert str(safe) == "malformed header Authorization"
+    if line == "X-API-Key spamq-secret-key-123":
+        assert str(safe) == "malformed header X-API-Key"
+    request_line = sanitized(http_errors.InvalidRequestLine("GET /?key=spamq-secret x"))
+    assert "spamq-secret" not in str(request_line)
+
+
+# --- the key ring reads Vault afresh --------------------------------------------------------
+
+
+def test_the_key_ring_reads_the_key_list_past_the_secret_cache(monkeypatch):
+    from api import _key_ring
+
+    calls = []
+
+    class Source:  # a Vault-like source: not EnvSecretSource
+        def get(self, name, *, fresh=False):
+            calls.append((name, fresh))
+            return "key-one"
+
+    class Secrets:
+        source = Source()
+        api_keys = frozenset({"key-one"})
+
+    ring = _key_ring(Secrets(), Settings(api_keys_cache_s=0))
+    assert ring.identify("key-one")
+    assert calls and all(c == ("api_keys", True) for c in calls)
+    assert Settings().api_keys_cache_s <= 2  # the most a revoked key still works, by default
+
+
+# --- /readyz says ready or not, and a count ---------------------------------------------------
+
+
+def test_readyz_counts_live_workers_only_and_names_none(tmp_path):
+    store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
+    client = create_app(Settings(worker_heartbeat_s=1), store=store,
+                        send_task=RecordingSender()).test_client()
+    now = time.time()
+    store.beat("host-a:101", {"name": "host-a:101", "model_version": "v1", "at": now}, ttl_s=30)
+    store.beat("host-b:202", {"name": "host-b:202", "model_version": "v1", "at": now - 20},
+               ttl_s=30)  # killed: its heartbeat key not expired yet, its beats stopped
+    resp = client.get("/readyz")
+    assert resp.status_code == 200
+    assert resp.get_json() == {"ready": True, "status": "ready", "workers": 1}
+    assert b"host-" not in resp.get_data()
+    store.redis.delete("spamq:worker:host-a:101")
+    resp = client.get("/readyz")
+    assert resp.status_code == 503 and resp.get_json()["workers"] == 0
+    assert b"host-" not in resp.get_data()
+
+
+# --- security headers and the page's script -------------------------------------------------
+
+
+def test_every_answer_carries_the_security_headers(ctx):
+    client, _, _ = ctx
+    for resp in (client.get("/"), client.get("/v1/jobs/" + "0" * 32),
+                 client.post("/v1/jobs", json={"texts": "no"}), client.get("/static/app.js")):
+        csp = resp.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_page_has_no_inline_script_or_style(ctx):
+    client, _, _ = ctx
+    page = client.get("/").get_data(as_text=True)
+    assert "<script>" not in page and "<style>" not in page and " on" + "click=" not in page
+    assert '<script src="static/app.js"></script>' in page
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and "replaceState" in script.get_data(as_text=True)
