@@ -124,6 +124,12 @@ class LegacyBody(Submission):
     _check_text = field_validator("text", mode="before")(_texts)
 
 
+#: the columns a store job's output rows have of their own (worker/split_tasks.py: a part's
+#: row and a rejected row): an id or kept column of the same name would be overwritten
+OUTPUT_COLUMNS = ("file", "ref", "label", "spam_probability", "truncated", "model_version",
+                  "error", "reason")
+
+
 class StoreColumns(Notified):
     """What a store job reads and writes: the columns and the formats."""
 
@@ -132,6 +138,16 @@ class StoreColumns(Notified):
     id_column: Name | None = None
     keep_columns: Annotated[list[Name], Field(max_length=50)] = []
     output_format: OutputFormat | None = None
+
+    @model_validator(mode="after")
+    def _not_an_output_column(self) -> StoreColumns:
+        named = [("id_column", self.id_column),
+                 *((f"keep_columns[{i}]", c) for i, c in enumerate(self.keep_columns))]
+        for field, name in named:
+            if name in OUTPUT_COLUMNS:
+                raise InvalidRequest(field, f"'{field}' names {name!r}, a column the output "
+                                     "has of its own (" + ", ".join(OUTPUT_COLUMNS) + ")")
+        return self
 
 
 class StoreJob(StoreColumns):

@@ -220,6 +220,14 @@ class Settings(BaseSettings):
         default=1 << 20, ge=0,
         description="Parquet footer bytes the API reads at submit; more: the job is planned "
                     "by the plan task on a worker")
+    # A split's worker memory and retries (worker/split_tasks.py, spamq/storage/splits.py).
+    split_batch_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=64 * 1024,
+        description="bytes of values a split turns into Python objects (and scores) at a time")
+    split_max_attempts: int = Field(
+        default=3, ge=1, description="attempts at one split (its worker died) before the job fails")
+    max_rejected_per_split: int = Field(
+        default=100_000, ge=0, description="rejected rows of one split before the job fails")
     store_tenant_root: str = "tenants"
     store_grants: dict[str, list[str]] = Field(default_factory=dict)
 
@@ -240,6 +248,9 @@ class Settings(BaseSettings):
         description="a claimed event returns to others after this (> webhook_timeout_s)")
     webhook_poll_s: float = Field(default=1.0, gt=0, description="deliverer idle wait")
     webhook_concurrency: int = Field(default=8, ge=1, description="deliveries in flight")
+    webhook_key_concurrency: int = Field(
+        default=2, ge=1, description="deliveries in flight per API key (of webhook_concurrency): "
+        "one key's slow receiver holds only this many")
     webhook_max_response_bytes: int = Field(default=64 * 1024, ge=0)
     webhook_attempts_kept: int = Field(default=100, ge=1, description="attempt records per job")
     webhook_dead_ttl_s: int = Field(default=7 * 24 * 3600, ge=60,

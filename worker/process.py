@@ -173,7 +173,13 @@ class WorkerProcess:
         return self.store
 
     def _start_store(self) -> None:
+        from worker.split_tasks import clean_stale_parts
+
         self.name = f"{socket.gethostname()}:{os.getpid()}"  # after the fork: the child's pid
+        try:
+            clean_stale_parts()  # temporary parts a killed worker of this host left behind
+        except OSError as exc:
+            logger.warning("temporary parts not cleaned: %s", exc)
         if self.store is None:
             self.store = JobStore.from_settings(self.settings)
 

@@ -16,6 +16,8 @@ import csv
 import json
 import logging
 import os
+import re
+import socket
 import tempfile
 import time
 import uuid
@@ -35,7 +37,56 @@ logger = logging.getLogger(__name__)
 
 RESULT_FIELDS = ["label", "spam_probability", "truncated", "model_version"]
 _BATCH_ROWS = 256  # rows handed to the batcher at a time (it packs them into passes)
-_CHECK_EVERY_S = 2.0  # progress, cancellation and deadline checks while a split runs
+_CHECK_EVERY_S = 0.5  # progress, cancellation and deadline checks while a split runs
+
+
+# Parquet types of the columns every part has (the id and kept columns take their values').
+_PART_TYPES = {"file": "int64", "ref": "int64", "label": "string", "spam_probability": "double",
+               "truncated": "bool", "model_version": "string"}
+_TEMP_NAME = re.compile(r"part-(?P<host>[A-Za-z0-9.-]+)-(?P<pid>[0-9]+)-")
+
+
+def temp_dir() -> str:
+    """Where parts are written before their upload: ``$TMPDIR/spamq-parts``, named
+    ``part-<host>-<pid>-...`` so that a worker starting on the same host can tell a dead
+    process's leftovers (:func:`clean_stale_parts`)."""
+    path = os.path.join(tempfile.gettempdir(), "spamq-parts")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+
+
+def clean_stale_parts(directory: str | None = None) -> int:
+    """Delete the temporary parts that processes of this host no longer running left
+    behind (a worker killed mid-split); another host's, or a live process's, are kept.
+    Returns how many were deleted."""
+    directory = directory or temp_dir()
+    host, removed = _host(), 0
+    for name in os.listdir(directory):
+        m = _TEMP_NAME.match(name)
+        if m is None or m["host"] != host or _alive(int(m["pid"])):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+            removed += 1
+        except FileNotFoundError:
+            pass
+    if removed:
+        logger.info("deleted %d temporary part file(s) of dead processes", removed)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 class PartWriter:
@@ -43,7 +94,8 @@ class PartWriter:
 
     def __init__(self, fmt: str, columns: list[str], tmpdir: str | None = None) -> None:
         self.fmt, self.columns, self.rows = fmt, columns, 0
-        fd, self.path = tempfile.mkstemp(prefix="spamq-part-", dir=tmpdir)
+        fd, self.path = tempfile.mkstemp(prefix=f"part-{_host()}-{os.getpid()}-",
+                                         dir=tmpdir or temp_dir())
         os.close(fd)
         self._fh: Any = None
         self._pending: list[dict[str, Any]] = []
@@ -67,16 +119,22 @@ class PartWriter:
                 self._flush_parquet()
 
     def _flush_parquet(self) -> None:
+        """The pending rows as a row group. The schema comes from the first batch: a column
+        with no value there (or mixed types) is a string column, so a later value is kept,
+        not refused."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(self._pending) if self._pending else None
-        self._pending = []
-        if table is None:
+        rows, self._pending = self._pending, []
+        if not rows:
             return
         if self._pq is None:
-            self._pq = pq.ParquetWriter(self.path, table.schema)
-        self._pq.write_table(table.cast(self._pq.schema, safe=False))
+            fields = [pa.field(c, _PART_TYPES.get(c) or _infer([r.get(c) for r in rows]))
+                      for c in self.columns]
+            self._pq = pq.ParquetWriter(self.path, pa.schema(fields))
+        schema = self._pq.schema
+        self._pq.write_table(pa.Table.from_arrays(
+            [_column([r.get(f.name) for r in rows], f.type) for f in schema], schema=schema))
 
     def close(self) -> None:
         if self.fmt == "parquet":
@@ -92,6 +150,28 @@ class PartWriter:
         finally:
             if os.path.exists(self.path):
                 os.unlink(self.path)
+
+
+def _infer(values: list[Any]) -> Any:
+    import pyarrow as pa
+
+    try:
+        found = pa.array(values).type
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.string()
+    return pa.string() if pa.types.is_null(found) else found
+
+
+def _column(values: list[Any], type_: Any) -> Any:
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, type=type_)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        if not pa.types.is_string(type_):
+            raise
+        return pa.array([v if v is None or isinstance(v, str) else json.dumps(v)
+                         for v in values], type=type_)
 
 
 def commit(artifacts: ArtifactStore, local: str, path: str) -> None:
@@ -111,10 +191,14 @@ class SplitScorer:
     def __init__(self, jobs: JobStore, artifacts: ArtifactStore, scorer: Any, *,
                  max_chars: int, holder: str = "", lease_s: float = 10.0,
                  leases: resilience.LeaseBook | None = None,
-                 send_next: Callable[[int], None] | None = None) -> None:
+                 send_next: Callable[[int], None] | None = None,
+                 batch_bytes: int = input_splits.BATCH_BYTES, max_attempts: int = 3,
+                 max_rejected: int = 100_000) -> None:
         self.jobs, self.store_jobs, self.artifacts = jobs, StoreJobs(jobs), artifacts
         self.scorer, self.max_chars, self.holder = scorer, max_chars, holder
         self.lease_s, self.leases, self.send_next = lease_s, leases, send_next
+        self.batch_bytes, self.max_attempts = batch_bytes, max_attempts
+        self.max_rejected = max_rejected
 
     def run(self, job_id: str, index: int) -> bool:
         """Score split ``index`` and commit its part once; False if there was nothing to do."""
@@ -134,10 +218,31 @@ class SplitScorer:
             return True
         return resilience.past_deadline(self.jobs, job_id, job.deadline)
 
+    def _fail(self, job_id: str, reason: str) -> None:
+        if self.jobs.fail(job_id, reason):
+            logger.warning("job failed: %s", reason, extra={"job_id": job_id})
+
+    def _changed(self, job_id: str, file: input_splits.InputFile, file_index: int) -> bool:
+        """True (and the job failed) if ``file`` is no longer the size and mtime it had when
+        the job was planned: its splits' byte ranges would miss or cut rows."""
+        st = self.artifacts.stat(file.path)
+        if st is not None and st.type == "file" and (st.size, st.mtime) == (file.size,
+                                                                             file.mtime):
+            return False
+        self._fail(job_id, f"input changed: file {file_index} is not the size and time it "
+                   "had at submission; resubmit to score it as it is now")
+        return True
+
     def _run(self, job_id: str, index: int) -> bool:
         if self._stopped(job_id):
             logger.info("job %s: split %d skipped (%s)", job_id, index,
                         self.jobs.get(job_id).status)
+            return False
+        attempts = self.store_jobs.attempt(job_id, index)
+        if attempts > self.max_attempts:  # the earlier ones died with their worker (OOM?)
+            self.store_jobs.forget_attempts(job_id, index)  # a resumed job tries afresh
+            self._fail(job_id, f"split {index} failed after {self.max_attempts} attempts "
+                       "(the worker died while scoring it)")
             return False
         self.jobs.mark_running(job_id)
         found = self.store_jobs.split(job_id, index)
@@ -146,12 +251,14 @@ class SplitScorer:
         file_rec, split_rec = found
         spec = self.store_jobs.spec(job_id)
         file, split = input_splits.InputFile(**file_rec), input_splits.Split(**split_rec)
+        if self._changed(job_id, file, split.file):
+            return False
         parities = spec.get("parities") or []
         records = input_splits.read_split(
             self.artifacts, file, split, header=spec.get("header"), column=spec["column"],
             id_column=spec.get("id_column"), keep_columns=tuple(spec.get("keep_columns") or ()),
             in_quotes=bool(parities[index]) if index < len(parities) else False,
-            max_chars=self.max_chars)
+            max_chars=self.max_chars, batch_bytes=self.batch_bytes)
         out_fmt = spec.get("output_format", "jsonl")
         extra_cols = ([spec["id_column"]] if spec.get("id_column") else []) + list(
             spec.get("keep_columns") or [])
@@ -159,7 +266,9 @@ class SplitScorer:
         rejected = PartWriter("jsonl", [])
         try:
             version = self._score(job_id, index, split.file, records, part, rejected)
-            if version is None:  # cancelled or past its deadline meanwhile
+            if version is None:  # cancelled, past its deadline or failed meanwhile
+                return False
+            if self._changed(job_id, file, split.file):  # while it was read
                 return False
             part.close()
             rejected.close()
@@ -188,6 +297,7 @@ class SplitScorer:
         job was cancelled or its deadline passed meanwhile."""
         in_flight: deque[tuple[list[Any], Any]] = deque()
         batch: list[Any] = []
+        batch_bytes = 0
         version = ""
         checked = time.monotonic()
 
@@ -205,19 +315,25 @@ class SplitScorer:
             if record.problem is not None:
                 rejected.write({**record.extra, "file": file_index, "ref": record.ref,
                                 "reason": record.problem})
-                continue
-            batch.append(record)
-            if len(batch) >= _BATCH_ROWS:
+                if rejected.rows > self.max_rejected:
+                    drain(0)
+                    self._fail(job_id, f"split {index}: more than {self.max_rejected} "
+                               "rejected rows; is `column` right?")
+                    return None
+            else:
+                batch.append(record)
+                batch_bytes += len(record.text.encode("utf-8", "surrogatepass"))
+            if len(batch) >= _BATCH_ROWS or (batch and batch_bytes >= self.batch_bytes):
                 in_flight.append((batch, self.scorer.submit([r.text for r in batch],
                                                             interactive=False)))
-                batch = []
+                batch, batch_bytes = [], 0
                 drain(1)  # two batches in flight: the next is parsed while one is scored
-                if time.monotonic() - checked > _CHECK_EVERY_S:
-                    checked = time.monotonic()
-                    if self._stopped(job_id):
-                        drain(0)
-                        return None
-                    self.store_jobs.progress(job_id, index, part.rows + rejected.rows)
+            if time.monotonic() - checked > _CHECK_EVERY_S:  # also while rows are rejected
+                checked = time.monotonic()
+                if self._stopped(job_id):
+                    drain(0)
+                    return None
+                self.store_jobs.progress(job_id, index, part.rows + rejected.rows)
         if batch:
             in_flight.append((batch, self.scorer.submit([r.text for r in batch],
                                                         interactive=False)))

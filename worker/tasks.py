@@ -228,10 +228,13 @@ def score_split_task(self, job_id: str, index: int) -> None:
     state.ensure_loops()
     queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
     with job_context(job_id), _failures(state, [job_id], f"split {index}"):
+        s = state.settings
         SplitScorer(state.jobs, state.artifacts, _scorer(state),
-                    max_chars=state.settings.max_chars_per_text, holder=state.name,
-                    lease_s=state.settings.chunk_lease_s, leases=state.leases,
+                    max_chars=s.max_chars_per_text, holder=state.name,
+                    lease_s=s.chunk_lease_s, leases=state.leases,
                     send_next=lambda nxt: send_split(app.send_task, job_id, nxt, queue),
+                    batch_bytes=s.split_batch_bytes, max_attempts=s.split_max_attempts,
+                    max_rejected=s.max_rejected_per_split,
                     ).run(job_id, index)
 
 

@@ -329,19 +329,28 @@ return {1, nxt}
 # spamq:job:<id>:webhook_progress  set NX for webhook_progress_interval_s: progress throttle
 # spamq:webhook:<event id>         hash: an undelivered event (type, job_id, key_id, url, body,
 #                                  attempts, base, lease); deleted once delivered or gone
-# spamq:webhooks:due               zset: event id -> due time; while claimed, its lease's end
+# spamq:webhooks:due:<lane>        zset, one per API key (its lane, :func:`webhook_lane`): event
+#                                  id -> due time; while claimed, its lease's end
+# spamq:webhooks:lanes             zset: lane -> the earliest due time in it (lanes with no
+#                                  event are removed); the deliverer serves the lanes due now in
+#                                  turn, at most a few attempts in flight per lane
+# spamq:webhooks:due               zset: event id -> due time, of the outbox before lanes; the
+#                                  deliverer moves its events into their lanes at start
 # spamq:webhooks:pending           zset: event id -> enqueue time (age of the oldest undelivered)
 # spamq:webhooks:dead              zset: event id -> time it went to the dead letters
 # spamq:webhooks:stats             hash: outcome (delivered, retry, gone, dead) -> count
 # spamq:webhooks:watch             set: ids of jobs with a webhook whose end is not yet enqueued
 #                                  (spamq/webhooks/watch.py)
 WEBHOOK_EVENT_PREFIX = "spamq:webhook:"
-WEBHOOK_DUE_KEY = "spamq:webhooks:due"
+WEBHOOK_LANE_PREFIX = "spamq:webhooks:due:"
+WEBHOOK_LANES_KEY = "spamq:webhooks:lanes"
+WEBHOOK_DUE_KEY = "spamq:webhooks:due"  # before lanes: read only to move its events
 WEBHOOK_PENDING_KEY = "spamq:webhooks:pending"
 WEBHOOK_DEAD_KEY = "spamq:webhooks:dead"
 WEBHOOK_STATS_KEY = "spamq:webhooks:stats"
 WEBHOOK_WATCH_KEY = "spamq:webhooks:watch"
 _EVENT_ID = re.compile(r"msg_[0-9a-f]{32}")
+_LANE = re.compile(r"-|[0-9a-f]{16}")
 
 
 class EventNotFound(KeyError):
@@ -359,49 +368,91 @@ def webhook_event_key(event_id: str) -> str:
     return WEBHOOK_EVENT_PREFIX + check_event_id(event_id)
 
 
+def webhook_lane(key_id: str) -> str:
+    """The delivery lane of a key's events: its key id ('-' with authentication off), or a
+    digest of anything else (never raw input in a key name)."""
+    return key_id if _LANE.fullmatch(key_id) else digest(key_id)[:16]
+
+
+def webhook_due_key(lane: str) -> str:
+    if not _LANE.fullmatch(lane):
+        raise ValueError("not a webhook lane")
+    return WEBHOOK_LANE_PREFIX + lane
+
+
 def webhook_keys(job_id: str) -> tuple[str, str, str]:
     """A job's webhook subscription, its attempt records and its progress throttle."""
     return (job_key(job_id, "webhook"), job_key(job_id, "webhook_attempts"),
             job_key(job_id, "webhook_progress"))
 
 
-# KEYS: event, due, pending, watch. ARGV: id, now, job id ('' for none), then the event's
-# field/value pairs. Store the event and make it due now, unless its id is stored already;
-# with a job id, only if that job is still watched, which it leaves in the same step (a job's
-# end is enqueued once, however many deliverers watch it). 1 enqueued, 0 not.
-WEBHOOK_ENQUEUE = """
+# Lua: the lane's score in the lanes zset is its earliest due time; a lane left empty leaves.
+_WEBHOOK_REINDEX = """
+local function reindex(lanes, due, lane)
+  local head = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+  if head[1] then redis.call('ZADD', lanes, head[2], lane) else redis.call('ZREM', lanes, lane) end
+end
+"""
+
+# KEYS: event, lane, pending, watch, lanes. ARGV: id, now, job id ('' for none), lane name,
+# then the event's field/value pairs. Store the event and make it due now, unless its id is
+# stored already; with a job id, only if that job is still watched, which it leaves in the
+# same step (a job's end is enqueued once, however many deliverers watch it). 1 enqueued, 0 not.
+WEBHOOK_ENQUEUE = _WEBHOOK_REINDEX + """
 if ARGV[3] ~= '' and redis.call('SREM', KEYS[4], ARGV[3]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+reindex(KEYS[5], KEYS[2], ARGV[4])
 return 1
 """
 
-# KEYS: due. ARGV: now, lease end, n, lease token. Up to n due events: each is pushed to its
-# lease's end (another deliverer takes it then, if this one dies), its attempt counted and the
-# token set. Returns the ids. An id whose event hash is gone is dropped.
-WEBHOOK_CLAIM = f"""
+# KEYS: lanes. ARGV: now, lease end, n, lease token, cap per lane, lanes looked at, then
+# (lane, attempts in flight) pairs of this deliverer. Up to n due events, taken in turns: one
+# from each lane due now (oldest head first) per round, skipping lanes with ``cap`` attempts in
+# flight, until n or none is left. Each taken event is pushed to its lease's end (another
+# deliverer takes it then, if this one dies), its attempt counted and the token set. Returns
+# the ids. An id whose event hash is gone is dropped.
+WEBHOOK_CLAIM = _WEBHOOK_REINDEX + f"""
+local now, n, cap = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[5])
+local busy = {{}}
+for i = 7, #ARGV, 2 do busy[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local lanes = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[6])
 local out = {{}}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
-  local ev = '{WEBHOOK_EVENT_PREFIX}' .. id
-  if redis.call('EXISTS', ev) == 0 then
-    redis.call('ZREM', KEYS[1], id)
-  else
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    redis.call('HINCRBY', ev, 'attempts', 1)
-    redis.call('HSET', ev, 'lease', ARGV[4])
-    table.insert(out, id)
+local more = true
+while more and #out < n do
+  more = false
+  for _, lane in ipairs(lanes) do
+    if #out >= n then break end
+    if (busy[lane] or 0) < cap then
+      local due = '{WEBHOOK_LANE_PREFIX}' .. lane
+      local id = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, 1)[1]
+      if id then
+        local ev = '{WEBHOOK_EVENT_PREFIX}' .. id
+        if redis.call('EXISTS', ev) == 0 then
+          redis.call('ZREM', due, id)
+        else
+          redis.call('ZADD', due, ARGV[2], id)
+          redis.call('HINCRBY', ev, 'attempts', 1)
+          redis.call('HSET', ev, 'lease', ARGV[4])
+          table.insert(out, id)
+          busy[lane] = (busy[lane] or 0) + 1
+        end
+        more = true
+      end
+      reindex(KEYS[1], due, lane)
+    end
   end
 end
 return out
 """
 
-# KEYS: event, due, pending, dead, attempts, stats, job webhook. ARGV: id, token, outcome,
-# next due, attempt record, records kept, job ttl, now, dead ttl. Only the lease holder
-# finishes an attempt (0 otherwise): retry -> due again; dead -> dead letters; delivered or
-# gone -> the event is deleted (gone also marks the job's webhook gone).
-WEBHOOK_FINISH = """
+# KEYS: event, lane, pending, dead, attempts, stats, job webhook, lanes. ARGV: id, token,
+# outcome, next due, attempt record, records kept, job ttl, now, dead ttl, lane name. Only the
+# lease holder finishes an attempt (0 otherwise): retry -> due again; dead -> dead letters;
+# delivered or gone -> the event is deleted (gone also marks the job's webhook gone).
+WEBHOOK_FINISH = _WEBHOOK_REINDEX + """
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[2] then return 0 end
 redis.call('RPUSH', KEYS[5], ARGV[5])
 redis.call('LTRIM', KEYS[5], -tonumber(ARGV[6]), -1)
@@ -410,10 +461,12 @@ redis.call('HINCRBY', KEYS[6], ARGV[3], 1)
 if ARGV[3] == 'retry' then
   redis.call('HSET', KEYS[1], 'lease', '')
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+  reindex(KEYS[8], KEYS[2], ARGV[10])
   return 1
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+reindex(KEYS[8], KEYS[2], ARGV[10])
 if ARGV[3] == 'dead' then
   redis.call('HSET', KEYS[1], 'lease', '')
   redis.call('ZADD', KEYS[4], ARGV[8], ARGV[1])
@@ -428,15 +481,28 @@ end
 return 1
 """
 
-# KEYS: event, due, pending, dead. ARGV: id, now. A dead event back in the outbox with a new
-# budget of attempts (numbering goes on). 1 resent, 0 not a dead letter, -1 expired.
-WEBHOOK_RESEND = """
+# KEYS: event, lane, pending, dead, lanes. ARGV: id, now, lane name. A dead event back in the
+# outbox with a new budget of attempts (numbering goes on). 1 resent, 0 not a dead letter,
+# -1 expired.
+WEBHOOK_RESEND = _WEBHOOK_REINDEX + """
 if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 redis.call('PERSIST', KEYS[1])
 redis.call('HSET', KEYS[1], 'base', redis.call('HGET', KEYS[1], 'attempts'), 'lease', '')
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+reindex(KEYS[5], KEYS[2], ARGV[3])
+return 1
+"""
+
+# KEYS: the old due zset, lane, lanes. ARGV: id, lane name. An event of the outbox before
+# lanes moved into its lane with its due time (0 if it was moved already).
+WEBHOOK_MOVE = _WEBHOOK_REINDEX + """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], score, ARGV[1])
+reindex(KEYS[3], KEYS[2], ARGV[2])
 return 1
 """
 # --- end webhooks ---

@@ -58,7 +58,8 @@ EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl
 CHUNK = 1 << 16  # bytes per read from the store, and per decompressed chunk
 SNIFF_BYTES = 1 << 16  # what sniff reads at most of a text file
 MAX_RECORD_BYTES = 1 << 20  # a longer record is rejected (and skipped without being held)
-PARQUET_BATCH = 1024  # rows per Arrow record batch
+PARQUET_BATCH = 1024  # rows per Arrow record batch at most
+BATCH_BYTES = 4 << 20  # bytes of values one batch of records turns into Python objects
 PARQUET_WINDOW = 4 << 20  # bytes one ranged read of a Parquet file asks for at most
 
 _GLOB_CHARS = frozenset("*?[")
@@ -542,10 +543,11 @@ def read_split(
     store: ArtifactStore, file: InputFile, split: Split, *, header: Sequence[str] | None = None,
     column: str, id_column: str | None = None, keep_columns: Iterable[str] = (),
     in_quotes: bool = False, max_chars: int = 5000, max_record_bytes: int = MAX_RECORD_BYTES,
+    batch_bytes: int = BATCH_BYTES,
 ) -> Iterator[Record]:
     """The records of ``split``, streamed: memory stays bounded by a few chunks and one
     record (at most ``max_record_bytes``; a longer record is a rejected "record too long",
-    skipped without being held).
+    skipped without being held). Parquet: by ``batch_bytes`` (see :func:`_read_parquet`).
 
     Uncompressed CSV/TSV: the records that start in ``[start, start + length)``, found with
     ``in_quotes`` (from ``quote_parity``); the split at offset 0 skips the file's header row,
@@ -559,7 +561,8 @@ def read_split(
     cols = list(dict.fromkeys([*([id_column] if id_column is not None else []),
                                *keep_columns]))
     if file.fmt == "parquet":
-        yield from _read_parquet(store, file, split, column, cols, max_chars)
+        yield from _read_parquet(store, file, split, column, cols, max_chars,
+                                 max_record_bytes, batch_bytes)
         return
     with ExitStack() as stack:
         if file.compression:
@@ -875,6 +878,14 @@ class _ParquetHandle:
             _raise_if_store_error(exc)
             raise not_parquet() from None
 
+    def reopen(self, pf: pq.ParquetFile, dictionary: list[str]) -> pq.ParquetFile:
+        """``pf`` again (its footer not read twice), the ``dictionary`` columns (of Parquet
+        type BYTE_ARRAY) read as Arrow dictionary arrays."""
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(self._raw, metadata=pf.metadata, buffer_size=1 << 20,
+                              pre_buffer=False, read_dictionary=dictionary or None)
+
     def __exit__(self, *exc: object) -> None:
         self._raw.close()
 
@@ -884,8 +895,16 @@ def _parquet_file(store: ArtifactStore, file: InputFile) -> _ParquetHandle:
 
 
 def _read_parquet(store: ArtifactStore, file: InputFile, split: Split, column: str,
-                  cols: list[str], max_chars: int) -> Iterator[Record]:
-    with _parquet_file(store, file) as pf:
+                  cols: list[str], max_chars: int, limit: int, batch_bytes: int
+                  ) -> Iterator[Record]:
+    """The split's rows in bounded memory, whatever their values' sizes: string and binary
+    columns stay dictionary-encoded in Arrow (one copy of a value repeated in every row); a
+    batch holds about ``batch_bytes`` of decoded values (from the row groups' sizes); a text
+    longer than ``max_chars`` (measured in Arrow) is rejected "too long" and a row with a
+    value over ``limit`` bytes "record too long", neither ever made a Python string; the
+    rest become Python objects at most ~``batch_bytes`` at a time."""
+    handle = _parquet_file(store, file)
+    with handle as pf:
         present = set(pf.schema_arrow.names)
         needed = [c for c in dict.fromkeys([column, *cols]) if c in present]
         md = pf.metadata
@@ -893,12 +912,91 @@ def _read_parquet(store: ArtifactStore, file: InputFile, split: Split, column: s
         if groups is None:
             groups = list(range(md.num_row_groups))
         ref = sum(md.row_group(g).num_rows for g in range(groups[0])) if groups else 0
-        for batch in pf.iter_batches(batch_size=PARQUET_BATCH, row_groups=groups,
-                                     columns=needed, use_threads=False):
-            values = {c: batch.column(c).to_pylist() for c in needed}
-            for r in range(batch.num_rows):
-                text = values[column][r] if column in values else None
-                yield Record(ref, text,
-                             {c: values[c][r] if c in values else None for c in cols},
-                             text_problem(text, max_chars=max_chars))
-                ref += 1
+        rows = sum(md.row_group(g).num_rows for g in groups)
+        size = sum(md.row_group(g).column(c).total_uncompressed_size for g in groups
+                   for c in range(md.num_columns)
+                   if md.schema.column(c).path in needed)
+        per_row = size // rows if rows else 1
+        batch_rows = max(1, min(PARQUET_BATCH, batch_bytes // max(1, per_row)))
+        byte_arrays = [c for c in needed if any(
+            md.schema.column(i).path == c and md.schema.column(i).physical_type == "BYTE_ARRAY"
+            for i in range(md.num_columns))]
+        reader = handle.reopen(pf, byte_arrays)
+        for batch in reader.iter_batches(batch_size=batch_rows, row_groups=groups,
+                                         columns=needed, use_threads=False):
+            yield from _batch_records(batch, ref, column, cols, max_chars, limit, batch_bytes)
+            ref += batch.num_rows
+
+
+def _lengths(arr: Any, *, chars: bool) -> list[int | None] | None:
+    """Each row's length in a string or binary array (plain or dictionary-encoded; in
+    characters for strings when ``chars``, else in bytes), measured in Arrow; None for other
+    types."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    dictionary = pa.types.is_dictionary(arr.type)
+    values = arr.dictionary if dictionary else arr
+    t = values.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        lengths = (pc.utf8_length if chars else pc.binary_length)(values)
+    elif (pa.types.is_binary(t) or pa.types.is_large_binary(t)) and not chars:
+        lengths = pc.binary_length(values)
+    else:
+        return None
+    return cast(list, (pc.take(lengths, arr.indices) if dictionary else lengths).to_pylist())
+
+
+def _nulled(arr: Any, drop: list[bool]) -> Any:
+    """``arr`` with the rows where ``drop`` is true set to null, no value decoded."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not any(drop):
+        return arr
+    mask = pa.array(drop, type=pa.bool_())
+    if pa.types.is_dictionary(arr.type):
+        indices = pc.if_else(mask, pa.scalar(None, arr.indices.type), arr.indices)
+        return pa.DictionaryArray.from_arrays(indices, arr.dictionary)
+    return pc.if_else(mask, pa.scalar(None, arr.type), arr)
+
+
+def _batch_records(batch: Any, ref: int, column: str, cols: list[str], max_chars: int,
+                   limit: int, batch_bytes: int) -> Iterator[Record]:
+    """The records of one Arrow batch: sizes checked in Arrow first, then the values that
+    pass made Python objects a slice of about ``batch_bytes`` at a time."""
+    n = batch.num_rows
+    names = [c for c in dict.fromkeys([column, *cols]) if c in batch.schema.names]
+    sizes = {c: _lengths(batch.column(c), chars=False) for c in names}
+    chars = _lengths(batch.column(column), chars=True) if column in names else None
+    problems: list[str | None] = [None] * n
+    drop_all, drop_text, cost = [False] * n, [False] * n, [0] * n
+    for r in range(n):
+        row = {c: (s[r] or 0) for c, s in sizes.items() if s is not None}
+        if any(v > limit for c, v in row.items() if c != column):
+            problems[r] = f"record too long: a value of more than {limit} bytes"
+            drop_all[r] = True
+        elif chars is not None and (chars[r] or 0) > max_chars:
+            problems[r] = f"too long: {chars[r]} characters, at most {max_chars}"
+            drop_text[r] = True
+        elif row.get(column, 0) > limit:
+            problems[r] = f"record too long: a value of more than {limit} bytes"
+            drop_all[r] = True
+        if not drop_all[r]:
+            cost[r] = sum(v for c, v in row.items() if c != column or not drop_text[r])
+    drop_text = [a or b for a, b in zip(drop_all, drop_text, strict=True)]
+    arrays = {c: _nulled(batch.column(c), drop_text if c == column else drop_all)
+              for c in names}
+    start = 0
+    while start < n:
+        stop, used = start + 1, cost[start]
+        while stop < n and used + cost[stop] <= batch_bytes:
+            used += cost[stop]
+            stop += 1
+        values = {c: a.slice(start, stop - start).to_pylist() for c, a in arrays.items()}
+        for r in range(start, stop):
+            text = values[column][r - start] if column in values else None
+            yield Record(ref + r, text,
+                         {c: values[c][r - start] if c in values else None for c in cols},
+                         problems[r] or text_problem(text, max_chars=max_chars))
+        start = stop

@@ -1,16 +1,20 @@
 """The durable outbox: events wait in Redis until delivered, gone or dead.
 
-Structure (keys and scripts in spamq/jobs/schema.py): one hash per event and a sorted set of
-due times. A deliverer *claims* due events with a script that moves each one's due time to
-the end of a lease (``webhook_lease_s``) and sets its token; finishing an attempt (another
-script, only for the token's holder) schedules the next try, moves it to the dead letters or
-deletes it. A deliverer that dies mid-attempt leaves the event due again when its lease ends,
-so another takes it. One sorted set serves both the retry schedule (backoff over hours) and
-crash recovery, which a stream would need a second structure for (XAUTOCLAIM knows idle time,
-not "due at"). The event id and body are fixed at enqueue: every retry sends the same, and
-enqueuing an id already stored changes nothing. Jobs reach the outbox through
-:meth:`Outbox.subscribe` (the API) and the job watch (spamq/webhooks/watch.py), which enqueues
-their end events. Delivery is at least once: receivers dedupe by ``webhook-id``.
+Structure (keys and scripts in spamq/jobs/schema.py): one hash per event and, per API key, a
+*lane*: a sorted set of its events' due times, indexed by the lanes' earliest due times. A
+deliverer *claims* due events with a script that takes them in turns, one per lane due now per
+round, skipping lanes that already have their share of attempts in flight
+(``webhook_key_concurrency``), so one key's slow receiver or flood of events never holds up
+another key's; it moves each one's due time to the end of a lease (``webhook_lease_s``) and
+sets its token. Finishing an attempt (another script, only for the token's holder) schedules
+the next try, moves it to the dead letters or deletes it. A deliverer that dies mid-attempt
+leaves the event due again when its lease ends, so another takes it. A lane's sorted set serves
+both the retry schedule (backoff over hours) and crash recovery, which a stream would need a
+second structure for (XAUTOCLAIM knows idle time, not "due at"). The event id and body are
+fixed at enqueue: every retry sends the same, and enqueuing an id already stored changes
+nothing. Jobs reach the outbox through :meth:`Outbox.subscribe` (the API) and the job watch
+(spamq/webhooks/watch.py), which enqueues their end events. Delivery is at least once:
+receivers dedupe by ``webhook-id``.
 """
 
 from __future__ import annotations
@@ -27,15 +31,19 @@ import redis
 
 from spamq.jobs import schema
 from spamq.jobs.schema import (
+    _EVENT_ID,
     WEBHOOK_DEAD_KEY,
     WEBHOOK_DUE_KEY,
+    WEBHOOK_LANES_KEY,
     WEBHOOK_PENDING_KEY,
     WEBHOOK_STATS_KEY,
     WEBHOOK_WATCH_KEY,
     check_event_id,
     check_job_id,
+    webhook_due_key,
     webhook_event_key,
     webhook_keys,
+    webhook_lane,
 )
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
@@ -43,6 +51,8 @@ from spamq.webhooks.request import PROGRESS, Webhook, build_event, event_body
 
 DELIVERED, RETRY, GONE, DEAD = "delivered", "retry", "gone", "dead"
 OUTCOMES = (DELIVERED, RETRY, GONE, DEAD)
+#: lanes a claim looks at (a lane is an API key with events due)
+MAX_LANES = 1000
 
 
 def backoff_s(attempt: int, *, base_s: float, max_s: float,
@@ -75,6 +85,11 @@ class Event:
         return cls(event_id, raw["type"], raw["job_id"], raw["key_id"], raw["url"], raw["body"],
                    int(raw.get("attempts") or 0), int(raw.get("base") or 0))
 
+    @property
+    def lane(self) -> str:
+        """The delivery lane: the key's (:func:`spamq.jobs.schema.webhook_lane`)."""
+        return webhook_lane(self.key_id)
+
 
 def _text(raw: dict[Any, Any]) -> dict[str, str]:
     return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes)
@@ -91,6 +106,7 @@ class Outbox:
         self._claim = client.register_script(schema.WEBHOOK_CLAIM)
         self._finish = client.register_script(schema.WEBHOOK_FINISH)
         self._resend = client.register_script(schema.WEBHOOK_RESEND)
+        self._move = client.register_script(schema.WEBHOOK_MOVE)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Outbox:
@@ -136,18 +152,23 @@ class Outbox:
         when nothing changed: an event with this id is stored already, or (``ending``) its job
         is no longer watched (its end was enqueued already)."""
         fields = [x for k, v in asdict(event).items() if k != "id" for x in (k, v)]
-        keys = [webhook_event_key(event.id), WEBHOOK_DUE_KEY, WEBHOOK_PENDING_KEY,
-                WEBHOOK_WATCH_KEY]
-        args = [event.id, self._clock(), event.job_id if ending else "", *fields]
+        keys = [webhook_event_key(event.id), webhook_due_key(event.lane), WEBHOOK_PENDING_KEY,
+                WEBHOOK_WATCH_KEY, WEBHOOK_LANES_KEY]
+        args = [event.id, self._clock(), event.job_id if ending else "", event.lane, *fields]
         return event.id if int(self._enqueue(keys=keys, args=args)) == 1 else None
 
     # --- the deliverer ----------------------------------------------------------------------
 
-    def claim(self, token: str, n: int) -> list[Event]:
-        """Up to ``n`` due events, leased to ``token`` for ``webhook_lease_s``."""
+    def claim(self, token: str, n: int, *, busy: dict[str, int] | None = None,
+              cap: int | None = None) -> list[Event]:
+        """Up to ``n`` due events, leased to ``token`` for ``webhook_lease_s``, taken from the
+        lanes due now in turns; at most ``cap`` (default ``n``) in flight per lane, counting
+        the ``busy`` ones (lane -> attempts this deliverer has in flight)."""
         now = self._clock()
+        pairs = [x for lane, k in (busy or {}).items() if k for x in (lane, k)]
         ids = [i.decode() if isinstance(i, bytes) else i for i in self._claim(
-            keys=[WEBHOOK_DUE_KEY], args=[now, now + self._s.webhook_lease_s, n, token])]
+            keys=[WEBHOOK_LANES_KEY], args=[now, now + self._s.webhook_lease_s, n, token,
+                                            n if cap is None else cap, MAX_LANES, *pairs])]
         with self._r.pipeline(transaction=False) as pipe:
             for event_id in ids:
                 pipe.hgetall(webhook_event_key(event_id))
@@ -159,11 +180,11 @@ class Outbox:
         """Record the attempt and act on ``outcome``; False when ``token`` no longer holds the
         event (its lease ended and another deliverer took it: that one reports)."""
         sub, attempts, _ = webhook_keys(event.job_id)
-        keys = [webhook_event_key(event.id), WEBHOOK_DUE_KEY, WEBHOOK_PENDING_KEY,
-                WEBHOOK_DEAD_KEY, attempts, WEBHOOK_STATS_KEY, sub]
+        keys = [webhook_event_key(event.id), webhook_due_key(event.lane), WEBHOOK_PENDING_KEY,
+                WEBHOOK_DEAD_KEY, attempts, WEBHOOK_STATS_KEY, sub, WEBHOOK_LANES_KEY]
         args: list[str | float] = [event.id, token, outcome, next_due, json.dumps(record),
                 self._s.webhook_attempts_kept, self._s.job_ttl_s, self._clock(),
-                self._s.webhook_dead_ttl_s]
+                self._s.webhook_dead_ttl_s, event.lane]
         return bool(self._finish(keys=keys, args=args))
 
     # --- reading and operators ------------------------------------------------------------------
@@ -197,9 +218,31 @@ class Outbox:
         """Put a dead letter back in the outbox with a new budget of attempts (same id and
         body); False if ``event_id`` is not a dead letter (EventNotFound: not an event id)."""
         key = webhook_event_key(check_event_id(event_id))
-        result = self._resend(keys=[key, WEBHOOK_DUE_KEY, WEBHOOK_PENDING_KEY, WEBHOOK_DEAD_KEY],
-                              args=[event_id, self._clock()])
+        lane = webhook_lane(_text({"k": self._r.hget(key, "key_id") or "-"})["k"])
+        result = self._resend(keys=[key, webhook_due_key(lane), WEBHOOK_PENDING_KEY,
+                                    WEBHOOK_DEAD_KEY, WEBHOOK_LANES_KEY],
+                              args=[event_id, self._clock(), lane])
         return int(result) == 1
+
+    def move_to_lanes(self, batch: int = 500) -> int:
+        """Move the events of the outbox before lanes (one due set) into their lanes, keeping
+        their due times (the deliverer does this at start); how many."""
+        moved = 0
+        while raw_ids := self._r.zrange(WEBHOOK_DUE_KEY, 0, batch - 1):
+            ids = [_text({"i": i})["i"] for i in raw_ids]
+            bad = [i for i in ids if not _EVENT_ID.fullmatch(i)]
+            if bad:
+                self._r.zrem(WEBHOOK_DUE_KEY, *bad)
+            ids = [i for i in ids if i not in bad]
+            with self._r.pipeline(transaction=False) as pipe:
+                for event_id in ids:
+                    pipe.hget(webhook_event_key(event_id), "key_id")
+                kids = pipe.execute()
+            for event_id, kid in zip(ids, kids, strict=True):
+                lane = webhook_lane(_text({"k": kid or "-"})["k"])
+                moved += int(self._move(keys=[WEBHOOK_DUE_KEY, webhook_due_key(lane),
+                                              WEBHOOK_LANES_KEY], args=[event_id, lane]))
+        return moved
 
     def oldest_age_s(self) -> float:
         """Seconds since the oldest undelivered (queued or retrying) event was enqueued."""

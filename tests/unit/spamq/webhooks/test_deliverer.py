@@ -4,6 +4,8 @@ metrics."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import fakeredis
 import pytest
@@ -78,7 +80,7 @@ def test_5xx_and_errors_retry_with_the_same_id_then_deliver():
     assert len({b for _, _, b in receiver.calls}) == 1  # the same body every time
     rows = deliverer.outbox.attempts(JOB)
     assert [(r["attempt"], r["status"], r["error"], r["outcome"]) for r in rows] == [
-        (1, 500, None, "retry"), (2, None, "ConnectionRefusedError", "retry"),
+        (1, 500, None, "retry"), (2, None, "connection failed", "retry"),
         (3, 200, None, "delivered")]
     assert rows[0]["next_at"] - rows[0]["at"] == pytest.approx(5.0, abs=0.01)  # 0.5 * 10
     assert rows[1]["next_at"] - rows[1]["at"] == pytest.approx(10.0, abs=0.01)  # 0.5 * 20
@@ -109,14 +111,15 @@ def test_dns_rebinding_is_caught_at_delivery():
     deliverer.run_once()
     assert receiver.calls == []
     [a] = deliverer.outbox.attempts(JOB)
-    assert (a["error"], a["outcome"]) == ("UrlRefused", "retry")
+    assert (a["error"], a["outcome"]) == ("url refused", "retry")
 
 
 def test_no_secret_no_delivery():
     deliverer, receiver, clock, _, _ = make(200)
     deliverer._secrets = WebhookSecrets(EnvSecretSource(Settings()))
     deliverer.run_once()
-    assert receiver.calls == [] and deliverer.outbox.attempts(JOB)[0]["error"] == "NoSecret"
+    assert receiver.calls == [] and deliverer.outbox.attempts(JOB)[0]["error"] == (
+        "no signing secret")
 
 
 def test_nothing_about_the_url_query_or_body_is_logged(caplog):
@@ -139,3 +142,82 @@ def test_metrics_from_redis():
     assert 'spamq_webhook_deliveries_total{outcome="delivered"} 0.0' in text
     assert "spamq_webhook_oldest_undelivered_age_seconds 2.0" in text
     assert "spamq_webhook_dead_letters 0.0" in text
+
+
+@pytest.mark.parametrize(("failure", "error"), [
+    (ConnectionRefusedError(111, "refused"), "connection failed"),
+    (ConnectionResetError(104, "reset"), "connection failed"),
+    (TimeoutError("no complete answer"), "timeout"),
+    (__import__("http.client").client.BadStatusLine("SSH-2.0"), "connection failed"),
+])
+def test_attempt_records_are_coarse_no_port_probe(failure, error):
+    """What the client reads says "connection failed" or "timeout": no exception class that
+    tells a closed port from a non-HTTP service, and no duration for an unanswered attempt."""
+    deliverer, _, clock, _, _ = make(failure, 503)
+    run_until_idle(deliverer, clock)
+    first, second = deliverer.outbox.attempts(JOB)
+    assert (first["status"], first["error"], first["duration_ms"]) == (None, error, None)
+    assert (second["status"], second["error"]) == (503, None)
+    assert isinstance(second["duration_ms"], int)  # an answer's time, whole milliseconds
+    assert type(failure).__name__ not in json.dumps([first, second])
+
+
+class Tarpit:
+    """A transport: key A's receiver accepts and never answers (until ``release``); the others
+    answer 200 at once. Counts A's attempts in flight."""
+
+    def __init__(self):
+        self.release, self.lock = threading.Event(), threading.Lock()
+        self.a_now = self.a_most = 0
+        self.delivered: dict[str, float] = {}
+
+    def __call__(self, target, headers, body, *, timeout_s, max_response_bytes):
+        if target.path.startswith("/a"):
+            with self.lock:
+                self.a_now += 1
+                self.a_most = max(self.a_most, self.a_now)
+            self.release.wait(10)
+            with self.lock:
+                self.a_now -= 1
+            return 200
+        self.delivered[headers["webhook-id"]] = time.monotonic()
+        return 200
+
+
+def test_a_silent_receiver_of_one_key_does_not_hold_another_keys_events():
+    kid_b = "fedcba9876543210"
+    s = Settings(webhook_secrets=json.dumps({KID: {"current": SECRET},
+                                             kid_b: {"current": SECRET}}),
+                 webhook_concurrency=8, webhook_key_concurrency=2, webhook_poll_s=0.05,
+                 webhook_timeout_s=10, webhook_lease_s=30)
+    tarpit = Tarpit()
+    deliverer = Deliverer(fakeredis.FakeRedis(), s, WebhookSecrets(EnvSecretSource(s)),
+                          transport=tarpit, resolver=lambda host, port: ["93.184.216.34"])
+    outbox = deliverer.outbox
+    for i in range(40):  # key A's 40 jobs, first in the queue
+        job = f"{i:032x}"
+        outbox.subscribe(job, Webhook("https://a.example/a", ("job.completed",)), KID)
+        outbox.notify(job, "job.completed", {**VIEW, "id": job})
+    stop = threading.Event()
+    runner = threading.Thread(target=deliverer.run_forever, args=(stop,))
+    runner.start()
+    try:
+        time.sleep(0.3)  # A's receiver now holds A's slots
+        waits = []
+        for i in range(5):
+            job = f"b{i:031x}"
+            outbox.subscribe(job, Webhook("https://b.example/b", ("job.completed",)), kid_b)
+            sent = time.monotonic()
+            event_id = outbox.notify(job, "job.completed", {**VIEW, "id": job})
+            deadline = sent + 5
+            while event_id not in tarpit.delivered and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert event_id in tarpit.delivered, "key B's event waited on key A's receiver"
+            waits.append(tarpit.delivered[event_id] - sent)
+        assert max(waits) < 1.0, waits
+        assert tarpit.a_most == 2  # A's share of the slots, never more
+    finally:
+        tarpit.release.set()
+        stop.set()
+        runner.join(15)
+    assert not runner.is_alive()

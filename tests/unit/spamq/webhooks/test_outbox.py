@@ -10,13 +10,24 @@ import pytest
 
 from spamq.jobs.schema import (
     WEBHOOK_DUE_KEY,
+    WEBHOOK_LANES_KEY,
     EventNotFound,
     JobNotFound,
     check_event_id,
+    webhook_due_key,
     webhook_event_key,
 )
 from spamq.settings import Settings
-from spamq.webhooks.outbox import DEAD, DELIVERED, GONE, RETRY, Event, Outbox, backoff_s
+from spamq.webhooks.outbox import (
+    DEAD,
+    DELIVERED,
+    GONE,
+    RETRY,
+    Event,
+    Outbox,
+    backoff_s,
+    new_event_id,
+)
 from spamq.webhooks.request import Webhook, build_event
 
 JOB = "a" * 32
@@ -156,8 +167,10 @@ def test_keys_come_from_checked_ids_only(outbox):
         outbox.subscribe("x" * 32, Webhook("https://x.example/", ("job.failed",)), None)
     with pytest.raises(EventNotFound):
         outbox.enqueue(Event("msg_1", "job.failed", JOB, "-", "https://x.example/", "{}"))
-    outbox._r.zadd(WEBHOOK_DUE_KEY, {"msg_" + "0" * 32: 0})  # its hash is gone: dropped
-    assert outbox.claim("t", 5) == [] and outbox._r.zcard(WEBHOOK_DUE_KEY) == 0
+    outbox._r.zadd(webhook_due_key("-"), {"msg_" + "0" * 32: 0})  # its hash is gone: dropped
+    outbox._r.zadd(WEBHOOK_LANES_KEY, {"-": 0})
+    assert outbox.claim("t", 5) == [] and outbox._r.zcard(webhook_due_key("-")) == 0
+    assert outbox._r.zcard(WEBHOOK_LANES_KEY) == 0  # an empty lane leaves the index
 
 
 def test_build_event_rejects_unknown_types():
@@ -174,3 +187,51 @@ def test_enqueue_of_a_stored_id_changes_nothing(outbox, clock):
     [claimed] = outbox.claim("t", 5)
     assert (claimed.type, claimed.url, outbox.oldest_age_s()) == ("job.failed",
                                                                   "https://x.example/", 50)
+
+
+KEY_A, KEY_B = "a" * 16, "b" * 16
+
+
+def _enqueue(outbox: Outbox, key_id: str, n: int) -> list[str]:
+    return [outbox.enqueue(Event(new_event_id(), "job.completed", JOB, key_id,
+                                 "https://x.example/h", "{}")) for _ in range(n)]
+
+
+def test_claim_takes_the_keys_in_turns_within_each_keys_share(outbox, clock):
+    """Key A's ten events came first; one claim of 8 with a share of 2 per key takes two of
+    A's and B's one, in turns (A's older head first), and a key at its share gets none."""
+    a = sorted(_enqueue(outbox, KEY_A, 10))  # due at the same time: in id order
+    clock.now += 1
+    [b] = _enqueue(outbox, KEY_B, 1)
+    got = [e.id for e in outbox.claim("t", 8, cap=2)]
+    assert got == [a[0], b, a[1]]
+    assert outbox.claim("t", 8, busy={KEY_A: 2}, cap=2) == []
+    assert [e.id for e in outbox.claim("t", 8, busy={KEY_A: 1}, cap=2)] == [a[2]]
+    [b2] = _enqueue(outbox, KEY_B, 1)  # B's new event is not behind A's eight waiting ones
+    assert [e.id for e in outbox.claim("t", 1, busy={KEY_A: 2}, cap=2)] == [b2]
+    assert [e.id for e in outbox.claim("t", 3, cap=8)] == a[3:6]  # no share: in due order
+
+
+def test_a_finished_lane_leaves_the_index_and_a_retry_comes_back(outbox, clock):
+    [a] = _enqueue(outbox, KEY_A, 1)
+    [e] = outbox.claim("t", 1)
+    assert outbox.finish(e, "t", RETRY, {"attempt": 1}, next_due=clock.now + 60)
+    assert outbox.claim("t", 1) == []
+    clock.now += 61
+    [e] = outbox.claim("t", 1)
+    assert e.id == a and outbox.finish(e, "t", DELIVERED, {"attempt": 2})
+    assert outbox._r.zcard(WEBHOOK_LANES_KEY) == 0
+    assert outbox._r.exists(webhook_due_key(KEY_A)) == 0
+
+
+def test_events_of_the_outbox_before_lanes_move_into_their_lanes(outbox, clock):
+    [a] = _enqueue(outbox, KEY_A, 1)
+    [b] = _enqueue(outbox, "-", 1)
+    for event_id, key_id in ((a, KEY_A), (b, "-")):  # as the outbox kept them before lanes
+        outbox._r.zrem(webhook_due_key(key_id), event_id)
+        outbox._r.zadd(WEBHOOK_DUE_KEY, {event_id: clock.now - 5})
+    outbox._r.delete(WEBHOOK_LANES_KEY)
+    outbox._r.zadd(WEBHOOK_DUE_KEY, {"not-an-event": 0})
+    assert outbox.claim("t", 5) == []
+    assert outbox.move_to_lanes() == 2 and outbox._r.exists(WEBHOOK_DUE_KEY) == 0
+    assert sorted(e.id for e in outbox.claim("t", 5)) == sorted([a, b])

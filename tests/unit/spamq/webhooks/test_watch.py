@@ -9,7 +9,12 @@ from dataclasses import dataclass
 import fakeredis
 import pytest
 
-from spamq.jobs.schema import WEBHOOK_DUE_KEY, WEBHOOK_WATCH_KEY, check_event_id
+from spamq.jobs.schema import (
+    WEBHOOK_WATCH_KEY,
+    check_event_id,
+    webhook_due_key,
+    webhook_lane,
+)
 from spamq.jobs.store import JobStore
 from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
@@ -63,7 +68,8 @@ def test_a_done_job_is_told_once_without_its_results(w):
         "model_version": "v1", "output": None, "error": None,
         "results_url": f"/v1/jobs/{job}/results"}
     assert w.watched() == set()
-    assert w.watch.run_once() == 0 and w.r.zcard(WEBHOOK_DUE_KEY) == 1  # only the claimed one
+    assert w.watch.run_once() == 0 and w.r.zcard(webhook_due_key(webhook_lane(KID))) == 1  # only
+    # the claimed one
 
 
 @pytest.mark.parametrize(("end", "event_type"), [
