@@ -75,11 +75,11 @@ def _check_output_tree(store: ArtifactStore, out: str, allowed: list[str],
                        jobs: JobStore | None) -> None:
     if store.size(out) is not None:
         raise InvalidRequest("hdfs_output", "'hdfs_output' is a file, not a directory")
-    parents = []
-    for parent in PurePosixPath(out).parents:
-        if str(parent) == "." or not tenancy.allowed(str(parent), allowed):
+    parents: list[str] = []
+    for up in PurePosixPath(out).parents:
+        if str(up) == "." or not tenancy.allowed(str(up), allowed):
             break
-        parents.append(str(parent))
+        parents.append(str(up))
     reserved = _reserved_outputs(jobs, parents)
     for parent in parents:
         if store.size(parent) is not None:

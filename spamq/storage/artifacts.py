@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO
 
 from spamq.errors import SpamqError
 
@@ -338,7 +338,7 @@ class LocalArtifactStore(ArtifactStore):
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise ArtifactError(f"{self.describe()}: {path} is not a regular file")
-        return cast(BinaryIO, os.fdopen(fd, "rb" if "r" in mode else "wb", buffering=buffering))
+        return os.fdopen(fd, "rb" if "r" in mode else "wb", buffering=buffering)
 
     def exists(self, path: str) -> bool:
         return self._lstat(path) is not None
