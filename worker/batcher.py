@@ -253,8 +253,8 @@ class Batcher:
         model = window[0].request.runner  # one model per forward pass
         window = [r for r in window if r.request.runner is model]
         # The turn's oldest row is always in the pass (no row starves behind shorter newcomers,
-        # and a key's chunks finish in order); the rest are the rows nearest to it in length, while the
-        # pass stays within the token budget, the size cap and the padding-fill floor.
+        # and a key's chunks finish in order); the rest are the rows nearest to it in length,
+        # while the pass stays within the token budget, the size cap and the padding-fill floor.
         anchor = window[0]
         batch = [anchor]
         width, real = len(anchor.ids), len(anchor.ids)

@@ -233,13 +233,14 @@ return 1
 
 # KEYS: the owner's job set, the busy-keys zset, then the broker queues to measure.
 # ARGV: the job key prefix, the owner's id ('-' for none), now, how long a submitting key
-# counts as active (s), the interactive queue's name. What a submission is admitted by (api/limits.py), in
-# one call: {messages in the queues, the key's pieces of work sent and not yet stored (its
-# share of the queue), its rows not yet scored, those of them on the interactive queue, keys
-# active now (the caller included)}. A store job counts its rows still to read: the input
-# bytes left times rows per byte, as its scored splits show (at first its estimate,
-# ``est_rows``); a store job still planning counts one piece. Ended or expired jobs leave
-# the owner's set on the way; the caller joins the busy keys for ARGV[4] seconds.
+# counts as active (s), the interactive queue's name. What a submission is admitted by
+# (api/limits.py), in one call: {messages in the queues, the key's pieces of work sent and
+# not yet stored (its share of the queue), its rows not yet scored, those of them on the
+# interactive queue, keys active now (the caller included)}. A store job counts its rows
+# still to read: the input bytes left times rows per byte, as its scored splits show (at
+# first its estimate, ``est_rows``); a store job still planning counts one piece. Ended or
+# expired jobs leave the owner's set on the way; the caller joins the busy keys for ARGV[4]
+# seconds.
 ADMISSION = lua(_LUA_ENDED + """
 local depth = 0
 for i = 3, #KEYS do depth = depth + redis.call('LLEN', KEYS[i]) end

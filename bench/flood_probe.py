@@ -1,0 +1,236 @@
+"""One key floods, another is measured: are the shares fair?
+
+    .venv/bin/python -m bench.flood_probe [--model-dir weights/default] [--flood-s 20]
+        [--env SPAMQ_MAX_QUEUE_DEPTH=2000 ...]
+
+Starts its own redis-server, Celery worker and API (gunicorn) on free loopback ports
+(scripts/local_services.py), with two keys, A and B, and rate limits raised (a 429 is then
+the shares', not the token bucket's). Phases, each bounded by ``--flood-s``:
+
+  idle         B alone;
+  store_flood  A submits store jobs over a glob of ``--files`` files from ``--threads``
+               threads without pause;
+  interactive_flood  A submits 256-text jobs from ``--threads`` threads without pause.
+
+Meanwhile B, every ``--b-every-s``: ``POST /v1/predict`` (one text), ``POST /v1/jobs`` with
+one text, and ``POST /v1/jobs`` with a one-file store job. Reports B's p50/p99/max latency and
+status counts per endpoint, and A's status counts (429 by kind). A's jobs are cancelled after
+each phase. Without a model in --model-dir it trains a tiny one first (1-2 minutes). Prints a
+table and writes bench/results/flood_probe.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from api.auth import hash_key, key_id
+from bench.common import hardware, percentiles, sms_texts, write_results
+from scripts.local_services import REPO, start_api, start_redis, start_worker
+from spamq.settings import Settings
+
+
+def _inputs(store: Path, home: str, files: int, rows: int) -> None:
+    (store / home / "in").mkdir(parents=True)
+    texts = sms_texts(rows, seed=3)
+    for f in range(files):
+        (store / home / "in" / f"part-{f:03d}.jsonl").write_text(
+            "".join(json.dumps({"text": t}) + "\n" for t in texts))
+
+
+class Flood:
+    """Key A's submissions from ``threads`` threads until stopped (or ``limit_s``)."""
+
+    def __init__(self, base: str, key: str, body, *, threads: int, limit_s: float) -> None:
+        self.codes: Counter[str] = Counter()
+        self.ids: list[str] = []
+        self._stop = threading.Event()
+        self._end = time.monotonic() + limit_s
+        self._lock = threading.Lock()
+        self._n = iter(range(10**9))
+        self._threads = [threading.Thread(target=self._run, args=(base, key, body), daemon=True)
+                         for _ in range(threads)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self, base: str, key: str, body) -> None:
+        session = requests.Session()
+        session.headers["X-API-Key"] = key
+        while not self._stop.is_set() and time.monotonic() < self._end:
+            with self._lock:
+                n = next(self._n)
+            try:
+                resp = session.post(base + "/v1/jobs", json=body(n), timeout=30)
+                code = str(resp.status_code)
+                if resp.status_code == 429:
+                    code += " " + resp.json().get("error", "")
+                elif resp.status_code == 202:
+                    with self._lock:
+                        self.ids.append(resp.json()["id"])
+            except requests.RequestException as exc:
+                code = type(exc).__name__
+            with self._lock:
+                self.codes[code] += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+
+
+def probe_b(base: str, key: str, home: str, *, seconds: float, every_s: float,
+            timeout: float) -> dict[str, Any]:
+    """Key B's calls for ``seconds``: latency and status counts per endpoint."""
+    session = requests.Session()
+    session.headers["X-API-Key"] = key
+    calls = {
+        "predict": ("/v1/predict", lambda n: {"texts": ["free entry! text WIN to 80085"]}),
+        "texts_job": ("/v1/jobs", lambda n: {"texts": ["are you coming tonight?"]}),
+        "store_job": ("/v1/jobs", lambda n: {"hdfs_input": f"{home}/in/part-000.jsonl",
+                                             "hdfs_output": f"{home}/out/{secrets.token_hex(6)}"}),
+    }
+    seen: dict[str, dict[str, Any]] = {name: {"lat": [], "codes": Counter()} for name in calls}
+    end, n = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        for name, (path, body) in calls.items():
+            t0 = time.perf_counter()
+            try:
+                resp = session.post(base + path, json=body(n), timeout=timeout)
+                code = str(resp.status_code)
+                if resp.status_code >= 400:
+                    code += " " + resp.json().get("error", "")
+            except requests.RequestException as exc:
+                code = type(exc).__name__
+            seen[name]["lat"].append(time.perf_counter() - t0)
+            seen[name]["codes"][code] += 1
+        n += 1
+        time.sleep(every_s)
+    out: dict[str, Any] = {}
+    for name, s in seen.items():
+        codes = s["codes"]
+        out[name] = {**percentiles(s["lat"]), "max_ms": max(s["lat"]) * 1000, "n": len(s["lat"]),
+                     "codes": dict(codes),
+                     "4xx": sum(v for c, v in codes.items() if c.startswith("4")),
+                     "5xx": sum(v for c, v in codes.items() if c.startswith("5"))}
+    return out
+
+
+def _cancel(base: str, key: str, ids: list[str]) -> None:
+    session = requests.Session()
+    session.headers["X-API-Key"] = key
+    for job_id in ids:
+        session.delete(f"{base}/v1/jobs/{job_id}", timeout=10)
+
+
+def _drain(redis_url: str, settings: Settings, limit_s: float = 60.0) -> float:
+    """Wait (at most ``limit_s``) until the broker queues are empty; the seconds it took."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=2)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        if not client.llen(settings.bulk_queue) + client.llen(settings.interactive_queue):
+            break
+        time.sleep(0.2)
+    return time.monotonic() - t0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
+    parser.add_argument("--flood-s", type=float, default=20.0, help="seconds per phase")
+    parser.add_argument("--threads", type=int, default=8, help="key A's submitting threads")
+    parser.add_argument("--files", type=int, default=100, help="files in A's store-job glob")
+    parser.add_argument("--rows", type=int, default=200, help="rows per input file")
+    parser.add_argument("--b-every-s", type=float, default=0.2, help="B's pause between rounds")
+    parser.add_argument("--b-timeout", type=float, default=30.0, help="B's client timeout")
+    parser.add_argument("--phases", default="idle,store_flood,interactive_flood")
+    parser.add_argument("--env", action="append", default=[],
+                        help="NAME=VALUE for the services (e.g. SPAMQ_MAX_QUEUE_DEPTH=2000)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/flood_probe.json"))
+    args = parser.parse_args()
+
+    key_a, key_b = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    home_a, home_b = (f"tenants/{key_id(hash_key(k))}" for k in (key_a, key_b))
+    texts = sms_texts(256, seed=4)
+    bodies = {
+        "store_flood": lambda n: {"hdfs_input": f"{home_a}/in/*.jsonl",
+                                  "hdfs_output": f"{home_a}/out/{n}"},
+        "interactive_flood": lambda n: {"texts": texts},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model_dir = args.model_dir
+        if not (model_dir / "manifest.json").exists():
+            model_dir = work / "tiny-model"
+            print(f"no model in {args.model_dir}: training a tiny one in {model_dir}")
+            subprocess.run([sys.executable, "-m", "spamq.cli", "train", "--from-scratch",
+                            "--out", str(model_dir)], check=True, cwd=REPO)
+        store = work / "store"
+        _inputs(store, home_a, args.files, args.rows)
+        _inputs(store, home_b, 1, 20)
+        redis_proc, redis_url = start_redis(work / "redis")
+        env = {"SPAMQ_REDIS_URL": redis_url, "SPAMQ_MODEL_DIR": str(model_dir),
+               "SPAMQ_API_KEYS": f"{hash_key(key_a)},{hash_key(key_b)}",
+               "SPAMQ_ARTIFACT_DIR": str(store),
+               "SPAMQ_RATE_LIMIT_PER_S": "100000", "SPAMQ_RATE_LIMIT_BURST": "100000",
+               **dict(kv.split("=", 1) for kv in args.env)}
+        settings = Settings(**{k.removeprefix("SPAMQ_").lower(): v for k, v in env.items()
+                               if k.startswith("SPAMQ_") and k != "SPAMQ_API_KEYS"})
+        results: dict[str, Any] = {
+            "hardware": hardware(), "model_dir": str(model_dir), "flood_s": args.flood_s,
+            "threads": args.threads, "files": args.files, "rows": args.rows,
+            "env": {k: v for k, v in env.items() if k.startswith("SPAMQ_") and "KEY" not in k
+                    and k not in ("SPAMQ_REDIS_URL", "SPAMQ_MODEL_DIR", "SPAMQ_ARTIFACT_DIR")},
+            "max_queue_depth": settings.max_queue_depth,
+            "predict_timeout_s": settings.predict_timeout_s}
+        worker = start_worker(env, log=work / "worker.log", timeout=180)
+        api, base = start_api(env, log=work / "api.log")
+        try:
+            for phase in args.phases.split(","):
+                flood = (Flood(base, key_a, bodies[phase], threads=args.threads,
+                               limit_s=args.flood_s + 5) if phase in bodies else None)
+                if flood is not None:
+                    time.sleep(min(3.0, args.flood_s / 4))  # A's backlog builds first
+                b = probe_b(base, key_b, home_b, seconds=args.flood_s, every_s=args.b_every_s,
+                            timeout=args.b_timeout)
+                results[phase] = {"b": b}
+                if flood is not None:
+                    flood.stop()
+                    results[phase]["a_codes"] = dict(flood.codes)
+                    _cancel(base, key_a, flood.ids)
+                    results[phase]["drain_s"] = round(_drain(redis_url, settings), 1)
+                print(f"{phase}: done", flush=True)
+        finally:
+            api.stop()
+            worker.stop()
+            redis_proc.stop()
+
+    print(f"hardware: {results['hardware']}")
+    print(f"{'phase':<18}{'B call':<11}{'n':>5}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+          f"{'4xx':>5}{'5xx':>5}  codes")
+    for phase in args.phases.split(","):
+        for name, r in results[phase]["b"].items():
+            print(f"{phase:<18}{name:<11}{r['n']:>5}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
+                  f"{r['max_ms']:>9.1f}{r['4xx']:>5}{r['5xx']:>5}  {r['codes']}")
+        if "a_codes" in results[phase]:
+            print(f"{'':<18}key A: {results[phase]['a_codes']}")
+    write_results(args.out, results)
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
