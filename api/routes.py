@@ -31,7 +31,7 @@ from api.requests import (
 )
 from api.store_input import submit_store_job
 from api.validation import InvalidRequest, upload_format
-from spamq.jobs.queue import send_chunk, send_work
+from spamq.jobs.queue import PLAN_STORE_JOB, send_chunk, send_work
 from spamq.jobs.schema import RUNNING, STORE, digest
 from spamq.jobs.store import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.jobs.store_jobs import StoreJobs
@@ -242,6 +242,8 @@ def _existing(job_id: str, request_sha: str):
     # told too (the same ending keeps its event id: deduped)
     _subscribe(job.id, submission, new_job=False)
     missing = store.resume(job.id, deadline=submission.deadline(), window=window)
+    if job.kind == STORE and job.finished and StoreJobs(store).planning(job.id):
+        _ctx()[2](PLAN_STORE_JOB, args=[job.id], queue=job.queue)  # it ended before its plan
     if missing:
         send_work(_ctx()[2], job, missing)
         job = store.get(job.id)

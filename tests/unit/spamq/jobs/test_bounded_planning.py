@@ -319,3 +319,23 @@ def test_a_garbage_parquet_file_met_by_the_plan_task_fails_the_job_with_the_reas
     reason = f"planning failed: {public_error(err.value)}"
     assert reason == "planning failed: hdfs_input: an input file is not a readable Parquet file"
     assert StoreJobs(jobs).planning(job_id)  # nothing stored: a retry plans it again
+
+
+
+def test_a_job_that_ended_before_its_plan_is_planned_when_resubmitted(tmp_path, store):
+    for k in range(2):
+        store.write_bytes(f"in/p{k}.parquet", parquet_bytes(10, first=10 * k))
+    tasks = Tasks()
+    client, jobs, _ = _api(tmp_path, tasks, plan_footers_max_bytes=10)
+    body = {"hdfs_input": "in", "hdfs_output": "out/r", "id_column": "id",
+            "output_format": "jsonl"}
+    headers = {"Idempotency-Key": "plan-again"}
+    job_id = client.post("/v1/jobs", json=body, headers=headers).get_json()["id"]
+    assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
+    tasks.sent.clear()  # the plan task finds it cancelled and does nothing
+    resp = client.post("/v1/jobs", json=body, headers=headers)
+    assert resp.status_code == 200 and resp.get_json()["id"] == job_id, resp.get_json()
+    assert tasks.sent == [("spamq.plan_store_job", [job_id])]  # resumed: planned now
+    settings = client.application.extensions["spamq"]["settings"]
+    _run(jobs, tasks, store, settings)
+    assert jobs.get(job_id).status == "done" and jobs.get(job_id).done == 20
