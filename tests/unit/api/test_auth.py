@@ -92,7 +92,10 @@ def test_rate_limit_is_a_token_bucket_per_key():
 
 
 def test_full_queue_answers_429_with_retry_after():
-    client, store, _ = _app(max_queue_depth=3)
+    client, store, _ = _app(max_queue_depth=3, queue_share_floor=1)
+    for _ in range(3):  # Alice holds the whole share of a full queue
+        assert client.post("/v1/jobs", json={"texts": ["hi"]},
+                           headers={"X-API-Key": ALICE}).status_code == 202
     store.redis.rpush("spamq.bulk", "m1", "m2")
     store.redis.rpush("spamq.interactive", "m3")
     resp = client.post("/v1/jobs", json={"texts": ["hi"]}, headers={"X-API-Key": ALICE})
