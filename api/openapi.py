@@ -51,7 +51,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     not_found = _error("unknown or expired job (or another API key's)")
     unavailable = _error("Redis, the queue or the artifact store is unreachable")
     bad = {"400": _error("the body is not a JSON object"),
-           "413": _error("too many texts, too long a text, or too large a body"),
+           "413": _error("too many texts, too long a text, too large a body, or an upload past "
+                          "the key's quota of stored uploads"),
            "422": _error("a field is missing or has the wrong type; `field` names it"),
            "503": unavailable}
     texts_body = {"required": True, "content": _json(models.texts.model_json_schema())}
@@ -95,10 +96,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             },
             "/v1/jobs/{job_id}/results": {"get": {
                 **on_job("A page of results, or all of them as JSONL or CSV", "results",
-                         {"422": bad["422"]}),
+                         {"422": bad["422"], "409": _error(
+                             "a store job's part file was changed after it was written")}),
                 "parameters": [job_id, *query_parameters(models.results)]}},
             "/v1/jobs/{job_id}/rejected": {"get": on_job(
-                "Input rows that were not scored, with the reason", "rejected rows")},
+                "Input rows that were not scored, with the reason", "rejected rows",
+                {"409": _error("a store job's part file was changed after it was written")})},
             "/v1/jobs/{job_id}/parts": {"get": on_job(
                 "A store job's committed part files so far", "the parts")},
             "/v1/jobs/{job_id}/webhooks": {"get": on_job(
@@ -117,8 +120,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                               "504": _error("not finished in time"), **bad}}},
             "/healthz": {"get": {"summary": "The process is alive",
                                  "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "Redis answers and a worker has a loaded model",
-                                "responses": {"200": {"description": "ready"},
+            "/readyz": {"get": {"summary": "Redis answers and a live worker has a loaded model",
+                                "responses": {"200": {"description": "{ready: true, workers: "
+                                                      "<live workers with a model>}"},
                                               "503": {"description": "not ready"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics (the operator's token)",
                                  "responses": {"200": {"description": "metrics"},

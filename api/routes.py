@@ -547,17 +547,25 @@ def healthz():
     return jsonify({"status": "ok"})
 
 
+def _beating(worker: dict[str, Any], now: float) -> bool:
+    """Whether a heartbeat is fresh: two of the worker's beats missed (its key outlives it by
+    a third), and the worker is dead (killed) or hung."""
+    every = worker.get("heartbeat_s") or _ctx()[0].worker_heartbeat_s
+    at = worker.get("at")
+    return isinstance(at, int | float) and isinstance(every, int | float) \
+        and now - at <= 2 * every + 1
+
+
 @bp.get("/readyz")
 def readyz():
     """Public: ready or not, and how many live workers have a model loaded; which workers,
     and why not ready, are for the operator (/metrics, the API's log)."""
-    settings, store, _ = _ctx()
+    store = _ctx()[1]
     secrets = current_app.extensions["spamq"].get("secrets")
     secrets_ok, secrets_reason = secrets.ready() if secrets else (True, "")
-    fresh_after = time.time() - 2 * settings.worker_heartbeat_s - 1  # a beat missed: gone
+    now = time.time()
     ready = sum(1 for w in store.workers()
-                if w.get("model_version") and w.get("ready", True)
-                and isinstance(w.get("at"), int | float) and w["at"] >= fresh_after)
+                if w.get("model_version") and w.get("ready", True) and _beating(w, now))
     ok = bool(ready) and secrets_ok
     body: dict[str, Any] = {"ready": ok, "status": "ready" if ok else "not_ready",
                             "workers": ready}

@@ -371,6 +371,7 @@ class WorkerProcess:
             "device": str(runner.device) if runner else None,
             "precision": runner.precision if runner else None,
             "at": time.time(),
+            "heartbeat_s": self.settings.worker_heartbeat_s,  # /readyz: a beat missed is dead
             **self._readiness(),
         }
 

@@ -273,7 +273,10 @@ def test_readyz_counts_live_workers_only_and_names_none(tmp_path):
     assert resp.status_code == 200
     assert resp.get_json() == {"ready": True, "status": "ready", "workers": 1}
     assert b"host-" not in resp.get_data()
-    store.redis.delete("spamq:worker:host-a:101")
+    store.beat("host-c:303", {"name": "host-c:303", "model_version": "v1", "at": now - 15,
+                              "heartbeat_s": 10}, ttl_s=30)  # slow beats, its own interval
+    assert client.get("/readyz").get_json()["workers"] == 2
+    store.redis.delete("spamq:worker:host-a:101", "spamq:worker:host-c:303")
     resp = client.get("/readyz")
     assert resp.status_code == 503 and resp.get_json()["workers"] == 0
     assert b"host-" not in resp.get_data()
