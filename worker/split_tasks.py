@@ -241,7 +241,8 @@ class SplitScorer:
         attempts = self.store_jobs.attempt(job_id, index)
         if attempts > self.max_attempts:  # the earlier ones died with their worker (OOM?)
             self.store_jobs.forget_attempts(job_id, index)  # a resumed job tries afresh
-            self._fail(job_id, f"split {index} failed after {self.max_attempts} attempts "
+            n = self.max_attempts
+            self._fail(job_id, f"split {index} failed after {n} attempt{'s' * (n != 1)} "
                        "(the worker died while scoring it)")
             return False
         self.jobs.mark_running(job_id)
