@@ -7,8 +7,9 @@ Builds the input in a temporary local artifact store (one Parquet file of ``--ro
 one-row row groups, linked under ``--files`` names), starts a real redis-server
 (scripts/local_services.py) and submits through the real code path: the API's Flask app on that
 Redis (create_app, its test client; the tasks it sends are recorded, not run). Then runs the
-plan task's planning (worker/split_tasks.plan_job) on the same Redis and store. A thread PINGs
-Redis every 5 ms throughout: its slowest answer is what another key would have waited.
+plan task's planning (worker/split_tasks.plan_job) on the same Redis and store. A process PINGs
+Redis every 5 ms throughout (its slowest answer: what another client waited, CPU contention
+on this machine included); Redis's slow log gives the longest single command (server side).
 Prints JSON and writes bench/results/plan_probe.json.
 """
 
@@ -80,6 +81,14 @@ def build_input(root: Path, files: int, row_groups: int) -> int:
     return files * first.stat().st_size
 
 
+def slowest_command_ms(client: redis.Redis) -> float:
+    """The longest single command Redis ran since the last call (its slow log, which
+    ``main`` sets to log every command over 1 ms): how long it answered nobody else."""
+    entries = client.slowlog_get(10_000)
+    client.slowlog_reset()
+    return round(max((e["duration"] for e in entries), default=0) / 1000, 1)
+
+
 def job_memory(client: redis.Redis, job_id: str) -> int:
     return sum(client.memory_usage(k) or 0 for k in client.scan_iter(f"spamq:job:{job_id}*"))
 
@@ -113,6 +122,9 @@ def main() -> None:
             client = jobs.redis
             tasks = Tasks()
             app = create_app(settings, store=jobs, send_task=tasks)
+            client.config_set("slowlog-log-slower-than", 1000)
+            client.config_set("slowlog-max-len", 10_000)
+            client.slowlog_reset()
             before = int(client.info("memory")["used_memory"])
             pinger = Pinger(url)
             t0 = time.perf_counter()
@@ -120,6 +132,7 @@ def main() -> None:
                 "hdfs_input": "in/*.parquet", "hdfs_output": "out/probe", "id_column": "id"})
             submit_s = time.perf_counter() - t0
             submit_ping = pinger.worst()
+            submit_slowest = slowest_command_ms(client)
             assert resp.status_code == 202, resp.get_json()
             job_id = resp.get_json()["id"]
             after_submit = int(client.info("memory")["used_memory"])
@@ -135,6 +148,7 @@ def main() -> None:
                          footers_max_files=settings.plan_footers_max_files)
                 plan_s = time.perf_counter() - t0
             pinger.stop()
+            plan_slowest = slowest_command_ms(client)
             after_plan = int(client.info("memory")["used_memory"])
             job = jobs.get(job_id)
             plan = StoreJobs(jobs).splits(job_id)
@@ -148,6 +162,7 @@ def main() -> None:
                    "tasks_sent": [name for name, _ in tasks.sent],
                    "redis_used_memory_delta_bytes": after_submit - before,
                    "job_keys_bytes": submit_job_bytes,
+                   "slowest_redis_command_ms": submit_slowest,
                    "slowest_ping_s": round(submit_ping, 4)},
         "plan_task": None if args.submit_only else {
             "seconds": round(plan_s, 2), "splits": job.chunks_total,
@@ -156,6 +171,7 @@ def main() -> None:
                 ((s.get("last_group") or s["row_group"]) - s["row_group"] + 1 for s in plan),
                 default=0),
             "redis_used_memory_delta_bytes": after_plan - before,
+            "slowest_redis_command_ms": plan_slowest,
             "slowest_ping_s": round(pinger.worst(), 4)},
         "splits_after_submit": None if not args.submit_only else job.chunks_total,
         "hardware": hardware(),
