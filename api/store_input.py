@@ -20,7 +20,7 @@ from api.validation import InvalidRequest
 from spamq.jobs.queue import PLAN_STORE_JOB, send_work
 from spamq.jobs.schema import output_key
 from spamq.jobs.store import Job, JobStore
-from spamq.jobs.store_jobs import SUCCESS, StoreJobs, estimate_rows
+from spamq.jobs.store_jobs import SUCCESS, StoreJobs
 from spamq.settings import Settings
 from spamq.storage import splits, tenancy
 from spamq.storage.artifacts import (
@@ -29,6 +29,7 @@ from spamq.storage.artifacts import (
     ArtifactSymlink,
     artifact_store_from_settings,
 )
+from spamq.storage.estimate import estimate_rows
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +161,9 @@ def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,
         files, plan, spec, queue=settings.bulk_queue, owner=owner,
         idempotency_key=idempotency_key, output=out, deadline=request.deadline(),
         window=settings.bulk_window_chunks, quote_pass=quote_pass, request_sha=request_sha,
-        est_rows=estimate_rows(files, bytes_per_row=settings.store_est_bytes_per_row,
-                               expansion=settings.store_est_expansion),
+        est_rows=estimate_rows(store, files, bytes_per_row=settings.store_est_bytes_per_row,
+                               expansion=settings.store_est_expansion,
+                               trailers_max=settings.plan_footers_max_files),
         planning=not here)
     try:  # a submission answered with an error leaves no job behind
         subscribe(job.id)  # its webhook, before the first work is sent

@@ -50,15 +50,6 @@ def part_name(index: int, fmt: str) -> str:
     return f"part-{index:05d}.{fmt}"
 
 
-def estimate_rows(files: list[Any], *, bytes_per_row: int, expansion: float) -> int:
-    """A store job's rows before any split is read, for the key's quota (api/limits.py): its
-    input bytes, times ``expansion`` for compressed files (.gz, .bz2, Parquet), over
-    ``bytes_per_row``. The job's scored splits replace it with what they measure."""
-    size = sum(f.size * (expansion if f.compression or f.fmt == "parquet" else 1.0)
-               for f in files)
-    return int(size // max(1, bytes_per_row))
-
-
 class StoreJobs:
     """The Redis side of store jobs, over the same client and keys as :class:`JobStore`."""
 
@@ -75,7 +66,7 @@ class StoreJobs:
                planning: bool = False) -> tuple[Job, list[int]]:
         """Store a new store job; return it and the splits to send now (none while the plan
         task's quote pass is to run: send it ``PLAN_STORE_JOB`` then). ``est_rows``: its
-        rows as estimated (:func:`estimate_rows`), counted against the key's quota.
+        rows as estimated (spamq/storage/estimate.py), counted against the key's quota.
 
         ``planning``: no split yet (``splits`` empty): the job is queued and marked planning,
         and the plan task plans it (:meth:`store_plan`). The files and splits are written in

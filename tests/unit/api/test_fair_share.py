@@ -9,9 +9,10 @@ import pytest
 from api import create_app
 from api.auth import hash_key
 from spamq.jobs.store import JobStore
-from spamq.jobs.store_jobs import StoreJobs, estimate_rows
+from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
 from spamq.storage.artifacts import LocalArtifactStore
+from spamq.storage.estimate import estimate_rows
 from spamq.storage.splits import InputFile, Split
 from tests.unit.spamq.jobs.test_store_jobs import Tasks, run_all
 
@@ -41,7 +42,22 @@ def _home(client, key) -> str:
 def test_the_estimate_counts_compressed_bytes_times_the_expansion():
     files = [InputFile("a.jsonl", 6400, 0, "jsonl"), InputFile("b.csv.gz", 100, 0, "csv", "gz"),
              InputFile("c.parquet", 100, 0, "parquet")]
-    assert estimate_rows(files, bytes_per_row=64, expansion=8.0) == (6400 + 800 + 800) // 64
+    assert estimate_rows(None, files, bytes_per_row=64, expansion=8.0) \
+        == (6400 + 800 + 800) // 64
+
+
+def test_a_gz_counts_the_uncompressed_size_its_trailer_states(tmp_path):
+    body = gzip.compress(b'{"text": "x"}\n' * 200_000)  # 2.8 MB in some 10 KB
+    (tmp_path / "bomb.jsonl.gz").write_bytes(body)
+    (tmp_path / "tiny.jsonl.gz").write_bytes(b"\x1f\x8b")  # too short to hold a trailer
+    files = [InputFile("bomb.jsonl.gz", len(body), 0, "jsonl", "gz"),
+             InputFile("tiny.jsonl.gz", 2, 0, "jsonl", "gz")]
+    store = LocalArtifactStore(tmp_path)
+    assert estimate_rows(store, files, bytes_per_row=14, expansion=8.0) \
+        == (200_000 * 14 + 16) // 14
+    # past trailers_max, or a trailer stating less: the expansion alone
+    assert estimate_rows(store, files, bytes_per_row=14, expansion=8.0, trailers_max=0) \
+        == (len(body) * 8 + 16) // 14
 
 
 def test_a_store_job_counts_its_estimate_then_what_its_splits_measure(tmp_path):
@@ -62,25 +78,19 @@ def test_a_store_job_counts_its_estimate_then_what_its_splits_measure(tmp_path):
 
 
 def test_a_gz_store_job_counts_against_the_keys_rows(tmp_path):
-    client, jobs, _ = _app(tmp_path, max_pending_rows_per_key=1000, store_est_bytes_per_row=10,
-                           store_est_expansion=8.0)
+    client, jobs, _ = _app(tmp_path, max_pending_rows_per_key=100_000)
     home = _home(client, ALICE)
     (tmp_path / home / "in").mkdir(parents=True)
-    body = gzip.compress(b"".join(b'{"text": "row %d"}\n' % i for i in range(2000)))
+    body = gzip.compress(b'{"text": "win a prize"}\n' * 300_000)  # 7.2 MB of rows in ~30 KB
     (tmp_path / home / "in" / "big.jsonl.gz").write_bytes(body)
     first = client.post("/v1/jobs", json={"hdfs_input": f"{home}/in/big.jsonl.gz",
                                           "hdfs_output": f"{home}/out/1"}, headers=as_(ALICE))
     assert first.status_code == 202, first.get_json()
-    assert jobs.load([], jobs.get(first.get_json()["id"]).owner).pending_rows \
-        == len(body) * 8 // 10
-    # enough such jobs fill the key's rows: its next submission is refused, not another key's
-    for i in range(2, 40):
-        resp = client.post("/v1/jobs", json={"hdfs_input": f"{home}/in/big.jsonl.gz",
-                                             "hdfs_output": f"{home}/out/{i}"},
-                           headers=as_(ALICE))
-        if resp.status_code == 429:
-            break
-    assert resp.status_code == 429 and resp.get_json()["error"] == "over_quota"
+    owner = jobs.get(first.get_json()["id"]).owner
+    assert jobs.load([], owner).pending_rows == 300_000 * 24 // 64  # its stated size / 64
+    second = client.post("/v1/jobs", json={"hdfs_input": f"{home}/in/big.jsonl.gz",
+                                           "hdfs_output": f"{home}/out/2"}, headers=as_(ALICE))
+    assert second.status_code == 429 and second.get_json()["error"] == "over_quota"
     assert client.post("/v1/jobs", json={"texts": ["b"]}, headers=as_(BOB)).status_code == 202
 
 
