@@ -304,3 +304,23 @@ def test_the_page_has_no_inline_script_or_style(ctx):
     assert '<script src="static/app.js"></script>' in page
     script = client.get("/static/app.js")
     assert script.status_code == 200 and "replaceState" in script.get_data(as_text=True)
+
+
+def test_a_download_meeting_a_changed_part_midway_is_cut_short(tmp_path):
+    from api.store_results import OutputChanged
+    from tests.unit.api.test_api_bulk import scored_upload
+
+    settings = Settings(max_texts_per_request=10, chunk_size=4, max_texts_per_job=5000,
+                        artifact_dir=tmp_path, split_bytes=30_000)  # ~1,200 rows a part
+    store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
+    sender = RecordingSender()
+    client = create_app(settings, store=store, send_task=sender).test_client()
+    rows = "".join(f"{i},message number {i:05d}\n" for i in range(2500))
+    job = scored_upload(client, store, sender, "in.csv", "id,body\n" + rows, column="body")
+    parts = sorted(p for p in tmp_path.rglob("part-*") if "_rejected" not in str(p))
+    assert job["status"] == "done" and len(parts) >= 2, (job, parts)
+    parts[-1].write_bytes(b"not json\n")
+    download = client.get(job["results_url"] + "?format=jsonl", buffered=False)
+    assert download.status_code == 200  # its first page read whole: the answer had begun
+    with pytest.raises(OutputChanged):  # then the server ends it short: no final chunk
+        b"".join(download.response)
