@@ -69,6 +69,8 @@ HOME = f"tenants/{key_id(hash_key(API_KEY))}"
 HOME_2 = f"tenants/{key_id(hash_key(API_KEY_2))}"
 #: API_KEY's webhook signing secret (what `spamq keys webhook-secret` keeps in Vault)
 WEBHOOK_SECRET = new_secret()
+#: API_KEY_2's: a second key's events go through their own delivery lane
+WEBHOOK_SECRET_2 = new_secret()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -103,8 +105,9 @@ def service_env(redis_url, trained_model_dir) -> dict[str, str]:
         # webhooks to a receiver on 127.0.0.1 (development settings: http, loopback allowed)
         "SPAMQ_WEBHOOK_ALLOW_HTTP": "true",
         "SPAMQ_WEBHOOK_ALLOW_HOSTS": '["127.0.0.1"]',
-        "SPAMQ_WEBHOOK_SECRETS": json.dumps({key_id(hash_key(API_KEY)): {
-            "current": WEBHOOK_SECRET}}),
+        "SPAMQ_WEBHOOK_SECRETS": json.dumps({
+            key_id(hash_key(API_KEY)): {"current": WEBHOOK_SECRET},
+            key_id(hash_key(API_KEY_2)): {"current": WEBHOOK_SECRET_2}}),
         "SPAMQ_WEBHOOK_POLL_S": "0.2",
     }
 
