@@ -928,10 +928,10 @@ def _read_parquet(store: ArtifactStore, file: InputFile, split: Split, column: s
             ref += batch.num_rows
 
 
-def _lengths(arr: Any, *, chars: bool) -> list[int | None] | None:
+def _lengths(arr: Any, *, chars: bool) -> Any:
     """Each row's length in a string or binary array (plain or dictionary-encoded; in
-    characters for strings when ``chars``, else in bytes), measured in Arrow; None for other
-    types."""
+    characters for strings when ``chars``, else in bytes; 0 for a null), measured in Arrow
+    (an int64 array); None for other types."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -944,7 +944,16 @@ def _lengths(arr: Any, *, chars: bool) -> list[int | None] | None:
         lengths = pc.binary_length(values)
     else:
         return None
-    return cast(list, (pc.take(lengths, arr.indices) if dictionary else lengths).to_pylist())
+    lengths = pc.take(lengths, arr.indices) if dictionary else lengths
+    return pc.fill_null(lengths.cast(pa.int64()), 0)
+
+
+def _decoded(arr: Any) -> Any:
+    """A dictionary-encoded slice as plain values (bounded: the slice's values fit the batch's
+    bytes), which turn into Python objects much faster."""
+    import pyarrow as pa
+
+    return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
 
 
 def _nulled(arr: Any, drop: list[bool]) -> Any:
@@ -965,37 +974,46 @@ def _batch_records(batch: Any, ref: int, column: str, cols: list[str], max_chars
                    limit: int, batch_bytes: int) -> Iterator[Record]:
     """The records of one Arrow batch: sizes checked in Arrow first, then the values that
     pass made Python objects a slice of about ``batch_bytes`` at a time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     n = batch.num_rows
     names = [c for c in dict.fromkeys([column, *cols]) if c in batch.schema.names]
-    sizes = {c: _lengths(batch.column(c), chars=False) for c in names}
-    chars = _lengths(batch.column(column), chars=True) if column in names else None
+    zeros = pa.array([0] * n, pa.int64())
+
+    def measured(c: str, chars: bool = False) -> Any:
+        found = _lengths(batch.column(c), chars=chars) if c in names else None
+        return zeros if found is None else found
+
+    text_bytes, chars = measured(column), measured(column, chars=True)
+    extras = [measured(c) for c in names if c != column]
+    extra_max = pc.max_element_wise(*extras) if extras else zeros
+    extra_sum = extras[0] if extras else zeros
+    for more in extras[1:]:
+        extra_sum = pc.add(extra_sum, more)
+    whole = pc.or_(pc.greater(extra_max, limit), pc.greater(text_bytes, limit))
+    text = pc.and_(pc.invert(whole), pc.greater(chars, max_chars))
+    cost = pc.if_else(whole, 0, pc.add(extra_sum, pc.if_else(text, 0, text_bytes)))
+    drop_all, drop_text = whole.to_pylist(), pc.or_(whole, text).to_pylist()
     problems: list[str | None] = [None] * n
-    drop_all, drop_text, cost = [False] * n, [False] * n, [0] * n
-    for r in range(n):
-        row = {c: (s[r] or 0) for c, s in sizes.items() if s is not None}
-        if any(v > limit for c, v in row.items() if c != column):
-            problems[r] = f"record too long: a value of more than {limit} bytes"
-            drop_all[r] = True
-        elif chars is not None and (chars[r] or 0) > max_chars:
-            problems[r] = f"too long: {chars[r]} characters, at most {max_chars}"
-            drop_text[r] = True
-        elif row.get(column, 0) > limit:
-            problems[r] = f"record too long: a value of more than {limit} bytes"
-            drop_all[r] = True
-        if not drop_all[r]:
-            cost[r] = sum(v for c, v in row.items() if c != column or not drop_text[r])
-    drop_text = [a or b for a, b in zip(drop_all, drop_text, strict=True)]
+    costs = cost.to_pylist()
+    char_counts = chars.to_pylist()
+    for r in pc.indices_nonzero(pc.or_(whole, text)).to_pylist():
+        problems[r] = (f"record too long: a value of more than {limit} bytes" if drop_all[r]
+                       else f"too long: {char_counts[r]} characters, at most {max_chars}")
     arrays = {c: _nulled(batch.column(c), drop_text if c == column else drop_all)
               for c in names}
     start = 0
     while start < n:
-        stop, used = start + 1, cost[start]
-        while stop < n and used + cost[stop] <= batch_bytes:
-            used += cost[stop]
+        stop, used = start + 1, costs[start]
+        while stop < n and used + costs[stop] <= batch_bytes:
+            used += costs[stop]
             stop += 1
-        values = {c: a.slice(start, stop - start).to_pylist() for c, a in arrays.items()}
+        values = {c: _decoded(a.slice(start, stop - start)).to_pylist()
+                  for c, a in arrays.items()}
+        texts = values.get(column) or [None] * (stop - start)
         for r in range(start, stop):
-            text = values[column][r - start] if column in values else None
+            text = texts[r - start]
             yield Record(ref + r, text,
                          {c: values[c][r - start] if c in values else None for c in cols},
                          problems[r] or text_problem(text, max_chars=max_chars))
