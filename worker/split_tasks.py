@@ -230,7 +230,8 @@ class SplitScorer:
                                                                              file.mtime):
             return False
         self._fail(job_id, f"input changed: file {file_index} is not the size and time it "
-                   "had at submission; resubmit to score it as it is now")
+                   "had at submission; submit a new job (to a new hdfs_output) to score it "
+                   "as it is now")
         return True
 
     def _run(self, job_id: str, index: int) -> bool:
