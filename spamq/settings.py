@@ -231,6 +231,16 @@ class Settings(BaseSettings):
     store_tenant_root: str = "tenants"
     store_grants: dict[str, list[str]] = Field(default_factory=dict)
 
+    # --- Feedback (spamq/feedback/): "report spam"/"not spam" as Parquet in the store ---
+    # <feedback_root>/tenant=<key id>/date=YYYY-MM-DD/part-*.parquet; keep it outside
+    # store_tenant_root and every grant, so no store job can write there.
+    feedback_root: str = "feedback"
+    feedback_retention_days: int = Field(
+        default=365, ge=1, description="date partitions older than this are deleted")
+    feedback_max_items: int = Field(default=1000, ge=1, description="items per POST /v1/feedback")
+    feedback_sweep_every_s: float = Field(
+        default=3600.0, ge=0, description="retention sweep period (worker sweeper); 0: off")
+
     # --- Webhooks (issue 15, spamq/webhooks/): signed job events, retried from a Redis outbox ---
     webhook_allow_http: bool = Field(default=False, description="DEVELOPMENT ONLY: http:// URLs")
     webhook_allow_hosts: list[str] = Field(
