@@ -3,7 +3,8 @@
 import fakeredis
 import pytest
 
-import api.validation  # noqa: F401 - every module that defines a SpamqError kind
+import api.store_results  # noqa: F401 - every module that defines a SpamqError kind
+import api.validation  # noqa: F401
 import spamq.jobs.store  # noqa: F401
 import spamq.models.manifest  # noqa: F401
 import spamq.secrets.sources  # noqa: F401
@@ -20,7 +21,7 @@ STATUS = {
     "SpamqError": 500, "InvalidRequest": 422, "InputError": 422, "OutputTaken": 409,
     "JobNotFound": 404, "DuplicateJob": 409, "ArtifactError": 503, "ArtifactNotFound": 404,
     "ArtifactExists": 409, "ArtifactSymlink": 422, "RegistryError": 503, "ModelRefused": 503, "ManifestError": 500,
-    "SecretError": 503, "ModelSourceError": 503, "WebhookRefused": 422,
+    "SecretError": 503, "ModelSourceError": 503, "WebhookRefused": 422, "OutputChanged": 409,
 }
 SECRET = "/srv/spamq/tenants/other-team/in/data.csv at http://namenode:9870"
 
