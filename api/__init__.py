@@ -44,6 +44,7 @@ def create_app(
     here."""
     from api import auth, errors, limits, metrics
     from api.coalesce import Coalescer
+    from api.feedback import feedback
     from api.requests import RequestModels
     from api.routes import bp
     from api.web import web
@@ -71,6 +72,7 @@ def create_app(
                                    window_s=settings.coalesce_window_s,
                                    max_items=settings.coalesce_max_jobs)}
     app.register_blueprint(bp)
+    app.register_blueprint(feedback)
     metrics.install(app, store=store, settings=settings, token=secrets.metrics_token,
                     outbox=app.extensions["spamq"]["outbox"])
     auth.install(app, settings=settings, keys=_key_ring(secrets, settings), store=store)

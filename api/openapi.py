@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from api.feedback import openapi_paths as feedback_paths
 from api.requests import RequestModels
 from spamq.settings import Settings
 
@@ -118,6 +119,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                 "content": _json(models.legacy.model_json_schema())},
                 "responses": {"200": {"description": "{Result: [{label, score}]}"},
                               "504": _error("not finished in time"), **bad}}},
+            **feedback_paths(settings, _error),
             "/healthz": {"get": {"summary": "The process is alive",
                                  "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "Redis answers and a live worker has a loaded model",

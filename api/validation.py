@@ -12,7 +12,8 @@ from spamq.storage.rows import kind as _kind
 from spamq.storage.rows import lone_surrogate as _lone_surrogate
 from spamq.storage.rows import shown as _shown
 
-__all__ = ["InvalidRequest", "int_param", "parse_texts", "require_object", "upload_format"]
+__all__ = ["InvalidRequest", "check_text", "int_param", "parse_texts", "require_object",
+           "upload_format"]
 
 
 def require_object(payload: Any) -> dict[str, Any]:
@@ -38,20 +39,26 @@ def parse_texts(
             field, f"'{field}' has {len(texts)} items; at most {max_items} per request", status=413
         )
     for i, text in enumerate(texts):
-        where = f"{field}[{i}]"
-        if not isinstance(text, str):
-            raise InvalidRequest(where, f"'{where}' must be a string, not {_kind(text)}")
-        if _blank(text):
-            raise InvalidRequest(where, f"'{where}' is empty or blank")
-        if len(text) > max_chars:
-            raise InvalidRequest(
-                where, f"'{where}' has {len(text)} characters; at most {max_chars}", status=413
-            )
-        if "\x00" in text:
-            raise InvalidRequest(where, f"'{where}' contains a NUL character")
-        if _lone_surrogate(text):
-            raise InvalidRequest(where, f"'{where}' is {NOT_UNICODE}")
+        check_text(text, f"{field}[{i}]", max_chars=max_chars)
     return texts
+
+
+def check_text(text: Any, where: str, *, max_chars: int) -> str:
+    """``text`` if it is a text to score: a non-blank string of valid Unicode, no NUL, at most
+    ``max_chars`` characters (413); 422 naming ``where`` otherwise."""
+    if not isinstance(text, str):
+        raise InvalidRequest(where, f"'{where}' must be a string, not {_kind(text)}")
+    if _blank(text):
+        raise InvalidRequest(where, f"'{where}' is empty or blank")
+    if len(text) > max_chars:
+        raise InvalidRequest(
+            where, f"'{where}' has {len(text)} characters; at most {max_chars}", status=413
+        )
+    if "\x00" in text:
+        raise InvalidRequest(where, f"'{where}' contains a NUL character")
+    if _lone_surrogate(text):
+        raise InvalidRequest(where, f"'{where}' is {NOT_UNICODE}")
+    return text
 
 
 UPLOAD_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}

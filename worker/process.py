@@ -302,10 +302,20 @@ class WorkerProcess:
             return Uploads(store.redis, self.artifacts, tenant_root=s.store_tenant_root,
                            quota_bytes=s.max_upload_bytes_per_key, ttl_s=s.job_ttl_s).sweep(now)
 
+        def sweep_feedback(now: float) -> int:  # partitions past SPAMQ_FEEDBACK_RETENTION_DAYS
+            from datetime import UTC, datetime
+
+            from spamq.feedback.store import sweep_retention
+
+            return sweep_retention(self.artifacts, retention_days=s.feedback_retention_days,
+                                   root=s.feedback_root, now=datetime.fromtimestamp(now, UTC))
+
         sweeper = Sweeper(self.store, lambda job, indices: send_work(send_task, job, indices),
                           name=self.name, queues=[s.interactive_queue, s.bulk_queue],
                           every_s=s.sweep_every_s, lost_after_s=s.lost_after_s,
-                          uploads=sweep_uploads)
+                          uploads=sweep_uploads,
+                          feedback=sweep_feedback if s.feedback_sweep_every_s > 0 else None,
+                          feedback_every_s=s.feedback_sweep_every_s)
         self._add_loop(Loop("spamq-sweeper", sweeper.sweep_once, every_s=s.sweep_every_s,
                             stop=self._stop_event("sweeper")))
 

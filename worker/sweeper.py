@@ -42,10 +42,16 @@ class Sweeper:
     def __init__(self, store: JobStore, send: Callable[[Job, list[int]], None], *,
                  name: str, queues: list[str], every_s: float, lost_after_s: float,
                  clock: Callable[[], float] = time.time,
-                 uploads: Callable[[float], int] | None = None) -> None:
+                 uploads: Callable[[float], int] | None = None,
+                 feedback: Callable[[float], int] | None = None,
+                 feedback_every_s: float = 3600.0) -> None:
         self._store, self._send, self._name, self._queues = store, send, name, queues
         self._every_s, self._lost_after_s, self._clock = every_s, lost_after_s, clock
         self._uploads = uploads  # deletes the uploads whose job is gone (spamq/storage/uploads.py)
+        # deletes feedback partitions past their retention (spamq/feedback/store.py), at most
+        # once per feedback_every_s in this worker (the first turn after start, then each period)
+        self._feedback, self._feedback_every_s = feedback, feedback_every_s
+        self._feedback_at: float | None = None
 
     def sweep_once(self) -> int:
         """One pass over the active jobs, if it is this worker's turn; chunks re-sent."""
@@ -75,6 +81,15 @@ class Sweeper:
                 raise
             except Exception:  # noqa: BLE001 - the store failing must not stop the sweep
                 logger.exception("sweep: uploads not cleaned this time")
+        if self._feedback is not None and (
+                self._feedback_at is None or now - self._feedback_at >= self._feedback_every_s):
+            self._feedback_at = now
+            try:
+                deleted = self._feedback(now)
+                if deleted:
+                    logger.info("sweep: %d feedback partition(s) past retention deleted", deleted)
+            except Exception:  # noqa: BLE001 - the store failing must not stop the sweep
+                logger.exception("sweep: feedback retention not applied this time")
         return resent
 
     def _check(self, job_id: str, live: set[str], now: float,

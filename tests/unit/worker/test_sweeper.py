@@ -108,3 +108,23 @@ def test_a_corrupt_job_is_logged_and_skipped_and_the_others_are_swept(caplog):
     store.try_lease(job.id, 0, "dead:1|t", ttl_s=60)
     assert sweeper().sweep_once() == 1 and sent[0][:2] == (job.id, 0)
     assert "job skipped" in caplog.text
+
+
+def test_the_feedback_retention_step_runs_at_the_first_turn_then_once_per_period():
+    r, store, job, sent, clock, _ = setup()
+    calls: list[float] = []
+
+    def feedback(now: float) -> int:
+        calls.append(now)
+        if len(calls) == 2:
+            raise OSError("store down")  # logged; the sweep goes on
+        return 1
+
+    sweeper = Sweeper(store, lambda job, indices: None, name="w1", queues=["q"], every_s=2,
+                      lost_after_s=5, clock=clock, feedback=feedback, feedback_every_s=100)
+    start = clock.now
+    for step in (0, 50, 99, 100, 150, 200):
+        clock.now = start + step
+        take_turn(r)
+        sweeper.sweep_once()
+    assert calls == [start, start + 100, start + 200]
