@@ -59,6 +59,13 @@ class Settings(BaseSettings):
                                       description="default: cores / concurrency")
     worker_pool: Literal["solo", "prefork", "threads"] = "threads"
     worker_concurrency: int = Field(default=32, ge=1, description="tasks in flight per worker")
+    # `spamq worker` runs this many worker processes (Celery nodes <name>-1..N, each loading
+    # its own model; torch threads cores / N unless torch_threads is set). CPU: 1. CUDA: 1
+    # until measured on a card (spamq/cli/processes.py).
+    worker_processes: int = Field(default=1, ge=1, description="processes per `spamq worker`")
+    # BENCH ONLY (`python -m bench`'s null-model leg): the forward pass returns zero logits, so
+    # every score is 0.5 and the rest of the worker's path is measured alone. Never on a service.
+    null_model: bool = False
     # Dynamic batching (worker/batcher.py): one forward pass serves many tasks.
     batch_fit_gpu: bool = Field(default=True, description="on CUDA: size passes to GPU memory")
     batch_max_tokens: int = Field(default=1024, ge=64, description="rows x padded width per pass")

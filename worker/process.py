@@ -204,11 +204,16 @@ class WorkerProcess:
         torch.set_num_threads(s.torch_threads or default_threads(s.worker_concurrency))
         source = self.model_source() if s.model_source == "registry" else None
         try:
-            return load_runner(s, source=source)
+            runner = load_runner(s, source=source)
         except ModelSourceError as exc:
             logger.critical("worker not started: model %s@%s not loaded: %s",
                             s.model_name, s.model_alias, exc)
             raise SystemExit(EXIT_MODEL) from exc
+        if s.null_model:  # bench only: the pipeline without the forward pass
+            from worker.null_model import make_null
+
+            make_null(runner)
+        return runner
 
     def swap_runner(self, runner: BatchClassifier) -> None:
         """Hot swap: the batcher picks the new runner up at its next forward pass."""

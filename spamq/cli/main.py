@@ -23,15 +23,25 @@ def _exec(argv: list[str]) -> int:
 def _worker(args: argparse.Namespace) -> int:
     s = get_settings()
     queues = args.queues or f"{s.interactive_queue},{s.bulk_queue}"
-    argv = [
-        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-        f"--pool={s.worker_pool}", f"--concurrency={s.worker_concurrency}",
-        f"--queues={queues}", f"--hostname={args.name}", "--loglevel=INFO",
-        "--without-gossip", "--without-mingle",
-    ]
-    if s.task_events:
-        argv.append("--events")
-    return _exec(argv)
+    processes = getattr(args, "processes", None) or s.worker_processes
+
+    def argv(name: str) -> list[str]:
+        found = [
+            sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+            f"--pool={s.worker_pool}", f"--concurrency={s.worker_concurrency}",
+            f"--queues={queues}", f"--hostname={name}", "--loglevel=INFO",
+            "--without-gossip", "--without-mingle",
+        ]
+        return found + ["--events"] if s.task_events else found
+
+    if processes == 1:
+        return _exec(argv(args.name))
+    from spamq.cli import processes as group
+
+    threads = group.threads_per_process(processes, s.torch_threads)
+    os.environ["SPAMQ_TORCH_THREADS"] = str(threads)  # the children's environment
+    return group.run_group([argv(group.node_name(args.name, k))
+                            for k in range(1, processes + 1)])
 
 
 #: gunicorn's access line without the query string (%(U)s is the path alone; %(r)s and %(q)s
@@ -250,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run a Celery worker serving the model")
     p.add_argument("--queues", help="comma-separated queues (default: interactive and bulk)")
     p.add_argument("--name", default="spamq@%h", help="Celery node name")
+    from spamq.cli.processes import positive_int
+
+    p.add_argument("--processes", type=positive_int, default=None,
+                   help="worker processes, each with its own model (default: "
+                        "SPAMQ_WORKER_PROCESSES, 1); nodes are named NAME-1 ... NAME-N")
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("api", help="run the HTTP API under gunicorn")
