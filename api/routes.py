@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from api import store_results
@@ -300,7 +301,10 @@ def _upload_job(form: UploadForm, key: str | None, request_sha: str):
         _uploads().discard(stored)
         raise
     if answer[1] == 202:
-        _uploads().keep(stored, answer[0].get_json()["id"])
+        try:  # the job exists: its answer stands (unrecorded, the upload goes after job_ttl_s)
+            _uploads().keep(stored, answer[0].get_json()["id"])
+        except redis.RedisError as exc:
+            logger.warning("upload not recorded with its job: %s", exc)
     else:
         _uploads().discard(stored)
     return answer
