@@ -8,8 +8,12 @@
     progress timeline; (3) single-text latency at 1, 8 and 32 concurrent clients; (4) the naive
     design (one Celery task per text, solo pool: no cross-request batching), same model;
 (5) interactive latency while a large bulk job runs; (6) the study project's way (one text per
-forward pass, padded to 256, fp32). Starts its own redis-server, worker and API on free ports.
-Prints a table and writes bench/results/bench.json.
+forward pass, padded to 256, fp32); (7) the null model: the same worker, tokenizer and I/O with
+a forward pass that costs nothing (SPAMQ_NULL_MODEL, bench only): the pipeline's ceiling for
+bulk and for /v1/predict at 32 clients; (8) the fast tokenizer alone (``encode_batch``) on the
+same texts and cores (bench/null_model.py). ``--null-only`` runs (7) and (8) alone. Starts its
+own redis-server, worker(s) and API on free ports. Prints a table and writes
+bench/results/bench.json.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 import requests
 
+from bench import null_model
 from bench.common import (
     add_serving_arguments,
     hardware,
@@ -35,6 +40,7 @@ from bench.common import (
     write_results,
 )
 from scripts.local_services import start_api, start_redis, start_worker
+from spamq.cli.processes import positive_int
 from spamq.settings import Settings
 
 #: the model-alone passes on CUDA: rows and tokens per pass sized for a GPU, not a CPU
@@ -220,13 +226,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         write_results(args.out, r)
         print(what, flush=True)
 
-    step(f"(1) model alone on {device} ...")
-    gpu_sized = GPU_PASS if device == "cuda" else {}
-    r["limit"] = model_limit(args.model_dir, texts, precision=precision, threads=args.threads,
-                             device=device, **gpu_sized)
-    step("(6) study way ...")
-    r["study"] = study_way(args.model_dir, texts[: args.study_texts], threads=args.threads,
-                           device=device)
+    if not args.null_only:
+        step(f"(1) model alone on {device} ...")
+        gpu_sized = GPU_PASS if device == "cuda" else {}
+        r["limit"] = model_limit(args.model_dir, texts, precision=precision,
+                                 threads=args.threads, device=device, **gpu_sized)
+        step("(6) study way ...")
+        r["study"] = study_way(args.model_dir, texts[: args.study_texts], threads=args.threads,
+                               device=device)
+    step("(8) tokenizer alone ...")
+    r["tokenizer_1"] = null_model.tokenizer_alone(args.model_dir, texts, threads=1)
+    tok_threads = null_model.worker_tokenizer_threads()
+    r["tokenizer"] = r["tokenizer_1"] if tok_threads == 1 else null_model.tokenizer_alone(
+        args.model_dir, texts, threads=tok_threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -237,12 +249,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                # loopback only; per-key rate limits would throttle the 32-client runs
                "SPAMQ_AUTH_REQUIRED": "false"}
         api, base = start_api(env, log=work / "api.log")
-        workers = [start_worker(env, log=work / f"worker{k}.log", name=f"w{k}", timeout=300)
-                   for k in range(1, args.workers + 1)]
-        groups = {"API (gunicorn)": api.proc.pid, "redis-server": redis_proc.proc.pid,
-                  **{"worker (celery + model)" + (f" w{k}" if k > 1 else ""): w.proc.pid
-                     for k, w in enumerate(workers, 1)}}
+        workers: list[Any] = []
         try:
+            if args.null_only:
+                null_legs(args, r, env, work, base, api, redis_proc, texts, step, workers)
+                return r
+            workers = [start_worker(env, log=work / f"worker{k}.log", name=f"w{k}",
+                                    timeout=300) for k in range(1, args.workers + 1)]
+            groups = worker_groups(api, redis_proc, workers)
             clients(base, texts, n=8, seconds=1.0)  # warm connections and caches
             for n in (1, 8, 32):
                 step(f"(3) {n} clients ...")
@@ -267,12 +281,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             workers = [start_worker(naive_env, log=work / "worker-naive.log", timeout=300)]
             clients(base, texts, n=8, seconds=1.0)
             r["naive_32"] = clients(base, texts, n=32, seconds=args.seconds)
+            for w in workers:
+                w.stop()
+            workers = []
+            null_legs(args, r, env, work, base, api, redis_proc, texts, step, workers)
         finally:
             for w in workers:
                 w.stop()
             api.stop()
             redis_proc.stop()
     return r
+
+
+def worker_groups(api: Any, redis_proc: Any, workers: list[Any],
+                  what: str = "worker (celery + model)") -> dict[str, int]:
+    """The process groups whose CPU the bench counts: API, Redis, each worker."""
+    return {"API (gunicorn)": api.proc.pid, "redis-server": redis_proc.proc.pid,
+            **{what + (f" w{k}" if k > 1 else ""): w.proc.pid
+               for k, w in enumerate(workers, 1)}}
+
+
+def null_legs(args: argparse.Namespace, r: dict[str, Any], env: dict[str, str], work: Path,
+              base: str, api: Any, redis_proc: Any, texts: list[str], step: Any,
+              workers: list[Any]) -> None:
+    """(7) the null model: ``args.workers`` worker processes whose forward pass costs nothing
+    (appended to ``workers``, which the caller stops), /v1/predict at 32 clients and a bulk
+    file job end to end."""
+    for k in range(1, args.workers + 1):
+        workers.append(start_worker(null_model.null_env(env), log=work / f"worker-null{k}.log",
+                                    name=f"null{k}", timeout=300))
+    groups = worker_groups(api, redis_proc, workers, what="worker (null model)")
+    clients(base, texts, n=8, seconds=1.0)
+    step("(7) null model, 32 clients ...")
+    r["null_32"], cpu = cpu_profile(
+        groups, lambda: clients(base, texts, n=32, seconds=args.seconds))
+    done = r["null_32"]["msgs_per_s"] * args.seconds
+    r["null_32"]["cpu_ms_per_request"] = {k: round(v * 1000 / max(done, 1), 2)
+                                          for k, v in cpu.items()}
+    # sized from the tokenizer's own rate: the ceiling is at most that
+    n = int(min(max(r["tokenizer"]["msgs_per_s"] * args.bulk_seconds / 2, 5000), 200_000))
+    step(f"(7) null model, bulk job of {n} texts ...")
+    r["null_bulk"], cpu = cpu_profile(
+        groups, lambda: bulk_job(base, (texts * (n // len(texts) + 1))[:n]))
+    r["null_bulk"]["cpu_ms_per_row"] = {k: round(v * 1000 / n, 3) for k, v in cpu.items()}
 
 
 def outside_model_ratio(r: dict[str, Any], n: int = 32) -> float:
@@ -285,6 +336,13 @@ def outside_model_ratio(r: dict[str, Any], n: int = 32) -> float:
 
 
 def targets(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    null = null_model.target(r)
+    return full_targets(r) + ([null] if null else [])
+
+
+def full_targets(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    if "limit" not in r:  # --null-only
+        return []
     lim = r["limit"]["msgs_per_s"]
     c32 = r["clients_32"]["msgs_per_s"]
     p50_gap = r["clients_1"]["p50_ms"] - r["limit"]["batch1"]["p50_ms"]
@@ -307,30 +365,51 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
 
 def print_table(r: dict[str, Any]) -> None:
     print(f"\nhardware: {r['hardware']}  model: {r['model_dir']}  precision: {r['precision']}")
+    print(f"--workers {r['workers']}: worker processes serving (2), (3), (5) and (7); torch "
+          f"threads {r['torch_threads']}")
     print(f"{'what':<44}{'msgs/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    tok = r["tokenizer"]
     rows = [
-        ("(1) model alone, batched", r["limit"]),
-        ("    model alone, batch of 1", {**r["limit"]["batch1"], "msgs_per_s": None}),
-        ("(2) bulk file job end to end", r["bulk"]),
-        ("(3) /v1/predict, 1 client", r["clients_1"]),
-        ("(3) /v1/predict, 8 clients", r["clients_8"]),
-        ("(3) /v1/predict, 32 clients", r["clients_32"]),
-        ("(4) naive (task per text, solo), 32 clients", r["naive_32"]),
-        ("(5) 1 client, idle", r["idle_1_client"]),
-        ("(5) 1 client, during a bulk job", r["during_bulk"]),
-        ("(6) study way (1/pass, pad 256, fp32)", r["study"]),
+        ("(1) model alone, batched", r.get("limit")),
+        ("    model alone, batch of 1",
+         {**r["limit"]["batch1"], "msgs_per_s": None} if "limit" in r else None),
+        ("(2) bulk file job end to end", r.get("bulk")),
+        ("(3) /v1/predict, 1 client", r.get("clients_1")),
+        ("(3) /v1/predict, 8 clients", r.get("clients_8")),
+        ("(3) /v1/predict, 32 clients", r.get("clients_32")),
+        ("(4) naive (task per text, solo), 32 clients", r.get("naive_32")),
+        ("(5) 1 client, idle", r.get("idle_1_client")),
+        ("(5) 1 client, during a bulk job", r.get("during_bulk")),
+        ("(6) study way (1/pass, pad 256, fp32)", r.get("study")),
+        ("(7) null model: bulk file job end to end", r.get("null_bulk")),
+        ("(7) null model: /v1/predict, 32 clients", r.get("null_32")),
+        ("(8) tokenizer alone, encode_batch, 1 thr.", r["tokenizer_1"]),
+        (f"(8) tokenizer alone, encode_batch, {tok['threads']} thr.",
+         tok if tok is not r["tokenizer_1"] and tok["threads"] != 1 else None),
     ]
     for label, v in rows:
+        if v is None:
+            continue
         def f(key: str, v: dict = v) -> str:
             x = v.get(key)
             return f"{x:>9.1f}" if isinstance(x, float | int) else f"{'':>9}"
         print(f"{label:<44}{f('msgs_per_s')}{f('p50_ms')}{f('p95_ms')}{f('p99_ms')}")
-    print(f"batching (worker counters): {r['batching_after_latency_runs']}")
-    print(f"model CPU per text (batched, in-process): {r['limit']['cpu_ms_per_text']:.2f} ms")
-    for n in (1, 8, 32):
-        shares = r[f"clients_{n}"].get("cpu_ms_per_request", {})
-        print(f"CPU ms per request, {n} client(s): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in shares.items()))
+    if "limit" in r:
+        print(f"batching (worker counters): {r['batching_after_latency_runs']}")
+        print(f"model CPU per text (batched, in-process): {r['limit']['cpu_ms_per_text']:.2f} ms")
+        for n in (1, 8, 32):
+            shares = r[f"clients_{n}"].get("cpu_ms_per_request", {})
+            print(f"CPU ms per request, {n} client(s): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in shares.items()))
+    if "null_bulk" in r:
+        print("(7) null model, CPU ms per request at 32 clients: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in r["null_32"]["cpu_ms_per_request"].items()))
+        print(f"(7) null model, CPU ms per bulk row ({r['null_bulk']['n']} rows, server "
+              f"{r['null_bulk']['server_rows_per_s']} rows/s): " + ", ".join(
+                  f"{k} {v:.3f}" for k, v in r["null_bulk"]["cpu_ms_per_row"].items()))
+        print(f"(7) null bulk / (8) tokenizer: {null_model.null_ratio(r):.2f}x at "
+              f"{tok['threads']} thread(s), "
+              f"{r['null_bulk']['msgs_per_s'] / r['tokenizer_1']['msgs_per_s']:.2f}x at 1")
     for name, value, ok in targets(r):
         print(f"  {'MET ' if ok else 'MISS'}  {name:<34} {value}")
 
@@ -342,8 +421,10 @@ def main() -> int:
         parser, seconds_help="per latency measurement",
         threads_help="torch threads, in-process and in both workers (default cores-1)")
     parser.add_argument("--study-texts", type=int, default=150)
-    parser.add_argument("--workers", type=int, default=1,
-                        help="worker processes for (2), (3) and (5) (e.g. several per GPU)")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="worker processes for (2), (3), (5) and (7) (e.g. several per GPU)")
+    parser.add_argument("--null-only", action="store_true",
+                        help="only (7) the null model and (8) the tokenizer alone")
     parser.add_argument("--bulk-seconds", type=float, default=8.0, help="size of the bulk job")
     parser.add_argument("--out", type=Path, default=Path("bench/results/bench.json"))
     args = parser.parse_args()

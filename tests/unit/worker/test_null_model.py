@@ -18,7 +18,8 @@ def test_the_null_model_scores_every_text_half_through_the_batcher(random_model_
         [0.0, 0.0], [0.0, 0.0]]
     batcher = Batcher(lambda: runner, max_batch_tokens=1024, max_batch_size=32, max_wait_ms=0)
     try:
-        out = batcher.predict(["win a prize now", "see you at 5", " ".join(f"w{i}" for i in range(400))])
+        long = " ".join(f"w{i}" for i in range(400))
+        out = batcher.predict(["win a prize now", "see you at 5", long])
     finally:
         batcher.close()
     assert [p.spam_probability for p in out] == [0.5, 0.5, 0.5]
