@@ -104,7 +104,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "Input rows that were not scored, with the reason", "rejected rows",
                 {"409": _error("a store job's part file was changed after it was written")})},
             "/v1/jobs/{job_id}/parts": {"get": on_job(
-                "A store job's committed part files so far", "the parts")},
+                "A store job's committed part files so far, and how many worker processes "
+                "committed them (workers)", "the parts")},
             "/v1/jobs/{job_id}/webhooks": {"get": on_job(
                 "The job's webhook and its delivery attempts (event_id, type, attempt, at, "
                 "status, error, duration_ms, outcome, next_at)", "the webhook and attempts")},

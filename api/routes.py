@@ -418,8 +418,10 @@ def job_parts(job_id: str):
         raise InvalidRequest(None, "only a job with hdfs_input has part files", status=404)
     store_jobs = StoreJobs(store)
     fmt = store_jobs.spec(job.id).get("output_format", "jsonl")
+    # how many worker processes committed its parts (their names are for the operator)
     return jsonify({"id": job.id, "status": job.status, "output": job.output,
-                    "parts": store_results.parts(store_jobs, job.id, fmt)})
+                    "parts": store_results.parts(store_jobs, job.id, fmt),
+                    "workers": len(store_jobs.worker_counts(job.id))})
 
 
 _CSV_FIELDS = ["row", "label", "spam_probability", "truncated", "model_version"]

@@ -284,7 +284,7 @@ class SplitScorer:
             rejected.discard()
         outcome, nxt = self.store_jobs.split_done(
             job_id, index, rows=part.rows, rejected=rejected.rows, nbytes=split.length,
-            model_version=version)
+            model_version=version, worker=self.holder)
         if nxt is not None and self.send_next is not None:
             self.send_next(nxt)
         if outcome == 2:

@@ -6,7 +6,7 @@ Keys (all expire after the configured retention):
   spamq:job:<id>:results     hash: chunk index -> JSON list of that chunk's results
   spamq:job:<id>:finished    list: one element pushed when the job ends (BLPOP to wait)
   spamq:job:<id>:<part>      a store job's records (files, splits, spec, parts, split_rows,
-                             progress: spamq/jobs/store_jobs.py)
+                             split_workers, progress: spamq/jobs/store_jobs.py)
   spamq:lease:<id>:<chunk>   ``<worker>|<token>`` of the attempt scoring a chunk
   spamq:idem:<sha256>        the job id created for an Idempotency-Key (hash of owner + key)
   spamq:owner:<key id>:jobs  set: the key's jobs not known to have ended (fair share)
@@ -302,7 +302,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """)
 
-# KEYS: job, parts, split_rows, progress. ARGV: split, rows, rejected, bytes, version, now, ttl.
+# KEYS: job, parts, split_rows, progress, split_workers. ARGV: split, rows, rejected, bytes,
+# version, now, ttl, worker (the committing worker's name; '' records none).
 # Returns {outcome, next}: outcome -1 no such job, 0 already committed, 1 committed, 2 committed
 # and it was the job's last split (the caller writes _SUCCESS, then marks the job done); next:
 # the next unsent split to send now, or -1.
@@ -312,6 +313,10 @@ if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, -1} end
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2] .. ',' .. ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[7])
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[5], ARGV[1], ARGV[8])
+  redis.call('EXPIRE', KEYS[5], ARGV[7])
+end
 redis.call('HDEL', KEYS[4], ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'total', ARGV[2])

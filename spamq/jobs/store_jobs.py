@@ -11,6 +11,8 @@ O(splits) small records per job, never a row's text or result:
                              and the quote parity at each split's start (the plan task's)
   spamq:job:<id>:parts       set: splits whose part file is committed
   spamq:job:<id>:split_rows  hash: split -> "rows,rejected" of its committed part
+  spamq:job:<id>:split_workers  hash: split -> name of the worker that committed its part
+                             (its heartbeat's name, ``<host>:<pid>``; for the operator)
   spamq:job:<id>:progress    hash: split -> rows a running attempt has scored so far, and
                              attempts:<split> -> attempts at it so far (the attempt limit)
 
@@ -28,6 +30,7 @@ import json
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -41,7 +44,7 @@ logger = logging.getLogger(__name__)
 SUCCESS, REJECTED_DIR = "_SUCCESS", "_rejected"
 PLAN_BATCH = 1000  # records per pipeline when a plan is written
 # a store job's keys beside those of every job (schema.job_keys) and its webhook's
-_STORE_PARTS = ("files", "splits", "spec", "parts", "split_rows", "progress")
+_STORE_PARTS = ("files", "splits", "spec", "parts", "split_rows", "split_workers", "progress")
 ATTEMPTS = "attempts:"  # a field of the progress hash: attempts at a split so far
 
 
@@ -208,14 +211,37 @@ class StoreJobs:
         self._r.hdel(schema.job_key(job_id, "progress"), f"{ATTEMPTS}{int(index)}")
 
     def split_done(self, job_id: str, index: int, *, rows: int, rejected: int, nbytes: int,
-                   model_version: str) -> tuple[int, int | None]:
+                   model_version: str, worker: str = "") -> tuple[int, int | None]:
         """Record split ``index``'s committed part once: (outcome, next split to send or
-        None); outcome 0 already recorded, 1 recorded, 2 recorded and the job's last."""
+        None); outcome 0 already recorded, 1 recorded, 2 recorded and the job's last.
+        ``worker``: the committing worker's name, recorded with it (:meth:`split_workers`)."""
         k = schema.job_key
         outcome, nxt = self._split_done(
-            keys=[k(job_id), k(job_id, "parts"), k(job_id, "split_rows"), k(job_id, "progress")],
-            args=[index, rows, rejected, nbytes, model_version, repr(time.time()), self._ttl])
+            keys=[k(job_id), k(job_id, "parts"), k(job_id, "split_rows"), k(job_id, "progress"),
+                  k(job_id, "split_workers")],
+            args=[int(index), rows, rejected, nbytes, model_version, repr(time.time()),
+                  self._ttl, worker])
         return int(outcome), (int(nxt) if int(nxt) >= 0 else None)
+
+    def split_workers(self, job_id: str) -> dict[int, str]:
+        """Split -> the worker that committed its part (splits committed with a name)."""
+        raw = self._r.hgetall(schema.job_key(job_id, "split_workers"))
+        return {int(_str(i)): _str(w) for i, w in raw.items()}
+
+    def worker_counts(self, job_id: str) -> dict[str, int]:
+        """Committed splits per worker name."""
+        return dict(Counter(self.split_workers(job_id).values()))
+
+    def rework(self, job_id: str) -> dict[int, int]:
+        """Split -> attempts at it beyond the first (splits scored more than once: their
+        worker died mid-split), from the ``attempts:<split>`` counts of the progress hash."""
+        raw = self._r.hgetall(schema.job_key(job_id, "progress"))
+        out = {}
+        for field, value in raw.items():
+            name = _str(field)
+            if name.startswith(ATTEMPTS) and int(value) > 1:
+                out[int(name[len(ATTEMPTS):])] = int(value) - 1
+        return out
 
     def committed(self, job_id: str) -> list[tuple[int, int, int]]:
         """(split, rows, rejected rows) of every committed part, in split order."""
