@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     # Redis: broker, job store and worker heartbeats.
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout_s: float = 2.0
+    # Redis Sentinel (spamq/redis_client.py): "host:port,host:port,..." of the sentinels. When
+    # set, every Redis client and Celery's broker ask them for the master named redis_master;
+    # redis_url then gives only the password and the db number (its host is not used).
+    redis_sentinels: str = Field(default="", pattern=r"^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$")
+    redis_master: str = Field(default="mymaster", pattern=r"^[A-Za-z0-9._-]+$")
 
     # Jobs
     job_ttl_s: int = Field(default=24 * 3600, ge=60, description="retention of jobs and results")
@@ -166,6 +171,8 @@ class Settings(BaseSettings):
 
     # Training
     data_path: Path = REPO_ROOT.parent / "shared" / "data" / "sms_spam_collection.tsv"
+    # sha256 of texts kept for independent evaluation: never trained, validated or chosen on
+    exclude_sha256_path: Path = REPO_ROOT.parent / "shared" / "data" / "exclude-sha256.txt"
 
     # --- Operations: Flower ---
     flower_host: str = "127.0.0.1"

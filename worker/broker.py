@@ -13,10 +13,17 @@ This channel raises a Redis ``ConnectionError`` instead, which Celery already ha
 teardown goes on and the consumer reconnects. Nothing is lost: those messages stay in Redis's
 unacked index and the transport restores them after the visibility timeout (and the stall
 sweeper re-sends any chunk still missing).
+
+With Redis Sentinel (``SPAMQ_REDIS_SENTINELS``) the worker uses :class:`SentinelTransport`, the
+same fix over kombu's Sentinel channel, which asks the sentinels for the master on every
+reconnect. kombu re-parses a ``sentinel://`` URL when it switches to the next sentinel after a
+connection error, and that resolves the scheme through its alias table: the alias is pointed
+here too, so the fix survives a switch (only in processes that import this module).
 """
 
 from __future__ import annotations
 
+from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -28,5 +35,19 @@ class Channel(kombu_redis.Channel):
         return super()._connparams(asynchronous=asynchronous)
 
 
+class SentinelChannel(kombu_redis.SentinelChannel):
+    def _connparams(self, asynchronous: bool = False) -> dict:
+        if self.connection.client is None:
+            raise RedisConnectionError("the broker connection was already closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
+TRANSPORT_ALIASES["sentinel"] = "worker.broker:SentinelTransport"

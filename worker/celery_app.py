@@ -22,6 +22,7 @@ from celery.signals import (
 
 from spamq.jobs.queue import make_celery
 from spamq.logs import configure_logging
+from spamq.redis_client import celery_broker_settings
 from spamq.settings import get_settings
 from worker import process
 from worker.process import WorkerProcess
@@ -29,14 +30,23 @@ from worker.process import WorkerProcess
 logger = logging.getLogger(__name__)
 
 app = make_celery(get_settings(), include=["worker.tasks"])
-app.conf.broker_transport = "worker.broker:Transport"  # survives a Redis restart (see there)
+
+
+def _transport() -> str:
+    """The broker transport that survives a Redis restart or failover (worker/broker.py)."""
+    sentinel = get_settings().redis_sentinels
+    return "worker.broker:SentinelTransport" if sentinel else "worker.broker:Transport"
+
+
+app.conf.broker_transport = _transport()
 
 
 @worker_init.connect
 def _load_in_main_process(sender=None, **_: object) -> None:
     configure_logging()
     proc = process.install(WorkerProcess(send_task=app.send_task))
-    app.conf.broker_url = proc.load_secrets().settings.redis_url  # may come from Vault
+    # the URL may come from Vault: its password and db also reach the sentinel:// URLs
+    app.conf.broker_url = celery_broker_settings(proc.load_secrets().settings)["broker_url"]
     pool = getattr(getattr(sender, "pool_cls", None), "__module__", "") or str(
         getattr(sender, "pool_cls", "")
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 from celery.signals import before_task_publish
 
+from spamq.redis_client import celery_broker_settings
 from spamq.settings import Settings
 
 if TYPE_CHECKING:
@@ -109,7 +110,8 @@ def chunks_in_broker(client: Any, queues: list[str], *, now: float,
 
 def make_celery(settings: Settings, *, include: list[str] | None = None) -> Celery:
     """A Celery app on the settings' Redis. Creating it connects to nothing."""
-    app = Celery("spamq", broker=settings.redis_url, include=include or [])
+    broker = celery_broker_settings(settings)  # redis_url, or the Sentinel-named master
+    app = Celery("spamq", broker=broker["broker_url"], include=include or [])
     app.conf.update(
         task_ignore_result=True,  # results live in the job store, written idempotently
         task_acks_late=True,  # ack after the results are stored: a crash redelivers
@@ -120,19 +122,9 @@ def make_celery(settings: Settings, *, include: list[str] | None = None) -> Cele
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.redis_timeout_s,
-        broker_transport_options={
-            "visibility_timeout": settings.broker_visibility_timeout_s,
-            # Workers poll their queues in the order given (interactive first), not round robin.
-            "queue_order_strategy": "priority",
-            # BRPOP timeout: a queue the bulk gate re-adds is polled within 0.1 s, not 1 s.
-            "polling_interval": 0.1,
-            "socket_timeout": settings.redis_timeout_s,
-            "socket_connect_timeout": settings.redis_timeout_s,
-        },
-        # A publish while Redis is down fails fast instead of hanging the request.
-        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
         worker_send_task_events=settings.task_events,
         task_send_sent_event=settings.task_events,
         worker_hijack_root_logger=False,
+        **broker,  # broker_transport_options, task_publish_retry_policy
     )
     return app

@@ -35,6 +35,7 @@ from spamq.jobs.schema import (
     WORKER_PREFIX,
     JobNotFound,
 )
+from spamq.redis_client import redis_client
 from spamq.settings import Settings
 
 _TEXT_SLICE = 1000
@@ -211,13 +212,9 @@ class JobStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobStore:
-        """The store on the settings' Redis, with their timeouts. Connects to nothing yet."""
-        client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-        )
-        return cls(client, ttl_s=settings.job_ttl_s)
+        """The store on the settings' Redis (or Sentinel master), with their timeouts. Connects
+        to nothing yet."""
+        return cls(redis_client(settings), ttl_s=settings.job_ttl_s)
 
     @property
     def redis(self) -> redis.Redis:

@@ -1,0 +1,110 @@
+"""spamq.redis_client: the one place a Redis client and Celery's broker URL are built."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from pydantic import ValidationError
+from redis.sentinel import SentinelConnectionPool
+
+from spamq.jobs.queue import make_celery
+from spamq.jobs.store import JobStore
+from spamq.redis_client import (
+    FAILOVER_RETRY_S,
+    celery_broker_settings,
+    redis_client,
+    sentinel_addresses,
+)
+from spamq.settings import Settings
+
+SENTINELS = "10.0.0.1:26379,sentinel-b:26380,10.0.0.3:26381"
+
+
+def sentinel_settings(**kw) -> Settings:
+    return Settings(redis_sentinels=SENTINELS, redis_master="spamq-main",
+                    redis_url="redis://:s3cr%40t@ignored:6379/3", redis_timeout_s=1.5, **kw)
+
+
+def test_a_plain_url_gives_a_plain_client_and_broker_unchanged():
+    s = Settings(redis_url="redis://127.0.0.1:6390/2", redis_timeout_s=1.5)
+    client = redis_client(s)
+    assert not isinstance(client.connection_pool, SentinelConnectionPool)
+    kw = client.connection_pool.connection_kwargs
+    assert (kw["host"], kw["port"], kw["db"], kw["socket_timeout"]) == ("127.0.0.1", 6390, 2, 1.5)
+    conf = celery_broker_settings(s)
+    assert conf["broker_url"] == "redis://127.0.0.1:6390/2"
+    assert "master_name" not in conf["broker_transport_options"]
+    assert conf["task_publish_retry_policy"]["max_retries"] == 2
+    app = make_celery(s)
+    assert app.conf.broker_url == "redis://127.0.0.1:6390/2"
+    assert app.conf.broker_transport_options["queue_order_strategy"] == "priority"
+
+
+def test_sentinel_settings_give_a_sentinel_backed_client_of_the_named_master():
+    s = sentinel_settings()
+    assert sentinel_addresses(s) == [("10.0.0.1", 26379), ("sentinel-b", 26380),
+                                     ("10.0.0.3", 26381)]
+    client = redis_client(s)
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool)
+    assert pool.service_name == "spamq-main" and pool.is_master
+    assert [(c.connection_pool.connection_kwargs["host"], c.connection_pool.connection_kwargs["port"])
+            for c in pool.sentinel_manager.sentinels] == sentinel_addresses(s)
+    kw = pool.connection_kwargs
+    assert (kw["db"], kw["password"], kw["socket_timeout"]) == (3, "s3cr@t", 1.5)
+    # a command keeps retrying through the sentinels for about a failover's length
+    retry = kw["retry"]
+    delays, delay = 0.0, 0.05
+    for _ in range(retry.get_retries()):
+        delays += delay
+        delay = min(delay * 2, 0.5)
+    assert FAILOVER_RETRY_S <= delays < FAILOVER_RETRY_S + 1
+    # the job store (API, workers, sweeper, deliverer) takes the same client
+    assert isinstance(JobStore.from_settings(s).redis.connection_pool, SentinelConnectionPool)
+
+
+def test_sentinel_settings_give_celery_sentinel_broker_urls_and_the_master_name():
+    s = sentinel_settings()
+    conf = celery_broker_settings(s)
+    assert conf["broker_url"] == ("sentinel://:s3cr%40t@10.0.0.1:26379/3;"
+                                  "sentinel://:s3cr%40t@sentinel-b:26380/3;"
+                                  "sentinel://:s3cr%40t@10.0.0.3:26381/3")
+    options = conf["broker_transport_options"]
+    assert options["master_name"] == "spamq-main"
+    assert options["sentinel_kwargs"] == {"socket_timeout": 1.5, "socket_connect_timeout": 1.5}
+    assert options["visibility_timeout"] == s.broker_visibility_timeout_s
+    assert conf["task_publish_retry_policy"]["max_retries"] > 2
+    app = make_celery(s)  # Flower's app and the API's are this one
+    assert app.conf.broker_url == conf["broker_url"]
+    assert app.conf.broker_transport_options["master_name"] == "spamq-main"
+    with app.connection_for_write() as conn:  # kombu reads all three sentinels, connects to none
+        assert conn.transport_cls == "sentinel"
+        assert [u.split("@")[1] for u in conn.alt] == ["10.0.0.1:26379/3", "sentinel-b:26380/3",
+                                                        "10.0.0.3:26381/3"]
+        assert conn.transport_options["master_name"] == "spamq-main"
+
+
+def test_the_worker_uses_the_sentinel_transport_that_survives_a_lost_connection():
+    from worker.broker import SentinelChannel, SentinelTransport
+
+    assert SentinelTransport.Channel is SentinelChannel
+    from kombu.transport import TRANSPORT_ALIASES, resolve_transport
+
+    # kombu re-resolves "sentinel" when it switches to the next sentinel: still ours
+    assert TRANSPORT_ALIASES["sentinel"] == "worker.broker:SentinelTransport"
+    assert resolve_transport("sentinel") is SentinelTransport
+
+
+@pytest.mark.parametrize("bad", ["host", "host:port", "h:1,", "h:1;h:2", " h:1"])
+def test_malformed_sentinels_are_refused_at_startup(bad):
+    with pytest.raises(ValidationError, match="redis_sentinels"):
+        Settings(redis_sentinels=bad)
+
+
+def test_no_connection_is_made_while_building(monkeypatch):
+    def refuse(*_a, **_k):
+        raise AssertionError("connected")
+
+    monkeypatch.setattr(redis.Connection, "connect", refuse)
+    redis_client(sentinel_settings())
+    redis_client(Settings())
