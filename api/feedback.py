@@ -311,7 +311,7 @@ def openapi_paths(settings: Settings, error: Callable[[str], dict[str, Any]]) ->
                 "parameters": [{"name": "text_sha256", "in": "query", "required": False,
                                 "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}],
                 "responses": {
-                    "200": {"description": "{deleted: <items removed>}"},
+                    "200": {"description": "{deleted: <texts whose items were removed>}"},
                     "422": error("a bad text_sha256 or an unknown parameter"),
                     "503": unavailable}},
         },

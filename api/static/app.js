@@ -76,9 +76,49 @@ async function showResults(job) {
       if (k === 2) td.className = "p";
       tr.appendChild(td);
     });
+    tr.appendChild(feedbackCell(job, r.row !== undefined ? r.row : i));
     return tr;
   });
   $("results").tBodies[0].replaceChildren(...rows);
+}
+
+// "report spam" / "not spam" on a row of a texts job: POST /v1/feedback names the job's row,
+// whose text the server reads from the job (a store job's rows have no such buttons).
+function feedbackCell(job, index) {
+  const td = document.createElement("td");
+  td.className = "feedback";
+  if (job.parts_url) return td;
+  const note = document.createElement("span");
+  note.className = "muted";
+  const buttons = [["spam", "report spam"], ["ham", "not spam"]].map(([label, title]) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = title;
+    b.dataset.label = label;
+    b.addEventListener("click", () => sendFeedback(job.id, index, label, buttons, note));
+    return b;
+  });
+  td.append(...buttons, note);
+  return td;
+}
+
+async function sendFeedback(jobId, index, label, buttons, note) {
+  buttons.forEach((b) => { b.disabled = true; });
+  note.className = "muted";
+  note.textContent = " sending...";
+  let resp;
+  try {
+    resp = await api("v1/feedback", {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({items: [{job_id: jobId, index, label}]})});
+  } catch (e) { resp = null; }
+  const body = resp ? await resp.json().catch(() => ({})) : {};
+  if (resp && resp.ok) {
+    note.textContent = label === "spam" ? " reported as spam" : " reported as not spam";
+  } else {
+    buttons.forEach((b) => { b.disabled = false; });
+    note.className = "error";
+    note.textContent = resp ? ` ${resp.status}: ${body.message || resp.statusText}` : " network error";
+  }
 }
 
 $("text-form").addEventListener("submit", (ev) => {

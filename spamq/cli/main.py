@@ -302,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     from spamq.cli.ops import add_webhooks_parser  # issue 15
 
     add_webhooks_parser(sub)
+    from spamq.cli.feedback import add_feedback_parser
+
+    add_feedback_parser(sub)
     return parser
 
 

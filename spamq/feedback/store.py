@@ -206,10 +206,11 @@ def delete_feedback(store: ArtifactStore, tenant: str, *, text_sha256: str | Non
                     root: str = "feedback") -> int:
     """Delete ``tenant``'s feedback: all of it, or only items of one ``text_sha256``.
 
-    Returns the items removed. Files holding a matching item are rewritten without it (in
-    place, atomically) or removed when nothing is left.
+    Returns how many texts had items removed (as the stats count them: a text reported
+    twice is one). Files holding a matching item are rewritten without it (in place,
+    atomically) or removed when nothing is left.
     """
-    removed = 0
+    removed: set[str] = set()
     for part in parts(store, tenant, root=root):
         table = _read_part(store, part)
         if table is None:
@@ -217,10 +218,13 @@ def delete_feedback(store: ArtifactStore, tenant: str, *, text_sha256: str | Non
         if text_sha256 is None:
             hit = table.num_rows
             rest = None
+            removed.update(table["text_sha256"].to_pylist())
         else:
             mask = pc.equal(table["text_sha256"], text_sha256)
             hit = pc.sum(mask).as_py() or 0
             rest = table.filter(pc.invert(mask)) if hit else None
+            if hit:
+                removed.add(text_sha256)
         if text_sha256 is not None and not hit:
             continue
         if rest is None or rest.num_rows == 0:
@@ -229,13 +233,12 @@ def delete_feedback(store: ArtifactStore, tenant: str, *, text_sha256: str | Non
             buf = io.BytesIO()
             pq.write_table(rest, buf, compression="zstd")
             store.write_bytes_atomic(part.path, buf.getvalue())
-        removed += hit
     if text_sha256 is None:
         try:
             store.delete(tenant_dir(root, tenant), recursive=True)
         except ArtifactError as exc:  # files are gone; an empty directory may be left
             logger.warning("feedback: tenant directory not removed: %s", exc)
-    return removed
+    return len(removed)
 
 
 def sweep_retention(store: ArtifactStore, *, retention_days: int, root: str = "feedback",
