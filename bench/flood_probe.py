@@ -16,13 +16,14 @@ shares', not the token bucket's). Phases, each bounded by ``--flood-s``:
                256-text jobs, and one-text jobs whose webhook is a tarpit (a loopback server
                that accepts connections and never answers).
 
-Meanwhile B, every ``--b-every-s``: ``POST /v1/predict`` (one text), ``POST /v1/jobs`` with
-one text, and ``POST /v1/jobs`` with a one-file store job; both jobs carry a webhook to B's
-own receiver (answers 200 at once). Reports B's p50/p99/max latency and status counts per
-endpoint (429, 503 and 504 counted apart), B's webhook delivery latency (the job's
-``finished_at`` to the event's arrival) and A's status counts (429 by kind). A's jobs are
-cancelled after each phase. Without a model in --model-dir it trains a tiny one first (1-2
-minutes). Prints a table and writes bench/results/flood_probe.json.
+Meanwhile B, each from its own thread every ``--b-every-s``: ``POST /v1/predict`` (one
+text), ``POST /v1/jobs`` with one text, and ``POST /v1/jobs`` with a one-file store job; both
+jobs carry a webhook to B's own receiver (answers 200 at once). Reports B's p50/p99/max
+latency and status counts per endpoint (429, 503 and 504 counted apart), B's webhook delivery
+latency (the job's ``finished_at`` to the event's arrival), the time B's jobs took to end,
+and A's status counts (429 by kind). A's jobs are cancelled after each phase. Without a
+model in --model-dir it trains a tiny one first (1-2 minutes). Prints a table and writes
+bench/results/flood_probe.json.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import datetime as dt
 import json
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,28 +152,38 @@ class Receiver:
         self.server.server_close()
 
 
-def delivery_latency(base: str, key: str, receiver: Receiver, job_ids: list[str], *,
-                     wait_s: float) -> dict[str, Any]:
-    """B's webhook latency over ``job_ids`` (its jobs answered 202 in one phase): the event's
-    arrival minus the job's ``finished_at`` (``GET /v1/jobs/<id>``); waits at most ``wait_s``
-    for the last events."""
+def delivery_latency(base: str, key: str, receiver: Receiver, job_ids: dict[str, list[str]],
+                     *, wait_s: float) -> dict[str, Any]:
+    """B's webhook latency over ``job_ids`` (its jobs answered 202 in one phase, by kind): the
+    event's arrival minus the job's ``finished_at`` (``GET /v1/jobs/<id>``), and each job's time
+    from ``created_at`` to ``finished_at``; waits at most ``wait_s`` for the last events."""
+    every = [j for ids in job_ids.values() for j in ids]
     end = time.monotonic() + wait_s
-    while time.monotonic() < end and not set(job_ids) <= set(receiver.arrivals()):
+    while time.monotonic() < end and not set(every) <= set(receiver.arrivals()):
         time.sleep(0.2)
     got = receiver.arrivals()
     session = requests.Session()
     session.headers["X-API-Key"] = key
     lat, unfinished, missing = [], 0, 0
-    for job_id in job_ids:
-        view = session.get(f"{base}/v1/jobs/{job_id}", timeout=10).json()
-        if not view.get("finished_at"):
-            unfinished += 1  # the job itself has not ended: no event is due
-        elif job_id in got:
-            lat.append(got[job_id][0] - dt.datetime.fromisoformat(view["finished_at"]).timestamp())
-        else:
-            missing += 1  # ended, its event not arrived
-    out: dict[str, Any] = {"jobs": len(job_ids), "arrived": len(lat), "missing": missing,
-                           "unfinished": unfinished}
+    took: dict[str, list[float]] = {}
+    for kind, ids in job_ids.items():
+        for job_id in ids:
+            view = session.get(f"{base}/v1/jobs/{job_id}", timeout=10).json()
+            if not view.get("finished_at"):
+                unfinished += 1  # the job itself has not ended: no event is due
+                continue
+            finished = dt.datetime.fromisoformat(view["finished_at"]).timestamp()
+            took.setdefault(kind, []).append(
+                finished - dt.datetime.fromisoformat(view["created_at"]).timestamp())
+            if job_id in got:
+                lat.append(got[job_id][0] - finished)
+            else:
+                missing += 1  # ended, its event not arrived
+    out: dict[str, Any] = {"jobs": len(every), "arrived": len(lat), "missing": missing,
+                           "unfinished": unfinished,
+                           "job_s": {kind: {"n": len(t), "p50_s": round(statistics.median(t), 2),
+                                            "max_s": round(max(t), 2)}
+                                     for kind, t in took.items()}}
     if lat:
         out |= {**percentiles(lat), "max_ms": max(lat) * 1000}
     return out
@@ -218,11 +230,11 @@ class Flood:
 
 
 def probe_b(base: str, key: str, home: str, *, seconds: float, every_s: float,
-            timeout: float, hook_url: str) -> tuple[dict[str, Any], list[str]]:
-    """Key B's calls for ``seconds``: latency and status counts per endpoint, and the ids of
-    its jobs answered 202 (each with a webhook to ``hook_url``)."""
-    session = requests.Session()
-    session.headers["X-API-Key"] = key
+            timeout: float, hook_url: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Key B's calls for ``seconds``, each kind from its own thread every ``every_s`` (a slow
+    answer of one kind does not thin out the others' samples): latency and status counts per
+    endpoint, and the ids of its jobs answered 202 by kind (each with a webhook to
+    ``hook_url``)."""
     hook = {"url": hook_url, "events": ["job.completed"]}
     calls: dict[str, tuple[str, Callable[[int], dict[str, Any]]]] = {
         "predict": ("/v1/predict", lambda n: {"texts": ["free entry! text WIN to 80085"]}),
@@ -232,11 +244,15 @@ def probe_b(base: str, key: str, home: str, *, seconds: float, every_s: float,
                                              "hdfs_output": f"{home}/out/{secrets.token_hex(6)}",
                                              "webhook": hook}),
     }
-    seen: dict[str, dict[str, Any]] = {name: {"lat": [], "codes": Counter()} for name in calls}
-    job_ids: list[str] = []
-    end, n = time.monotonic() + seconds, 0
-    while time.monotonic() < end:
-        for name, (path, body) in calls.items():
+    seen: dict[str, dict[str, Any]] = {name: {"lat": [], "codes": Counter(), "ids": []}
+                                       for name in calls}
+    end = time.monotonic() + seconds
+
+    def run(name: str, path: str, body: Callable[[int], dict[str, Any]]) -> None:
+        session = requests.Session()
+        session.headers["X-API-Key"] = key
+        n = 0
+        while time.monotonic() < end:
             t0 = time.perf_counter()
             try:
                 resp = session.post(base + path, json=body(n), timeout=timeout)
@@ -247,13 +263,20 @@ def probe_b(base: str, key: str, home: str, *, seconds: float, every_s: float,
                     except ValueError:  # a proxy's or gunicorn's own page
                         pass
                 elif resp.status_code == 202 and path == "/v1/jobs":
-                    job_ids.append(resp.json()["id"])
+                    seen[name]["ids"].append(resp.json()["id"])
             except requests.RequestException as exc:
                 code = type(exc).__name__
             seen[name]["lat"].append(time.perf_counter() - t0)
             seen[name]["codes"][code] += 1
-        n += 1
-        time.sleep(every_s)
+            n += 1
+            time.sleep(every_s)
+
+    threads = [threading.Thread(target=run, args=(name, *call), daemon=True)
+               for name, call in calls.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + timeout + 10)
     out: dict[str, Any] = {}
     for name, s in seen.items():
         codes = s["codes"]
@@ -264,7 +287,7 @@ def probe_b(base: str, key: str, home: str, *, seconds: float, every_s: float,
                      **{str(status): sum(v for c, v in codes.items()
                                          if c.split(" ")[0] == str(status))
                         for status in (429, 503, 504)}}
-    return out, job_ids
+    return out, {name: s["ids"] for name, s in seen.items() if s["ids"]}
 
 
 def _cancel(base: str, key: str, ids: list[str]) -> None:
@@ -410,6 +433,9 @@ def main() -> int:
                   f"{hook['p99_ms']:>9.1f}{hook['max_ms']:>9.1f}  (finished_at to arrival; of "
                   f"{hook['jobs']} jobs, {hook['missing']} ended without an event yet, "
                   f"{hook['unfinished']} not ended)")
+        for kind, t in hook.get("job_s", {}).items():
+            print(f"{'':<18}B {kind} created to finished: n={t['n']} p50 {t['p50_s']} s, "
+                  f"max {t['max_s']} s")
         else:
             print(f"{'':<18}B webhook: {hook}")
         if "a_codes" in results[phase]:
