@@ -105,6 +105,18 @@ def test_gpu_worker_reserves_a_gpu_and_uses_a_pool_that_does_not_fork():
     assert gpu["profiles"] == ["gpu"]
 
 
+def test_the_worker_service_scales():
+    """``docker compose up --scale worker=N``: nothing pins one container (a name, a hostname,
+    a host port), each replica names itself after its own container (``%h``), and the file
+    shows the command."""
+    worker = SERVICES["worker"]
+    assert not {"container_name", "hostname", "ports"} & set(worker), sorted(worker)
+    [argv] = spamq_commands(worker)
+    args = build_parser().parse_args(argv)
+    assert args.name.endswith("@%h")
+    assert "docker compose up -d --scale worker=3" in (REPO / "docker-compose.yml").read_text()
+
+
 def test_redis_is_durable_and_password_protected():
     command = " ".join(SERVICES["redis"]["command"])
     assert "--appendonly yes" in command and "--requirepass" in command
