@@ -92,6 +92,18 @@ class ClusterCollector(Collector):
         ready.add_metric([], sum(1 for w in workers if w.get("model_version")))
         yield info
         yield ready
+        beat_age = GaugeMetricFamily("spamq_worker_heartbeat_age_seconds",
+                                     "since the worker's last heartbeat", labels=["worker"])
+        for w in workers:
+            if isinstance(w.get("at"), (int, float)):
+                beat_age.add_metric([str(w.get("name"))], max(0.0, now - w["at"]))
+        yield beat_age
+        leases = GaugeMetricFamily(
+            "spamq_worker_leases", "chunks and splits a worker is scoring now (its leases); "
+            "a worker without a heartbeat here died holding them", labels=["worker"])
+        for holder, n in sorted(self._store.leases_by_worker().items()):
+            leases.add_metric([holder], n)
+        yield leases
 
         batches = CounterMetricFamily("spamq_worker_batches", "forward passes", labels=["worker"])
         rows = CounterMetricFamily("spamq_worker_items", "texts scored (rate() = items/s)",

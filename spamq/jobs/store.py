@@ -261,6 +261,18 @@ class JobStore:
         return {_str(k)[len(WORKER_PREFIX):]
                 for k in self._r.scan_iter(match=WORKER_PREFIX + "*", count=100)}
 
+    def leases_by_worker(self) -> dict[str, int]:
+        """Chunks and splits each worker is scoring now: the leases naming it (a lease's
+        value is ``<worker>|<token>``). A worker listed here without a heartbeat died holding
+        them; the sweeper frees and re-sends them."""
+        keys = list(self._r.scan_iter(match=schema.LEASE_PREFIX + "*", count=500))
+        counts: dict[str, int] = {}
+        for value in self._r.mget(keys) if keys else []:
+            if value is not None:
+                holder = _str(value).split("|", 1)[0]
+                counts[holder] = counts.get(holder, 0) + 1
+        return counts
+
     def create(
         self,
         texts: list[str],

@@ -21,7 +21,7 @@ import requests
 from scripts.local_services import Process, start_api, start_redis, wait_until
 from spamq.jobs.store import JobStore
 from spamq.jobs.store_jobs import StoreJobs
-from tests.integration.conftest import HOME, wait_for_job
+from tests.integration.conftest import HOME, METRICS_TOKEN, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +146,12 @@ def test_a_fleet_shares_a_job_survives_a_kill_and_takes_a_late_worker(fleet):
     assert sum(rework.values()) <= 1, rework  # the kill cost at most one split's rework
     parts = requests.get(f"{fleet['base']}/v1/jobs/{job_id}/parts", timeout=10).json()
     assert parts["workers"] == len(counts) and len(parts["parts"]) == total
+
+    # /metrics: a heartbeat for each live worker, none for the killed one, no lease left
+    text = requests.get(f"{fleet['base']}/metrics", timeout=10,
+                        headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
+    beats = {line.split('worker="', 1)[1].split('"', 1)[0] for line in text.splitlines()
+             if line.startswith("spamq_worker_heartbeat_age_seconds{")}
+    assert {b.rsplit(":", 1)[1] for b in beats} == {
+        str(workers[n].proc.pid) for n in (*NAMES[1:], LATE)}, beats
+    assert not [line for line in text.splitlines() if line.startswith("spamq_worker_leases{")]

@@ -165,7 +165,10 @@ def test_metrics_report_requests_jobs_queues_and_workers(ctx):
     client.post("/v1/jobs", json={"texts": ["a", "b"]})
     client.post("/v1/jobs", json={"texts": []})
     store.beat("w1", {"name": "w1", "model_version": "v9", "device": "cpu",
-                      "precision": "int8"}, ttl_s=5)
+                      "precision": "int8", "at": time.time() - 1.5}, ttl_s=5)
+    store.redis.set("spamq:lease:" + "a" * 32 + ":3", "w1|t1")
+    store.redis.set("spamq:lease:" + "a" * 32 + ":4", "w1|t2")
+    store.redis.set("spamq:lease:" + "b" * 32 + ":0", "gone:7|t3")
     store.set_batch_stats("w1", {"batches": 4, "rows": 40, "max_rows": 16, "mean_rows": 10.0,
                                  "fill": 0.8}, ttl_s=5)
     text = client.get("/metrics").get_data(as_text=True)
@@ -183,6 +186,9 @@ def test_metrics_report_requests_jobs_queues_and_workers(ctx):
     assert lines[key] == 1
     assert lines['spamq_worker_items_total{worker="w1"}'] == 40
     assert lines['spamq_worker_batch_fill{worker="w1"}'] == 0.8
+    assert 1.5 <= lines['spamq_worker_heartbeat_age_seconds{worker="w1"}'] < 60
+    assert lines['spamq_worker_leases{worker="w1"}'] == 2
+    assert lines['spamq_worker_leases{worker="gone:7"}'] == 1
     assert lines["spamq_redis_up"] == 1
 
 
