@@ -71,11 +71,35 @@ def models_list(args: argparse.Namespace) -> int:
     reg = _registry(s)
     name = args.name or s.model_name
     aliases = reg.aliases(name)
+    versions = reg.list(name)
     out = {
         "name": name,
         "store": reg.store.describe(),
-        "versions": reg.list(name),
+        "versions": versions,
         "aliases": aliases,
+        # promotions that overrode the gate, with the operator's reason
+        "overrides": {v: p for v in versions
+                      if (p := [r for r in reg.record(name, v).get("promotions", [])
+                                if r.get("override_reason")])},
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+@_guard
+def models_show(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    reg = _registry(s)
+    name = args.name or s.model_name
+    version = reg.resolve_ref(name, args.version)
+    manifest = reg.manifest(name, version)
+    keys = ("base", "data_sha256", "decision_threshold", "feedback", "score")
+    out = {
+        "name": name, "version": version,
+        "aliases": sorted(a for a, v in reg.aliases(name).items() if v == version),
+        **{k: manifest[k] for k in keys if k in manifest},
+        "split_seed": manifest.get("split", {}).get("seed"),
+        "promotions": reg.record(name, version).get("promotions", []),
     }
     print(json.dumps(out, indent=2))
     return 0
@@ -89,18 +113,36 @@ def _model_dir(s: Settings, ref: str, name: str | None = None) -> Path:
     return _registry(s).pull(name or s.model_name, ref, cache_dir=s.model_cache_dir)
 
 
+def _feedback_set(s: Settings, candidate: Path, spec: str | None,
+                  holdout: float) -> tuple[list[str], list[int], list[str]] | None:
+    """The feedback the gate evaluates on: ``--feedback``'s newest share, else the
+    candidate's own held-out feedback (named in its manifest), else none."""
+    from spamq.training import feedback
+
+    record = json.loads((candidate / "manifest.json").read_text()).get("feedback")
+    try:
+        fb = feedback.holdout_of(record, s, spec=spec, holdout=holdout)
+    except ValueError as exc:
+        raise SystemExit(f"error: feedback: {exc}") from exc
+    if fb is not None:
+        print(f"feedback held out: {len(fb[0])} texts ({sum(fb[1])} spam)", file=sys.stderr)
+    return fb
+
+
 def _gate(s: Settings, candidate: Path, against: Path | None, *, data: Path | None,
-          files: list[Path], json_out: Path | None) -> tuple[list[dict], str]:
+          files: list[Path], json_out: Path | None, feedback: str | None = None,
+          feedback_holdout: float = 0.2) -> tuple[list[dict], str]:
     """Evaluate both models on every set; the side-by-side rows and the printed table."""
     from spamq.training import evaluation
 
     data = data or s.data_path
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    cand = evaluation.evaluate_dir(candidate, data_path=data, extra=files, log=log)
+    fb = _feedback_set(s, candidate, feedback, feedback_holdout)
+    cand = evaluation.evaluate_dir(candidate, data_path=data, extra=files, feedback=fb, log=log)
     # the candidate's split seed for both, so both see the same UCI test texts
     seed = int(json.loads((candidate / "manifest.json").read_text())["split"]["seed"])
     base = (evaluation.evaluate_dir(against, data_path=data, extra=files, split_seed=seed,
-                                    log=log) if against else None)
+                                    feedback=fb, log=log) if against else None)
     rows = evaluation.compare(cand, base or {"sets": {}})
     table = evaluation.format_table(rows, f"candidate {cand['version']}",
                                     f"against {base['version']}" if base else "against -")
@@ -116,7 +158,8 @@ def models_evaluate(args: argparse.Namespace) -> int:
     candidate = _model_dir(s, args.candidate, args.name)
     against = _model_dir(s, args.against, args.name) if args.against else None
     rows, table = _gate(s, candidate, against, data=args.data, files=args.file,
-                        json_out=args.json)
+                        json_out=args.json, feedback=args.feedback,
+                        feedback_holdout=args.feedback_holdout)
     print(table)
     worse = [r for r in rows if r["worse"]]
     if against is not None:
@@ -130,6 +173,8 @@ def models_promote(args: argparse.Namespace) -> int:
     s = _settings(args)
     alias = args.alias or s.model_alias
     reg = _registry(s)
+    reason = (args.override_reason or "").strip() or None
+    overridden: list[str] = []
     if args.require_no_worse:
         from spamq.models.registry import RegistryError
 
@@ -141,16 +186,23 @@ def models_promote(args: argparse.Namespace) -> int:
             candidate = reg.pull(args.name, args.version, cache_dir=s.model_cache_dir)
             against = reg.pull(args.name, current, cache_dir=s.model_cache_dir)
             rows, table = _gate(s, candidate, against, data=args.data, files=args.file,
-                                json_out=args.json)
+                                json_out=args.json, feedback=args.feedback,
+                                feedback_holdout=args.feedback_holdout)
             print(table)
-            worse = [r for r in rows if r["worse"]]
-            if worse:
-                names = ", ".join(f"{r['set']} {r['metric']}" for r in worse)
+            overridden = [f"{r['set']} {r['metric']}" for r in rows if r["worse"]]
+            if overridden and not reason:
                 print(f"refusing to promote {args.name}/{args.version} to {alias}: worse than "
-                      f"{current} beyond its 95% bootstrap interval on {names}",
+                      f"{current} beyond its 95% bootstrap interval on "
+                      f"{', '.join(overridden)} (--override-reason to promote anyway)",
                       file=sys.stderr)
                 return 2
-    reg.promote(args.name, args.version, alias=alias)
+            if overridden:
+                print(f"promoting despite {', '.join(overridden)}: {reason}", file=sys.stderr)
+    if reason:
+        reg.promote(args.name, args.version, alias=alias, override_reason=reason,
+                    overridden=overridden)
+    else:
+        reg.promote(args.name, args.version, alias=alias)
     print(f"{args.name}/{alias} -> {args.version}")
     return 0
 
@@ -164,7 +216,26 @@ def models_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reason(value: str) -> str:
+    if not value.strip() or len(value) > 1000 or not value.isprintable():
+        raise argparse.ArgumentTypeError("a reason of 1 to 1000 printable characters")
+    return value.strip()
+
+
+def _share(value: str) -> float:
+    x = float(value)
+    if not 0.0 < x < 1.0:
+        raise argparse.ArgumentTypeError(f"a share in (0, 1), not {value}")
+    return x
+
+
 def _gate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--feedback", default=None, metavar="tenants=ID,ID | PATH",
+                   help="evaluate on the newest --feedback-holdout share of this feedback "
+                        "(as `spamq train --feedback`); default: the candidate's own held-out "
+                        "feedback, when it was trained with some")
+    p.add_argument("--feedback-holdout", type=_share, default=0.2,
+                   help="with --feedback: the newest share evaluated (default 0.2)")
     p.add_argument("--data", type=Path, default=None,
                    help="the UCI TSV the test split is cut from (default: settings.data_path)")
     p.add_argument("--file", type=Path, action="append", default=[],
@@ -189,6 +260,12 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     ls.add_argument("name", nargs="?", help="model name (default: settings.model_name)")
     ls.set_defaults(func=models_list)
 
+    show = sub.add_parser("show", help="a version's provenance, feedback and promotions "
+                          "(with gate override reasons)")
+    show.add_argument("version", help="a version id or alias")
+    show.add_argument("--name", help="model name (default: settings.model_name)")
+    show.set_defaults(func=models_show)
+
     promote = sub.add_parser("promote", help="point an alias at a version")
     promote.add_argument("name")
     promote.add_argument("version")
@@ -197,7 +274,12 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "--require-no-worse", action="store_true",
         help="evaluate the version and the alias's current version on every set (UCI test, "
              "data/modern/eval.tsv, each --file) and refuse (exit 2) when any figure of the "
-             "version is worse beyond the current one's 95%% bootstrap interval")
+             "version is worse beyond the current one's 95%% bootstrap interval (the sets "
+             "include the candidate's held-out feedback, or --feedback's)")
+    promote.add_argument(
+        "--override-reason", type=_reason, default=None,
+        help="promote even when --require-no-worse finds a figure worse; the reason is kept "
+             "with the version in the registry (models list / show print it)")
     _gate_arguments(promote)
     promote.set_defaults(func=models_promote)
 

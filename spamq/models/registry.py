@@ -5,6 +5,8 @@ Layout under the registry root (default ``models``)::
     models/<name>/<version>/{manifest.json, model files...}   immutable, version = manifest hash
     models/<name>/aliases/<alias>.json                        {"version": ..., "updated_at": ...}
     models/<name>/_tmp-<uuid>/                                a push in progress (never listed)
+    models/<name>/_records/<version>.json                     promotions of the version, each
+                                                              with its gate override reason
 
 A push uploads to ``_tmp-<uuid>``, checks the remote listing, then renames into place, so a
 version directory is either absent or complete. A pull downloads into a temporary
@@ -21,6 +23,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +40,7 @@ logger = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ALIASES = "aliases"
 TMP_PREFIX = "_tmp-"
+RECORDS = "_records"  # not a valid version name, so never one
 
 
 class RegistryError(SpamqError, RuntimeError):
@@ -127,7 +131,7 @@ class ModelRegistry:
         return [
             v
             for v in self.store.list(self._model(name))
-            if v != ALIASES and not v.startswith((TMP_PREFIX, "."))
+            if v not in (ALIASES, RECORDS) and not v.startswith((TMP_PREFIX, "."))
         ]
 
     def aliases(self, name: str) -> dict[str, str]:
@@ -138,15 +142,53 @@ class ModelRegistry:
                 out[alias] = self.resolve(name, alias)
         return out
 
-    def promote(self, name: str, version: str, *, alias: str) -> None:
-        """Point ``alias`` at an existing version (atomic overwrite of the alias file)."""
+    def promote(self, name: str, version: str, *, alias: str,
+                override_reason: str | None = None,
+                overridden: Sequence[str] = ()) -> None:
+        """Point ``alias`` at an existing version (atomic overwrite of the alias file).
+
+        ``override_reason``: why the gate's refusal (``overridden``: the figures it found
+        worse) was overruled; kept in the version's record and the alias file.
+        """
         if not self.store.exists(f"{self._version(name, version)}/{MANIFEST}"):
             raise RegistryError(
                 f"{name}/{version} is not in {self.store.describe()}; push it first"
             )
-        body = {"version": version, "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        body: dict = {"version": version, "updated_at": at}
+        if override_reason:
+            body["override_reason"] = override_reason
+            record = self.record(name, version)
+            record.setdefault("promotions", []).append(
+                {"alias": alias, "at": at, "override_reason": override_reason,
+                 "overridden": [*overridden]})
+            self.store.write_bytes_atomic(self._record(name, version),
+                                          json.dumps(record, indent=2).encode())
         self.store.write_bytes_atomic(self._alias(name, alias), json.dumps(body).encode())
-        logger.info("alias %s/%s -> %s", name, alias, version)
+        logger.info("alias %s/%s -> %s%s", name, alias, version,
+                    " (gate overridden)" if override_reason else "")
+
+    def _record(self, name: str, version: str) -> str:
+        return f"{self._model(name)}/{RECORDS}/{_check_name('version', version)}.json"
+
+    def record(self, name: str, version: str) -> dict:
+        """The version's record (``promotions`` with override reasons); {} when none."""
+        path = self._record(name, version)
+        if not self.store.exists(path):
+            return {}
+        try:
+            body = json.loads(self.store.read_bytes(path))
+        except ValueError as exc:
+            raise RegistryError(f"{path}: record is not valid JSON ({exc})") from exc
+        return body if isinstance(body, dict) else {}
+
+    def manifest(self, name: str, ref: str) -> dict:
+        """A version's (or alias's) manifest as stored, without pulling the model."""
+        path = f"{self._version(name, self.resolve_ref(name, ref))}/{MANIFEST}"
+        try:
+            return json.loads(self.store.read_bytes(path))
+        except ValueError as exc:
+            raise RegistryError(f"{path}: manifest is not valid JSON ({exc})") from exc
 
     def resolve(self, name: str, alias: str) -> str:
         path = self._alias(name, alias)

@@ -20,6 +20,13 @@ def _positive(value: str) -> int:
     return n
 
 
+def _share(value: str) -> float:
+    x = float(value)
+    if not 0.0 <= x < 1.0:
+        raise argparse.ArgumentTypeError(f"a share in [0, 1), not {value}")
+    return x
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``spamq train`` flags. Defaults of None mean "from Settings / per-mode default"."""
     parser.add_argument("--data", type=data_ref, default=None,
@@ -66,6 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full-finetune", action="store_true",
                         help="fine-tune every layer (slow on CPU) instead of the default: "
                              "frozen lower layers cached once, last layer and head trained")
+    parser.add_argument("--feedback", default=None, metavar="tenants=ID,ID | PATH",
+                        help="also learn from this feedback, and only this: the keys named "
+                             "(tenants=<key id>,... under the store's feedback root) or a path "
+                             "of partitions (local directory, hdfs://, or a store path: a "
+                             "feedback root or one tenant=<key id> directory). Default: none")
+    parser.add_argument("--feedback-holdout", type=_share, default=0.2,
+                        help="the newest share of the feedback (by received_at) evaluated, never "
+                             "trained on (default 0.2)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_io_arguments(parser)  # --publish, --alias
@@ -90,11 +105,35 @@ def _modern_line(metrics: dict) -> str:
             f"{c['validation_ece']['temperature']:.4f}\n")
 
 
+def _sources_table(metrics: dict) -> str:
+    from spamq.training.evaluation import sources_table
+
+    return sources_table(metrics["sources"]) + "\n" if metrics.get("sources") else ""
+
+
 def run(args: argparse.Namespace) -> int:
     from spamq.training.pipeline import train as _train
 
     prepare_args(args)  # hdfs:// data staged locally; flag checks
+    fb_source, fb_split = None, None
+    if args.feedback:
+        from spamq.settings import get_settings
+        from spamq.training.feedback import load_split
+
+        try:
+            fb_source, fb_split = load_split(args.feedback, get_settings(),
+                                             holdout=args.feedback_holdout)
+        except ValueError as exc:
+            raise SystemExit(f"--feedback: {exc}") from exc
+        st = fb_split.stats
+        print(f"feedback {fb_source.spec} (keys {', '.join(fb_source.tenants)}): "
+              f"{st['rows_read']} read, {st['excluded']} excluded, training "
+              f"{st['train']['total']}, held out {st['holdout']['total']} (from "
+              f"{fb_split.cutoff.isoformat() if fb_split.cutoff else '-'}), "
+              f"{st['near_duplicates_dropped_from_training']} near-duplicates kept out")
     metrics = _train(
+        feedback=fb_split,
+        feedback_source=fb_source,
         data_path=args.data,
         out_dir=args.out,
         from_scratch=args.from_scratch,
@@ -123,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         f"MCC {metrics['mcc']:.4f}, threshold {metrics['threshold']:.4f}); "
         f"baseline F1 {b['spam_f1']:.4f} ({b_ci[0]:.3f}-{b_ci[1]:.3f})\n"
         f"{_modern_line(metrics)}"
+        f"{_sources_table(metrics)}"
         f"training {metrics['training_time_s']:.1f} s (total {metrics['total_time_s']:.1f} s); "
         f"model {metrics['out_dir']} version {metrics['version']}"
     )

@@ -149,13 +149,18 @@ def uci_test_set(data_path: Path | str, *, seed: int, limit: int | None = None):
 
 
 def evaluate_dir(model_dir: Path | str, *, data_path: Path | str, split_seed: int | None = None,
-                 extra: Sequence[Path] = (), modern: Path | None = MODERN_EVAL, log=print) -> dict:
-    """Every evaluation set for one model directory."""
+                 extra: Sequence[Path] = (), modern: Path | None = MODERN_EVAL,
+                 feedback: tuple[list[str], list[int], list[str]] | None = None,
+                 log=print) -> dict:
+    """Every evaluation set for one model directory (``feedback``: the held-out feedback as
+    (texts, labels, categories), the set ``feedback``)."""
     scorer = ModelScorer(model_dir)
     seed = split_seed if split_seed is not None else int(scorer.manifest["split"]["seed"])
     sets: dict[str, tuple] = {"uci_test": uci_test_set(data_path, seed=seed)}
     if modern is not None:
         sets["modern"] = read_labelled(modern)
+    if feedback is not None and feedback[0]:
+        sets["feedback"] = feedback
     for path in extra:
         sets[Path(path).name] = read_labelled(path)
     out: dict[str, Any] = {"version": scorer.version, "threshold": scorer.threshold,
@@ -211,6 +216,20 @@ def format_table(rows: list[dict], cand_name: str, base_name: str) -> str:
         lines.append(f"| {r['set']} | {r['metric']} | {cell(r['baseline'], r['baseline_ci95'])} "
                      f"| {cell(r['candidate'], r['candidate_ci95'])} "
                      f"| {'WORSE' if r['worse'] else ''} |")
+    return "\n".join(lines)
+
+
+def sources_table(sources: dict[str, dict]) -> str:
+    """Markdown: per source, n, spam F1, spam recall and ham FPR with 95% bootstrap intervals."""
+    def cell(m: dict, key: str) -> str:
+        v, ci = m.get(key), m.get(f"{key}_ci95") or [None, None]
+        if v is None:
+            return "-"
+        return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci[0] is not None else f"{v:.3f}"
+
+    lines = ["| source | n | spam F1 | spam recall | ham FPR |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {m['n']} | {cell(m, 'spam_f1')} | {cell(m, 'spam_recall')} | "
+              f"{cell(m, 'ham_fpr')} |" for name, m in sources.items()]
     return "\n".join(lines)
 
 

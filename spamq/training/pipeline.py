@@ -21,6 +21,8 @@ from spamq.settings import Settings
 from spamq.text import normalize
 from spamq.training import augment as aug_mod
 from spamq.training import calibration, convert, evaluation, report
+from spamq.training import exclude as exclude_mod
+from spamq.training import feedback as fb_mod
 from spamq.training import supplement as supp
 from spamq.training.data import Example, read_tsv, split
 
@@ -273,6 +275,24 @@ def _train_fast(model, *, train_seqs, train_y, val_seqs, val_y, test_seqs, moder
     return chosen, [chosen], run_records, logits_of
 
 
+def per_source_metrics(model, tok, pad_id, test_scores, test_y, modern_metrics,
+                       feedback: fb_mod.FeedbackSplit | None, *, temperature: float,
+                       threshold: float, max_length: int) -> dict[str, Any]:
+    """Spam F1, spam recall and ham FPR with bootstrap intervals per source: the UCI test
+    split, the hand-written modern set and the held-out (newest) feedback."""
+    out: dict[str, Any] = {"uci_test": evaluation.set_metrics(test_scores, test_y,
+                                                              ["uci"] * len(test_y), threshold)}
+    if modern_metrics is not None:
+        out["modern"] = modern_metrics
+    if feedback is not None and feedback.holdout:
+        seqs = _encode(tok, [r.text for r in feedback.holdout], max_length)
+        probs = calibration.spam_probability(predict_scores(model, seqs, pad_id).numpy(),
+                                             temperature)
+        out["feedback"] = evaluation.set_metrics(probs, [r.label for r in feedback.holdout],
+                                                 ["feedback"] * len(feedback.holdout), threshold)
+    return out
+
+
 def train(
     *,
     data_path: Path | str | None = None,
@@ -299,12 +319,16 @@ def train(
     full_finetune: bool = False,
     top_layers: int = 4,
     modern_eval: Path | str | None = evaluation.MODERN_EVAL,
+    feedback: fb_mod.FeedbackSplit | None = None,
+    feedback_source: fb_mod.FeedbackSource | None = None,
     progress: bool = True,
     log=print,
 ) -> dict[str, Any]:
     """Train and write a model directory; return the test metrics (as in metrics.json).
 
-    The returned dict also holds ``out_dir`` and ``version``.
+    The returned dict also holds ``out_dir`` and ``version``. ``feedback`` (from
+    :func:`spamq.training.feedback.load_split`): its older side trains, its newest side is
+    evaluated as the source ``feedback``; nothing else is read from any key's feedback.
     """
     t_start = time.monotonic()
     settings = Settings()
@@ -324,6 +348,9 @@ def train(
     data_sha = sha256_file(data_path)
     splits = split(read_tsv(data_path), seed=seed, limit=limit,
                    validation_size=validation_size, test_size=test_size)
+    # texts kept for independent evaluation (exclude.py) are never trained or validated on
+    excluded = exclude_mod.load_excluded(settings.exclude_sha256_path)
+    splits.train, n_excluded = exclude_mod.drop_excluded(splits.train, excluded)
     held_out = {normalize(e.text) for e in splits.validation + splits.test}
     extra = aug_mod.augment_spam(splits.train, factor=augment_factor, seed=seed, exclude=held_out)
     # The modern supplement (spamq/training/supplement.py): its own train/validation split; the
@@ -342,7 +369,21 @@ def train(
                                  + [Example(t, y) for t, y in zip(*w_train[:2], strict=True)])
     val_rows: list[Example] = (splits.validation + [Example(r.text, r.label) for r in supp_val]
                                + [Example(t, y) for t, y in zip(*w_val[:2], strict=True)])
+    fb_record = None
+    if feedback is not None:  # the newest feedback evaluates; its near-duplicates train nowhere
+        train_rows, fb_info = fb_mod.join_training(
+            train_rows, feedback, [e.text for e in val_rows + splits.test] + modern_rows[0],
+            Example)
+        fb_record = {**feedback.record(feedback_source), **fb_info}
+    train_rows, n_dropped = exclude_mod.drop_excluded(train_rows, excluded)
+    val_keep = [not exclude_mod.is_excluded(e.text, excluded) for e in val_rows]
+    val_rows = [e for e, keep in zip(val_rows, val_keep, strict=True) if keep]
     sizes: dict[str, dict[str, Any]] = dict(splits.sizes())
+    sizes["excluded"] = {"list": str(settings.exclude_sha256_path), "hashes": len(excluded),
+                         "train": n_excluded + n_dropped,
+                         "validation": len(val_keep) - len(val_rows)}
+    if fb_record is not None:
+        sizes["feedback"] = fb_record
     sizes["supplement"] = {"train": len(supp_train), "validation": len(supp_val),
                            "per_category": supplement_per_category,
                            "split_by": supplement_split}
@@ -449,10 +490,14 @@ def train(
         modern_probs = calibration.spam_probability(logits_of("modern"), temperature)
         modern_metrics = evaluation.set_metrics(modern_probs, modern_rows[1], modern_rows[2],
                                                 threshold)
+    sources = per_source_metrics(model, tok, pad_id, test_scores, test_y, modern_metrics,
+                                 feedback, temperature=temperature, threshold=threshold,
+                                 max_length=eval_max_length)
     # Validation per category (UCI ham/spam and each supplement category): what choices
     # between configurations are made on (the modern evaluation set is not).
     val_cats = ([("uci_spam" if e.label else "uci_ham") for e in splits.validation]
                 + [r.category for r in supp_val] + [f"{c} (written)" for c in w_val[2]])
+    val_cats = [c for c, keep in zip(val_cats, val_keep, strict=True) if keep]
     validation_metrics = evaluation.set_metrics(val_probs, val_y, val_cats, threshold)
     log("validation per category: " + ", ".join(
         f"{c} {'FPR' if v['metric'] == 'fpr' else 'recall'} {v['value']:.3f}"
@@ -515,6 +560,7 @@ def train(
         "validation_sets": validation_metrics,
         "modern": modern_metrics,
         "modern_eval": str(modern_eval) if modern_eval else None,
+        "sources": sources,
         "targets": (evaluation.targets_met(modern_metrics, metrics) if modern_metrics else None),
     })
 
@@ -534,6 +580,8 @@ def train(
         )
         metrics["total_time_s"] = round(time.monotonic() - t_start, 2)
         (tmp_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        (tmp_dir / "report.md").write_text(
+            "# Per-source test metrics\n\n" + evaluation.sources_table(sources) + "\n")
         for path in tmp_dir.iterdir():
             path.chmod(0o644)
         version = write_manifest(
@@ -549,6 +597,7 @@ def train(
                         "split_by": supplement_split},
             base=base,
             score=SCORE_DEFINITION,
+            **({"feedback": fb_record} if fb_record is not None else {}),
         )
         _atomic_replace(tmp_dir, out_dir)
     except BaseException:
