@@ -32,6 +32,7 @@ import argparse
 import datetime as dt
 import json
 import secrets
+import selectors
 import socket
 import statistics
 import subprocess
@@ -64,45 +65,59 @@ def _inputs(store: Path, home: str, files: int, rows: int) -> None:
 
 class Tarpit:
     """A loopback server that accepts every connection and never answers (reads and drops
-    what it is sent); counts the connections held at once. At most ``limit`` are held."""
+    what it is sent); counts the connections held at once. One thread, one selector: in each
+    round the closes seen are counted before the new connections, so a connection closed just
+    before the next one opens is not counted as held beside it. At most ``limit`` are held."""
 
     def __init__(self, limit: int = 256) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.sock.setblocking(False)
         self.port = self.sock.getsockname()[1]
         self.limit, self.held, self.most, self.accepted = limit, 0, 0, 0
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self._lock:
-                if self.held >= self.limit:
+    def _serve(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self.sock, selectors.EVENT_READ)
+        conns: list[socket.socket] = []
+        while not self._closed.is_set():
+            ready = [key.fileobj for key, _ in sel.select(timeout=0.5)]
+            for conn in [c for c in ready if c is not self.sock]:
+                assert isinstance(conn, socket.socket)
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:  # the client closed (or reset) it
+                    sel.unregister(conn)
                     conn.close()
-                    continue
-                self.held += 1
-                self.accepted += 1
-                self.most = max(self.most, self.held)
-            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
-
-    def _hold(self, conn: socket.socket) -> None:
-        conn.settimeout(120)  # bounded: a thread per connection ends within two minutes
-        try:
-            while conn.recv(65536):
-                pass
-        except OSError:
-            pass
-        conn.close()
-        with self._lock:
-            self.held -= 1
+                    conns.remove(conn)
+            if self.sock in ready:
+                try:
+                    while True:
+                        conn, _ = self.sock.accept()
+                        if len(conns) >= self.limit:
+                            conn.close()
+                            continue
+                        conn.setblocking(False)
+                        sel.register(conn, selectors.EVENT_READ)
+                        conns.append(conn)
+                        self.accepted += 1
+                except (BlockingIOError, OSError):
+                    pass
+            self.held = len(conns)
+            self.most = max(self.most, self.held)
+        for conn in conns:
+            conn.close()
+        sel.close()
 
     def close(self) -> None:
+        self._closed.set()
+        time.sleep(0.6)
         self.sock.close()
 
 
@@ -433,11 +448,11 @@ def main() -> int:
                   f"{hook['p99_ms']:>9.1f}{hook['max_ms']:>9.1f}  (finished_at to arrival; of "
                   f"{hook['jobs']} jobs, {hook['missing']} ended without an event yet, "
                   f"{hook['unfinished']} not ended)")
+        else:
+            print(f"{'':<18}B webhook: {hook}")
         for kind, t in hook.get("job_s", {}).items():
             print(f"{'':<18}B {kind} created to finished: n={t['n']} p50 {t['p50_s']} s, "
                   f"max {t['max_s']} s")
-        else:
-            print(f"{'':<18}B webhook: {hook}")
         if "a_codes" in results[phase]:
             print(f"{'':<18}key A: {results[phase]['a_codes']}")
         if "tarpit" in results[phase]:
