@@ -16,20 +16,23 @@ publish retries as long, so a request in flight rides the failover out.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from spamq.settings import Settings
 
 #: how long a command keeps retrying through the sentinels while no master answers
 FAILOVER_RETRY_S = 12.0
 _BACKOFF_BASE_S, _BACKOFF_CAP_S = 0.05, 0.5
+T = TypeVar("T")
 
 
 def sentinel_addresses(settings: Settings) -> list[tuple[str, int]]:
@@ -41,14 +44,55 @@ def sentinel_addresses(settings: Settings) -> list[tuple[str, int]]:
     return pairs
 
 
-def _failover_retry() -> Retry:
-    """Exponential backoff from 50 ms, capped at 0.5 s, for about FAILOVER_RETRY_S in all."""
-    waited, delay, retries = 0.0, _BACKOFF_BASE_S, 0
-    while waited < FAILOVER_RETRY_S:
-        waited += delay
-        delay = min(delay * 2, _BACKOFF_CAP_S)
-        retries += 1
-    return Retry(ExponentialBackoff(cap=_BACKOFF_CAP_S, base=_BACKOFF_BASE_S), retries)
+class FailoverRetry(Retry):
+    """Retries a command that failed on a connection error, with exponential backoff from
+    50 ms capped at 0.5 s, for at most ``seconds`` of wall time: a bound in time, not in
+    tries, so a partition (each try waiting out a connect timeout) fails as soon as a
+    failover would (a 503 from the API) instead of tries x timeout later."""
+
+    def __init__(self, seconds: float = FAILOVER_RETRY_S) -> None:
+        super().__init__(ExponentialBackoff(cap=_BACKOFF_CAP_S, base=_BACKOFF_BASE_S),
+                         retries=int(seconds / _BACKOFF_BASE_S))  # an upper bound, for show
+        self.seconds = seconds
+
+    def call_with_retry(self, do: Callable[[], T], fail: Callable[..., Any],
+                        is_retryable: Callable[[Exception], bool] | None = None,
+                        with_failure_count: bool = False) -> T:
+        deadline = time.monotonic() + self.seconds
+        failures = 0
+        while True:
+            try:
+                return do()
+            except self._supported_errors as error:
+                failures += 1
+                if with_failure_count:
+                    fail(error, failures)
+                else:
+                    fail(error)
+                delay = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (failures - 1))
+                if (is_retryable is not None and not is_retryable(error)) or \
+                        time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+
+
+def failover_retry() -> Retry:
+    return FailoverRetry()
+
+
+class FollowMasterConnection(SentinelManagedConnection):
+    """A connection to the Sentinel-named master that asks the sentinels again on every
+    connect. redis-py's own reconnects a broken connection, inside a command's retries, at
+    the address of its last connect (the dead master's: redis-py 8 calls
+    ``connect_check_health`` there, not the sentinel-aware ``connect``), so a retried command
+    never reached the promoted replica. The socket connect itself is not retried here: the
+    command's :class:`FailoverRetry` is the one loop, bounded in time."""
+
+    def connect_check_health(self, check_health: bool = True,
+                             retry_socket_connect: bool = True) -> None:
+        if not self._sock and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(check_health=check_health, retry_socket_connect=False)
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -62,7 +106,8 @@ def redis_client(settings: Settings) -> redis.Redis:
     auth = {k: url[k] for k in ("username", "password") if k in url}
     manager = Sentinel(sentinels, sentinel_kwargs=dict(timeouts), **timeouts)
     return manager.master_for(settings.redis_master, redis_class=redis.Redis,
-                              db=url.get("db", 0), retry=_failover_retry(), **auth)
+                              connection_class=FollowMasterConnection,
+                              db=url.get("db", 0), retry=failover_retry(), **auth)
 
 
 def celery_broker_settings(settings: Settings) -> dict[str, Any]:

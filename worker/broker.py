@@ -27,19 +27,28 @@ from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from spamq.redis_client import FollowMasterConnection, failover_retry
+
 
 class Channel(kombu_redis.Channel):
     def _connparams(self, asynchronous: bool = False) -> dict:
-        if self.connection.client is None:
+        if self.connection is None or self.connection.client is None:
             raise RedisConnectionError("the broker connection was already closed")
         return super()._connparams(asynchronous=asynchronous)
 
 
 class SentinelChannel(kombu_redis.SentinelChannel):
+    connection_class = FollowMasterConnection  # reconnects to the promoted master
+
     def _connparams(self, asynchronous: bool = False) -> dict:
-        if self.connection.client is None:
+        if self.connection is None or self.connection.client is None:
             raise RedisConnectionError("the broker connection was already closed")
-        return super()._connparams(asynchronous=asynchronous)
+        params = super()._connparams(asynchronous=asynchronous)
+        # A (re)connect asks the sentinels again until a master answers, for about a
+        # failover's length: the consumer is back as soon as the replica is promoted, not at
+        # Celery's next reconnect (2 s, then 4 s, 6 s... later).
+        params.setdefault("retry", failover_retry())
+        return params
 
 
 class Transport(kombu_redis.Transport):

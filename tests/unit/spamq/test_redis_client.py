@@ -11,6 +11,8 @@ from spamq.jobs.queue import make_celery
 from spamq.jobs.store import JobStore
 from spamq.redis_client import (
     FAILOVER_RETRY_S,
+    FailoverRetry,
+    FollowMasterConnection,
     celery_broker_settings,
     redis_client,
     sentinel_addresses,
@@ -48,17 +50,13 @@ def test_sentinel_settings_give_a_sentinel_backed_client_of_the_named_master():
     pool = client.connection_pool
     assert isinstance(pool, SentinelConnectionPool)
     assert pool.service_name == "spamq-main" and pool.is_master
-    assert [(c.connection_pool.connection_kwargs["host"], c.connection_pool.connection_kwargs["port"])
-            for c in pool.sentinel_manager.sentinels] == sentinel_addresses(s)
+    known = [c.connection_pool.connection_kwargs for c in pool.sentinel_manager.sentinels]
+    assert [(k["host"], k["port"]) for k in known] == sentinel_addresses(s)
     kw = pool.connection_kwargs
     assert (kw["db"], kw["password"], kw["socket_timeout"]) == (3, "s3cr@t", 1.5)
-    # a command keeps retrying through the sentinels for about a failover's length
-    retry = kw["retry"]
-    delays, delay = 0.0, 0.05
-    for _ in range(retry.get_retries()):
-        delays += delay
-        delay = min(delay * 2, 0.5)
-    assert FAILOVER_RETRY_S <= delays < FAILOVER_RETRY_S + 1
+    # a command keeps retrying through the sentinels for a failover's length, bounded in time
+    assert isinstance(kw["retry"], FailoverRetry) and kw["retry"].seconds == FAILOVER_RETRY_S
+    assert pool.connection_class is FollowMasterConnection
     # the job store (API, workers, sweeper, deliverer) takes the same client
     assert isinstance(JobStore.from_settings(s).redis.connection_pool, SentinelConnectionPool)
 
@@ -108,3 +106,53 @@ def test_no_connection_is_made_while_building(monkeypatch):
     monkeypatch.setattr(redis.Connection, "connect", refuse)
     redis_client(sentinel_settings())
     redis_client(Settings())
+
+
+def test_the_failover_retry_is_bounded_in_time_not_in_tries(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("spamq.redis_client.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("spamq.redis_client.time.sleep",
+                        lambda s: clock.__setitem__(0, clock[0] + s))
+    tries, failed = [], []
+
+    def down():
+        tries.append(clock[0])
+        clock[0] += 2.0  # each try waits out a connect timeout
+        raise redis.ConnectionError("partitioned")
+
+    with pytest.raises(redis.ConnectionError):
+        FailoverRetry(12.0).call_with_retry(down, failed.append)
+    assert clock[0] <= 12.0 + 2.5 and 4 <= len(tries) <= 7 and len(failed) == len(tries)
+
+    clock[0], calls = 0.0, []
+
+    def comes_back():
+        calls.append(clock[0])
+        if clock[0] < 3.0:
+            raise redis.ConnectionError("no master yet")
+        return "PONG"
+
+    assert FailoverRetry(12.0).call_with_retry(comes_back, lambda _e: None) == "PONG"
+    assert 3.0 <= calls[-1] < 3.6  # backoff capped at 0.5 s: back within half a second
+
+    with pytest.raises(redis.ResponseError):  # not a connection error: at once
+        FailoverRetry(12.0).call_with_retry(
+            lambda: (_ for _ in ()).throw(redis.ResponseError("WRONGTYPE")), lambda _e: None)
+
+
+def test_a_reconnect_asks_the_sentinels_for_the_master_again():
+    s = sentinel_settings()
+    client = redis_client(s)
+    pool = client.connection_pool
+    conn = pool.make_connection()
+    conn.host, conn.port = "127.0.0.1", 1  # the dead master's address from the last connect
+    asked = []
+
+    def promoted():
+        asked.append(True)
+        raise redis.sentinel.MasterNotFoundError("no master for spamq-main")
+
+    conn.connection_pool.get_master_address = promoted  # the pool's proxy, as redis-py asks
+    with pytest.raises(redis.sentinel.MasterNotFoundError):
+        conn.connect_check_health(check_health=False)
+    assert asked == [True]  # not a connect to 127.0.0.1:1
