@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from worker.runner import BatchClassifier, Prediction
@@ -42,6 +42,23 @@ class _Request:
     runner: Any = None  # the model that tokenised it scores it too (hot swap: no mixing)
     enqueued: float = field(default_factory=time.monotonic)
     owner: str = ""  # the API key id whose job it is (the lanes take keys round-robin)
+    columns: bool = False  # resolve to Scores (columns), not a Prediction per row
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A bulk submission's results as columns (:meth:`Batcher.submit_scores`): each text's
+    spam probability and whether it was cut, the model's version and decision threshold."""
+
+    probabilities: list[float]
+    truncated: list[bool]
+    version: str
+    threshold: float
+
+    def labels(self) -> list[str]:
+        """"spam" where the probability reaches the threshold, else "ham" (a C-level map)."""
+        return list(map(("ham", "spam").__getitem__, map(self.threshold.__le__,
+                                                         self.probabilities)))
 
 
 @dataclass(eq=False)
@@ -188,14 +205,24 @@ class Batcher:
     def submit(self, texts: list[str], *, interactive: bool = True, owner: str = "") -> Future:
         """Queue ``texts``; the future gives their :class:`Prediction` list, in order.
         ``owner``: the API key id whose job they are (keys are served round-robin)."""
+        return self._submit(texts, interactive=interactive, owner=owner)
+
+    def submit_scores(self, texts: list[str], *, interactive: bool = False,
+                      owner: str = "") -> Future:
+        """As :meth:`submit`, the future giving :class:`Scores` (columns, no object per row):
+        the bulk path's."""
+        return self._submit(texts, interactive=interactive, owner=owner, columns=True)
+
+    def _submit(self, texts: list[str], *, interactive: bool, owner: str,
+                columns: bool = False) -> Future:
         future: Future = Future()
         if not texts:
-            future.set_result([])
+            future.set_result(Scores([], [], "", 0.5) if columns else [])
             return future
         runner = self._runner()
         ids, truncated = runner.encode(texts)
         request = _Request(future, truncated, [None] * len(texts), len(texts), runner,
-                           owner=owner)
+                           owner=owner, columns=columns)
         rows = [_Row(request, i, row) for i, row in enumerate(ids)]
         with self._cond:
             if self._closed:
@@ -311,6 +338,11 @@ class Batcher:
                 finished[id(row.request)] = row.request
         for request in finished.values():
             if request.future.done():  # an earlier batch failed it
+                continue
+            if request.columns:
+                request.future.set_result(Scores(
+                    cast(list[float], request.probabilities), request.truncated,
+                    runner.version, runner.threshold))
                 continue
             request.future.set_result([
                 _prediction(runner, p, cut)

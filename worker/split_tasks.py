@@ -21,10 +21,15 @@ import socket
 import tempfile
 import time
 import uuid
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from itertools import accumulate, compress, repeat
+from json.encoder import encode_basestring
+from operator import is_not, not_
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 from spamq.jobs.schema import CANCELLED, EXPIRED, FAILED
 from spamq.jobs.store import JobNotFound, JobStore
@@ -32,6 +37,7 @@ from spamq.jobs.store_jobs import REJECTED_DIR, SUCCESS, StoreJobs, part_name
 from spamq.storage import splits as input_splits
 from spamq.storage.artifacts import ArtifactStore
 from worker import resilience
+from worker.batcher import Scores
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +105,8 @@ class PartWriter:
         os.close(fd)
         self._fh: Any = None
         self._pending: list[dict[str, Any]] = []
+        self._pending_cols: dict[str, list[Any]] = {}  # write_columns' rows not yet written
+        self._pending_n = 0
         self._pq: Any = None
         if fmt == "parquet":
             return
@@ -118,6 +126,35 @@ class PartWriter:
             if len(self._pending) >= 8192:
                 self._flush_parquet()
 
+    def write_columns(self, data: dict[str, list[Any]]) -> None:
+        """Rows given as columns (equal lengths), written exactly as :meth:`write` would
+        write the rows ``dict(zip(data, values))``, but a column at a time: JSON values and CSV
+        fields are made by C-level maps over each column (json's own string encoder,
+        ``float.__repr__``) and joined into lines by one format per row, Parquet columns go
+        to Arrow whole. A JSONL key whose value is None in :data:`SPARSE` is left out of
+        that row (a failed row's ``error``)."""
+        n = len(next(iter(data.values()), []))
+        if not n:
+            return
+        self.rows += n
+        if self.fmt == "parquet":
+            for c in dict.fromkeys(self.columns):  # a writer takes rows or columns, not both
+                self._pending_cols.setdefault(c, []).extend(data.get(c) or [None] * n)
+            self._pending_n += n
+            while self._pending_n >= 8192:
+                self._flush_parquet()
+            return
+        if self.fmt == "jsonl":
+            keys = [c for c in data if c not in SPARSE]
+            template = "{" + ", ".join(f"{_percent(encode_basestring(c))}: %s"
+                                       for c in keys) + "%s}\n"
+            cells = [_json_cells(data[c]) for c in keys]
+            cells.append(_sparse_tail(data, n))
+        else:
+            template = ",".join(["%s"] * len(self.columns)) + "\r\n"
+            cells = [_csv_cells(data.get(c), n) for c in self.columns]
+        self._fh.write("".join(map(template.__mod__, zip(*cells, strict=True))))
+
     def _flush_parquet(self) -> None:
         """The pending rows as a row group. The schema comes from the first batch: a column
         with no value there (or mixed types) is a string column, so a later value is kept,
@@ -125,20 +162,31 @@ class PartWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows, self._pending = self._pending, []
-        if not rows:
-            return
+        if self._pending_n:  # columns: at most a row group (8192 rows) at a time
+            k = min(self._pending_n, 8192)
+            none = [None] * k
+            cols = {c: v[:k] for c, v in self._pending_cols.items()}
+            self._pending_cols = {c: v[k:] for c, v in self._pending_cols.items()}
+            self._pending_n -= k
+        else:
+            rows, self._pending = self._pending, []
+            if not rows:
+                return
+            none = [None] * len(rows)
+            cols = {c: [r.get(c) for r in rows] for c in self.columns}
         if self._pq is None:
-            fields = [pa.field(c, _PART_TYPES.get(c) or _infer([r.get(c) for r in rows]))
+            fields = [pa.field(c, _PART_TYPES.get(c) or _infer(cols.get(c, none)))
                       for c in self.columns]
             self._pq = pq.ParquetWriter(self.path, pa.schema(fields))
         schema = self._pq.schema
         self._pq.write_table(pa.Table.from_arrays(
-            [_column([r.get(f.name) for r in rows], f.type) for f in schema], schema=schema))
+            [_column(cols.get(f.name, none), f.type) for f in schema], schema=schema))
 
     def close(self) -> None:
         if self.fmt == "parquet":
             self._flush_parquet()
+            while self._pending_n:
+                self._flush_parquet()
             if self._pq is not None:
                 self._pq.close()
         else:
@@ -150,6 +198,83 @@ class PartWriter:
         finally:
             if os.path.exists(self.path):
                 os.unlink(self.path)
+
+
+SPARSE = ("error",)  # JSONL keys written only where the value is not None
+_BOOL_JSON = {True: "true", False: "false", None: "null"}
+
+
+def _percent(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+def _json_cells(values: list[Any]) -> list[str]:
+    """Each value as json.dumps(..., ensure_ascii=False) writes it inside a row: a column of
+    strings, floats or ints in one C-level map; mixed or nested columns value by value."""
+    for kind, encode in ((str, encode_basestring), (float, _float_json), (int, int.__repr__)):
+        if all(map(kind.__instancecheck__, values)) and \
+                not (kind is int and any(map(bool.__instancecheck__, values))):
+            return list(map(encode, values))
+    return [_json_value(v) for v in values]
+
+
+def _float_json(v: float) -> str:
+    return float.__repr__(v) if v == v and v not in (_INF, -_INF) else _json_value(v)
+
+
+_INF = float("inf")
+
+
+def _json_value(v: Any) -> str:
+    if v is None or v is True or v is False:
+        return _BOOL_JSON[v]
+    if isinstance(v, str):
+        return encode_basestring(v)
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _sparse_tail(data: dict[str, list[Any]], n: int) -> list[str]:
+    """Per row, the SPARSE keys that have a value, as ``, "key": value``."""
+    tail = [""] * n
+    for c in SPARSE:
+        values = data.get(c)
+        if values is None or not any(v is not None for v in values):
+            continue
+        key = f", {encode_basestring(c)}: "
+        tail = [t if v is None else t + key + _json_value(v)
+                for t, v in zip(tail, values, strict=True)]
+    return tail
+
+
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')
+
+
+def _csv_cells(values: list[Any] | None, n: int) -> list[str]:
+    """Each value as csv's excel dialect writes it (QUOTE_MINIMAL): None empty, floats by
+    repr, other values by str, quoted where they hold a comma, a quote or a line break."""
+    if values is None:
+        return [""] * n
+    if all(map(str.__instancecheck__, values)):
+        texts = values
+    elif all(map(float.__instancecheck__, values)):
+        return list(map(float.__repr__, values))  # never holds a special character
+    else:
+        texts = [_csv_text(v) for v in values]
+    if not any(map(_CSV_SPECIAL.search, texts)):
+        return texts
+    return [_csv_quoted(t) for t in texts]
+
+
+def _csv_text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return float.__repr__(v)
+    return str(v)
+
+
+def _csv_quoted(t: str) -> str:
+    return '"' + t.replace('"', '""') + '"' if _CSV_SPECIAL.search(t) else t
 
 
 def _infer(values: list[Any]) -> Any:
@@ -295,40 +420,45 @@ class SplitScorer:
 
     def _score(self, job_id: str, index: int, file_index: int,
                records: Iterable[Any], part: PartWriter, rejected: PartWriter) -> str | None:
-        """Score ``records`` into ``part`` and ``rejected``; the model version, or None if the
-        job was cancelled or its deadline passed meanwhile."""
-        in_flight: deque[tuple[list[Any], Any]] = deque()
-        batch: list[Any] = []
-        batch_bytes = 0
+        """Score ``records`` (a SplitRows: its column batches; any other iterable of Records:
+        gathered into batches) into ``part`` and ``rejected``, a column batch at a time; the
+        model version, or None if the job was cancelled, failed or its deadline passed."""
+        batches = (records.batches() if isinstance(records, input_splits.SplitRows)
+                   else _batched(records))
+        in_flight: deque[tuple[dict[str, list[Any]], list[str], Future]] = deque()
+        pending = _Pending()
         version = ""
         checked = time.monotonic()
 
         def drain(limit: int) -> None:
             nonlocal version
             while len(in_flight) > limit:
-                rows, future = in_flight.popleft()
-                results, v = resilience.score_isolating_failures(
-                    self.scorer, [r.text for r in rows], future, interactive=False)
+                cols, texts, future = in_flight.popleft()
+                results, v = self._results(texts, future)
                 version = version or v
-                for record, result in zip(rows, results, strict=True):
-                    part.write({**record.extra, "file": file_index, "ref": record.ref, **result})
+                part.write_columns({**cols, **results})
 
-        for record in records:
-            if record.problem is not None:
-                rejected.write({**record.extra, "file": file_index, "ref": record.ref,
-                                "reason": record.problem})
+        for batch in batches:
+            n = len(batch)
+            bad = list(map(is_not, batch.problems, repeat(None)))
+            if any(bad):
+                rejected.write_columns({
+                    **{c: list(compress(v, bad)) for c, v in batch.extra.items()},
+                    "file": [file_index] * bad.count(True), "ref": list(compress(batch.refs, bad)),
+                    "reason": list(compress(batch.problems, bad))})
                 if rejected.rows > self.max_rejected:
                     drain(0)
                     self._fail(job_id, f"split {index}: more than {self.max_rejected} "
                                "rejected rows; is `column` right?")
                     return None
-            else:
-                batch.append(record)
-                batch_bytes += len(record.text.encode("utf-8", "surrogatepass"))
-            if len(batch) >= _BATCH_ROWS or (batch and batch_bytes >= self.batch_bytes):
-                in_flight.append((batch, self.scorer.submit([r.text for r in batch],
-                                                            interactive=False)))
-                batch, batch_bytes = [], 0
+                good = list(map(not_, bad))
+                pending.add({c: list(compress(v, good)) for c, v in batch.extra.items()},
+                            file_index, list(compress(batch.refs, good)),
+                            list(compress(batch.texts, good)))
+            elif n:
+                pending.add(batch.extra, file_index, batch.refs, batch.texts)
+            while (cut := pending.cut(_BATCH_ROWS, self.batch_bytes)) is not None:
+                in_flight.append((*cut, self._submit(cut[1])))
                 drain(1)  # two batches in flight: the next is parsed while one is scored
             if time.monotonic() - checked > _CHECK_EVERY_S:  # also while rows are rejected
                 checked = time.monotonic()
@@ -336,11 +466,34 @@ class SplitScorer:
                     drain(0)
                     return None
                 self.store_jobs.progress(job_id, index, part.rows + rejected.rows)
-        if batch:
-            in_flight.append((batch, self.scorer.submit([r.text for r in batch],
-                                                        interactive=False)))
+        if (rest := pending.rest()) is not None:
+            in_flight.append((*rest, self._submit(rest[1])))
         drain(0)
         return version  # "" when the split held no row to score
+
+    def _submit(self, texts: list[str]) -> Future:
+        """Texts to the scorer: as columns where it can (the batcher's submit_scores)."""
+        columns = getattr(self.scorer, "submit_scores", None)
+        if columns is not None:
+            return cast(Future, columns(texts, interactive=False))
+        return cast(Future, self.scorer.submit(texts, interactive=False))
+
+    def _results(self, texts: list[str], future: Future) -> tuple[dict[str, list[Any]], str]:
+        """The result columns of a submitted batch and the model version. A failed pass is
+        bisected (resilience.score_isolating_failures): its failing rows get an ``error``."""
+        try:
+            scores = future.result()
+        except Exception:  # noqa: BLE001 - bisected below, the failing texts isolated
+            scores = None
+        if isinstance(scores, Scores):
+            n = len(scores.probabilities)
+            return {"label": scores.labels(), "spam_probability": scores.probabilities,
+                    "truncated": scores.truncated, "model_version": [scores.version] * n
+                    }, scores.version
+        rows, version = resilience.score_isolating_failures(self.scorer, texts, future,
+                                                            interactive=False)
+        keys = [*RESULT_FIELDS, *(k for k in SPARSE if any(k in r for r in rows))]
+        return {k: [r.get(k) for r in rows] for k in keys}, version
 
     def finish(self, job_id: str) -> None:
         """Every split committed: ``_SUCCESS`` with the counts and the input's fingerprint,
@@ -359,6 +512,67 @@ class SplitScorer:
         self.jobs.output_done(job_id)
         logger.info("output complete: %d rows, %d rejected", job.done, job.rejected,
                     extra={"job_id": job_id})
+
+
+class _Pending:
+    """Rows to score, as columns, until a batch is cut: at :data:`_BATCH_ROWS` rows or
+    ``batch_bytes`` bytes of text (UTF-8), whichever comes first (as a row at a time would)."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[Any]] = {}
+        self.refs: list[int] = []
+        self.files: list[int] = []
+        self.texts: list[str] = []
+        self.ends: list[int] = []  # each text's end in the bytes of all texts added so far
+        self.taken = 0  # the bytes of the texts already cut
+
+    def add(self, extra: dict[str, list[Any]], file: int, refs: list[int],
+            texts: list[str]) -> None:
+        for c, v in extra.items():
+            self.cols.setdefault(c, []).extend(v)
+        self.refs.extend(refs)
+        self.files.extend([file] * len(refs))
+        self.texts.extend(texts)
+        end = self.ends[-1] if self.ends else self.taken
+        self.ends.extend(accumulate(map(len, map(str.encode, texts)), initial=end))
+        del self.ends[len(self.ends) - len(texts) - 1]  # accumulate's initial value
+
+    def cut(self, rows: int, nbytes: int) -> tuple[dict[str, list[Any]], list[str]] | None:
+        k = min(rows, bisect_left(self.ends, self.taken + nbytes) + 1)
+        return self._take(k) if k <= len(self.texts) else None
+
+    def rest(self) -> tuple[dict[str, list[Any]], list[str]] | None:
+        return self._take(len(self.texts)) if self.texts else None
+
+    def _take(self, k: int) -> tuple[dict[str, list[Any]], list[str]]:
+        cols = {c: v[:k] for c, v in self.cols.items()}
+        cols["file"], cols["ref"] = self.files[:k], self.refs[:k]
+        texts = self.texts[:k]
+        self.taken = self.ends[k - 1]
+        for v in self.cols.values():
+            del v[:k]
+        del self.refs[:k], self.files[:k], self.texts[:k], self.ends[:k]
+        return cols, texts
+
+
+def _batched(records: Iterable[Any]) -> Iterator[input_splits.RowBatch]:
+    """Records (another reader's, or a test's) as column batches: cut at 256 rows, or when
+    the check period has passed, so cancellation is seen as often as before."""
+    batch: input_splits.RowBatch | None = None
+    started = time.monotonic()
+    for record in records:
+        if batch is None:
+            batch = input_splits.RowBatch(extra={c: [] for c in record.extra})
+        batch.refs.append(record.ref)
+        batch.texts.append(record.text)
+        batch.problems.append(record.problem)
+        for c, v in record.extra.items():
+            batch.extra[c].append(v)
+        if len(batch) >= _BATCH_ROWS or time.monotonic() - started >= _CHECK_EVERY_S:
+            yield batch
+            batch, started = None, time.monotonic()
+    if batch is not None:
+        yield batch
 
 
 def plan_quotes(jobs: JobStore, artifacts: ArtifactStore, job_id: str) -> list[bool]:

@@ -60,6 +60,7 @@ SNIFF_BYTES = 1 << 16  # what sniff reads at most of a text file
 MAX_RECORD_BYTES = 1 << 20  # a longer record is rejected (and skipped without being held)
 PARQUET_BATCH = 1024  # rows per Arrow record batch at most
 BATCH_BYTES = 4 << 20  # bytes of values one batch of records turns into Python objects
+BATCH_ROWS = 1024  # rows per batch of a text file's records at most
 PARQUET_WINDOW = 4 << 20  # bytes one ranged read of a Parquet file asks for at most
 
 _GLOB_CHARS = frozenset("*?[")
@@ -129,6 +130,70 @@ class Record:
     text: Any
     extra: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
+
+
+@dataclass
+class RowBatch:
+    """Consecutive input rows as columns: each row's ``ref``, ``text`` and ``problem`` (as in
+    :class:`Record`), and ``extra``: the id and kept columns' values, one list per column."""
+
+    refs: list[int] = field(default_factory=list)
+    texts: list[Any] = field(default_factory=list)
+    extra: dict[str, list[Any]] = field(default_factory=dict)
+    problems: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def records(self) -> Iterator[Record]:
+        cols = list(self.extra)
+        for r, ref in enumerate(self.refs):
+            yield Record(ref, self.texts[r], {c: self.extra[c][r] for c in cols},
+                         self.problems[r])
+
+
+class _Batching:
+    """Rows appended one at a time, handed out as a :class:`RowBatch` once it holds
+    ``rows`` rows or ``nbytes`` bytes of raw records."""
+
+    def __init__(self, cols: list[str], rows: int, nbytes: int) -> None:
+        self.cols, self.rows, self.nbytes = cols, rows, nbytes
+        self._new()
+
+    def _new(self) -> None:
+        self.batch = RowBatch(extra={c: [] for c in self.cols})
+        self.size = 0
+
+    def add(self, ref: int, text: Any, extra: Sequence[Any] | None, problem: str | None,
+            size: int = 0) -> RowBatch | None:
+        b = self.batch
+        b.refs.append(ref)
+        b.texts.append(text)
+        b.problems.append(problem)
+        for c, v in zip(self.cols, extra or [None] * len(self.cols), strict=True):
+            b.extra[c].append(v)
+        self.size += size
+        return self.take() if len(b.refs) >= self.rows or self.size >= self.nbytes else None
+
+    def take(self) -> RowBatch | None:
+        b = self.batch
+        self._new()
+        return b if b.refs else None
+
+
+class SplitRows:
+    """What :func:`read_split` returns: the split's rows, iterated as :class:`Record` objects,
+    or as columns with :meth:`batches` (the bulk path: no object per row)."""
+
+    def __init__(self, batches: Callable[[], Iterator[RowBatch]]) -> None:
+        self._batches = batches
+
+    def batches(self) -> Iterator[RowBatch]:
+        return self._batches()
+
+    def __iter__(self) -> Iterator[Record]:
+        for batch in self._batches():
+            yield from batch.records()
 
 
 # ---------------------------------------------------------------------------------- listing
@@ -543,11 +608,13 @@ def read_split(
     store: ArtifactStore, file: InputFile, split: Split, *, header: Sequence[str] | None = None,
     column: str, id_column: str | None = None, keep_columns: Iterable[str] = (),
     in_quotes: bool = False, max_chars: int = 5000, max_record_bytes: int = MAX_RECORD_BYTES,
-    batch_bytes: int = BATCH_BYTES,
-) -> Iterator[Record]:
-    """The records of ``split``, streamed: memory stays bounded by a few chunks and one
-    record (at most ``max_record_bytes``; a longer record is a rejected "record too long",
-    skipped without being held). Parquet: by ``batch_bytes`` (see :func:`_read_parquet`).
+    batch_bytes: int = BATCH_BYTES, batch_rows: int = BATCH_ROWS,
+) -> SplitRows:
+    """The records of ``split``, streamed (as Records, or in columns: ``.batches()``, each
+    of at most ``batch_rows`` rows and about ``batch_bytes`` of values): memory stays
+    bounded by a batch and one record (at most ``max_record_bytes``; a longer record is a
+    rejected "record too long", skipped without being held). Parquet: by ``batch_bytes``
+    (see :func:`_read_parquet`).
 
     Uncompressed CSV/TSV: the records that start in ``[start, start + length)``, found with
     ``in_quotes`` (from ``quote_parity``); the split at offset 0 skips the file's header row,
@@ -561,9 +628,17 @@ def read_split(
     cols = list(dict.fromkeys([*([id_column] if id_column is not None else []),
                                *keep_columns]))
     if file.fmt == "parquet":
-        yield from _read_parquet(store, file, split, column, cols, max_chars,
-                                 max_record_bytes, batch_bytes)
-        return
+        return SplitRows(lambda: _read_parquet(store, file, split, column, cols, max_chars,
+                                               max_record_bytes, batch_bytes, batch_rows))
+    return SplitRows(lambda: _text_batches(
+        store, file, split, header, column, cols, in_quotes, max_chars, max_record_bytes,
+        _Batching(cols, batch_rows, batch_bytes)))
+
+
+def _text_batches(store: ArtifactStore, file: InputFile, split: Split,
+                  header: Sequence[str] | None, column: str, cols: list[str], in_quotes: bool,
+                  max_chars: int, max_record_bytes: int, out: _Batching
+                  ) -> Iterator[RowBatch]:
     with ExitStack() as stack:
         if file.compression:
             chunks = stack.enter_context(closing(_decompressed_chunks(store, file)))
@@ -577,15 +652,21 @@ def read_split(
                            in_quotes=in_quotes, seek=split.start > 0, limit=max_record_bytes)
         raw = stack.enter_context(closing(raw))
         if file.fmt == "jsonl":
-            yield from _jsonl_records(raw, file, column, cols, max_chars, max_record_bytes)
+            rows = _jsonl_records(raw, file, column, cols, max_chars, max_record_bytes, out)
         else:
-            yield from _csv_rows(raw, file, split, header, column, cols, max_chars,
-                                 max_record_bytes)
+            rows = _csv_rows(raw, file, split, header, column, cols, max_chars,
+                             max_record_bytes, out)
+        for batch in rows:
+            if batch is not None:
+                yield batch
+        last = out.take()
+        if last is not None:
+            yield last
 
 
 def _csv_rows(raw: Iterator[tuple[int, bytes | None]], file: InputFile, split: Split,
               header: Sequence[str] | None, column: str, cols: list[str],
-              max_chars: int, limit: int) -> Iterator[Record]:
+              max_chars: int, limit: int, out: _Batching) -> Iterator[RowBatch | None]:
     delimiter = _delimiter(file.fmt)
     own_header = file.compression != "" or split.start == 0
     if not own_header and header is None:
@@ -605,44 +686,45 @@ def _csv_rows(raw: Iterator[tuple[int, bytes | None]], file: InputFile, split: S
             continue
         ref = n if file.compression else offset
         if data is None:
-            yield _rejected(ref, cols, f"record too long: more than {limit} bytes (an "
-                            "unclosed or stray quote?)")
+            yield out.add(ref, None, None, f"record too long: more than {limit} bytes (an "
+                          "unclosed or stray quote?)")
             n += 1
             continue
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            yield _rejected(ref, cols, "not UTF-8")
+            yield out.add(ref, None, None, "not UTF-8", len(data))
             n += 1
             continue
         try:
             fields = next(csv.reader([text], delimiter=delimiter, strict=True), [])
         except csv.Error as exc:
-            yield _rejected(ref, cols, f"csv: {_csv_problem(exc)}")
+            yield out.add(ref, None, None, f"csv: {_csv_problem(exc)}", len(data))
             n += 1
             continue
         if not fields:  # a blank line is no row
             continue
         text_value = _field(fields, index, column)
-        yield Record(ref, text_value, {c: _field(fields, index, c) for c in cols},
-                     text_problem(text_value, max_chars=max_chars))
+        yield out.add(ref, text_value, [_field(fields, index, c) for c in cols],
+                      text_problem(text_value, max_chars=max_chars), len(data))
         n += 1
 
 
 def _jsonl_records(raw: Iterator[tuple[int, bytes | None]], file: InputFile, column: str,
-                   cols: list[str], max_chars: int, limit: int) -> Iterator[Record]:
+                   cols: list[str], max_chars: int, limit: int, out: _Batching
+                   ) -> Iterator[RowBatch | None]:
     n = 0
     for offset, data in raw:
         ref = n if file.compression else offset
         if data is None:
-            yield _rejected(ref, cols, f"record too long: more than {limit} bytes")
+            yield out.add(ref, None, None, f"record too long: more than {limit} bytes")
             n += 1
             continue
         try:
             line = data.decode("utf-8-sig" if offset == 0 else "utf-8")
         except UnicodeDecodeError:
             if data.strip():
-                yield _rejected(ref, cols, "not UTF-8")
+                yield out.add(ref, None, None, "not UTF-8", len(data))
                 n += 1
             continue
         if not line.strip():  # a blank line is no row
@@ -650,26 +732,22 @@ def _jsonl_records(raw: Iterator[tuple[int, bytes | None]], file: InputFile, col
         try:
             obj = json.loads(line)
         except RecursionError:
-            yield _rejected(ref, cols, "not valid JSON (nested too deep)")
+            yield out.add(ref, None, None, "not valid JSON (nested too deep)", len(data))
         except ValueError:
-            yield _rejected(ref, cols, "not valid JSON")
+            yield out.add(ref, None, None, "not valid JSON", len(data))
         else:
             if isinstance(obj, dict):
                 text = obj.get(column)
-                yield Record(ref, text, {c: obj.get(c) for c in cols},
-                             text_problem(text, max_chars=max_chars))
+                yield out.add(ref, text, [obj.get(c) for c in cols],
+                              text_problem(text, max_chars=max_chars), len(data))
             else:
-                yield _rejected(ref, cols, "not a JSON object")
+                yield out.add(ref, None, None, "not a JSON object", len(data))
         n += 1
 
 
 def _field(fields: list[str], index: dict[str, int], name: str) -> str | None:
     at = index.get(name)
     return fields[at] if at is not None and at < len(fields) else None
-
-
-def _rejected(ref: int, cols: list[str], problem: str) -> Record:
-    return Record(ref, None, dict.fromkeys(cols), problem)
 
 
 def _first_index(header: Sequence[str]) -> dict[str, int]:
@@ -895,8 +973,8 @@ def _parquet_file(store: ArtifactStore, file: InputFile) -> _ParquetHandle:
 
 
 def _read_parquet(store: ArtifactStore, file: InputFile, split: Split, column: str,
-                  cols: list[str], max_chars: int, limit: int, batch_bytes: int
-                  ) -> Iterator[Record]:
+                  cols: list[str], max_chars: int, limit: int, batch_bytes: int,
+                  batch_rows: int = PARQUET_BATCH) -> Iterator[RowBatch]:
     """The split's rows in bounded memory, whatever their values' sizes: string and binary
     columns stay dictionary-encoded in Arrow (one copy of a value repeated in every row); a
     batch holds about ``batch_bytes`` of decoded values (from the row groups' sizes); a text
@@ -917,7 +995,7 @@ def _read_parquet(store: ArtifactStore, file: InputFile, split: Split, column: s
                    for c in range(md.num_columns)
                    if md.schema.column(c).path in needed)
         per_row = size // rows if rows else 1
-        batch_rows = max(1, min(PARQUET_BATCH, batch_bytes // max(1, per_row)))
+        batch_rows = max(1, min(batch_rows, PARQUET_BATCH, batch_bytes // max(1, per_row)))
         byte_arrays = [c for c in needed if any(
             md.schema.column(i).path == c and md.schema.column(i).physical_type == "BYTE_ARRAY"
             for i in range(md.num_columns))]
@@ -971,7 +1049,7 @@ def _nulled(arr: Any, drop: list[bool]) -> Any:
 
 
 def _batch_records(batch: Any, ref: int, column: str, cols: list[str], max_chars: int,
-                   limit: int, batch_bytes: int) -> Iterator[Record]:
+                   limit: int, batch_bytes: int) -> Iterator[RowBatch]:
     """The records of one Arrow batch: sizes checked in Arrow first, then the values that
     pass made Python objects a slice of about ``batch_bytes`` at a time."""
     import pyarrow as pa
@@ -1011,10 +1089,11 @@ def _batch_records(batch: Any, ref: int, column: str, cols: list[str], max_chars
             stop += 1
         values = {c: _decoded(a.slice(start, stop - start)).to_pylist()
                   for c, a in arrays.items()}
-        texts = values.get(column) or [None] * (stop - start)
-        for r in range(start, stop):
-            text = texts[r - start]
-            yield Record(ref + r, text,
-                         {c: values[c][r - start] if c in values else None for c in cols},
-                         problems[r] or text_problem(text, max_chars=max_chars))
+        k = stop - start
+        texts = values.get(column) or [None] * k
+        yield RowBatch(
+            list(range(ref + start, ref + stop)), texts,
+            {c: values[c] if c in values else [None] * k for c in cols},
+            [p or text_problem(t, max_chars=max_chars)
+             for p, t in zip(problems[start:stop], texts, strict=True)])
         start = stop
