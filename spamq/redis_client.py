@@ -12,6 +12,21 @@ the election (about 2-4 s at ``down-after-milliseconds 1000``). A Sentinel-backe
 retries a failed command for up to about :data:`FAILOVER_RETRY_S` seconds (reconnecting
 through the sentinels each time) instead of the plain client's ~2 s, and the API's Celery
 publish retries as long, so a request in flight rides the failover out.
+
+Replication is asynchronous: a write the old master acknowledged in its last moments may
+not have reached the replica. What that costs, and how the job recovers:
+- a chunk's results, a split's commit, a lease, a broker message: the chunk is sent but has
+  no results, no lease and no message, so the sweeper re-sends it after ``lost_after_s``;
+  results are stored once (HSETNX in one Lua script) and a split rewrites its own part file,
+  so a copy that also ran writes nothing twice;
+- a job's end (written by the same script as its last chunk's results): lost with them, and
+  written again when that chunk is re-scored;
+- the webhook outbox: a lost end event leaves its job watched, so the deliverer enqueues it
+  again under the same id (derived from the job); a lost delivery record sends the event
+  again (delivery is at least once; receivers dedupe by ``webhook-id``);
+- a job accepted in that moment (its 202 sent): unknown after the failover (404); submit it
+  again with the same Idempotency-Key (``spamq score`` does so by itself);
+- scripts: the promoted replica may not hold them; a NOSCRIPT loads them and runs again.
 """
 
 from __future__ import annotations
@@ -112,7 +127,9 @@ def redis_client(settings: Settings) -> redis.Redis:
 
 def celery_broker_settings(settings: Settings) -> dict[str, Any]:
     """Celery configuration naming the broker: ``broker_url``, and with Sentinel the
-    ``sentinel://`` URLs, ``master_name`` and a publish retry that outlasts a failover.
+    ``sentinel://`` URLs, ``master_name`` and a publish retry that outlasts a failover
+    (:func:`spamq.jobs.queue.make_celery` also loads spamq/jobs/sentinel_broker.py, which
+    serves the ``sentinel`` scheme).
     Merge into ``app.conf`` after the rest (``broker_transport_options`` is complete here).
 
     spamq keeps no Celery results (``task_ignore_result``; results live in the job store),

@@ -14,20 +14,14 @@ teardown goes on and the consumer reconnects. Nothing is lost: those messages st
 unacked index and the transport restores them after the visibility timeout (and the stall
 sweeper re-sends any chunk still missing).
 
-With Redis Sentinel (``SPAMQ_REDIS_SENTINELS``) the worker uses :class:`SentinelTransport`, the
-same fix over kombu's Sentinel channel, which asks the sentinels for the master on every
-reconnect. kombu re-parses a ``sentinel://`` URL when it switches to the next sentinel after a
-connection error, and that resolves the scheme through its alias table: the alias is pointed
-here too, so the fix survives a switch (only in processes that import this module).
+With Redis Sentinel (``SPAMQ_REDIS_SENTINELS``) every process, the worker included, uses
+spamq/jobs/sentinel_broker.py: the same fix over kombu's Sentinel channel.
 """
 
 from __future__ import annotations
 
-from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-
-from spamq.redis_client import FollowMasterConnection, failover_retry
 
 
 class Channel(kombu_redis.Channel):
@@ -37,26 +31,6 @@ class Channel(kombu_redis.Channel):
         return super()._connparams(asynchronous=asynchronous)
 
 
-class SentinelChannel(kombu_redis.SentinelChannel):
-    connection_class = FollowMasterConnection  # reconnects to the promoted master
-
-    def _connparams(self, asynchronous: bool = False) -> dict:
-        if self.connection is None or self.connection.client is None:
-            raise RedisConnectionError("the broker connection was already closed")
-        params = super()._connparams(asynchronous=asynchronous)
-        # A (re)connect asks the sentinels again until a master answers, for about a
-        # failover's length: the consumer is back as soon as the replica is promoted, not at
-        # Celery's next reconnect (2 s, then 4 s, 6 s... later).
-        params.setdefault("retry", failover_retry())
-        return params
-
-
 class Transport(kombu_redis.Transport):
     Channel = Channel
 
-
-class SentinelTransport(kombu_redis.SentinelTransport):
-    Channel = SentinelChannel
-
-
-TRANSPORT_ALIASES["sentinel"] = "worker.broker:SentinelTransport"

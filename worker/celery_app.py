@@ -30,15 +30,8 @@ from worker.process import WorkerProcess
 logger = logging.getLogger(__name__)
 
 app = make_celery(get_settings(), include=["worker.tasks"])
-
-
-def _transport() -> str:
-    """The broker transport that survives a Redis restart or failover (worker/broker.py)."""
-    sentinel = get_settings().redis_sentinels
-    return "worker.broker:SentinelTransport" if sentinel else "worker.broker:Transport"
-
-
-app.conf.broker_transport = _transport()
+if not get_settings().redis_sentinels:  # (Sentinel's transport: spamq/jobs/sentinel_broker.py)
+    app.conf.broker_transport = "worker.broker:Transport"  # survives a Redis restart (see there)
 
 
 @worker_init.connect

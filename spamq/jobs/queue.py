@@ -111,6 +111,8 @@ def chunks_in_broker(client: Any, queues: list[str], *, now: float,
 def make_celery(settings: Settings, *, include: list[str] | None = None) -> Celery:
     """A Celery app on the settings' Redis. Creating it connects to nothing."""
     broker = celery_broker_settings(settings)  # redis_url, or the Sentinel-named master
+    if settings.redis_sentinels:
+        import spamq.jobs.sentinel_broker  # noqa: F401 - serves sentinel:// (see there)
     app = Celery("spamq", broker=broker["broker_url"], include=include or [])
     app.conf.update(
         task_ignore_result=True,  # results live in the job store, written idempotently

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import redis
 from pydantic import ValidationError
@@ -82,15 +84,30 @@ def test_sentinel_settings_give_celery_sentinel_broker_urls_and_the_master_name(
         assert conn.transport_options["master_name"] == "spamq-main"
 
 
-def test_the_worker_uses_the_sentinel_transport_that_survives_a_lost_connection():
-    from worker.broker import SentinelChannel, SentinelTransport
-
-    assert SentinelTransport.Channel is SentinelChannel
+def test_every_celery_app_on_sentinel_uses_the_transport_that_follows_the_master():
     from kombu.transport import TRANSPORT_ALIASES, resolve_transport
 
+    from spamq.jobs.sentinel_broker import SentinelChannel, SentinelTransport
+
+    app = make_celery(sentinel_settings())  # the API's, Flower's and the worker's
+    with app.connection_for_write() as conn:
+        assert isinstance(conn.transport, SentinelTransport)
+        assert conn.as_uri().startswith("sentinel://")  # Flower's queue view knows the scheme
+    assert SentinelTransport.Channel is SentinelChannel
+    assert SentinelChannel.connection_class is FollowMasterConnection
     # kombu re-resolves "sentinel" when it switches to the next sentinel: still ours
-    assert TRANSPORT_ALIASES["sentinel"] == "worker.broker:SentinelTransport"
+    assert TRANSPORT_ALIASES["sentinel"] == "spamq.jobs.sentinel_broker:SentinelTransport"
     assert resolve_transport("sentinel") is SentinelTransport
+
+
+@pytest.mark.parametrize("connection", [None, SimpleNamespace(client=None)])
+def test_a_closed_sentinel_channel_raises_a_connection_error(connection):
+    from spamq.jobs.sentinel_broker import SentinelChannel, SentinelTransport
+
+    channel = object.__new__(SentinelChannel)
+    channel.connection = connection  # closed (None) or collected (client None)
+    with pytest.raises(SentinelTransport.connection_errors, match="already closed"):
+        channel._connparams()
 
 
 @pytest.mark.parametrize("bad", ["host", "host:port", "h:1,", "h:1;h:2", " h:1"])

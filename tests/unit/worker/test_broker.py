@@ -10,9 +10,10 @@ from kombu.transport import redis as kombu_redis
 from worker.broker import Channel, Transport
 
 
-def test_a_channel_whose_connection_was_collected_raises_a_connection_error():
+@pytest.mark.parametrize("connection", [SimpleNamespace(client=None), None])
+def test_a_channel_whose_connection_was_collected_raises_a_connection_error(connection):
     channel = object.__new__(Channel)
-    channel.connection = SimpleNamespace(client=None)  # what Connection.collect() leaves
+    channel.connection = connection  # what Connection.collect() leaves; None: channel closed
     with pytest.raises(Transport.connection_errors) as caught:
         channel._connparams()
     assert not isinstance(caught.value, AttributeError)

@@ -1,0 +1,42 @@
+"""Celery's broker over Redis Sentinel, for every process that talks to it (API, workers,
+Flower): kombu's Sentinel transport, with three changes. Importing this module makes it
+the transport of ``sentinel://`` URLs (:func:`spamq.jobs.queue.make_celery` does so when
+``redis_sentinels`` is set); the URL keeps its scheme, so Flower's queue view knows it.
+
+- Every (re)connect asks the sentinels for the master (:class:`FollowMasterConnection`), and
+  keeps asking for about a failover's length (:func:`failover_retry`): a worker's consumer is
+  back as soon as the replica is promoted, not at Celery's next reconnect (2 s, then 4 s,
+  6 s... later), and a retried publish reaches the new master.
+- A channel whose connection was closed already raises a Redis ``ConnectionError``, which
+  Celery recovers from, instead of kombu 5.7's ``AttributeError`` (see worker/broker.py).
+- kombu resolves the ``sentinel`` scheme through its alias table, also when it switches to
+  the next sentinel after a connection error: the alias points here.
+"""
+
+from __future__ import annotations
+
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from spamq.redis_client import FollowMasterConnection, failover_retry
+
+NAME = "spamq.jobs.sentinel_broker:SentinelTransport"
+
+
+class SentinelChannel(kombu_redis.SentinelChannel):
+    connection_class = FollowMasterConnection
+
+    def _connparams(self, asynchronous: bool = False) -> dict:
+        if self.connection is None or self.connection.client is None:
+            raise RedisConnectionError("the broker connection was already closed")
+        params = super()._connparams(asynchronous=asynchronous)
+        params.setdefault("retry", failover_retry())
+        return params
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
+TRANSPORT_ALIASES["sentinel"] = NAME
