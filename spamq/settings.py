@@ -214,6 +214,14 @@ class Settings(BaseSettings):
     prediction_log_max_age_s: float = Field(default=60.0, gt=0)
     prediction_log_root: str = "predictions"
 
+    # --- Shadow scoring (worker/shadow.py): a candidate scores a sample beside production ---
+    # <shadow_root>/candidate=<version>/date=YYYY-MM-DD/hour=HH/worker=<name>/part-*.parquet
+    shadow_root: str = "shadow"
+    shadow_queue_rows: int = Field(
+        default=20_000, ge=1, description="rows waiting for the candidate; beyond: dropped")
+    shadow_max_rows: int = Field(default=10_000, ge=1, description="rows per shadow file")
+    shadow_flush_s: float = Field(default=60.0, gt=0, description="oldest buffered row's age")
+
     # --- Store jobs (spamq/jobs/store_jobs.py): inputs and outputs in the artifact store ---
     # Each API key uses <store_tenant_root>/<key id>/ and any prefix granted to its key id
     # (JSON: {"<key id>": ["data/sms", ...]}), spamq/storage/tenancy.py.

@@ -4,6 +4,7 @@ The parts start in a fixed order and stop in the reverse one (the way Celery's b
 do)::
 
     secrets -> store -> model -> batcher -> heartbeat -> watcher -> sweeper -> prediction log
+    -> shadow
 
 The model is loaded and warmed once per process, before the process takes work: in the
 prefork pool's children (``worker_process_init``) or in the main process for the solo and
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from worker.batcher import Batcher
     from worker.model_source import ModelSource, ModelWatcher
     from worker.runner import BatchClassifier
+    from worker.shadow import ShadowTap
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ EXIT_MODEL = 79
 
 #: the steps of :meth:`WorkerProcess.start`, in order; :meth:`WorkerProcess.stop` reverses it
 STEPS = ("secrets", "store", "model", "batcher", "heartbeat", "watcher", "sweeper",
-         "prediction_log")
+         "prediction_log", "shadow")
 
 
 class WorkerProcess:
@@ -81,6 +83,7 @@ class WorkerProcess:
         self.batcher: Batcher | None = None
         self.watcher: ModelWatcher | None = None
         self.prediction_log: PredictionLog | None = None
+        self.shadow: ShadowTap | None = None  # a candidate beside production (worker/shadow.py)
         self.leases = LeaseBook()  # chunk leases held by this process's attempts
         self.name = ""
         self.bulk_gate: Any = None  # worker.celery_app.BulkGate, in the process consuming bulk
@@ -348,6 +351,27 @@ class WorkerProcess:
             except Exception:  # noqa: BLE001 - shutdown goes on; the rows are lost, say so
                 logger.exception("prediction log: final flush failed")
 
+    def _start_shadow(self) -> None:
+        """The shadow tap: idle (no candidate) until the heartbeat finds the shadow key."""
+        from spamq.models.registry import ModelRegistry
+        from worker.model_source import build_runner
+        from worker.shadow import ShadowTap, ShadowWriter
+
+        s = self.settings
+
+        def load(model: str, version: str) -> BatchClassifier:  # verified like production
+            path = ModelRegistry(self.artifacts).pull(model, version, cache_dir=s.model_cache_dir)
+            return build_runner(s, path)
+
+        writer = ShadowWriter(self.artifacts, worker=self.name, root=s.shadow_root,
+                              max_rows=s.shadow_max_rows, max_age_s=s.shadow_flush_s)
+        self.shadow = ShadowTap(load, writer, model=s.model_name, queue_rows=s.shadow_queue_rows)
+        self.shadow.start()
+
+    def _stop_shadow(self) -> None:
+        if self.shadow is not None:
+            self.shadow.stop()
+
     # --- while running ----------------------------------------------------------------------
     def _add_loop(self, loop: Loop) -> None:
         """Start a background loop; the heartbeat restarts it should its thread die."""
@@ -369,6 +393,8 @@ class WorkerProcess:
         self.ensure_loops()
         try:
             self.beat_once()
+            if self.shadow is not None:
+                self.shadow.poll(self.store.redis)
             self.leases.renew(self.store, ttl_s=self.settings.chunk_lease_s)
         except redis.RedisError as exc:
             logger.warning("heartbeat failed: %s", exc)
@@ -388,6 +414,7 @@ class WorkerProcess:
             "at": time.time(),
             "heartbeat_s": self.settings.worker_heartbeat_s,  # /readyz: a beat missed is dead
             **self._readiness(),
+            **({"shadow": self.shadow.stats()} if self.shadow and self.shadow.state else {}),
         }
 
     def _readiness(self) -> dict[str, Any]:
@@ -409,6 +436,8 @@ class WorkerProcess:
         """Hand stored results to the prediction log (a no-op when it is off)."""
         if self.prediction_log is not None:
             self.prediction_log.record(job_id=job_id, start=start, texts=texts, results=results)
+        if self.shadow is not None:  # after the results are stored: never delays them
+            self.shadow.offer_rows(texts, results, source="interactive")
 
 
 # The one holder (see the module docstring).

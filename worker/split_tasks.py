@@ -318,12 +318,13 @@ class SplitScorer:
                  leases: resilience.LeaseBook | None = None,
                  send_next: Callable[[int], None] | None = None,
                  batch_bytes: int = input_splits.BATCH_BYTES, max_attempts: int = 3,
-                 max_rejected: int = 100_000) -> None:
+                 max_rejected: int = 100_000, shadow: Any = None) -> None:
         self.jobs, self.store_jobs, self.artifacts = jobs, StoreJobs(jobs), artifacts
         self.scorer, self.max_chars, self.holder = scorer, max_chars, holder
         self.lease_s, self.leases, self.send_next = lease_s, leases, send_next
         self.batch_bytes, self.max_attempts = batch_bytes, max_attempts
         self.max_rejected = max_rejected
+        self.shadow = shadow  # worker/shadow.py's ShadowTap: the scored rows, once written
 
     def run(self, job_id: str, index: int) -> bool:
         """Score split ``index`` and commit its part once; False if there was nothing to do."""
@@ -437,6 +438,8 @@ class SplitScorer:
                 results, v = self._results(texts, future)
                 version = version or v
                 part.write_columns({**cols, **results})
+                if self.shadow is not None:
+                    self.shadow.offer_columns(texts, results)
 
         for batch in batches:
             n = len(batch)

@@ -234,7 +234,7 @@ def score_split_task(self, job_id: str, index: int) -> None:
                     lease_s=s.chunk_lease_s, leases=state.leases,
                     send_next=lambda nxt: send_split(app.send_task, job_id, nxt, queue),
                     batch_bytes=s.split_batch_bytes, max_attempts=s.split_max_attempts,
-                    max_rejected=s.max_rejected_per_split,
+                    max_rejected=s.max_rejected_per_split, shadow=state.shadow,
                     ).run(job_id, index)
 
 

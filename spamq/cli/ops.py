@@ -216,6 +216,123 @@ def models_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guard
+def models_shadow(args: argparse.Namespace) -> int:
+    """Start a shadow (CANDIDATE), end it (``stop``), or print the running one (no argument)."""
+    import time
+
+    from spamq.models import shadow
+    from spamq.redis_client import redis_client
+
+    s = _settings(args)
+    client = redis_client(s)
+    if args.candidate is None:
+        state = shadow.read_state(client)
+        print(state.to_json() if state else "no shadow running")
+        return 0
+    if args.candidate == "stop":
+        state = shadow.clear_state(client)
+        print(f"shadow of {state.model}/{state.version} stopped (started_at "
+              f"{state.started_at})" if state else "no shadow was running")
+        return 0
+    name = args.name or s.model_name
+    reg = _registry(s)
+    version = reg.resolve_ref(name, args.candidate)  # a version of this model, or refused
+    from spamq.models.registry import RegistryError
+
+    try:
+        current = reg.resolve(name, s.model_alias)
+    except RegistryError:
+        current = None  # no production alias yet: nothing to compare with, but allowed
+    if current == version:
+        return _fail(ValueError(f"{name}/{version} is {s.model_alias} already: nothing to "
+                                "shadow"))
+    state = shadow.check_state(name, version, args.sample, time.time())
+    shadow.write_state(client, state)
+    print(state.to_json())
+    return 0
+
+
+@_guard
+def models_shadow_report(args: argparse.Namespace) -> int:
+    """Agreement, flips, histograms (PNG) and feedback since the start, into a folder."""
+    from collections import Counter
+    from datetime import UTC, datetime
+
+    from spamq.jobs.store import JobStore
+    from spamq.models import shadow
+    from spamq.storage.artifacts import artifact_store_from_settings
+
+    s = _settings(args)
+    jobs = JobStore.from_settings(s)
+    state = shadow.read_state(jobs.redis)
+    version, started = args.candidate, args.since
+    if version is None and state is None:
+        return _fail(ValueError("no shadow running: name a past one with --candidate and "
+                                "--since"))
+    if version is None:
+        assert state is not None
+        version, started = state.version, started or datetime.fromtimestamp(state.started_at, UTC)
+    running = state is not None and state.version == version
+    store = artifact_store_from_settings(s)
+    table = shadow.read_rows(store, s.shadow_root, version, since=started)
+    summary = shadow.summarize(table)
+    out = Path(args.out or Path("reports") / f"shadow-{version[:12]}")
+    out.mkdir(parents=True, exist_ok=True)
+    png = shadow.histogram_png(summary, out / "scores.png", title=f"shadow of {version[:12]}")
+    report: dict[str, Any] = {
+        "candidate": version, "started_at": started.isoformat() if started else None,
+        "sample": state.sample if running and state else None, "running": running,
+        "shadow": summary, "histogram_png": str(png),
+        "workers": {w["name"]: w["shadow"] for w in jobs.workers()
+                    if (w.get("shadow") or {}).get("version") == version},
+    }
+    if args.feedback:
+        from spamq.feedback.store import read_feedback, text_sha256
+        from spamq.training.evaluation import ModelScorer
+        from spamq.training.feedback import parse_source
+
+        try:
+            source = parse_source(args.feedback)
+        except ValueError as exc:
+            return _fail(exc)
+        if source.path is not None:
+            return _fail(ValueError("--feedback: tenants=<key id>,... (the keys' feedback "
+                                    "received since the shadow began)"))
+        fb = read_feedback(store, list(source.tenants), since=started, root=s.feedback_root)
+        texts = fb["text"].to_pylist()
+        name = args.name or s.model_name
+        production = args.against or (Counter(summary["production_versions"]).most_common(1)[0][0]
+                                      if summary["production_versions"] else s.model_alias)
+        models = {role: ModelScorer(_model_dir(s, ref, name))
+                  for role, ref in (("production", production), ("candidate", version))}
+        report["feedback"] = {"tenants": list(source.tenants), **shadow.feedback_comparison(
+            texts, [int(x == "spam") for x in fb["label"].to_pylist()],
+            [text_sha256(t) for t in texts], set(table["text_sha256"].to_pylist()), models)}
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "report.md").write_text(shadow.format_report(report))
+    print(json.dumps(report, indent=2, sort_keys=True))
+    print(f"report: {out}", file=sys.stderr)
+    return 0
+
+
+def _sample(value: str) -> float:
+    x = float(value)
+    if not 0.0 < x <= 1.0:
+        raise argparse.ArgumentTypeError(f"a share in (0, 1], not {value}")
+    return x
+
+
+def _since(value: str) -> Any:
+    from datetime import UTC, datetime
+
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("an ISO time, e.g. 2026-12-07T21:00:00+00:00") from exc
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def _reason(value: str) -> str:
     if not value.strip() or len(value) > 1000 or not value.isprintable():
         raise argparse.ArgumentTypeError("a reason of 1 to 1000 printable characters")
@@ -290,6 +407,32 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     evaluate.add_argument("--name", help="registry model name (default: settings.model_name)")
     _gate_arguments(evaluate)
     evaluate.set_defaults(func=models_evaluate)
+
+    shadow = sub.add_parser(
+        "shadow", help="score a sample of live traffic with a candidate version beside "
+                       "production (workers follow it within a heartbeat); 'stop' ends it")
+    shadow.add_argument("candidate", nargs="?",
+                        help="a registry version or alias of the model, or 'stop'; none: "
+                             "print the running shadow")
+    shadow.add_argument("--sample", type=_sample, default=0.1,
+                        help="share of texts (by text hash: a text is always in or out) "
+                             "scored by the candidate (default 0.1)")
+    shadow.add_argument("--name", help="model name (default: settings.model_name)")
+    shadow.set_defaults(func=models_shadow)
+
+    report = sub.add_parser(
+        "shadow-report", help="the shadow's agreement with production, label flips, score "
+                              "histograms (PNG) and both models on feedback received since")
+    report.add_argument("--out", help="report folder (default: reports/shadow-<version>)")
+    report.add_argument("--feedback", metavar="tenants=ID,ID",
+                        help="also score these keys' feedback received since the shadow began "
+                             "with both versions")
+    report.add_argument("--against", help="the production version to compare on feedback "
+                                          "(default: the one the shadow ran beside)")
+    report.add_argument("--candidate", help="a past (stopped) shadow's version (with --since)")
+    report.add_argument("--since", type=_since, help="with --candidate: when it began")
+    report.add_argument("--name", help="model name (default: settings.model_name)")
+    report.set_defaults(func=models_shadow_report)
 
     pull = sub.add_parser(
         "pull", help="download and verify a version into the cache; prints its path"
