@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -211,18 +212,14 @@ def _percent(text: str) -> str:
 def _json_cells(values: list[Any]) -> list[str]:
     """Each value as json.dumps(..., ensure_ascii=False) writes it inside a row: a column of
     strings, floats or ints in one C-level map; mixed or nested columns value by value."""
-    for kind, encode in ((str, encode_basestring), (float, _float_json), (int, int.__repr__)):
-        if all(map(kind.__instancecheck__, values)) and \
-                not (kind is int and any(map(bool.__instancecheck__, values))):
-            return list(map(encode, values))
+    if all(map(str.__instancecheck__, values)):
+        return list(map(encode_basestring, values))
+    if all(map(float.__instancecheck__, values)) and all(map(math.isfinite, values)):
+        return list(map(float.__repr__, values))  # NaN and infinities: json's own words
+    if all(map(int.__instancecheck__, values)) and \
+            not any(map(bool.__instancecheck__, values)):
+        return list(map(int.__repr__, values))
     return [_json_value(v) for v in values]
-
-
-def _float_json(v: float) -> str:
-    return float.__repr__(v) if v == v and v not in (_INF, -_INF) else _json_value(v)
-
-
-_INF = float("inf")
 
 
 def _json_value(v: Any) -> str:
