@@ -183,3 +183,53 @@ def test_join_training_keeps_the_evaluation_side_apart() -> None:
     assert [e.text for e in joined] == ["ok see you"]
     assert info == {"training_rows_dropped_near_holdout": 1,
                     "feedback_dropped_near_evaluation": 1, "feedback_trained": 0}
+
+
+def test_train_flags_name_the_feedback_and_none_is_the_default() -> None:
+    import argparse
+
+    from spamq import training
+
+    parser = argparse.ArgumentParser()
+    training.add_arguments(parser)
+    defaults = parser.parse_args([])
+    assert defaults.feedback is None and defaults.feedback_holdout == 0.2
+    args = parser.parse_args(["--feedback", f"tenants={KEY_A}", "--feedback-holdout", "0.3"])
+    assert (args.feedback, args.feedback_holdout) == (f"tenants={KEY_A}", 0.3)
+    for bad in ("1", "-0.1", "x"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--feedback-holdout", bad])
+
+
+def test_spamq_train_feedback_reads_the_named_keys_and_prints_per_source(
+        store_settings: Settings, monkeypatch, capsys) -> None:
+    import argparse
+
+    import spamq.settings
+    from spamq import training
+    from spamq.training import evaluation, pipeline
+
+    seen: dict = {}
+    uci = evaluation.set_metrics([0.9, 0.1], [1, 0], ["uci", "uci"], 0.5)
+
+    def fake_train(**kwargs):
+        seen.update(kwargs)
+        ci = [0.9, 1.0]
+        return {"spam_f1": 1.0, "spam_f1_ci95": ci, "spam_precision": 1.0, "spam_recall": 1.0,
+                "mcc": 1.0, "threshold": 0.5, "training_time_s": 1.0, "total_time_s": 1.0,
+                "out_dir": "x", "version": "v", "sources": {"uci_test": uci, "feedback": uci},
+                "baseline": {"spam_f1": 0.9, "spam_f1_ci95": ci}}
+
+    monkeypatch.setattr(pipeline, "train", fake_train)
+    monkeypatch.setattr(spamq.settings, "get_settings", lambda: store_settings)
+    parser = argparse.ArgumentParser()
+    training.add_arguments(parser)
+    assert training.run(parser.parse_args(["--feedback", f"tenants={KEY_B}"])) == 0
+    split, source = seen["feedback"], seen["feedback_source"]
+    assert source.tenants == (KEY_B,)
+    assert {r.tenant for r in split.train + split.holdout} == {KEY_B}
+    assert [r.text for r in split.holdout] == ["b text four x"]
+    out = capsys.readouterr().out
+    assert f"feedback tenants={KEY_B} (keys {KEY_B}): 5 read, 0 excluded" in out
+    assert "| feedback | 2 | 1.000" in out
+    assert training.run(parser.parse_args([])) == 0 and seen["feedback"] is None
