@@ -32,7 +32,7 @@ from api.requests import (
 )
 from api.store_input import submit_store_job
 from api.validation import InvalidRequest, upload_format
-from spamq.jobs.queue import PLAN_STORE_JOB, send_chunk, send_work
+from spamq.jobs.queue import PLAN_STORE_JOB, send_chunk, send_refill, send_work
 from spamq.jobs.schema import RUNNING, STORE, digest
 from spamq.jobs.store import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.jobs.store_jobs import StoreJobs
@@ -114,11 +114,14 @@ def _submit(texts: list[str], submission: Submission, *, idempotency_key: str | 
     job, plan = store.create(texts, chunk_size=settings.chunk_size, queue=queue,
                              idempotency_key=idempotency_key, owner=g.get("spamq_owner"),
                              deadline=submission.deadline(), request_sha=request_sha,
-                             window=settings.bulk_window_chunks if bulk else None)
+                             window=settings.bulk_window_chunks if bulk else None, park=bulk)
     _subscribe(job.id, submission)  # before the first chunk is sent
     _send(job.id, plan, queue=queue)
+    sent = len(plan)
+    if bulk:  # parked: its chunks go within the key's window, after its older jobs'
+        sent = send_refill(_ctx()[2], store, job.owner, settings)
     logger.info("queued %d texts in %d chunks on %s (%d sent now)", job.total, job.chunks_total,
-                queue, len(plan), extra={"job_id": job.id})
+                queue, sent, extra={"job_id": job.id})
     return job
 
 
@@ -242,11 +245,15 @@ def _existing(job_id: str, request_sha: str):
     # again: the first submitter may have died before it did; a resumed job's next end is
     # told too (the same ending keeps its event id: deduped)
     _subscribe(job.id, submission, new_job=False)
-    missing = store.resume(job.id, deadline=submission.deadline(), window=window)
+    bulk = job.queue == settings.bulk_queue
+    missing = store.resume(job.id, deadline=submission.deadline(), window=window, park=bulk)
     if job.kind == STORE and job.finished and StoreJobs(store).planning(job.id):
         _ctx()[2](PLAN_STORE_JOB, args=[job.id], queue=job.queue)  # it ended before its plan
     if missing:
         send_work(_ctx()[2], job, missing)
+    if bulk and job.finished:  # resumed: its unsent pieces within the key's window
+        send_refill(_ctx()[2], store, job.owner, settings)
+    if missing or bulk:
         job = store.get(job.id)
     status_url = url_for("spamq.get_job", job_id=job.id)
     body = {"id": job.id, "status": job.status, "status_url": status_url, "existing": True,
@@ -378,9 +385,11 @@ def get_job(job_id: str):
 @bp.delete("/v1/jobs/<job_id:job_id>")
 def cancel_job(job_id: str):
     """Stop the job's remaining chunks; results already stored stay readable."""
-    store = _ctx()[1]
+    settings, store, send_task = _ctx()
     cancelled = store.cancel(job_id)  # JobNotFound: 404
     job = store.get(job_id)
+    if cancelled and job.queue == settings.bulk_queue:  # its window slots go to the key's next
+        send_refill(send_task, store, job.owner, settings)
     if not cancelled:
         body = {"error": "conflict", "status": job.status,
                 "message": f"job {job.id} is already {job.status}"}

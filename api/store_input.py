@@ -17,7 +17,7 @@ from typing import Any
 
 from api.requests import StoreJob
 from api.validation import InvalidRequest
-from spamq.jobs.queue import PLAN_STORE_JOB, send_work
+from spamq.jobs.queue import PLAN_STORE_JOB, send_refill, send_work
 from spamq.jobs.schema import output_key
 from spamq.jobs.store import Job, JobStore
 from spamq.jobs.store_jobs import SUCCESS, StoreJobs
@@ -164,12 +164,13 @@ def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,
         est_rows=estimate_rows(store, files, bytes_per_row=settings.store_est_bytes_per_row,
                                expansion=settings.store_est_expansion,
                                trailers_max=settings.plan_footers_max_files),
-        planning=not here)
+        planning=not here, park=True)
     try:  # a submission answered with an error leaves no job behind
         subscribe(job.id)  # its webhook, before the first work is sent
         if quote_pass or not here:
             send_task(PLAN_STORE_JOB, args=[job.id], queue=settings.bulk_queue)
         send_work(send_task, job, first)
+        send_refill(send_task, jobs, owner, settings)  # parked: within the key's window
         if here and not plan:  # nothing to score: the job is done, its _SUCCESS says so
             store.write_bytes_atomic(f"{out}/_SUCCESS", b'{"input_rows": 0, "output_rows": 0, '
                                      b'"rejected_rows": 0}')

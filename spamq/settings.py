@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         default=16, ge=1,
         description="chunks of one bulk job queued at a time: jobs of many keys interleave",
     )
+    bulk_window_per_key: int = Field(
+        default=0, ge=0,
+        description="bulk chunks and splits of one key sent and not yet stored, across all its "
+        "jobs (0: bulk_window_chunks); its further bulk jobs wait parked, oldest first",
+    )
     # One attempt's hold on a chunk. Its worker renews it every heartbeat while the attempt
     # runs, so it lapses this long after the attempt (or its worker) is gone.
     chunk_lease_s: float = Field(default=10.0, gt=0,

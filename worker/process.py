@@ -298,7 +298,7 @@ class WorkerProcess:
         s = self.settings
         if s.sweep_every_s <= 0 or self._send_task is None:
             return
-        from spamq.jobs.queue import send_work
+        from spamq.jobs.queue import send_refill, send_work
         from spamq.storage.uploads import Uploads
         from worker.sweeper import Sweeper
 
@@ -323,7 +323,8 @@ class WorkerProcess:
                           every_s=s.sweep_every_s, lost_after_s=s.lost_after_s,
                           uploads=sweep_uploads,
                           feedback=sweep_feedback if s.feedback_sweep_every_s > 0 else None,
-                          feedback_every_s=s.feedback_sweep_every_s)
+                          feedback_every_s=s.feedback_sweep_every_s,
+                          refill=lambda owner: send_refill(send_task, store, owner, s))
         self._add_loop(Loop("spamq-sweeper", sweeper.sweep_once, every_s=s.sweep_every_s,
                             stop=self._stop_event("sweeper")))
 

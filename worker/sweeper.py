@@ -44,7 +44,8 @@ class Sweeper:
                  clock: Callable[[], float] = time.time,
                  uploads: Callable[[float], int] | None = None,
                  feedback: Callable[[float], int] | None = None,
-                 feedback_every_s: float = 3600.0) -> None:
+                 feedback_every_s: float = 3600.0,
+                 refill: Callable[[str | None], int] | None = None) -> None:
         self._store, self._send, self._name, self._queues = store, send, name, queues
         self._every_s, self._lost_after_s, self._clock = every_s, lost_after_s, clock
         self._uploads = uploads  # deletes the uploads whose job is gone (spamq/storage/uploads.py)
@@ -52,6 +53,10 @@ class Sweeper:
         # once per feedback_every_s in this worker (the first turn after start, then each period)
         self._feedback, self._feedback_every_s = feedback, feedback_every_s
         self._feedback_at: float | None = None
+        # unparks a key's bulk work within its window (spamq.jobs.queue.send_refill): what a
+        # stored piece or a cancel does at once; here, for any turn missed (a worker killed
+        # between storing its piece and refilling, a job failed or expired mid-flight)
+        self._refill = refill
 
     def sweep_once(self) -> int:
         """One pass over the active jobs, if it is this worker's turn; chunks re-sent."""
@@ -60,10 +65,11 @@ class Sweeper:
         now = self._clock()
         live = self._store.live_workers()
         suspects: list[tuple[Job, list[int]]] = []
+        waiting: set[str | None] = set()  # keys with parked work
         resent = 0
         for job_id in self._store.active_jobs():
             try:
-                resent += self._check(job_id, live, now, suspects)
+                resent += self._check(job_id, live, now, suspects, waiting)
             except redis.RedisError:
                 raise
             except Exception:  # noqa: BLE001 - bad data in one job must not stop the sweep
@@ -74,6 +80,11 @@ class Sweeper:
             for job, free in suspects:
                 lost = [i for i in free if (job.id, i) not in present]
                 resent += self._resend(job, lost, "lost (no lease, no message)")
+        if self._refill is not None:
+            unparked = sum(self._refill(owner) for owner in waiting)
+            if unparked:
+                logger.info("sweep: %d parked piece(s) sent within their keys' windows",
+                            unparked)
         if self._uploads is not None:
             try:
                 self._uploads(now)
@@ -93,7 +104,7 @@ class Sweeper:
         return resent
 
     def _check(self, job_id: str, live: set[str], now: float,
-               suspects: list[tuple[Job, list[int]]]) -> int:
+               suspects: list[tuple[Job, list[int]]], waiting: set[str | None]) -> int:
         try:
             job = self._store.get(job_id)
         except JobNotFound:  # expired
@@ -102,6 +113,8 @@ class Sweeper:
         if job.finished:
             self._store.forget_active(job_id)
             return 0
+        if job.chunks_sent < job.chunks_total:  # parked (or its window still to go)
+            waiting.add(job.owner)
         missing = self._store.missing_chunks(job)
         holders = self._store.lease_holders(job.id, missing)
         dead = [(i, v) for i, v in zip(missing, holders, strict=True)

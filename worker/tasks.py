@@ -17,6 +17,7 @@ from spamq.jobs.queue import (
     SCORE_GROUP,
     SCORE_SPLIT,
     send_chunk,
+    send_refill,
     send_split,
 )
 from spamq.jobs.schema import CANCELLED, EXPIRED
@@ -159,8 +160,10 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
     interactive = queue != state.settings.bulk_queue
     chunk = Chunk(index, start, stop)
     size = stop - start  # every chunk but a job's last has the job's chunk size
+    sent_next: list[int] = []
 
     def send_next(nxt: int) -> None:
+        sent_next.append(nxt)
         total = state.jobs.get(job_id).total
         send_chunk(app.send_task, job_id, Chunk(nxt, nxt * size, min(nxt * size + size, total)),
                    queue or state.settings.bulk_queue)
@@ -172,6 +175,16 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
                              log_predictions=state.log_predictions)
         logger.info("chunk %d [%d, %d) %s", index, start, stop,
                     "stored" if stored else "not stored")
+        if not interactive and not sent_next:
+            _refill(state, job_id)
+
+
+def _refill(state, job_id: str) -> None:
+    """A bulk piece ended without sending its job's next one (the job has none left, or it
+    ended): the slot it held in its key's window goes to the key's next parked work."""
+    owner = state.jobs.owner(job_id)
+    if owner is not None:  # None: the job is gone (the sweeper refills its key's others)
+        send_refill(app.send_task, state.jobs, owner or None, state.settings)
 
 
 @app.task(name=SCORE_GROUP, bind=True)
@@ -227,25 +240,31 @@ def score_split_task(self, job_id: str, index: int) -> None:
     state = process.current()
     state.ensure_loops()
     queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
+    sent_next: list[int] = []
+
+    def send_next(nxt: int) -> None:
+        sent_next.append(nxt)
+        send_split(app.send_task, job_id, nxt, queue)
+
     with job_context(job_id), _failures(state, [job_id], f"split {index}"):
         s = state.settings
         SplitScorer(state.jobs, state.artifacts, _scorer(state),
                     max_chars=s.max_chars_per_text, holder=state.name,
-                    lease_s=s.chunk_lease_s, leases=state.leases,
-                    send_next=lambda nxt: send_split(app.send_task, job_id, nxt, queue),
+                    lease_s=s.chunk_lease_s, leases=state.leases, send_next=send_next,
                     batch_bytes=s.split_batch_bytes, max_attempts=s.split_max_attempts,
                     max_rejected=s.max_rejected_per_split, shadow=state.shadow,
                     ).run(job_id, index)
+        if not sent_next:
+            _refill(state, job_id)
 
 
 @app.task(name=PLAN_STORE_JOB, bind=True)
 def plan_store_job_task(self, job_id: str) -> None:
     """A store job's plan (when the request left it to this task), its quote pass (CSV/TSV),
-    then its first window of splits."""
+    then it joins its key's parked list: its splits go within the key's window."""
     from worker.split_tasks import plan_job, plan_quotes
 
     state = process.current()
-    queue = (self.request.delivery_info or {}).get("routing_key") or state.settings.bulk_queue
     with job_context(job_id), _failures(state, [job_id], "planning"):
         try:
             job = state.jobs.get(job_id)
@@ -258,5 +277,5 @@ def plan_store_job_task(self, job_id: str) -> None:
                  max_splits=settings.max_splits_per_job,
                  footers_max_files=settings.plan_footers_max_files)
         plan_quotes(state.jobs, state.artifacts, job_id)
-        for index in state.jobs.advance(job_id, state.settings.bulk_window_chunks):
-            send_split(app.send_task, job_id, index, queue)
+        state.jobs.park(job_id, job.owner)
+        send_refill(app.send_task, state.jobs, job.owner, state.settings)

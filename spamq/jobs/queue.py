@@ -83,6 +83,29 @@ def send_work(send_task: Callable[..., Any], job: Job, indices: list[int]) -> No
         send_chunk(send_task, job.id, plan[i], job.queue)
 
 
+def key_window(settings: Settings) -> int:
+    """Bulk pieces of one key's jobs sent and not yet stored, across all its jobs."""
+    return settings.bulk_window_per_key or settings.bulk_window_chunks
+
+
+def send_refill(send_task: Callable[..., Any], store: Any, owner: str | None,
+                settings: Settings) -> int:
+    """Unpark the key's bulk work within its window (JobStore.refill) and queue it; how many
+    pieces were sent. Pieces of a job gone meanwhile are dropped (nothing to score)."""
+    from spamq.jobs.schema import JobNotFound
+
+    sent = 0
+    for job_id, first, stop in store.refill(owner, bulk_queue=settings.bulk_queue,
+                                            window=key_window(settings)):
+        try:
+            job = store.get(job_id)
+        except JobNotFound:
+            continue
+        send_work(send_task, job, list(range(first, stop)))
+        sent += stop - first
+    return sent
+
+
 def _refs(raw: bytes) -> Iterable[tuple[str, int]]:
     return ((m.group(1).decode(), int(m.group(2)))
             for header in _CHUNK_REFS.finditer(raw) for m in _CHUNK_REF.finditer(header.group(1)))

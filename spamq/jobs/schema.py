@@ -10,6 +10,8 @@ Keys (all expire after the configured retention):
   spamq:lease:<id>:<chunk>   ``<worker>|<token>`` of the attempt scoring a chunk
   spamq:idem:<sha256>        the job id created for an Idempotency-Key (hash of owner + key)
   spamq:owner:<key id>:jobs  set: the key's jobs not known to have ended (fair share)
+  spamq:owner:<key id>:parked  list: the key's bulk jobs with pieces not yet sent, oldest
+                             first (FILL sends them within the key's window)
   spamq:owners:busy          zset: key ids that submitted lately -> until when (queue shares)
   spamq:output:<sha256>      the job id that reserved an output directory (hash of the path)
   spamq:worker:<name>        a worker's heartbeat; spamq:batching:<name> its batch stats
@@ -99,6 +101,16 @@ def idem_key(owner: str | None, idempotency_key: str) -> str:
 
 def owner_key(owner: str | None) -> str:
     return f"{OWNER_PREFIX}{owner or '-'}:jobs"  # a key id: 16 hex digits, never raw input
+
+
+_KEY_ID = re.compile(r"-|[0-9a-f]{16}")
+
+
+def parked_key(owner: str | None) -> str:
+    """The key's list of parked bulk jobs: its key id ('-' for none), or a digest of anything
+    else (never raw input in a key name)."""
+    key = owner or "-"
+    return f"{OWNER_PREFIX}{key if _KEY_ID.fullmatch(key) else digest(key)[:16]}:parked"
 
 
 def output_key(output: str) -> str:
@@ -277,6 +289,50 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
 local active = redis.call('ZCARD', KEYS[2])
 return {depth, pieces, pending, interactive, active}
+""")
+
+
+# KEYS: the owner's job set, the owner's parked list. ARGV: the job key prefix, the bulk
+# queue's name, the key's window (pieces), now. Per-key fair dispatch of bulk work: the key's
+# pieces sent and not yet stored (chunks_sent - chunks_done over its jobs on the bulk queue,
+# all of them together) stay within its window. While they are fewer, pieces are taken from
+# the parked list's head job (marked sent, its progress_at set: it moved), the next job once
+# it has none left unsent; an ended, gone or planning job leaves the list. Returns what to
+# send now as a flat list: job id, first piece, stop (exclusive), ... So the broker holds at
+# most (keys with bulk work) x (window) bulk messages, and a key's first piece waits behind
+# at most that many, not behind everything another key submitted. Counting from the jobs
+# themselves (not a counter) means a cancelled, failed or expired job frees its slots at
+# once, and nothing can drift.
+FILL = lua(_LUA_ENDED + """
+local cap, pending = tonumber(ARGV[3]), 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local v = redis.call('HMGET', ARGV[1] .. id, 'status', 'queue', 'chunks_sent', 'chunks_done')
+  if v[1] == false or ENDED[v[1]] then
+    redis.call('SREM', KEYS[1], id)
+  elseif v[2] == ARGV[2] then
+    pending = pending + math.max(0, (tonumber(v[3]) or 0) - (tonumber(v[4]) or 0))
+  end
+end
+local out = {}
+while pending < cap do
+  local id = redis.call('LINDEX', KEYS[2], 0)
+  if not id then break end
+  local job = ARGV[1] .. id
+  local v = redis.call('HMGET', job, 'status', 'chunks_total', 'chunks_sent', 'planning')
+  local total, first = tonumber(v[2]) or 0, tonumber(v[3]) or 0
+  if v[1] == false or ENDED[v[1]] or v[4] == '1' or first >= total then
+    redis.call('LPOP', KEYS[2])
+  else
+    local stop = math.min(total, first + cap - pending)
+    redis.call('HSET', job, 'chunks_sent', stop, 'progress_at', ARGV[4])
+    table.insert(out, id)
+    table.insert(out, first)
+    table.insert(out, stop)
+    pending = pending + stop - first
+    if stop >= total then redis.call('LPOP', KEYS[2]) end
+  end
+end
+return out
 """)
 
 

@@ -183,6 +183,7 @@ class JobStore:
         self._renew = client.register_script(schema.RENEW)
         self._admission = client.register_script(schema.ADMISSION)
         self._output_done = client.register_script(schema.OUTPUT_DONE)
+        self._fill = client.register_script(schema.FILL)
 
     def _pipelined(self, build: Callable[[Any], object]) -> list[Any]:
         """Run the commands ``build(pipe)`` adds in one round trip (no MULTI). Scripts go as
@@ -284,18 +285,21 @@ class JobStore:
         deadline: float | None = None,
         window: int | None = None,
         request_sha: str = "",
+        park: bool = False,
     ) -> tuple[Job, list[Chunk]]:
         """Store a new queued job with its texts; return it and the chunks to send now.
 
         With ``idempotency_key`` (scoped to ``owner``) already used: DuplicateJob; if storing
         fails, the key is freed again. ``window``: how many chunks to send now (None: all);
-        each stored chunk then sends the next one.
+        each stored chunk then sends the next one. ``park``: none now; the job waits in its
+        key's parked list, and :meth:`refill` sends its chunks within the key's window.
         """
         job_id = secrets.token_hex(16)  # 128 random bits: unguessable
         texts_key = schema.job_keys(job_id)[1]
         taken = self._reserve(job_id, owner=owner, idempotency_key=idempotency_key, output="")
         plan = chunk_plan(len(texts), chunk_size)
         sent = len(plan) if window is None else min(len(plan), max(1, window))
+        sent = 0 if park else sent
         fields = self._new_fields(job_id, chunks=len(plan), sent=sent, queue=queue,
                                   owner=owner, deadline=deadline, output="",
                                   request_sha=request_sha)
@@ -304,7 +308,7 @@ class JobStore:
         for i in range(0, len(texts), _TEXT_SLICE):
             pipe.rpush(texts_key, *texts[i : i + _TEXT_SLICE])
         pipe.expire(texts_key, self._ttl)
-        self._commit(pipe, fields, taken)
+        self._commit(pipe, fields, taken, park=park)
         return Job.from_hash({k: str(v) for k, v in fields.items()}), plan[:sent]
 
     def _reserve(self, job_id: str, *, owner: str | None, idempotency_key: str | None,
@@ -345,9 +349,11 @@ class JobStore:
             "request_sha": request_sha,
         }
 
-    def _commit(self, pipe: Any, fields: dict[str, Any], taken: list[str]) -> None:
+    def _commit(self, pipe: Any, fields: dict[str, Any], taken: list[str], *,
+                park: bool = False) -> None:
         """Add the job hash, its counters and sets to ``pipe`` and run it (MULTI/EXEC); if
-        that fails nothing was stored, and the keys ``taken`` may be used again."""
+        that fails nothing was stored, and the keys ``taken`` may be used again. ``park``:
+        the job joins its key's parked list too (:meth:`refill` sends its pieces)."""
         job_id, job_key = fields["id"], schema.job_key(fields["id"])
         pipe.hset(job_key, mapping=fields)
         pipe.expire(job_key, self._ttl)
@@ -357,6 +363,8 @@ class JobStore:
             owner_key = schema.owner_key(fields["owner"] or None)
             pipe.sadd(owner_key, job_id)
             pipe.expire(owner_key, self._ttl)
+            if park and fields["chunks_total"]:
+                self._park(pipe, job_id, fields["owner"] or None)
         try:
             pipe.execute()
         except BaseException:
@@ -493,21 +501,51 @@ class JobStore:
             stored = {int(k) for k in self._r.hkeys(schema.job_keys(job.id)[2])}
         return [i for i in range(job.chunks_sent) if i not in stored]
 
+    def _park(self, pipe: Any, job_id: str, owner: str | None) -> None:
+        parked = schema.parked_key(owner)
+        pipe.rpush(parked, job_id)
+        pipe.expire(parked, self._ttl)
+
+    def park(self, job_id: str, owner: str | None) -> None:
+        """Put the job at the end of its key's parked list: :meth:`refill` sends its unsent
+        pieces within the key's window (a job listed twice costs nothing)."""
+        pipe = self._r.pipeline(transaction=False)
+        self._park(pipe, job_id, owner)
+        pipe.execute()
+
+    def refill(self, owner: str | None, *, bulk_queue: str,
+               window: int) -> list[tuple[str, int, int]]:
+        """Unpark the key's bulk work up to its ``window`` of pieces sent and not yet stored
+        (schema.FILL): (job id, first, stop) of the pieces to send now."""
+        flat = self._fill(keys=[schema.owner_key(owner), schema.parked_key(owner)],
+                          args=[PREFIX, bulk_queue, max(1, window), repr(time.time())])
+        return [(_str(flat[i]), int(flat[i + 1]), int(flat[i + 2]))
+                for i in range(0, len(flat), 3)]
+
+    def parked_position(self, job_id: str, owner: str | None) -> int | None:
+        """How many of the key's parked jobs are ahead of this one (None: not parked)."""
+        pos = self._r.lpos(schema.parked_key(owner), job_id)
+        return pos if isinstance(pos, int) else None
+
     def advance(self, job_id: str, n: int) -> list[int]:
         """Mark up to ``n`` more of the job's chunks as sent; their indices (send them now)."""
         first, stop = self._advance(keys=[schema.job_key(job_id)], args=[max(0, n)])
         return list(range(int(first), int(stop)))
 
     def resume(self, job_id: str, *, deadline: float | None = None,
-               window: int | None = None) -> list[int]:
+               window: int | None = None, park: bool = False) -> list[int]:
         """Put a failed, cancelled or expired job back to running, with ``deadline``; return
-        the chunks to send (those sent without stored results, then a window's worth more)."""
+        the chunks to send (those sent without stored results, then a window's worth more;
+        with ``park``, no more: the job joins its key's parked list for :meth:`refill`)."""
         job = self.get(job_id)
         if job.status not in (FAILED, CANCELLED, EXPIRED):
             return []
         self._resume(keys=[schema.job_key(job_id), schema.job_keys(job_id)[3]],
                      args=[repr(deadline) if deadline is not None else "", repr(time.time())])
         missing = self.missing_chunks(job)
+        if park:
+            self.park(job_id, job.owner)
+            return missing
         return missing + self.advance(job_id, (window or job.chunks_total) - len(missing))
 
     def output_done(self, job_id: str) -> bool:

@@ -66,7 +66,7 @@ class StoreJobs:
                queue: str, owner: str | None, idempotency_key: str | None, output: str,
                deadline: float | None, window: int, quote_pass: bool,
                request_sha: str = "", est_rows: int = 0,
-               planning: bool = False) -> tuple[Job, list[int]]:
+               planning: bool = False, park: bool = False) -> tuple[Job, list[int]]:
         """Store a new store job; return it and the splits to send now (none while the plan
         task's quote pass is to run: send it ``PLAN_STORE_JOB`` then). ``est_rows``: its
         rows as estimated (spamq/storage/estimate.py), counted against the key's quota.
@@ -74,12 +74,17 @@ class StoreJobs:
         ``planning``: no split yet (``splits`` empty): the job is queued and marked planning,
         and the plan task plans it (:meth:`store_plan`). The files and splits are written in
         bounded pipelines, the job hash last, so the job is seen only once it is whole; if
-        anything fails, what was written is deleted and the reservations freed."""
+        anything fails, what was written is deleted and the reservations freed.
+
+        ``park``: no split is sent now; the job joins its key's parked list and
+        :meth:`JobStore.refill` sends its splits within the key's window (a job whose quote
+        pass or plan is to run is parked by the plan task, once it is planned)."""
 
         job_id = secrets.token_hex(16)
         taken = self.jobs._reserve(job_id, owner=owner, idempotency_key=idempotency_key,
                                    output=output)
-        sent = 0 if quote_pass else min(len(splits), window)
+        park = park and not (quote_pass or planning)
+        sent = 0 if quote_pass or park else min(len(splits), window)
         fields = self.jobs._new_fields(job_id, chunks=len(splits), sent=sent, queue=queue,
                                        owner=owner, deadline=deadline, output=output,
                                        request_sha=request_sha)
@@ -91,7 +96,7 @@ class StoreJobs:
             self._push(schema.job_key(job_id, "files"), files)
             self._push(schema.job_key(job_id, "splits"), splits)
             self._r.set(schema.job_key(job_id, "spec"), json.dumps(spec), ex=self._ttl)
-            self.jobs._commit(self._r.pipeline(transaction=True), fields, taken)
+            self.jobs._commit(self._r.pipeline(transaction=True), fields, taken, park=park)
         except BaseException:
             self.discard_quietly(job_id, owner, idempotency_key, output)
             raise

@@ -95,9 +95,11 @@ def test_a_gz_store_job_counts_against_the_keys_rows(tmp_path):
 
 
 def test_a_full_queue_refuses_the_key_that_fills_it_and_admits_the_others(tmp_path):
-    client, jobs, _ = _app(tmp_path, max_queue_depth=20, queue_share_floor=2)
+    # a key's bulk window as wide as all its jobs: each job's 10 chunks are queued at once
+    client, jobs, _ = _app(tmp_path, max_queue_depth=20, queue_share_floor=2,
+                           bulk_window_per_key=1000)
     codes = []
-    for _ in range(15):  # Alice: bulk jobs of 2 chunks queued each (a window of 2)
+    for _ in range(15):  # Alice: bulk jobs of 10 chunks queued each
         resp = client.post("/v1/jobs", json={"texts": ["a"] * 40}, headers=as_(ALICE))
         codes.append(resp.status_code)
         jobs.redis.rpush("spamq.bulk", b"{}", b"{}")  # as the broker would hold them
@@ -106,7 +108,7 @@ def test_a_full_queue_refuses_the_key_that_fills_it_and_admits_the_others(tmp_pa
     assert refused.status_code == 429 and refused.get_json()["error"] == "overloaded"
     assert refused.get_json()["key_queued"] >= 10
     for _ in range(5):  # Bob holds nothing: admitted while the queue is full
-        resp = client.post("/v1/jobs", json={"texts": ["b"] * 40}, headers=as_(BOB))
+        resp = client.post("/v1/jobs", json={"texts": ["b"] * 8}, headers=as_(BOB))
         assert resp.status_code == 202, resp.get_json()
     # two keys active: Alice's share is half the depth, and she holds more than that
     assert client.post("/v1/jobs", json={"texts": ["a"]}, headers=as_(ALICE)).status_code == 429

@@ -157,8 +157,9 @@ def test_a_keys_backlog_is_capped_and_the_cap_is_per_key():
 
 
 def test_a_full_bulk_queue_does_not_close_the_synchronous_endpoints():
-    client, store, _ = _app(max_queue_depth=3, predict_timeout_s=0.05, queue_share_floor=1)
-    for _ in range(2):  # Alice's 4 chunks queued (2 jobs x a window of 2): her share is full
+    client, store, _ = _app(max_queue_depth=3, predict_timeout_s=0.05, queue_share_floor=1,
+                            bulk_window_per_key=4)
+    for _ in range(2):  # Alice's 4 chunks queued (her key's window): her share is full
         assert client.post("/v1/jobs", json={"texts": ["a"] * 8},
                            headers=as_(ALICE)).status_code == 202
     for _ in range(3):

@@ -227,7 +227,7 @@ def test_a_job_whose_plan_cannot_be_stored_leaves_nothing_behind(monkeypatch):
     files, plan = _inputs(2, 2500)
     calls = []
 
-    def failing_commit(pipe, fields, taken):
+    def failing_commit(pipe, fields, taken, **_):
         calls.append(fields["id"])
         raise ConnectionError("redis went away")
 
