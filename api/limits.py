@@ -5,13 +5,16 @@ holds its share of it, or while the key already has too many rows waiting. (A jo
 Shares: while the queues hold ``max_queue_depth`` messages, a key is refused ("overloaded")
 only if its own chunks and splits sent and not yet stored reach its share of the depth,
 ``max(queue_share_floor, max_queue_depth / keys active lately)``: the key that floods is
-refused, a key with little queued is still admitted. Every figure comes from one Redis script
-call per request (schema.ADMISSION)."""
+refused, a key with little queued is still admitted. A key's bulk jobs whose pieces wait
+parked (within its window, schema.FILL) count a window each as queued, in its pieces and in
+the depth that key is judged by (not in another key's, nor on the synchronous endpoints).
+Every figure comes from one Redis script call per request (schema.ADMISSION)."""
 
 from __future__ import annotations
 
 from flask import Flask, g, jsonify, request
 
+from spamq.jobs.queue import key_window
 from spamq.settings import Settings
 
 #: endpoints that enqueue work; the synchronous ones only ever use the interactive queue
@@ -41,7 +44,9 @@ def install(app: Flask, *, settings: Settings, store) -> None:
         queues = ([settings.interactive_queue] if request.endpoint in INTERACTIVE_ONLY
                   else [settings.interactive_queue, settings.bulk_queue])
         load = store.load(queues, g.get("spamq_owner"), active_s=settings.queue_share_active_s,
-                          interactive_queue=settings.interactive_queue)
+                          interactive_queue=settings.interactive_queue,
+                          window=0 if request.endpoint in INTERACTIVE_ONLY
+                          else key_window(settings))
         mine = share(settings, load.active_keys)
         if load.depth >= settings.max_queue_depth and load.pieces >= mine:
             return refuse({

@@ -252,13 +252,16 @@ return 1
 # still to read: the input bytes left times rows per byte, as its scored splits show (at
 # first its estimate, ``est_rows``); a store job still planning counts one piece. Ended or
 # expired jobs leave the owner's set on the way; the caller joins the busy keys for ARGV[4]
-# seconds.
+# seconds. ARGV[6]: the bulk window (0: none): a bulk job with pieces not yet sent (parked,
+# FILL) counts a window of them, as if queued (at least ``min(window, pieces not stored)``),
+# and those the key has parked are added to the depth it is judged by: the key that floods
+# sees its own backlog as queued, another key the broker as it is.
 ADMISSION = lua(_LUA_ENDED + """
-local depth = 0
+local depth, window = 0, tonumber(ARGV[6]) or 0
 for i = 3, #KEYS do depth = depth + redis.call('LLEN', KEYS[i]) end
 local pieces, pending, interactive = 0, 0, 0
 local fields = {'status', 'total', 'done', 'kind', 'chunks_sent', 'chunks_done', 'queue',
-                'bytes_total', 'bytes_done', 'est_rows', 'rejected'}
+                'bytes_total', 'bytes_done', 'est_rows', 'rejected', 'chunks_total'}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local v = redis.call('HMGET', ARGV[1] .. id, unpack(fields))
   if v[1] == false or ENDED[v[1]] then
@@ -275,11 +278,18 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       else
         rows = math.max(0, (tonumber(v[10]) or 0) - done)
       end
-      if sent == 0 then sent = 1 end  -- its plan task is queued
+      if sent == 0 and (tonumber(v[12]) or 0) == 0 then sent = 1 end  -- its plan task is queued
     else
       rows = tonumber(v[2]) - done
     end
-    pieces = pieces + math.max(0, sent - stored)
+    local flight = math.max(0, sent - stored)
+    local total = tonumber(v[12]) or 0
+    if window > 0 and sent < total and v[7] ~= ARGV[5] then
+      local queued = math.max(flight, math.min(window, total - stored))
+      depth = depth + queued - flight
+      flight = queued
+    end
+    pieces = pieces + flight
     pending = pending + math.max(0, rows)
     if v[7] == ARGV[5] then interactive = interactive + math.max(0, rows) end
   end

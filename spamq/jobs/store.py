@@ -376,11 +376,12 @@ class JobStore:
         self._release(keys=[schema.idem_key(owner, idempotency_key)], args=[job_id])
 
     def load(self, queues: list[str], owner: str | None, *, active_s: float = 60.0,
-             interactive_queue: str = "") -> Load:
+             interactive_queue: str = "", window: int = 0) -> Load:
         """What a submission of ``owner`` is admitted by (:class:`Load`), in one script call;
-        ``owner`` counts as an active key for ``active_s`` seconds from now."""
+        ``owner`` counts as an active key for ``active_s`` seconds from now. ``window``: each
+        of the key's bulk jobs with pieces not yet sent (parked) counts that many as queued."""
         keys = [schema.owner_key(owner), BUSY_OWNERS_KEY, *queues]
-        args = [PREFIX, owner or "-", repr(time.time()), active_s, interactive_queue]
+        args = [PREFIX, owner or "-", repr(time.time()), active_s, interactive_queue, window]
         reply = self._pipelined(lambda pipe: self._eval(pipe, self._admission, keys, args))[0]
         return Load(*(int(v) for v in reply))
 

@@ -149,3 +149,14 @@ def test_the_sweeper_unparks_a_keys_work_whose_refill_was_missed(store):
                       lost_after_s=5, refill=send_refill)
     sweeper.sweep_once()
     assert sent == [(jobs[1], 0, WINDOW)]
+
+
+def test_parked_jobs_count_a_window_each_for_their_key_only_at_admission(store):
+    for _ in range(5):
+        parked(store, A)
+    refill(store, A)  # the first job's 4 chunks sent, 4 x 4 more parked
+    mine = store.load([BULK], A, interactive_queue="interactive", window=WINDOW)
+    assert (mine.depth, mine.pieces) == (16, 20)  # the broker (empty here) + its parked
+    other = store.load([BULK], B, interactive_queue="interactive", window=WINDOW)
+    assert (other.depth, other.pieces) == (0, 0)
+    assert store.load([BULK], A, interactive_queue="interactive").pieces == 4  # no window
