@@ -10,6 +10,7 @@ from typing import Protocol
 
 import redis
 from celery.exceptions import Reject
+from kombu.exceptions import OperationalError
 
 from spamq.jobs.queue import (
     PLAN_STORE_JOB,
@@ -202,12 +203,14 @@ def score_group_task(self, items: list[list]) -> None:
 
 @contextmanager
 def _failures(state, job_ids: list[str], what: str) -> Iterator[None]:
-    """How a task ends on an error. Redis unreachable (restarting?) is not the job's fault:
-    the message goes back (if even that fails, it stays unacked and comes back after the
-    visibility timeout). Anything else fails the jobs, with a message fit for their clients."""
+    """How a task ends on an error. Redis unreachable (restarting? failing over?), as the job
+    store or as the broker sending the next chunk, is not the job's fault: the message goes
+    back (if even that fails, it stays unacked and comes back after the visibility timeout;
+    a next chunk not sent is re-sent by the sweeper). Anything else fails the jobs, with a
+    message fit for their clients."""
     try:
         yield
-    except redis.RedisError as exc:
+    except (redis.RedisError, OperationalError) as exc:
         logger.warning("%s: redis unavailable (%s); message requeued", what, exc)
         raise Reject(str(exc), requeue=True) from exc
     except Exception as exc:

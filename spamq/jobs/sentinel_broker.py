@@ -4,9 +4,10 @@ the transport of ``sentinel://`` URLs (:func:`spamq.jobs.queue.make_celery` does
 ``redis_sentinels`` is set); the URL keeps its scheme, so Flower's queue view knows it.
 
 - Every (re)connect asks the sentinels for the master (:class:`FollowMasterConnection`), and
-  keeps asking for about a failover's length (:func:`failover_retry`): a worker's consumer is
-  back as soon as the replica is promoted, not at Celery's next reconnect (2 s, then 4 s,
-  6 s... later), and a retried publish reaches the new master.
+  a channel's own connections keep asking for about a failover's length
+  (:func:`failover_retry`): a worker's consumer is back as soon as the replica is promoted,
+  not at Celery's next reconnect (2 s, then 4 s, 6 s... later), and a retried publish
+  reaches the new master. The event loop's connections do not retry (see ``_connparams``).
 - A channel whose connection was closed already raises a Redis ``ConnectionError``, which
   Celery recovers from, instead of kombu 5.7's ``AttributeError`` (see worker/broker.py).
 - kombu resolves the ``sentinel`` scheme through its alias table, also when it switches to
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 from spamq.redis_client import FollowMasterConnection, failover_retry
 
@@ -31,7 +34,12 @@ class SentinelChannel(kombu_redis.SentinelChannel):
         if self.connection is None or self.connection.client is None:
             raise RedisConnectionError("the broker connection was already closed")
         params = super()._connparams(asynchronous=asynchronous)
-        params.setdefault("retry", failover_retry())
+        # The event loop's connections (BRPOP, the fanout PUBLISH/SUBSCRIBE) must fail at
+        # once: a command retried on a new socket (the promoted master's) is read from a
+        # socket the poller does not watch, and a SUBSCRIBE read retried that way blocked the
+        # worker's event loop for good. Their error restarts the consumer, whose new channel
+        # waits for the master with the retry the other connections get.
+        params["retry"] = Retry(NoBackoff(), 0) if asynchronous else failover_retry()
         return params
 
 

@@ -1,13 +1,15 @@
 """Redis Sentinel failover under load, against real processes: a master, a replica and three
 sentinels (redis-server --sentinel, down-after-milliseconds 1000, failover-timeout 5000), the
 API and a worker that know only the sentinels (SPAMQ_REDIS_SENTINELS, SPAMQ_REDIS_MASTER; the
-host in SPAMQ_REDIS_URL is a closed port). A texts job runs and /v1/predict is called in a
-loop while the master is SIGKILLed; the replica is promoted and every client follows it.
+host in SPAMQ_REDIS_URL is a closed port) and the webhook deliverer. A texts job with a
+webhook runs and /v1/predict is called in a loop while the master is SIGKILLed; the replica
+is promoted and every client follows it.
 
 Measured and printed (the summary also goes to bench/results/faults.json, section "sentinel"):
 - recovery_s: from the kill until a /v1/predict sent after it has succeeded;
 - failed_predicts: /v1/predict calls that did not answer 200 during the failover;
-- the job's rows: every row exactly once, in order (results equal the pattern of scores).
+- the job's rows: every row exactly once, in order (results equal the pattern of scores);
+- its job.completed webhook: told once (by id) through the outbox on the new master.
 """
 
 from __future__ import annotations
@@ -24,11 +26,20 @@ import pytest
 import redis
 import requests
 
-from scripts.local_services import Process, free_port, start_api, start_redis, wait_until
+from scripts.local_services import (
+    Process,
+    free_port,
+    start_api,
+    start_deliverer,
+    start_redis,
+    wait_until,
+)
 from spamq.jobs.store import JobStore
 from spamq.redis_client import redis_client
 from spamq.settings import Settings
+from tests.integration.conftest import WEBHOOK_SECRET
 from tests.integration.fault_counts import write_counts
+from tests.integration.test_webhooks import Receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -105,9 +116,14 @@ def stack(tmp_path_factory, service_env):
     wait_until(lambda: any(w.get("model_version") for w in store.workers()), timeout=120,
                what="worker through the sentinels", proc=worker.proc, log=worker.log)
     api, base = start_api(env, log=root / "api.log")
+    deliverer = start_deliverer(env, log=root / "webhooks.log")
+    receiver = Receiver(secret=WEBHOOK_SECRET)
     yield {"root": root, "base": base, "store": store, "settings": settings,
            "master": master, "master_port": master_port, "replica_port": replica_port,
-           "sentinels": sentinels, "worker": worker, "api": api}
+           "sentinels": sentinels, "worker": worker, "api": api, "deliverer": deliverer,
+           "receiver": receiver}
+    receiver.close()
+    deliverer.stop()
     api.stop()
     worker.stop()
     for proc, _ in sentinels:
@@ -146,7 +162,9 @@ def test_master_sigkilled_mid_job_fails_over_with_every_row_once(stack):
     stream.start()
     wait_until(lambda: sum(1 for *_, s in stream.calls if s == 200) >= 3, timeout=60,
                what="predicts before the kill")
-    resp = requests.post(base + "/v1/jobs", json={"texts": texts(ROWS)}, timeout=30)
+    hook = {"url": stack["receiver"].url(), "events": ["job.completed", "job.failed"]}
+    resp = requests.post(base + "/v1/jobs", json={"texts": texts(ROWS), "webhook": hook},
+                         timeout=30)
     assert resp.status_code == 202, resp.text
     job_id = resp.json()["id"]
     wait_until(lambda: store.get(job_id).chunks_done >= 4, timeout=60, what="some chunks")
@@ -157,6 +175,9 @@ def test_master_sigkilled_mid_job_fails_over_with_every_row_once(stack):
     wait_until(lambda: store.get(job_id).finished, timeout=90, what="the job after failover",
                proc=stack["worker"].proc, log=stack["worker"].log)
     job_s = time.monotonic() - killed
+    receiver = stack["receiver"]  # the deliverer found the new master too: the end is told
+    wait_until(lambda: bool(receiver.processed()), timeout=30, what="job.completed webhook",
+               proc=stack["deliverer"].proc, log=stack["deliverer"].log)
     wait_until(lambda: any(c[0] >= killed and c[2] == 200 for c in stream.calls), timeout=40,
                what="a /v1/predict sent after the kill to succeed")
     stream.stop.set()
@@ -187,7 +208,9 @@ def test_master_sigkilled_mid_job_fails_over_with_every_row_once(stack):
                "recovery_s": round(recovery, 2), "job_end_after_kill_s": round(job_s, 1),
                "predicts_after_kill": len(after), "failed_predicts": len(failed),
                "slowest_predict_s": round(slowest, 2), "rows_lost": lost,
-               "rows_duplicated": duplicated, "rows_misplaced": len(misplaced)}
+               "rows_duplicated": duplicated, "rows_misplaced": len(misplaced),
+               "webhook_events": len(receiver.processed()),
+               "webhook_deliveries": len(receiver.requests)}
     print("\nsentinel failover: " + json.dumps(summary))
     print("predicts around the kill (sent, ended, status; s after it): " + json.dumps(
         [(round(a - killed, 2), round(b - killed, 2), st) for a, b, st in stream.calls
@@ -201,6 +224,10 @@ def test_master_sigkilled_mid_job_fails_over_with_every_row_once(stack):
     # constant differs from every shift of itself (a chunk of 64 rows shifts it by 64 % 7)
     assert max(reference) - min(reference) > 0.1, reference
     assert done_at_kill < job.chunks_total  # killed mid-job
+    [event] = receiver.processed().values()  # one event (a repeat would carry the same id)
+    told = json.loads(event["body"])
+    assert (told["type"], told["data"]["id"], told["data"]["progress"]) == (
+        "job.completed", job_id, {"done": ROWS, "total": ROWS})
     assert recovery <= 30, summary
     assert len(failed) <= 1, (summary, failed, stream.errors)
 

@@ -173,3 +173,22 @@ def test_a_reconnect_asks_the_sentinels_for_the_master_again():
     with pytest.raises(redis.sentinel.MasterNotFoundError):
         conn.connect_check_health(check_health=False)
     assert asked == [True]  # not a connect to 127.0.0.1:1
+
+
+def test_the_event_loops_broker_connections_fail_at_once_the_others_wait_for_a_master():
+    from kombu import Connection
+
+    from spamq.jobs.sentinel_broker import SentinelTransport
+
+    conf = celery_broker_settings(sentinel_settings())
+    with Connection(conf["broker_url"], transport_options=conf["broker_transport_options"]) as c:
+        assert isinstance(c.transport, SentinelTransport)
+        channel = object.__new__(SentinelTransport.Channel)
+        channel.connection = c.transport
+        for name in ("max_connections", "socket_timeout", "socket_connect_timeout",
+                     "socket_keepalive", "socket_keepalive_options", "health_check_interval",
+                     "retry_on_timeout", "client_name"):
+            setattr(channel, name, getattr(SentinelTransport.Channel, name, None))
+        assert isinstance(channel._connparams()["retry"], FailoverRetry)
+        looped = channel._connparams(asynchronous=True)["retry"]
+        assert not isinstance(looped, FailoverRetry) and looped.get_retries() == 0
