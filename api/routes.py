@@ -33,7 +33,7 @@ from api.requests import (
 from api.store_input import submit_store_job
 from api.validation import InvalidRequest, upload_format
 from spamq.jobs.queue import PLAN_STORE_JOB, send_chunk, send_refill, send_work
-from spamq.jobs.schema import RUNNING, STORE, digest
+from spamq.jobs.schema import QUEUED, RUNNING, STORE, digest
 from spamq.jobs.store import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
@@ -173,6 +173,9 @@ def _view(job: Job, store: JobStore) -> dict[str, Any]:
         "error": job.error,
         "output": job.output or None,
     }
+    if job.status == QUEUED and job.queue == settings.bulk_queue:
+        # parked: how many of the key's parked bulk jobs are ahead of it (None: not parked)
+        view["queue_position"] = store.parked_position(job.id, job.owner)
     if job.kind == STORE:  # rows are counted as they are read: their total is known at the end
         running = StoreJobs(store).rows_in_progress(job.id) if not job.finished else 0
         view["progress"] = {"done": job.done + running,

@@ -142,3 +142,46 @@ def test_an_interactive_flood_does_not_time_out_another_keys_predict(stack):
     assert codes.get((202, ""), 0) >= 30  # A did flood
     assert [c for c, _ in b] == [200] * len(b)  # no 504 for B (its timeout: 5 s)
     assert latencies[-1] < 5.0
+
+
+def _committed(base: str, ids: list) -> int:
+    """Splits committed so far over key A's jobs ``ids``."""
+    return sum(requests.get(f"{base}/v1/jobs/{i}", headers=A, timeout=10).json()["chunks"]["done"]
+               for i in ids)
+
+
+def test_another_keys_store_job_waits_behind_one_window_of_a_flooders_splits(stack):
+    """Key A's store jobs hold at most one window (SPAMQ_BULK_WINDOW_CHUNKS, 4) of splits in
+    the broker, across all of them; the rest wait parked. Key B's one-split job then waits
+    behind at most that window, not behind every window A queued (9 jobs x 4 before)."""
+    base = stack
+    ids, totals = [], 0
+    for i in range(9):  # 9 jobs x 100 splits (20 files of 5 splits each)
+        resp = requests.post(f"{base}/v1/jobs", headers=A, timeout=30, json={
+            "hdfs_input": f"{HOME}/in/*.jsonl", "hdfs_output": f"{HOME}/out/parked-{i}"})
+        assert resp.status_code == 202, resp.text
+        ids.append(resp.json()["id"])
+    try:
+        view = requests.get(f"{base}/v1/jobs/{ids[-1]}", headers=A, timeout=10).json()
+        totals = view["chunks"]["total"] * len(ids)
+        assert view["status"] == "queued" and view["queue_position"] >= 1  # parked
+        before = _committed(base, ids)
+        resp = requests.post(f"{base}/v1/jobs", headers=B, timeout=30, json={
+            "hdfs_input": f"{HOME_2}/in/part-00.jsonl", "hdfs_output": f"{HOME_2}/out/parked"})
+        assert resp.status_code == 202, resp.text
+        b_url = f"{base}{resp.json()['status_url']}"
+        end = time.monotonic() + 120
+        while (b := requests.get(b_url, headers=B, timeout=10).json())["status"] != "done":
+            assert b["status"] in ("queued", "running") and time.monotonic() < end, b
+            time.sleep(0.05)
+        during = _committed(base, ids) - before
+    finally:
+        _cancel(base, ids)
+    from datetime import datetime
+
+    waited = (datetime.fromisoformat(b["finished_at"])
+              - datetime.fromisoformat(b["created_at"])).total_seconds()
+    print(f"\nkey B's store job: {waited:.2f}s from created to finished; key A committed "
+          f"{during} of its {totals} splits meanwhile ({before} before)")
+    assert during <= 12, during  # its window (4) and what ran beside B's split; not 9 x 4
+    assert before + during < totals / 2  # long before A's backlog is half done

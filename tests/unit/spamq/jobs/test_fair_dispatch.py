@@ -160,3 +160,22 @@ def test_parked_jobs_count_a_window_each_for_their_key_only_at_admission(store):
     other = store.load([BULK], B, interactive_queue="interactive", window=WINDOW)
     assert (other.depth, other.pieces) == (0, 0)
     assert store.load([BULK], A, interactive_queue="interactive").pieces == 4  # no window
+
+
+def test_a_parked_job_shows_queued_with_its_position(tmp_path):
+    from api import create_app
+    from spamq.settings import Settings
+
+    jobs = JobStore(fakeredis.FakeRedis(), ttl_s=600)
+    settings = Settings(chunk_size=2, max_texts_per_request=100, bulk_window_chunks=2,
+                        artifact_dir=tmp_path)
+    client = create_app(settings, store=jobs, send_task=lambda *a, **k: None).test_client()
+    ids = [client.post("/v1/jobs", json={"texts": ["t"] * 8}).get_json()["id"]
+           for _ in range(3)]
+    views = [client.get(f"/v1/jobs/{i}").get_json() for i in ids]
+    assert [v["status"] for v in views] == ["queued"] * 3
+    assert [v["queue_position"] for v in views] == [0, 1, 2]  # the first: 2 of 4 chunks sent
+    assert jobs.get(ids[0]).chunks_sent == 2 and jobs.get(ids[1]).chunks_sent == 0
+    client.delete(f"/v1/jobs/{ids[0]}")  # its 2 slots go to the next job at once
+    assert jobs.get(ids[1]).chunks_sent == 2
+    assert client.get(f"/v1/jobs/{ids[2]}").get_json()["queue_position"] == 1
