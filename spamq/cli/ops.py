@@ -113,13 +113,17 @@ def _model_dir(s: Settings, ref: str, name: str | None = None) -> Path:
     return _registry(s).pull(name or s.model_name, ref, cache_dir=s.model_cache_dir)
 
 
-def _feedback_set(s: Settings, candidate: Path, spec: str | None,
+def _feedback_set(s: Settings, candidate: Path, against: Path | None, spec: str | None,
                   holdout: float) -> tuple[list[str], list[int], list[str]] | None:
     """The feedback the gate evaluates on: ``--feedback``'s newest share, else the
-    candidate's own held-out feedback (named in its manifest), else none."""
+    candidate's own held-out feedback (named in its manifest), else the against model's
+    (neither trained on it), else none."""
     from spamq.training import feedback
 
-    record = json.loads((candidate / "manifest.json").read_text()).get("feedback")
+    record = None
+    for model in (candidate, against):
+        if model is not None and record is None:
+            record = json.loads((model / "manifest.json").read_text()).get("feedback")
     try:
         fb = feedback.holdout_of(record, s, spec=spec, holdout=holdout)
     except ValueError as exc:
@@ -137,7 +141,7 @@ def _gate(s: Settings, candidate: Path, against: Path | None, *, data: Path | No
 
     data = data or s.data_path
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    fb = _feedback_set(s, candidate, feedback, feedback_holdout)
+    fb = _feedback_set(s, candidate, against, feedback, feedback_holdout)
     cand = evaluation.evaluate_dir(candidate, data_path=data, extra=files, feedback=fb, log=log)
     # the candidate's split seed for both, so both see the same UCI test texts
     seed = int(json.loads((candidate / "manifest.json").read_text())["split"]["seed"])

@@ -142,3 +142,31 @@ def test_override_reason_must_say_something():
     for bad in ("", "   ", "x" * 1001, "line\nbreak"):
         with pytest.raises(SystemExit):
             _parser().parse_args(["models", "promote", "m", "v", "--override-reason", bad])
+
+
+def test_the_gate_evaluates_the_held_out_feedback_of_either_model(tmp_path):
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from spamq.feedback.store import text_sha256, write_feedback
+    from spamq.settings import Settings
+    from spamq.storage.artifacts import LocalArtifactStore
+    from spamq.training.feedback import load_split
+
+    settings = Settings(artifact_dir=tmp_path / "store", hdfs_url=None)
+    key, t0 = "0123456789abcdef", datetime(2026, 11, 1, tzinfo=UTC)
+    for i, word in enumerate(("alpha", "bravo", "charlie", "delta", "echo")):
+        write_feedback(LocalArtifactStore(settings.artifact_dir), key,
+                       [{"text_sha256": text_sha256(word), "text": word, "label": "spam",
+                         "source": "text"}], now=t0 + timedelta(days=i))
+    source, split = load_split(f"tenants={key}", settings, holdout=0.4, excluded=frozenset())
+    with_fb, without = _model_dir(tmp_path / "fb", "a"), _model_dir(tmp_path / "plain", "b")
+    manifest = json.loads((with_fb / "manifest.json").read_text())
+    manifest["feedback"] = split.record(source)
+    (with_fb / "manifest.json").write_text(json.dumps(manifest))
+    held = (["delta", "echo"], [1, 1], ["feedback", "feedback"])
+    assert ops._feedback_set(settings, with_fb, without, None, 0.2) == held
+    # a candidate trained without feedback is checked on production's held-out feedback
+    assert ops._feedback_set(settings, without, with_fb, None, 0.2) == held
+    assert ops._feedback_set(settings, without, None, None, 0.2) is None
+    assert ops._feedback_set(settings, without, None, f"tenants={key}", 0.2)[0] == ["echo"]
