@@ -438,7 +438,7 @@ class WorkerProcess:
         if self.prediction_log is not None:
             self.prediction_log.record(job_id=job_id, start=start, texts=texts, results=results)
         if self.shadow is not None:  # after the results are stored: never delays them
-            self.shadow.offer_rows(texts, results, source="interactive")
+            self.shadow.offer_rows(texts, results, source="texts")
 
 
 # The one holder (see the module docstring).

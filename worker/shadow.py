@@ -170,8 +170,8 @@ class ShadowTap:
         return True
 
     def offer_rows(self, texts: Sequence[str], results: Sequence[dict[str, Any]], *,
-                   source: str = "interactive") -> bool:
-        """:meth:`offer` for result dicts (a texts job's stored chunk)."""
+                   source: str = "texts") -> bool:
+        """:meth:`offer` for result dicts (a texts job's stored chunk, either queue)."""
         if self.runner is None:
             return False
         return self.offer(texts, [r.get("spam_probability") for r in results],
@@ -179,7 +179,7 @@ class ShadowTap:
                           [r.get("model_version") for r in results], source=source)
 
     def offer_columns(self, texts: Sequence[str], columns: dict[str, list[Any]], *,
-                      source: str = "bulk") -> bool:
+                      source: str = "store") -> bool:
         """:meth:`offer` for result columns (a store job's scored batch)."""
         if self.runner is None:
             return False

@@ -29,7 +29,8 @@ SHADOW_KEY = "spamq:shadow"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # as the registry's names
 SCHEMA = pa.schema([
     pa.field("at", pa.timestamp("ms", tz="UTC"), nullable=False),
-    pa.field("source", pa.string(), nullable=False),  # interactive | bulk
+    # "texts": a texts job's chunk (either queue); "store": a store job's split
+    pa.field("source", pa.string(), nullable=False),
     pa.field("text_sha256", pa.string(), nullable=False),  # of the normalised text
     pa.field("production_version", pa.string(), nullable=False),
     pa.field("production_probability", pa.float64(), nullable=False),

@@ -88,7 +88,7 @@ def test_sampling_is_by_text_hash_and_near_the_share():
     assert picked == [shadow.sampled(text_sha256(t), 0.1) for t in texts]  # deterministic
     assert all(shadow.sampled(text_sha256(t), 1.0) for t in texts)
     # a larger share keeps every text a smaller one took
-    assert all(shadow.sampled(text_sha256(t), 0.5) for t, p in zip(texts, picked) if p)
+    assert all(shadow.sampled(text_sha256(t), 0.5) for t, p in zip(texts, picked, strict=True) if p)
 
 
 def test_no_candidate_means_offer_costs_nothing_and_queues_nothing(tmp_path):
@@ -107,7 +107,7 @@ def test_the_candidate_scores_the_sample_and_rows_land_as_parquet(tmp_path):
     tap.step()
     assert loads == [("spamq-sms", V)] and tap.runner is runner
     texts = [f"win a prize {i}" for i in range(100)] + [f"see you at {i}" for i in range(100)]
-    assert tap.offer_rows(texts[:150], rows(texts[:150]), source="interactive")
+    assert tap.offer_rows(texts[:150], rows(texts[:150]), source="texts")
     assert tap.offer_columns(texts[150:], {"spam_probability": [0.2] * 50,
                                            "label": ["ham"] * 50,
                                            "model_version": ["prod-1"] * 50})
@@ -126,7 +126,7 @@ def test_the_candidate_scores_the_sample_and_rows_land_as_parquet(tmp_path):
     assert summary["rows"] == len(want)
     assert summary["flips"] == {"ham_to_spam": spam_sampled, "spam_to_ham": 0}
     assert summary["agreement"] == pytest.approx(1 - spam_sampled / len(want))
-    assert summary["by_source"]["bulk"] == sum(shadow.sampled(text_sha256(t), 0.5)
+    assert summary["by_source"]["store"] == sum(shadow.sampled(text_sha256(t), 0.5)
                                                for t in texts[150:])
     assert sum(summary["histogram"]["candidate"]) == len(want)
     png = shadow.histogram_png(summary, tmp_path / "scores.png", title="t")
