@@ -1,7 +1,8 @@
 """A store job's tasks: the plan task's quote pass, and one task per input split.
 
 A split task streams its byte range (or row group) from the artifact store, scores its rows
-through the process's batcher a batch at a time (at most two batches in flight), writes the
+through the process's batcher a column batch at a time (a reader thread reads, parses and
+tokenises the next batches while the model scores one; a bounded queue between), writes the
 part to a local temporary file, uploads it under a temporary name and renames it to
 ``part-<split>.<ext>`` (the rejected rows to ``_rejected/part-<split>.jsonl``): memory stays
 bounded whatever the split's size, and a reader never sees half a part. Only then is the
@@ -12,18 +13,20 @@ that dies leaves no part; its redelivery (or the sweeper's re-send) scores the s
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import math
 import os
+import queue
 import re
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from itertools import accumulate, compress, repeat
@@ -45,6 +48,7 @@ logger = logging.getLogger(__name__)
 RESULT_FIELDS = ["label", "spam_probability", "truncated", "model_version"]
 _BATCH_ROWS = 256  # rows handed to the batcher at a time (it packs them into passes)
 _CHECK_EVERY_S = 0.5  # progress, cancellation and deadline checks while a split runs
+_QUEUE_BATCHES = 2  # batches the reader thread may have read (and submitted) ahead
 
 
 # Parquet types of the columns every part has (the id and kept columns take their values').
@@ -420,56 +424,101 @@ class SplitScorer:
                records: Iterable[Any], part: PartWriter, rejected: PartWriter) -> str | None:
         """Score ``records`` (a SplitRows: its column batches; any other iterable of Records:
         gathered into batches) into ``part`` and ``rejected``, a column batch at a time; the
-        model version, or None if the job was cancelled, failed or its deadline passed."""
+        model version, or None if the job was cancelled, failed or its deadline passed.
+
+        A pipeline: a reader thread reads, parses and tokenises (submits) batch N+1 while the
+        model scores batch N; this thread writes the results. A queue of _QUEUE_BATCHES
+        between them bounds what is read ahead."""
         batches = (records.batches() if isinstance(records, input_splits.SplitRows)
                    else _batched(records))
-        in_flight: deque[tuple[dict[str, list[Any]], list[str], Future]] = deque()
-        pending = _Pending()
+        items: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=_QUEUE_BATCHES)
+        stop = threading.Event()
+        reader = threading.Thread(target=self._read, args=(batches, file_index, items, stop),
+                                  name="spamq-split-reader", daemon=True)
+        reader.start()
         version = ""
         checked = time.monotonic()
+        try:
+            while True:
+                try:
+                    item = items.get(timeout=max(_CHECK_EVERY_S, 0.01))
+                except queue.Empty:
+                    item = (None,)
+                kind = item[0]
+                if kind == "end":
+                    break
+                if kind == "error":
+                    raise item[1]
+                if kind == "rejected":
+                    rejected.write_columns(item[1])
+                    if rejected.rows > self.max_rejected:
+                        self._fail(job_id, f"split {index}: more than {self.max_rejected} "
+                                   "rejected rows; is `column` right?")
+                        return None
+                elif kind == "rows":
+                    cols, texts, future = item[1:]
+                    results, v = self._results(texts, future)
+                    version = version or v
+                    part.write_columns({**cols, **results})
+                    if self.shadow is not None:  # worker/shadow.py: queued, never waited on
+                        self.shadow.offer_columns(texts, results)
+                if time.monotonic() - checked > _CHECK_EVERY_S:  # also while rows are rejected
+                    checked = time.monotonic()
+                    if self._stopped(job_id):
+                        return None
+                    self.store_jobs.progress(job_id, index, part.rows + rejected.rows)
+            return version  # "" when the split held no row to score
+        finally:
+            stop.set()
+            while reader.is_alive():  # unblock its put; what it read is dropped
+                with contextlib.suppress(queue.Empty):
+                    items.get(timeout=0.05)
 
-        def drain(limit: int) -> None:
-            nonlocal version
-            while len(in_flight) > limit:
-                cols, texts, future = in_flight.popleft()
-                results, v = self._results(texts, future)
-                version = version or v
-                part.write_columns({**cols, **results})
-                if self.shadow is not None:
-                    self.shadow.offer_columns(texts, results)
+    def _read(self, batches: Iterator[input_splits.RowBatch], file_index: int,
+              items: queue.Queue[tuple[Any, ...]], stop: threading.Event) -> None:
+        """The reader thread: the split's batches, their rejected rows as they come and their
+        rows to score cut into scorer batches (each submitted, so tokenised, before it is
+        queued), then "end"; or the exception that stopped it (raised in the task)."""
 
-        for batch in batches:
-            n = len(batch)
-            bad = list(map(is_not, batch.problems, repeat(None)))
-            if any(bad):
-                rejected.write_columns({
-                    **{c: list(compress(v, bad)) for c, v in batch.extra.items()},
-                    "file": [file_index] * bad.count(True), "ref": list(compress(batch.refs, bad)),
-                    "reason": list(compress(batch.problems, bad))})
-                if rejected.rows > self.max_rejected:
-                    drain(0)
-                    self._fail(job_id, f"split {index}: more than {self.max_rejected} "
-                               "rejected rows; is `column` right?")
-                    return None
-                good = list(map(not_, bad))
-                pending.add({c: list(compress(v, good)) for c, v in batch.extra.items()},
-                            file_index, list(compress(batch.refs, good)),
-                            list(compress(batch.texts, good)))
-            elif n:
-                pending.add(batch.extra, file_index, batch.refs, batch.texts)
-            while (cut := pending.cut(_BATCH_ROWS, self.batch_bytes)) is not None:
-                in_flight.append((*cut, self._submit(cut[1])))
-                drain(1)  # two batches in flight: the next is parsed while one is scored
-            if time.monotonic() - checked > _CHECK_EVERY_S:  # also while rows are rejected
-                checked = time.monotonic()
-                if self._stopped(job_id):
-                    drain(0)
-                    return None
-                self.store_jobs.progress(job_id, index, part.rows + rejected.rows)
-        if (rest := pending.rest()) is not None:
-            in_flight.append((*rest, self._submit(rest[1])))
-        drain(0)
-        return version  # "" when the split held no row to score
+        def put(item: tuple[Any, ...]) -> bool:
+            while not stop.is_set():
+                with contextlib.suppress(queue.Full):
+                    items.put(item, timeout=0.05)
+                    return True
+            return False
+
+        pending = _Pending()
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                bad = list(map(is_not, batch.problems, repeat(None)))
+                if any(bad):
+                    if not put(("rejected", {
+                            **{c: list(compress(v, bad)) for c, v in batch.extra.items()},
+                            "file": [file_index] * bad.count(True),
+                            "ref": list(compress(batch.refs, bad)),
+                            "reason": list(compress(batch.problems, bad))})):
+                        return
+                    good = list(map(not_, bad))
+                    pending.add({c: list(compress(v, good)) for c, v in batch.extra.items()},
+                                file_index, list(compress(batch.refs, good)),
+                                list(compress(batch.texts, good)))
+                elif len(batch):
+                    pending.add(batch.extra, file_index, batch.refs, batch.texts)
+                while (cut := pending.cut(_BATCH_ROWS, self.batch_bytes)) is not None:
+                    if not put(("rows", *cut, self._submit(cut[1]))):
+                        return
+            if (rest := pending.rest()) is not None and not put(
+                    ("rows", *rest, self._submit(rest[1]))):
+                return
+            put(("end",))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the task's thread
+            put(("error", exc))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # the store's streams, in the thread that read them
 
     def _submit(self, texts: list[str]) -> Future:
         """Texts to the scorer: as columns where it can (the batcher's submit_scores)."""

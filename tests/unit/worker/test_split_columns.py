@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from concurrent.futures import Future
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -123,3 +125,90 @@ def test_a_split_is_handed_to_the_scorer_as_column_batches(tmp_path, monkeypatch
     status, success, _ = _run(tmp_path / "t", "in/a.jsonl", _inputs()["in/a.jsonl"], "jsonl",
                               lambda b: b)
     assert status == "done" and success["output_rows"] == 62
+
+
+class GatedScorer:
+    """Resolves no batch until ``gate`` batches were submitted (or 5 s passed: ``waited``),
+    then every batch at once: the model busy with batch 1 while the next ones are read."""
+
+    def __init__(self, gate: int) -> None:
+        self.gate, self.waited = gate, False
+        self.threads: list[str] = []
+        self.unresolved_at_submit: list[int] = []
+        self._held: list[tuple[Future, list[str]]] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(5.0, self._give_up)
+        self._timer.start()
+
+    def _give_up(self) -> None:
+        self.waited = True
+        self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, []
+            self.gate = 0
+        for future, texts in held:
+            future.set_result([TextPrediction(t) for t in texts])
+
+    def submit(self, texts, *, interactive=True, **_):
+        future: Future = Future()
+        with self._lock:
+            self.threads.append(threading.current_thread().name)
+            self.unresolved_at_submit.append(len(self._held))
+            self._held.append((future, list(texts)))
+            ready = len(self.threads) >= self.gate
+        if ready:
+            self._release()
+        return future
+
+
+class TextPrediction:
+    model_version = "v-test"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def as_dict(self):
+        return {"label": "ham", "spam_probability": 0.5, "truncated": False,
+                "model_version": "v-test"}
+
+
+def test_the_next_batches_are_read_and_submitted_while_the_model_scores_one(tmp_path):
+    """Batch N+1 (and N+2) are read, parsed and submitted (tokenised) by a reader thread
+    while the task waits on batch N; a bounded queue keeps at most 3 ahead of the wait."""
+    ctx = Ctx(tmp_path)
+    lines = [json.dumps({"text": f"message number {i}"}) for i in range(256 * 12)]
+    ctx.write("in/a.jsonl", ("\n".join(lines) + "\n").encode())
+    job_id = ctx.submit(hdfs_input="in/a.jsonl")
+    gated = GatedScorer(gate=3)
+    try:
+        for index in ctx.splits_sent():
+            ctx.scorer(gated).run(job_id, index)
+    finally:
+        gated._timer.cancel()
+    assert not gated.waited  # batch 1 was resolved only once batch 3 had been submitted
+    assert ctx.jobs.get(job_id).status == "done"
+    assert set(gated.threads) == {"spamq-split-reader"}
+    assert gated.unresolved_at_submit[:3] == [0, 1, 2]  # none resolved before the third
+    out = (ctx.root / "out" / "j" / "part-00000.jsonl").read_text().splitlines()
+    assert [json.loads(line)["ref"] for line in out] == sorted(
+        json.loads(line)["ref"] for line in out)
+    assert len(out) == 256 * 12
+
+
+def test_a_reader_that_fails_fails_the_task_with_its_error(tmp_path):
+    ctx = Ctx(tmp_path)
+    import gzip
+    import random
+
+    rng = random.Random(0)
+    data = gzip.compress("".join(json.dumps({"text": f"m {rng.random()}"}) + "\n"
+                                 for _ in range(50_000)).encode())
+    ctx.write("in/a.jsonl.gz", data[: len(data) // 2])  # the start reads; the rest is cut
+    job_id = ctx.submit(hdfs_input="in/a.jsonl.gz")
+    from spamq.storage.splits import InputError
+
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        ctx.scorer().run(job_id, 0)
+    assert not [t for t in threading.enumerate() if t.name == "spamq-split-reader"]
