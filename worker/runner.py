@@ -8,6 +8,7 @@ import time
 import warnings
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import torch
@@ -184,13 +185,21 @@ class BatchClassifier:
         return batches
 
     def pad(self, ids: list[list[int]], index: list[int]) -> PaddedBatch:
-        width = max(len(ids[i]) for i in index)
+        """The rows ``index`` of ``ids`` padded into one tensor: built whole (every row's
+        ids in one tensor, placed by a boolean mask), not a tensor per row. CUDA: in pinned
+        host memory, copied without blocking (the copy queues on the current stream, before
+        the pass that reads it)."""
+        rows = [ids[i] for i in index]
+        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+        width = int(lengths.max())
         width += -width % self.pad_multiple
-        input_ids = torch.full((len(index), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(index), width), dtype=torch.long)
-        for row, i in enumerate(index):
-            input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
-            mask[row, : len(ids[i])] = 1
+        real = torch.arange(width) < lengths[:, None]  # row-major: the rows' ids in order
+        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        input_ids[real] = torch.tensor(list(chain.from_iterable(rows)), dtype=torch.long)
+        mask = real.long()
+        if self.device.type == "cuda":
+            return PaddedBatch(index, input_ids.pin_memory().to(self.device, non_blocking=True),
+                               mask.pin_memory().to(self.device, non_blocking=True))
         return PaddedBatch(index, input_ids.to(self.device), mask.to(self.device))
 
     @torch.inference_mode()
