@@ -74,7 +74,8 @@ def add_serving_arguments(parser: Any, *, seconds_help: str, threads_help: str,
     import os
 
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8", "fp16w"],
+    parser.add_argument("--precision",
+                        choices=["auto", "fp32", "bf16", "int8", "fp16w", "bf16mm", "int8row"],
                         default=None, help=precision_help)
     parser.add_argument("--texts", type=int, default=3000, help="distinct SMS texts used")
     parser.add_argument("--seconds", type=float, default=4.0, help=seconds_help)

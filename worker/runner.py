@@ -16,6 +16,14 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from spamq.models.manifest import read_manifest, verify_model_dir
 from spamq.text import normalize
+from worker.precision import (
+    ROWWISE_PRECISIONS,
+    auto_cpu_candidates,
+    choose_cpu_precision,
+    cpu_supports_bf16,
+    prepare_rowwise,
+    probe_cpu_precisions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +92,7 @@ class BatchClassifier:
         max_batch_tokens: int = 8192,
         precision: str = "fp32",
         torchscript: bool = True,
+        activation_absmax: dict[str, float] | None = None,
     ) -> None:
         started = time.perf_counter()
         self.model_dir = Path(model_dir)
@@ -100,25 +109,41 @@ class BatchClassifier:
         # shapes, each of which pays kernel selection once). CPU: padding is compute, none.
         self.pad_multiple = 8 if self.device.type == "cuda" else 1
         self._streams: dict[bool, torch.cuda.Stream] = {}
-        if precision == "auto":
-            # bench/precision.py's pick on this project's CPUs: fp32 (the fastest batch-invariant
-            # precision within 0.005 F1: fp32 226, fp16w 209, bf16 371 but |dlogit| 0.031)
-            precision = "fp32" if self.device.type == "cpu" else "bf16"
-        self.precision = precision
+        self.activation_absmax = activation_absmax  # int8static's calibrated ranges
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(
             self.model_dir, local_files_only=True
         )
         self.spam_id = int(model.config.label2id.get("spam", 1))
+        self.precision = self._resolve_precision(precision, model.eval())
         self.model = self._prepare(model.eval())
         self._forward = self._compile() if torchscript else _Logits(self.model)
         self.load_seconds = time.perf_counter() - started
         logger.info(
             "model %s loaded from %s on %s (%s) in %.2fs",
-            self.version, self.model_dir, self.device, precision, self.load_seconds,
+            self.version, self.model_dir, self.device, self.precision, self.load_seconds,
         )
 
+    def _resolve_precision(self, precision: str, model: torch.nn.Module) -> str:
+        """``auto``: bf16 on CUDA; on a CPU the fastest batch-invariant precision that a short
+        probe pass measures faster than fp32 here (worker/precision.py), else fp32."""
+        if precision != "auto":
+            return precision
+        if self.device.type != "cpu":
+            return "bf16"
+        seconds = probe_cpu_precisions(model, auto_cpu_candidates(cpu_supports_bf16()))
+        chosen = choose_cpu_precision(seconds)
+        logger.info("cpu precision probe (s per pass): %s -> %s",
+                    {p: round(s, 4) for p, s in seconds.items()}, chosen)
+        return chosen
+
     def _prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        # bf16mm, int8row: row-wise precisions (worker/precision.py): each text's arithmetic
+        # its own whatever shares its pass, at 2x fp32's speed or more on a bf16/VNNI CPU
+        if self.precision in ROWWISE_PRECISIONS:
+            if self.device.type != "cpu":
+                raise ValueError(f"{self.precision} runs on the CPU only")
+            return prepare_rowwise(model, self.precision, self.activation_absmax)
         # int8: dynamic quantisation scales the activations by the whole batch tensor, so a
         # text's score moves with its pass companions (and their padding). fp16w (fp16
         # weights, fp32 activations and accumulation) and fp32 keep every row's arithmetic

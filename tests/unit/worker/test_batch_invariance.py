@@ -53,14 +53,45 @@ def _labels(runner: BatchClassifier, logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits / runner.temperature, dim=-1)[:, runner.spam_id] >= runner.threshold
 
 
-def test_the_default_cpu_precision_scores_every_text_as_it_would_alone(encoder_dir, test_texts):
-    runner = BatchClassifier(encoder_dir, device="cpu", precision="auto")
-    assert runner.precision == "fp32"
-    alone, batched = _alone_and_batched(runner, test_texts)
-    assert len(test_texts) > 600
+def _assert_invariant(runner: BatchClassifier, texts: list[str]) -> None:
+    alone, batched = _alone_and_batched(runner, texts)
     assert alone.abs().max() > 1.0  # the head gives logits of a trained model's size
-    assert (batched - alone).abs().max().item() <= MAX_LOGIT_DIFF
-    assert torch.equal(_labels(runner, alone), _labels(runner, batched))
+    assert (batched - alone).abs().max().item() <= MAX_LOGIT_DIFF, runner.precision
+    assert torch.equal(_labels(runner, alone), _labels(runner, batched)), runner.precision
+
+
+def test_the_default_cpu_precision_scores_every_text_as_it_would_alone(encoder_dir, test_texts):
+    """Whatever ``auto`` picks on this CPU (the probe: int8row, bf16mm or fp32)."""
+    runner = BatchClassifier(encoder_dir, device="cpu", precision="auto")
+    assert runner.precision in ("int8row", "bf16mm", "fp32")
+    assert len(test_texts) > 600
+    _assert_invariant(runner, test_texts)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8row", "bf16mm"])
+def test_every_offered_invariant_precision_scores_every_text_as_it_would_alone(
+        encoder_dir, test_texts, precision):
+    _assert_invariant(BatchClassifier(encoder_dir, device="cpu", precision=precision), test_texts)
+
+
+@pytest.mark.parametrize("precision", ["int8row", "bf16mm"])
+def test_the_row_wise_precisions_stay_near_fp32(encoder_dir, test_texts, precision):
+    """Row-wise arithmetic alone is no guarantee of sense: each precision tracks fp32 (the
+    head's logits span about +-6; int8's per-row rounding moves them most)."""
+    texts = test_texts[:200]
+    fp32, _ = _alone_and_batched(BatchClassifier(encoder_dir, device="cpu"), texts)
+    other, _ = _alone_and_batched(
+        BatchClassifier(encoder_dir, device="cpu", precision=precision), texts)
+    assert (other - fp32).abs().max().item() < {"int8row": 1.0, "bf16mm": 0.1}[precision]
+
+
+def test_full_bf16_is_not_batch_invariant(encoder_dir, test_texts):
+    """Why bf16mm keeps LayerNorm, softmax and the residual stream fp32 and changes the
+    attention: every intermediate rounded to bf16, with SDPA's width-dependent blocking, moves
+    scores with the companions."""
+    runner = BatchClassifier(encoder_dir, device="cpu", precision="bf16")
+    alone, batched = _alone_and_batched(runner, test_texts[:250])
+    assert (batched - alone).abs().max().item() > MAX_LOGIT_DIFF
 
 
 def test_int8_per_batch_activation_scales_move_scores_with_the_companions(encoder_dir,

@@ -2,6 +2,8 @@ import pytest
 import torch
 
 from spamq.models.manifest import ManifestError
+from worker import runner as runner_module
+from worker.precision import auto_cpu_candidates, choose_cpu_precision
 from worker.runner import BatchClassifier
 
 
@@ -68,7 +70,7 @@ def test_a_tampered_model_directory_is_refused(random_model_dir, tmp_path):
         BatchClassifier(copy, device="cpu")
 
 
-@pytest.mark.parametrize("precision", ["bf16", "int8"])
+@pytest.mark.parametrize("precision", ["bf16", "int8", "bf16mm", "int8row"])
 def test_reduced_precision_stays_close_to_fp32(random_model_dir, runner, precision):
     other = BatchClassifier(random_model_dir, device="cpu", max_length=32, precision=precision)
     texts = ["hello there", "win a free prize now, call 0800 123"]
@@ -79,7 +81,7 @@ def test_reduced_precision_stays_close_to_fp32(random_model_dir, runner, precisi
         assert next(other.model.parameters()).dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "bf16mm", "int8row"])
 def test_the_traced_forward_scores_as_the_eager_model_at_every_shape(random_model_dir, precision):
     """The TorchScript trace is made at one (rows, width); transformers' shape checks become
     constants in it, so it must still score every other shape, padded or not, as eager does."""
@@ -96,3 +98,46 @@ def test_the_traced_forward_scores_as_the_eager_model_at_every_shape(random_mode
         b = eager.logits(eager.pad(ids, index))
         assert a.shape == b.shape == (len(index), 2)
         assert torch.equal(a, b), (precision, index, (a - b).abs().max())
+
+
+def test_the_probe_picks_the_fastest_candidate_clearly_faster_than_fp32():
+    assert choose_cpu_precision({"fp32": 1.0, "int8row": 0.45, "bf16mm": 0.5}) == "int8row"
+    assert choose_cpu_precision({"fp32": 1.0, "int8row": 0.7, "bf16mm": 0.5}) == "bf16mm"
+    # not faster, or within the probe's margin of fp32: fp32
+    assert choose_cpu_precision({"fp32": 1.0, "int8row": 1.4, "bf16mm": 0.95}) == "fp32"
+    assert choose_cpu_precision({"fp32": 1.0}) == "fp32"
+
+
+def test_bf16_is_probed_only_where_the_cpu_has_bf16_dot_products():
+    assert "bf16mm" in auto_cpu_candidates(True)
+    assert "bf16mm" not in auto_cpu_candidates(False)
+    assert "int8row" in auto_cpu_candidates(False)
+
+
+@pytest.mark.parametrize(("bf16", "seconds", "expected"), [
+    (False, {"fp32": 1.0, "int8row": 1.2}, "fp32"),  # no bf16, int8 slower: fp32
+    (True, {"fp32": 1.0, "int8row": 1.2, "bf16mm": 0.6}, "bf16mm"),
+    (True, {"fp32": 1.0, "int8row": 0.4, "bf16mm": 0.6}, "int8row"),
+])
+def test_auto_on_a_cpu_serves_the_probes_pick(random_model_dir, monkeypatch, bf16, seconds,
+                                              expected):
+    probed: list[tuple[str, ...]] = []
+
+    def probe(model, candidates):
+        probed.append(tuple(candidates))
+        return {p: s for p, s in seconds.items() if p == "fp32" or p in candidates}
+
+    monkeypatch.setattr(runner_module, "cpu_supports_bf16", lambda: bf16)
+    monkeypatch.setattr(runner_module, "probe_cpu_precisions", probe)
+    chosen = BatchClassifier(random_model_dir, device="cpu", max_length=32, precision="auto")
+    assert chosen.precision == expected
+    assert probed == [auto_cpu_candidates(bf16)]
+    assert chosen.predict(["win a free prize"])[0].label in ("spam", "ham")
+
+
+def test_the_probe_times_fp32_and_each_candidate(random_model_dir, runner):
+    from worker.precision import probe_cpu_precisions
+
+    seconds = probe_cpu_precisions(runner.model, ("int8row", "bf16mm"), rows=2, width=8)
+    assert set(seconds) == {"fp32", "int8row", "bf16mm"}
+    assert all(0 < s < 10 for s in seconds.values())
