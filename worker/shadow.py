@@ -15,7 +15,8 @@ candidate and buffers one row per sampled text, written as Parquet files::
 
     <shadow_root>/candidate=<version>/date=YYYY-MM-DD/hour=HH/worker=<name>/part-<uuid>.parquet
 
-(:data:`SCHEMA`; nothing per row goes to Redis). ``spamq models shadow-report`` reads them.
+(spamq.models.shadow.schema(); nothing per row goes to Redis). ``spamq models shadow-report``
+reads them.
 """
 
 from __future__ import annotations
@@ -32,11 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from spamq.feedback.store import text_sha256
-from spamq.models.shadow import SCHEMA, ShadowState, partition_dir, read_state, sampled
+from spamq.models.shadow import ShadowState, partition_dir, read_state, sampled, schema
 from spamq.storage.artifacts import ArtifactError
 
 if TYPE_CHECKING:
@@ -76,6 +73,9 @@ class ShadowWriter:
             self._clock() - self._oldest >= self.max_age_s)
 
     def flush(self) -> int:
+        import pyarrow as pa  # here: an idle worker (no shadow) never loads pyarrow
+        import pyarrow.parquet as pq
+
         rows, self._rows, self._oldest = self._rows, [], None
         written = 0
         groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -87,7 +87,8 @@ class ShadowWriter:
             path = (f"{partition_dir(self.root, version)}/date={day}/hour={hour}/"
                     f"worker={self.worker}/part-{uuid.uuid4().hex}.parquet")
             buf = io.BytesIO()
-            pq.write_table(pa.Table.from_pylist(group, schema=SCHEMA), buf, compression="zstd")
+            pq.write_table(pa.Table.from_pylist(group, schema=schema()), buf,
+                           compression="zstd")
             try:
                 self.store.write_bytes_atomic(path, buf.getvalue())
             except (ArtifactError, OSError) as exc:
@@ -262,6 +263,8 @@ class ShadowTap:
         logger.info("shadow: candidate %s ready", wanted.version)
 
     def _score(self, item: _Offer) -> None:
+        from spamq.feedback.store import text_sha256  # (imports pyarrow: not in an idle worker)
+
         state, runner = self.state, self.runner
         if state is None or runner is None:
             return

@@ -2,7 +2,7 @@
 (``spamq models shadow``, ``shadow stop``, ``shadow-report``).
 
 The state is ONE Redis key, :data:`SHADOW_KEY`: ``{"model", "version", "sample",
-"started_at"}`` of checked values. The rows are Parquet files of :data:`SCHEMA` under
+"started_at"}`` of checked values. The rows are Parquet files of :func:`schema` under
 ``<shadow_root>/candidate=<version>/date=YYYY-MM-DD/hour=HH/worker=<name>/``.
 """
 
@@ -13,32 +13,39 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
 
 from spamq.storage.artifacts import ArtifactNotFound
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import redis
 
     from spamq.storage.artifacts import ArtifactStore
 
 SHADOW_KEY = "spamq:shadow"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # as the registry's names
-SCHEMA = pa.schema([
-    pa.field("at", pa.timestamp("ms", tz="UTC"), nullable=False),
-    # "texts": a texts job's chunk (either queue); "store": a store job's split
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("text_sha256", pa.string(), nullable=False),  # of the normalised text
-    pa.field("production_version", pa.string(), nullable=False),
-    pa.field("production_probability", pa.float64(), nullable=False),
-    pa.field("production_label", pa.string(), nullable=False),
-    pa.field("candidate_version", pa.string(), nullable=False),
-    pa.field("candidate_probability", pa.float64(), nullable=False),
-    pa.field("candidate_label", pa.string(), nullable=False),
-])
+
+
+@cache
+def schema() -> pa.Schema:
+    """The rows' columns (pyarrow is imported on first use: an idle worker never loads it)."""
+    import pyarrow as pa
+
+    return pa.schema([
+        pa.field("at", pa.timestamp("ms", tz="UTC"), nullable=False),
+        # "texts": a texts job's chunk (either queue); "store": a store job's split
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("text_sha256", pa.string(), nullable=False),  # of the normalised text
+        pa.field("production_version", pa.string(), nullable=False),
+        pa.field("production_probability", pa.float64(), nullable=False),
+        pa.field("production_label", pa.string(), nullable=False),
+        pa.field("candidate_version", pa.string(), nullable=False),
+        pa.field("candidate_probability", pa.float64(), nullable=False),
+        pa.field("candidate_label", pa.string(), nullable=False),
+    ])
 
 
 @dataclass(frozen=True)
@@ -122,8 +129,11 @@ BINS = 20
 def read_rows(store: ArtifactStore, root: str, version: str, *,
               since: datetime | None = None) -> pa.Table:
     """The shadow rows of candidate ``version`` written at or after ``since``."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
+
+    cols = schema()
 
     base = partition_dir(root, version)
     tables = []
@@ -137,14 +147,14 @@ def read_rows(store: ArtifactStore, root: str, version: str, *,
                 for name in (f for f in store.list(where) if _PART.match(f)):
                     try:
                         table = pq.read_table(pa.BufferReader(store.read_bytes(f"{where}/{name}")))
-                        tables.append(table.select(SCHEMA.names).cast(SCHEMA))
+                        tables.append(table.select(cols.names).cast(cols))
                     except (ArtifactNotFound, pa.ArrowException, KeyError, ValueError):
                         continue  # deleted meanwhile, or not a shadow file
     if not tables:
-        return SCHEMA.empty_table()
+        return cols.empty_table()
     table = pa.concat_tables(tables)
     if since is not None:
-        at = pa.scalar(since, SCHEMA.field("at").type)
+        at = pa.scalar(since, cols.field("at").type)
         table = table.filter(pc.greater_equal(table["at"], at))
     return table
 
