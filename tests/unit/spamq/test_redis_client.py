@@ -192,3 +192,22 @@ def test_the_event_loops_broker_connections_fail_at_once_the_others_wait_for_a_m
         assert isinstance(channel._connparams()["retry"], FailoverRetry)
         looped = channel._connparams(asynchronous=True)["retry"]
         assert not isinstance(looped, FailoverRetry) and looped.get_retries() == 0
+
+
+def test_a_new_broker_channel_waits_for_the_promoted_master(monkeypatch):
+    from kombu.transport import redis as kombu_redis
+
+    from spamq.jobs.sentinel_broker import SentinelTransport
+
+    tries = []
+
+    def create_channel(self, connection):
+        tries.append(connection)
+        if len(tries) < 3:  # the sentinels have no master yet: the election runs
+            raise redis.sentinel.MasterNotFoundError("No master found for 'mymaster'")
+        return "channel"
+
+    monkeypatch.setattr(kombu_redis.SentinelTransport, "create_channel", create_channel)
+    monkeypatch.setattr("spamq.redis_client.time.sleep", lambda _s: None)
+    transport = object.__new__(SentinelTransport)
+    assert transport.create_channel("conn") == "channel" and tries == ["conn"] * 3
