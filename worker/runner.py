@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from spamq.models.manifest import read_manifest, verify_model_dir
-from spamq.text import normalize
+from spamq.text import normalize_many
 from worker.precision import (
     ROWWISE_PRECISIONS,
     auto_cpu_candidates,
@@ -181,7 +181,7 @@ class BatchClassifier:
     def encode(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
         """Token ids per text, cut at ``max_length`` (keeping [SEP]); whether each was cut."""
         encoded = self.tokenizer(
-            [normalize(t) for t in texts], add_special_tokens=True, truncation=False, verbose=False
+            normalize_many(texts), add_special_tokens=True, truncation=False, verbose=False
         )["input_ids"]
         sep = self.tokenizer.sep_token_id
         ids, truncated = [], []
