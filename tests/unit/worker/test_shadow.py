@@ -186,3 +186,38 @@ def test_another_models_shadow_and_a_refused_candidate_leave_production_alone(tm
     tap.poll(client)
     tap.step()
     assert loads == [V] and tap.runner is None and tap.errors == 1  # not pulled every poll
+
+
+class Recorder:
+    """Stands in for the ShadowTap: what a split offers it."""
+
+    def __init__(self) -> None:
+        self.offers: list[tuple[list[str], dict]] = []
+
+    def offer_columns(self, texts, columns, *, source="store"):
+        self.offers.append((list(texts), columns))
+        return True
+
+
+def test_a_store_job_split_offers_its_scored_rows_to_the_shadow(tmp_path):
+    from tests.unit.worker.test_batcher import FakeRunner
+    from tests.unit.worker.test_split_limits import Ctx
+    from worker.batcher import Batcher
+
+    texts = [f"message {i} win" if i % 2 else f"message {i}" for i in range(40)]
+    ctx = Ctx(tmp_path, split_bytes=300)
+    ctx.write("in/a.jsonl", "".join(json.dumps({"text": t}) + "\n" for t in texts).encode())
+    job_id = ctx.submit(hdfs_input="in/a.jsonl")
+    batcher = Batcher(lambda: FakeRunner(), max_batch_tokens=64, max_batch_size=8)
+    tap = Recorder()
+    try:
+        scorer = ctx.scorer(batcher, batch_bytes=40, shadow=tap)
+        for i in range(ctx.jobs.get(job_id).chunks_total):
+            scorer.run(job_id, i)
+    finally:
+        batcher.close()
+    assert ctx.jobs.get(job_id).status == "done"
+    offered = [t for got, _ in tap.offers for t in got]
+    assert sorted(offered) == sorted(texts)  # every scored row once, with its scores
+    for got, cols in tap.offers:
+        assert len(cols["spam_probability"]) == len(cols["model_version"]) == len(got)
