@@ -83,7 +83,8 @@ def calibration_ranges(model_dir: Path, data_path: Path, *, texts: int = 512,
 
 
 def evaluate(model_dir: Path, *, data_path: Path, threads: int = 2, rounds: int = 5,
-             precisions: tuple[str, ...] = PRECISIONS) -> dict[str, Any]:
+             precisions: tuple[str, ...] = PRECISIONS,
+             invariance_texts: int | None = None) -> dict[str, Any]:
     import statistics
 
     import torch
@@ -106,7 +107,7 @@ def evaluate(model_dir: Path, *, data_path: Path, threads: int = 2, rounds: int 
     for precision, runner in runners.items():
         runner.warm_up()
         predicted = [int(p.label == "spam") for p in runner.predict(texts)]
-        inv = invariance(runner, texts)
+        inv = invariance(runner, texts[:invariance_texts])
         out["by_precision"][precision] = {
             "batch_invariance": inv,
             "batch_invariant": (inv["max_abs_logit_diff"] <= MAX_LOGIT_DIFF
@@ -144,11 +145,14 @@ def main() -> int:
                         help="alternated timing rounds; the median counts (default 5)")
     parser.add_argument("--precisions", default=",".join(PRECISIONS),
                         help="comma-separated; fp32 is always included")
+    parser.add_argument("--invariance-texts", type=int, default=None,
+                        help="check invariance on the first N test texts (default: all)")
     args = parser.parse_args()
     chosen = tuple(dict.fromkeys(["fp32", *args.precisions.split(",")]))
     results = {"hardware": hardware(), "model_dir": str(args.model_dir),
                **evaluate(args.model_dir, data_path=Settings().data_path, threads=args.threads,
-                          rounds=args.rounds, precisions=chosen)}
+                          rounds=args.rounds, precisions=chosen,
+                          invariance_texts=args.invariance_texts)}
     print(f"test split: {results['n']} texts ({results['spam']} spam), {results['threads']} "
           f"torch threads, median of {results['rounds']} alternated rounds")
     print(f"{'precision':<11}{'spam F1':>9}{'95% bootstrap':>16}{'cost':>9}{'msgs/s':>9}"

@@ -217,29 +217,30 @@ def choose_cpu_precision(seconds: Mapping[str, float]) -> str:
     return min(faster, key=lambda p: faster[p]) if faster else "fp32"
 
 
-def _pass_seconds(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor,
-                  repeats: int = 3) -> float:
-    with torch.inference_mode():
-        model(input_ids=ids, attention_mask=mask)  # first-call costs
-        best = float("inf")
-        for _ in range(repeats):
-            started = time.perf_counter()
-            model(input_ids=ids, attention_mask=mask)
-            best = min(best, time.perf_counter() - started)
-    return best
-
-
 def probe_cpu_precisions(model: nn.Module, candidates: Iterable[str], *, rows: int = 16,
-                         width: int = 32, token_id: int = 100) -> dict[str, float]:
-    """Seconds of one SMS-sized pass (``rows`` x ``width`` tokens, best of 3) of the fp32
-    model and of a copy at each candidate precision, on this CPU and thread count."""
+                         width: int = 32, token_id: int = 100,
+                         rounds: int = 5) -> dict[str, float]:
+    """Seconds of one SMS-sized pass (``rows`` x ``width`` tokens) of the fp32 model and of a
+    copy at each candidate precision, on this CPU and thread count: the best of ``rounds``
+    rounds, each pass once per round in turn, so that other load on the machine falls on all
+    of them alike."""
     ids = torch.full((rows, width), token_id, dtype=torch.long)
     mask = torch.ones_like(ids)
-    seconds = {"fp32": _pass_seconds(model, ids, mask)}
+    models = {"fp32": model}
     for precision in candidates:
         try:
-            candidate = prepare_rowwise(copy.deepcopy(model), precision)
-            seconds[precision] = _pass_seconds(candidate, ids, mask)
-        except (RuntimeError, NotImplementedError) as exc:  # a kernel this CPU/build lacks
+            models[precision] = prepare_rowwise(copy.deepcopy(model), precision)
+            with torch.inference_mode():  # first-call costs, and a kernel this CPU may lack
+                models[precision](input_ids=ids, attention_mask=mask)
+        except (RuntimeError, NotImplementedError) as exc:
             logger.info("precision probe: %s unavailable (%s)", precision, exc)
+            models.pop(precision, None)
+    seconds = dict.fromkeys(models, float("inf"))
+    with torch.inference_mode():
+        model(input_ids=ids, attention_mask=mask)
+        for _ in range(rounds):
+            for precision, candidate in models.items():
+                started = time.perf_counter()
+                candidate(input_ids=ids, attention_mask=mask)
+                seconds[precision] = min(seconds[precision], time.perf_counter() - started)
     return seconds
