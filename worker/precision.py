@@ -25,6 +25,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,6 +48,9 @@ def _bias(linear: nn.Linear) -> torch.Tensor:
 
 
 class Bf16Linear(nn.Module):
+    weight: torch.Tensor
+    bias: torch.Tensor
+
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         self.register_buffer("weight", linear.weight.detach().to(torch.bfloat16))
@@ -66,6 +70,10 @@ def _quantise_weight(linear: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Int8RowLinear(nn.Module):
+    weight_q: torch.Tensor
+    weight_scale: torch.Tensor
+    bias: torch.Tensor
+
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         q, scale = _quantise_weight(linear)
@@ -83,6 +91,10 @@ class Int8RowLinear(nn.Module):
 
 
 class Int8StaticLinear(nn.Module):
+    weight_q: torch.Tensor
+    weight_scale: torch.Tensor
+    bias: torch.Tensor
+
     def __init__(self, linear: nn.Linear, activation_absmax: float) -> None:
         super().__init__()
         q, scale = _quantise_weight(linear)
@@ -147,7 +159,8 @@ def use_rowwise_attention(model: nn.Module) -> nn.Module:
 
     AttentionInterface.register(ROWWISE_ATTENTION, rowwise_attention)
     AttentionMaskInterface.register(ROWWISE_ATTENTION, sdpa_mask)
-    model.config._attn_implementation = ROWWISE_ATTENTION
+    config: Any = model.config
+    config._attn_implementation = ROWWISE_ATTENTION
     return model
 
 
