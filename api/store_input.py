@@ -64,7 +64,8 @@ def _check_output(store: ArtifactStore, out: str, allowed: list[str],
                   jobs: JobStore | None = None) -> None:
     """``out`` must be a directory to be, away from every other job's output: no parent is a
     file or another job's output directory (reserved in Redis, or complete with ``_SUCCESS``),
-    no file lies under it at any depth, and no component is a symlink."""
+    it holds no file itself, no directory below it is another job's output, and no component
+    is a symlink."""
     try:
         _check_output_tree(store, out, allowed, jobs)
     except ArtifactSymlink as exc:
@@ -93,10 +94,9 @@ def _check_output_tree(store: ArtifactStore, out: str, allowed: list[str],
         raise InvalidRequest(
             "hdfs_output", f"'hdfs_output' already holds {len(present)} file(s); name a new "
             "directory, or resume its job with the same Idempotency-Key", status=409)
-    if _files_deeper(store, out):
-        raise InvalidRequest("hdfs_output", "'hdfs_output' already holds files in its "
-                             "subdirectories (another job's output?); name a new directory",
-                             status=409)
+    if _output_below(store, out, jobs):
+        raise InvalidRequest("hdfs_output", "'hdfs_output' holds another job's output in a "
+                             "subdirectory; name a new directory", status=409)
 
 
 def _reserved_outputs(jobs: JobStore | None, paths: list[str]) -> set[str]:
@@ -109,19 +109,23 @@ def _reserved_outputs(jobs: JobStore | None, paths: list[str]) -> set[str]:
     return {path for path, n in zip(paths, pipe.execute(), strict=True) if n}
 
 
-def _files_deeper(store: ArtifactStore, out: str) -> bool:
-    """Whether a file lies in a subdirectory of ``out``, at any depth; a tree of more than
-    OUTPUT_WALK_DIRS directories counts as holding one (no new output looks like that)."""
+def _output_below(store: ArtifactStore, out: str, jobs: JobStore | None) -> bool:
+    """Whether a directory below ``out``, at any depth, is another job's output (it holds
+    ``_SUCCESS``, or a job has reserved it); a tree of more than OUTPUT_WALK_DIRS directories
+    counts as holding one (no new output looks like that). Other files below ``out`` are left
+    to the job's own writes, which never replace a directory."""
     todo = [f"{out}/{name}" for name, st in store.list_status(out) if st.type == "dir"]
-    for _ in range(OUTPUT_WALK_DIRS):
-        if not todo:
-            return False
+    seen: list[str] = []
+    while todo:
+        if len(seen) >= OUTPUT_WALK_DIRS:
+            return True
         here = todo.pop()
+        seen.append(here)
         entries = store.list_status(here)
-        if any(st.type == "file" for _, st in entries):
+        if any(st.type == "file" and name == SUCCESS for name, st in entries):
             return True
         todo += [f"{here}/{name}" for name, st in entries if st.type == "dir"]
-    return bool(todo)
+    return bool(_reserved_outputs(jobs, seen))
 
 
 def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,

@@ -295,7 +295,8 @@ def test_a_store_job_keeps_no_row_in_redis_and_cancels_mid_job(hdfs_job_env):
     job_id = start_big_job(base, store, r, "big", 30_000, parts=1)
     keys = {k.decode() for k in r.keys(f"spamq:job:{job_id}*")}
     allowed = {f"spamq:job:{job_id}" + s for s in (
-        "", ":files", ":splits", ":spec", ":parts", ":split_rows", ":progress", ":finished")}
+        "", ":files", ":splits", ":spec", ":parts", ":split_rows", ":split_workers", ":progress",
+        ":finished")}
     assert keys <= allowed, keys - allowed  # no :texts, no :results: no row in Redis
     splits = int(r.hget(f"spamq:job:{job_id}", "chunks_total"))
     assert splits > 20

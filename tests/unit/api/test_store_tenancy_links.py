@@ -156,9 +156,18 @@ def test_an_output_around_another_output_is_a_409(api):
     client, jobs, tasks, store, root = api
     (root / A / "runs" / "x" / "r1").mkdir(parents=True)
     (root / A / "runs" / "x" / "r1" / "part-00000.jsonl").write_text("{}\n")
-    around = _post(client, {"hdfs_input": f"{A}/in/rows.csv", "hdfs_output": f"{A}/runs"})
+    stray = _post(client, {"hdfs_input": f"{A}/in/rows.csv", "hdfs_output": f"{A}/runs"})
+    assert stray.status_code == 202, stray.get_json()  # a file below, but no job's output
+    (root / A / "runs2" / "x" / "r1").mkdir(parents=True)
+    (root / A / "runs2" / "x" / "r1" / "_SUCCESS").write_text("{}")
+    around = _post(client, {"hdfs_input": f"{A}/in/rows.csv", "hdfs_output": f"{A}/runs2"})
     assert around.status_code == 409 and around.get_json()["field"] == "hdfs_output"
-    assert "subdirectories" in around.get_json()["message"]
+    assert "another job's output in a subdirectory" in around.get_json()["message"]
+    reserved = _post(client, {"hdfs_input": f"{A}/in/rows.csv", "hdfs_output": f"{A}/r/x/y"})
+    assert reserved.status_code == 202, reserved.get_json()  # reserves r/x/y
+    (root / A / "r" / "x" / "y").mkdir(parents=True, exist_ok=True)
+    around = _post(client, {"hdfs_input": f"{A}/in/rows.csv", "hdfs_output": f"{A}/r"})
+    assert around.status_code == 409 and around.get_json()["field"] == "hdfs_output"
     (root / A / "empty" / "a" / "b").mkdir(parents=True)  # directories only: usable
     ok = _post(client, {"hdfs_input": f"{A}/in/rows.csv", "hdfs_output": f"{A}/empty"})
     assert ok.status_code == 202, ok.get_json()
