@@ -35,9 +35,10 @@ logger = logging.getLogger(__name__)
 # precisions whose scores do not depend on the pass (the encoder's linears replaced, the
 # attention made width-independent, the classification head kept fp32)
 ROWWISE_PRECISIONS = ("bf16mm", "int8row", "int8static")
-# what ``auto`` may pick on a CPU, fastest first as measured by bench/precision.py; the probe
-# at start keeps one only where it measures faster than fp32 on this CPU
-AUTO_CPU_CANDIDATES = ("int8row", "bf16mm")
+# what ``auto`` may pick on a CPU: the row-wise precisions within bench/precision.py's 0.005
+# spam-F1 budget (bf16mm: cost 0.000, 1.64x fp32; int8row: 1.95x but cost 0.006, so offered,
+# not picked); the probe at start keeps one only where it measures faster than fp32 here
+AUTO_CPU_CANDIDATES: tuple[str, ...] = ("bf16mm",)
 # a candidate must take at most this share of fp32's probe time to be picked
 PROBE_MARGIN = 0.9
 

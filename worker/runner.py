@@ -131,7 +131,10 @@ class BatchClassifier:
             return precision
         if self.device.type != "cpu":
             return "bf16"
-        seconds = probe_cpu_precisions(model, auto_cpu_candidates(cpu_supports_bf16()))
+        candidates = auto_cpu_candidates(cpu_supports_bf16())
+        if not candidates:
+            return "fp32"
+        seconds = probe_cpu_precisions(model, candidates)
         chosen = choose_cpu_precision(seconds)
         logger.info("cpu precision probe (s per pass): %s -> %s",
                     {p: round(s, 4) for p, s in seconds.items()}, chosen)
@@ -139,7 +142,7 @@ class BatchClassifier:
 
     def _prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         # bf16mm, int8row: row-wise precisions (worker/precision.py): each text's arithmetic
-        # its own whatever shares its pass, at 2x fp32's speed or more on a bf16/VNNI CPU
+        # its own whatever shares its pass, 1.6-2x fp32's speed on an AVX512-BF16/VNNI CPU
         if self.precision in ROWWISE_PRECISIONS:
             if self.device.type != "cpu":
                 raise ValueError(f"{self.precision} runs on the CPU only")
