@@ -20,7 +20,8 @@ from spamq.settings import Settings
 STATUS = {
     "SpamqError": 500, "InvalidRequest": 422, "InputError": 422, "OutputTaken": 409,
     "JobNotFound": 404, "DuplicateJob": 409, "ArtifactError": 503, "ArtifactNotFound": 404,
-    "ArtifactExists": 409, "ArtifactSymlink": 422, "RegistryError": 503, "ModelRefused": 503, "ManifestError": 500,
+    "ArtifactExists": 409, "ArtifactSymlink": 422, "RegistryError": 503, "ModelRefused": 503,
+    "ManifestError": 500,
     "SecretError": 503, "ModelSourceError": 503, "WebhookRefused": 422, "OutputChanged": 409,
 }
 SECRET = "/srv/spamq/tenants/other-team/in/data.csv at http://namenode:9870"
