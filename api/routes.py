@@ -264,7 +264,7 @@ def _existing(job_id: str, request_sha: str):
     return jsonify(body), 200, {"Location": status_url}
 
 
-def _upload_as_store_job(form: UploadForm) -> tuple[Upload, StoreJob]:
+def _upload_as_store_job(form: UploadForm, uploads: Uploads) -> tuple[Upload, StoreJob]:
     """A multipart upload, streamed into the key's ``uploads/`` area of the artifact store
     (werkzeug spools a large part to disk, never to memory); the store job for it."""
     settings = _ctx()[0]
@@ -274,7 +274,6 @@ def _upload_as_store_job(form: UploadForm) -> tuple[Upload, StoreJob]:
     fmt = upload_format(upload.filename, form.format)
     stored = Upload.of(g.get("spamq_owner"), secrets.token_hex(8))
     where = stored.directory(settings.store_tenant_root)
-    uploads = _uploads()
     with tempfile.NamedTemporaryFile(prefix="spamq-upload-") as tmp:
         upload.save(tmp)
         tmp.flush()
@@ -304,19 +303,20 @@ def _uploads() -> Uploads:
 def _upload_job(form: UploadForm, key: str | None, request_sha: str):
     """An upload's store job; the upload is deleted unless its job was accepted (a refusal,
     an error, or an Idempotency-Key's existing job answered instead)."""
-    stored, job_request = _upload_as_store_job(form)
+    uploads = _uploads()
+    stored, job_request = _upload_as_store_job(form, uploads)
     try:
         answer = _store_job(job_request, key, request_sha)
     except BaseException:
-        _uploads().discard(stored)
+        uploads.discard(stored)
         raise
     if answer[1] == 202:
         try:  # the job exists: its answer stands (unrecorded, the upload goes after job_ttl_s)
-            _uploads().keep(stored, answer[0].get_json()["id"])
+            uploads.keep(stored, answer[0].get_json()["id"])
         except redis.RedisError as exc:
             logger.warning("upload not recorded with its job: %s", exc)
     else:
-        _uploads().discard(stored)
+        uploads.discard(stored)
     return answer
 
 
