@@ -45,6 +45,7 @@ def create_app(
     from api import auth, errors, limits, metrics
     from api.coalesce import Coalescer
     from api.feedback import feedback
+    from api.me import me
     from api.requests import RequestModels
     from api.routes import bp
     from api.web import web
@@ -73,6 +74,7 @@ def create_app(
                                    max_items=settings.coalesce_max_jobs)}
     app.register_blueprint(bp)
     app.register_blueprint(feedback)
+    app.register_blueprint(me)
     metrics.install(app, store=store, settings=settings, token=secrets.metrics_token,
                     outbox=app.extensions["spamq"]["outbox"])
     auth.install(app, settings=settings, keys=_key_ring(secrets, settings), store=store)
