@@ -1,158 +1,148 @@
-"""Ahead of the peer (issue 16): spamq against BentoML's adaptive batching on the same model.
+"""spamq against BentoML's adaptive batching serving the same weights, set up fairly.
 
-    make bench-peer [BENCH_ARGS="--seconds 4"]
-    .venv-peer/bin/python -m bench.peer [--model-dir weights/default] [--seconds 4] [--threads N]
+    make bench-peer [BENCH_ARGS="--seconds 4 --warmup 1 --rounds 1 --no-tune"]
+    .venv-peer/bin/python -m bench.peer [--model-dir weights/default] [--seconds 20]
+        [--warmup 5] [--rounds 3] [--fresh level|round] [--no-tune | --peer-config JSON]
 
-spamq runs as deployed (API keys required, Redis with a password and AOF fsync every second,
-gevent API, Celery worker with the dynamic batcher); the peer is bench/peer_service.py under
-``bentoml serve`` (1 worker, ``batchable=True, max_batch_size=32``), loading the same model
-directory with the same runner, precision and torch threads. Both serve ``POST /v1/predict
-{"texts": [one text]}``; the clients are bench's own (a requests.Session per client: persistent
-connections). For n in 1, 8, 32 clients the two are measured alternately (spamq n, then the
-peer n; the second round goes peer first), both servers up all along. Prints a table and
-writes bench/results/peer.json. BentoML is installed only in .venv-peer (``make bench-peer``).
+1. The peer is tuned by its own measurement (bench/peer_tune.py): torch threads, workers,
+   TorchScript or eager, and precision, each candidate on a fresh ``bentoml serve``; the
+   fastest by req/s at 8 clients serves the comparison.
+2. For each round, level (1, 8, 32 clients) and system, a fresh server: spamq as deployed
+   (Redis with a password and AOF everysec, gunicorn API with API keys required, a Celery
+   worker with the dynamic batcher, spamq's own thread and precision defaults) or the peer.
+   Each gets a ``--warmup`` of load at that level, then a ``--seconds`` measured leg. Rounds
+   alternate which system goes first (spamq first in round 1, the peer in round 2, ...).
+   ``--fresh round`` starts each system once per round instead and runs the levels in
+   ascending order on it (shorter; with 20 s legs after a 5 s warm-up still fair).
+3. The median over rounds per system and level: req/s, p50, p99, and spamq/BentoML req/s.
+   Both sides score the same sample of texts alone; the labels must agree.
+
+Prints the tuning table, every leg, the medians and the peer's settings with the tuning
+numbers behind each; writes bench/results/peer.json. BentoML is installed only in .venv-peer.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
-import secrets
-import signal
 import statistics
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import redis
-import requests
-
-from bench.__main__ import clients, cpu_profile
-from bench.common import add_serving_arguments, hardware, require_model, sms_texts, write_results
-from scripts.local_services import (
-    Process,
-    free_port,
-    start_api,
-    start_redis,
-    start_worker,
-    wait_until,
+from bench.common import hardware, require_model, sms_texts, write_results
+from bench.peer_stack import (
+    PeerConfig,
+    Server,
+    agreement,
+    labels,
+    leg,
+    peer_server,
+    spamq_env,
+    spamq_stack,
 )
+from bench.peer_tune import add_tuning_arguments, print_tuning, tune
 
 SYSTEMS = ("spamq", "BentoML")
+LEVELS = (1, 8, 32)
 
 
-def start_peer(env: dict[str, str], *, log: Path, timeout: float = 300) -> tuple[Process, str]:
-    """``bentoml serve`` of bench/peer_service.py on a free port, ready once /readyz answers."""
-    port = free_port()
-    proc = Process([sys.executable, "-m", "bentoml", "serve", "bench.peer_service:PeerClassifier",
-                    "--host", "127.0.0.1", "--port", str(port)], log=log, env=env)
-    base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(base + "/readyz", timeout=1).ok, timeout=timeout,
-               what="bentoml serve", proc=proc.proc, log=log)
-    return proc, base
+def order(rnd: int) -> tuple[str, ...]:
+    """Round 0 runs spamq first, round 1 the peer first, and so on."""
+    return SYSTEMS if rnd % 2 == 0 else SYSTEMS[::-1]
 
 
-def descendant_groups(pid: int) -> set[int]:
-    """Process groups of ``pid``'s descendants: BentoML starts its workers in new sessions."""
-    parent: dict[int, int] = {}
-    group: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        child = int(stat.parent.name)
-        parent[child], group[child] = int(fields[1]), int(fields[2])
-    found, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        for child, ppid in parent.items():
-            if ppid == p and child not in found:
-                found.add(child)
-                todo.append(child)
-    return {group[c] for c in found} - {pid}
+def schedule(rounds: int, levels: tuple[int, ...], fresh: str) -> list[tuple[int, str, list[int]]]:
+    """(round, system, levels run on one fresh server), in the order they run."""
+    out: list[tuple[int, str, list[int]]] = []
+    for rnd in range(rounds):
+        if fresh == "level":
+            out += [(rnd, name, [n]) for n in levels for name in order(rnd)]
+        else:
+            out += [(rnd, name, list(levels)) for name in order(rnd)]
+    return out
 
 
-def agreement(spamq_base: str, peer_base: str, texts: list[str],
-              headers: dict[str, str]) -> dict[str, Any]:
-    """Both serve the same model: the same labels, and spam probabilities alike."""
-    ours = [requests.post(spamq_base + "/v1/predict", json={"texts": [t]}, headers=headers,
-                          timeout=60).json()["results"][0] for t in texts]
-    theirs = [requests.post(peer_base + "/v1/predict", json={"texts": [t]},
-                            timeout=60).json()[0] for t in texts]
-    return {"n": len(texts),
-            "same_label": sum(a["label"] == b["label"] for a, b in zip(ours, theirs, strict=True)),
-            "max_abs_prob_diff": max(abs(a["spam_probability"] - b["spam_probability"])
-                                     for a, b in zip(ours, theirs, strict=True))}
+def summary(runs: list[dict[str, Any]], levels: tuple[int, ...] = LEVELS) -> list[dict[str, Any]]:
+    """Per level: the median over rounds of each system's req/s, p50 and p99, and the ratio."""
+    out = []
+    for n in levels:
+        row: dict[str, Any] = {"clients": n}
+        for name in SYSTEMS:
+            mine = [x for x in runs if x["system"] == name and x["clients"] == n]
+            if not mine:
+                break
+            row[name] = {k: statistics.median(x[k] for x in mine)
+                         for k in ("msgs_per_s", "p50_ms", "p99_ms")}
+            row[name]["errors"] = sum(x["errors"] for x in mine)
+            row[name]["rounds"] = len(mine)
+        else:
+            row["ratio"] = row["spamq"]["msgs_per_s"] / max(row["BentoML"]["msgs_per_s"], 1e-9)
+            row["spamq_ahead"] = row["ratio"] > 1.0
+            out.append(row)
+    return out
+
+
+def peer_config(args: argparse.Namespace, texts: list[str]) -> tuple[PeerConfig, dict | None]:
+    """The peer's settings: given, tuned here, or (``--no-tune``) all cores in one worker."""
+    if args.peer_config:
+        return PeerConfig(**json.loads(args.peer_config)), None
+    if not args.tune:
+        return PeerConfig(threads=os.cpu_count() or 1), None
+    t = tune(args.model_dir, texts, clients_n=args.tune_clients, warmup_s=args.tune_warmup,
+             seconds=args.tune_seconds, precisions=tuple(args.tune_precisions.split(",")),
+             threads=tuple(int(x) for x in args.tune_threads.split(",")),
+             cores=os.cpu_count() or 1)
+    print_tuning(t)
+    return PeerConfig(**t["chosen"]), t
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    precision = args.precision or os.environ.get("SPAMQ_PRECISION") or "auto"
     texts = sms_texts(args.texts, seed=11)
-    key = secrets.token_urlsafe(24)
-    auth = {"Authorization": f"Bearer {key}"}
+    sample = sms_texts(args.agree, seed=23)
+    config, tuning = peer_config(args, texts)
+    base_env = spamq_env(args.model_dir, precision=args.precision, threads=args.threads)
     r: dict[str, Any] = {
-        "hardware": hardware(), "model_dir": str(args.model_dir), "precision": precision,
-        "torch_threads": args.threads, "seconds": args.seconds, "rounds": args.rounds,
-        "python": sys.executable,
-        "spamq": "API keys required (rate limit raised past the bench's rate, still checked), "
-                 "Redis with password and AOF everysec",
-        "peer": f"bentoml {bentoml_version()}, 1 worker, batchable, max_batch_size 32",
-        "note": "2 shared vCPUs: timings are noisy", "runs": []}
+        "hardware": hardware(), "model_dir": str(args.model_dir), "python": sys.executable,
+        "seconds": args.seconds, "warmup_s": args.warmup, "rounds": args.rounds,
+        "fresh": args.fresh, "levels": list(args.levels),
+        "spamq": {"settings": {k: v for k, v in base_env.items() if k != "SPAMQ_MODEL_DIR"},
+                  "setup": "API keys required (rate limit raised past the bench's rate, still "
+                           "checked), Redis with password and AOF everysec"},
+        "peer": {"bentoml": bentoml_version(), "config": config.as_dict(),
+                 "label": config.label()},
+        "tuning": tuning, "note": "2 shared vCPUs: timings are noisy", "runs": []}
+    scored: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        redis_proc, redis_url = start_redis(work / "redis", password=secrets.token_hex(16))
-        conn = redis.Redis.from_url(redis_url)
-        conn.config_set("appendonly", "yes")  # as docker-compose.yml runs it
-        conn.config_set("appendfsync", "everysec")
-        common = {"SPAMQ_MODEL_DIR": str(args.model_dir), "SPAMQ_PRECISION": precision,
-                  "SPAMQ_TORCH_THREADS": str(args.threads)}
-        env = {**common, "SPAMQ_REDIS_URL": redis_url, "SPAMQ_API_THREADS": "32",
-               "SPAMQ_WORKER_HEARTBEAT_S": "0.5", "SPAMQ_AUTH_REQUIRED": "true",
-               "SPAMQ_API_KEYS": key, "SPAMQ_RATE_LIMIT_PER_S": "1000000",
-               "SPAMQ_RATE_LIMIT_BURST": "1000000"}
-        peer_env = {**common, "BENTOML_DO_NOT_TRACK": "true",
-                    "BENTOML_HOME": str(work / "bentoml")}
-        api, spamq_base = start_api(env, log=work / "api.log")
-        worker = start_worker(env, log=work / "worker.log", timeout=300)
-        print("starting bentoml serve ...", flush=True)
-        peer, peer_base = start_peer(peer_env, log=work / "peer.log")
-        peer_workers = sorted(descendant_groups(peer.proc.pid))
-        side = {"spamq": (spamq_base, auth, {"API (gunicorn)": api.proc.pid,
-                                             "worker (celery + model)": worker.proc.pid,
-                                             "redis-server": redis_proc.proc.pid}),
-                "BentoML": (peer_base, {}, {
-                    "bentoml serve (arbiter)": peer.proc.pid,
-                    **{f"bentoml worker (pgid {g})": g for g in peer_workers}})}
-        try:
-            r["agreement"] = agreement(spamq_base, peer_base, texts[:20], auth)
-            for name in SYSTEMS:  # warm connections and caches
-                base, headers, _ = side[name]
-                clients(base, texts, n=8, seconds=1.0, headers=headers)
-            for rnd in range(args.rounds):
-                for n in (1, 8, 32):
-                    order = SYSTEMS if rnd % 2 == 0 else SYSTEMS[::-1]
-                    for name in order:
-                        base, headers, groups = side[name]
-                        print(f"round {rnd + 1}: {name}, {n} clients ...", flush=True)
-                        res, cpu = cpu_profile(groups, lambda b=base, h=headers, n=n: clients(
-                            b, texts, n=n, seconds=args.seconds, headers=h))
-                        done = max(res["msgs_per_s"] * args.seconds, 1)
-                        res["cpu_ms_per_request"] = {k: round(v * 1000 / done, 2)
-                                                     for k, v in cpu.items()}
-                        r["runs"].append({"round": rnd + 1, "system": name, **res})
-        finally:
-            peer.stop()
-            for g in peer_workers:  # the arbiter stops them; should it not have, they go too
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(g, signal.SIGKILL)
-            worker.stop()
-            api.stop()
-            redis_proc.stop()
-    r["summary"] = summary(r["runs"])
+        for k, (rnd, name, levels) in enumerate(schedule(args.rounds, args.levels, args.fresh)):
+            with side(name, config, base_env, args.model_dir, Path(tmp) / f"s{k}") as server:
+                r[name if name == "spamq" else "peer"]["resolved"] = server.info
+                if name not in scored:
+                    scored[name] = labels(server, sample)
+                for n in levels:
+                    print(f"round {rnd + 1}: {name}, {n} client(s) ...", flush=True)
+                    res = leg(server, texts, clients_n=n, warmup_s=args.warmup,
+                              seconds=args.seconds)
+                    r["runs"].append({"round": rnd + 1, "system": name, **res})
+    r["agreement"] = agreement(scored["spamq"], scored["BentoML"])
+    r["summary"] = summary(r["runs"], tuple(args.levels))
     return r
+
+
+@contextlib.contextmanager
+def side(name: str, config: PeerConfig, base_env: dict[str, str], model_dir: Path,
+         work: Path) -> Iterator[Server]:
+    print(f"starting {name} ...", flush=True)
+    if name == "spamq":
+        with spamq_stack(base_env, work) as server:
+            yield server
+    else:
+        with peer_server(config, model_dir, work) as server:
+            yield server
 
 
 def bentoml_version() -> str:
@@ -161,56 +151,72 @@ def bentoml_version() -> str:
     return version("bentoml")
 
 
-def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per n: the mean over rounds of each system's req/s and p50, and whether spamq is ahead."""
-    out = []
-    for n in (1, 8, 32):
-        row: dict[str, Any] = {"clients": n}
-        for name in SYSTEMS:
-            mine = [x for x in runs if x["system"] == name and x["clients"] == n]
-            row[name] = {"msgs_per_s": statistics.fmean(x["msgs_per_s"] for x in mine),
-                         "p50_ms": statistics.fmean(x["p50_ms"] for x in mine),
-                         "errors": sum(x["errors"] for x in mine)}
-        row["ratio"] = row["spamq"]["msgs_per_s"] / row["BentoML"]["msgs_per_s"]
-        row["spamq_ahead"] = row["ratio"] >= 1.0
-        out.append(row)
-    return out
-
-
 def print_table(r: dict[str, Any]) -> None:
-    print(f"\nhardware: {r['hardware']}  model: {r['model_dir']}  precision: {r['precision']}  "
-          f"torch threads: {r['torch_threads']}  ({r['note']})")
-    print(f"spamq: {r['spamq']}\npeer: {r['peer']}\nagreement: {r['agreement']}")
-    print(f"{'clients':>7} | {'spamq req/s':>11} {'p50 ms':>7} | {'BentoML req/s':>13} "
-          f"{'p50 ms':>7} | {'spamq/BentoML':>13}")
+    print(f"\nhardware: {r['hardware']}  model: {r['model_dir']}  ({r['note']})")
+    print(f"spamq: {r['spamq']['setup']}; settings {r['spamq']['settings'] or 'defaults'}; "
+          f"loaded {r['spamq'].get('resolved')}")
+    print(f"peer: bentoml {r['peer']['bentoml']}, {r['peer']['label']}; "
+          f"resolved {r['peer'].get('resolved')}")
+    a = r["agreement"]
+    print(f"agreement: {a['same_label']}/{a['n']} same labels, max |d p(spam)| "
+          f"{a['max_abs_prob_diff']:.4f}")
+    print(f"legs: fresh server per {r['fresh']}, {r['warmup_s']:g} s warm-up, "
+          f"{r['seconds']:g} s measured, {r['rounds']} alternated round(s)")
     for x in r["runs"]:
-        if x["system"] != "spamq":
-            continue
-        peer = next(y for y in r["runs"] if y["system"] == "BentoML"
-                    and y["round"] == x["round"] and y["clients"] == x["clients"])
-        print(f"{x['clients']:>7} | {x['msgs_per_s']:>11.1f} {x['p50_ms']:>7.1f} | "
-              f"{peer['msgs_per_s']:>13.1f} {peer['p50_ms']:>7.1f} | "
-              f"{x['msgs_per_s'] / peer['msgs_per_s']:>12.2f}x  (round {x['round']})")
+        print(f"  round {x['round']} {x['system']:<7} {x['clients']:>2} client(s): "
+              f"{x['msgs_per_s']:7.1f} req/s  p50 {x['p50_ms']:7.1f}  p99 {x['p99_ms']:7.1f} ms"
+              f"  errors {x['errors']}  CPU ms/request: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in x["cpu_ms_per_request"].items()))
+    print(f"\nmedian over rounds | {'spamq req/s':>11} {'p50':>7} {'p99':>7} | "
+          f"{'BentoML req/s':>13} {'p50':>7} {'p99':>7} | spamq/BentoML")
     for row in r["summary"]:
         s, p = row["spamq"], row["BentoML"]
-        print(f"  {'MET ' if row['spamq_ahead'] else 'MISS'}  spamq >= BentoML at "
-              f"{row['clients']:>2} clients: {s['msgs_per_s']:.1f} vs {p['msgs_per_s']:.1f} "
-              f"req/s ({row['ratio']:.2f}x), p50 {s['p50_ms']:.1f} vs {p['p50_ms']:.1f} ms, "
-              f"errors {s['errors']}/{p['errors']}")
-    for x in r["runs"]:
-        print(f"CPU ms per request, round {x['round']}, {x['system']}, {x['clients']} client(s): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in x["cpu_ms_per_request"].items()))
+        print(f"{row['clients']:>7} client(s)  | {s['msgs_per_s']:>11.1f} {s['p50_ms']:>7.1f} "
+              f"{s['p99_ms']:>7.1f} | {p['msgs_per_s']:>13.1f} {p['p50_ms']:>7.1f} "
+              f"{p['p99_ms']:>7.1f} | {row['ratio']:.2f}x "
+              f"{'spamq ahead' if row['spamq_ahead'] else 'spamq BEHIND'}")
+    print(f"\npeer settings: {r['peer']['label']}")
+    if r["tuning"]:
+        print(f"  chosen by its own tuning (fastest of {len(r['tuning']['rows'])} "
+              f"configurations at {r['tuning']['clients']} clients):")
+        for line in r["tuning"]["why"]:
+            print(f"  - {line}")
+    else:
+        print("  not tuned in this run (--no-tune or --peer-config)")
+
+
+def arguments() -> argparse.ArgumentParser:
+    from spamq.settings import Settings
+
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
+    parser.add_argument("--texts", type=int, default=3000, help="distinct SMS texts used")
+    parser.add_argument("--agree", type=int, default=50,
+                        help="texts both sides score alone; their labels are compared")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per leg")
+    parser.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds per leg")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds")
+    parser.add_argument("--levels", type=lambda s: tuple(int(x) for x in s.split(",")),
+                        default=LEVELS, help="client counts, comma-separated")
+    parser.add_argument("--fresh", choices=["level", "round"], default="level",
+                        help="a fresh server per leg (level) or per system and round")
+    parser.add_argument("--precision", default=None,
+                        help="spamq's SPAMQ_PRECISION (default: spamq's own, auto)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="spamq's SPAMQ_TORCH_THREADS (default: spamq's own)")
+    parser.add_argument("--tune", action=argparse.BooleanOptionalAction, default=True,
+                        help="tune the peer first (--no-tune: one worker, all cores)")
+    parser.add_argument("--peer-config", default=None,
+                        help='the peer\'s settings as JSON, e.g. \'{"threads": 2, '
+                             '"torchscript": true, "precision": "fp32"}\' (skips tuning)')
+    add_tuning_arguments(parser)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/peer.json"))
+    return parser
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_serving_arguments(
-        parser, seconds_help="per measurement",
-        precision_help="both sides; default SPAMQ_PRECISION or auto",
-        threads_help="torch threads in spamq's worker and the peer (default cores-1)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/peer.json"))
+    parser = arguments()
     args = parser.parse_args()
     require_model(parser, args.model_dir)
     try:
@@ -219,6 +225,8 @@ def main() -> int:
         parser.error("bentoml is not installed here: run `make bench-peer` (.venv-peer)")
     args.model_dir = args.model_dir.resolve()
     results = run(args)
+    if results["tuning"]:
+        print_tuning(results["tuning"])
     print_table(results)
     write_results(args.out, results)
     print(f"written to {args.out}")
