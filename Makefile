@@ -48,9 +48,11 @@ bench: venv services
 	  || $(PY) -m spamq.cli train
 	$(PY) -m bench $(BENCH_ARGS)
 
-# The peer of issue 16: spamq against BentoML adaptive batching on the same model, measured
-# alternately. BentoML lives only in .venv-peer (spamq installed there too, so its API and
-# worker run from it); the main .venv never gets it.
+# spamq against BentoML adaptive batching on the same weights (bench/peer.py): the peer tuned
+# by its own measurement first (bench/peer_tune.py), then a fresh server per leg, 5 s warm-up,
+# 20 s measured, 3 alternated rounds, medians (~30 min; BENCH_ARGS="--no-tune --seconds 3
+# --warmup 1 --rounds 1" for a smoke run). BentoML lives only in .venv-peer (spamq installed
+# there too, so its API and worker run from it); the main .venv never gets it.
 PEER_PY := .venv-peer/bin/python
 PEER_PIP := .venv-peer/bin/pip
 
