@@ -44,6 +44,7 @@ def create_app(
     here."""
     from api import auth, errors, limits, metrics
     from api.coalesce import Coalescer
+    from api.docs import docs
     from api.feedback import feedback
     from api.me import me
     from api.requests import RequestModels
@@ -80,5 +81,6 @@ def create_app(
     auth.install(app, settings=settings, keys=_key_ring(secrets, settings), store=store)
     limits.install(app, settings=settings, store=store)
     app.register_blueprint(web)
+    app.register_blueprint(docs)
     errors.install(app, max_upload_bytes=settings.max_upload_bytes)
     return app

@@ -26,10 +26,11 @@ from spamq.settings import Settings
 logger = logging.getLogger(__name__)
 
 RATE_PREFIX = "spamq:rate:"
-#: endpoints anyone may call: liveness, readiness, the page and the API description
-#: (/metrics takes the operator's own credential instead of an API key: api/metrics.py)
+#: endpoints anyone may call: liveness, readiness, the page, the API description and its
+#: reference (/metrics takes the operator's own credential instead of an API key: api/metrics.py)
 PUBLIC_ENDPOINTS = frozenset(
-    {"spamq.healthz", "spamq.readyz", "web.index", "web.openapi", "static", "metrics.metrics"}
+    {"spamq.healthz", "spamq.readyz", "web.index", "web.openapi", "static", "metrics.metrics",
+     "docs.page", "docs.asset"}
 )
 
 # Token bucket. KEYS: bucket. ARGV: rate per s, burst, now (s). Returns ms to wait (0: allowed).

@@ -18,14 +18,38 @@ if (fragmentKey && storedKey && fragmentKey !== storedKey) {
     localStorage.setItem(KEY, fragmentKey);
     $("api-key").value = fragmentKey;
     $("key-notice").hidden = true;
+    whoami();
   });
   $("key-keep").addEventListener("click", () => { $("key-notice").hidden = true; });
 }
-$("api-key").addEventListener("change", () => localStorage.setItem(KEY, $("api-key").value.trim()));
+$("api-key").addEventListener("change", () => {
+  localStorage.setItem(KEY, $("api-key").value.trim());
+  whoami();
+});
 function api(url, request = {}) {
   const headers = {...(request.headers || {}), "X-API-Key": $("api-key").value.trim()};
   return fetch(url, {...request, headers});
 }
+
+// GET /v1/me: the key's id and its area of the artifact store (hdfs_input/hdfs_output go there)
+async function whoami() {
+  if (!$("api-key").value.trim()) { $("whoami").textContent = "No API key given."; return; }
+  let resp;
+  try { resp = await api("v1/me"); } catch (e) { $("whoami").textContent = "network error: " + e; return; }
+  const me = await resp.json().catch(() => ({}));
+  if (!resp.ok) {
+    $("whoami").className = "error";
+    $("whoami").textContent = `${resp.status}: ${me.message || resp.statusText}`;
+    return;
+  }
+  $("whoami").className = "muted";
+  const area = me.store.area || "the whole store";
+  const grants = me.store.grants.length ? `; granted ${me.store.grants.join(", ")}` : "";
+  $("whoami").textContent = `key ${me.key_id || "(none: authentication is off)"}, store area ${area}${grants}`;
+  $("whoami").dataset.keyId = me.key_id || "";
+  $("whoami").dataset.area = me.store.area;
+}
+whoami();
 
 function showError(message) {
   $("status").className = "error";

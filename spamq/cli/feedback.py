@@ -3,20 +3,24 @@
 ``add`` reads a CSV or TSV file of ``text,label[,category,note]`` rows (a header row naming
 the columns, in any order, or no header and the columns in that order) and sends it to
 ``POST /v1/feedback`` in requests of ``--chunk`` items (1,000 by default, the API's limit),
-with the key in SPAMQ_CLIENT_API_KEY. Sending the same file again is harmless: within a key
-the newest item per text wins.
+with the key in SPAMQ_CLIENT_API_KEY, through :mod:`spamq.client`. Sending the same file
+again is harmless: within a key the newest item per text wins.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from spamq.settings import get_settings
+import requests
+
+from spamq.cli.jobs import client
+from spamq.client import ApiError
 
 COLUMNS = ("text", "label", "category", "note")
 
@@ -65,16 +69,6 @@ def _chunks(items: Iterator[tuple[int, dict[str, Any]]], size: int
         yield chunk
 
 
-def _session(timeout: float):
-    import requests
-
-    http = requests.Session()
-    key = get_settings().client_api_key  # SPAMQ_CLIENT_API_KEY
-    if key is not None:
-        http.headers["X-API-Key"] = key.get_secret_value()
-    return http
-
-
 def _where(field: str | None, lines: list[int]) -> str:
     """An API error's ``items[i].x`` as the file's line."""
     if field and field.startswith("items["):
@@ -86,31 +80,22 @@ def _where(field: str | None, lines: list[int]) -> str:
 
 
 def _add(args: argparse.Namespace) -> int:
-    import requests
-
     path = Path(args.file)
     if not path.is_file():
         print(f"spamq feedback add: no file {path}", file=sys.stderr)
         return 2
-    base = args.url.rstrip("/")
-    http = _session(args.timeout)
+    api = client(args)
     accepted = duplicates = sent = requests_sent = 0
     try:
         for chunk in _chunks(read_items(path, _dialect(path, args.format)), args.chunk):
-            lines = [line for line, _ in chunk]
-            resp = http.post(f"{base}/v1/feedback", json={"items": [i for _, i in chunk]},
-                             timeout=args.timeout)
-            if resp.status_code not in (200, 201, 202):
-                try:
-                    body = resp.json()
-                except ValueError:
-                    body = {}
-                where = _where(body.get("field"), lines)
-                print(f"spamq feedback add: {resp.status_code} at {where}: "
-                      f"{body.get('message') or resp.reason}; {sent} rows were stored before "
-                      f"it (accepted {accepted}, duplicates {duplicates})", file=sys.stderr)
+            try:
+                body = api.feedback([item for _, item in chunk])
+            except ApiError as exc:
+                where = _where(exc.field, [line for line, _ in chunk])
+                print(f"spamq feedback add: {exc.status} at {where}: {exc.message}; {sent} "
+                      f"rows were stored before it (accepted {accepted}, duplicates "
+                      f"{duplicates})", file=sys.stderr)
                 return 1
-            body = resp.json()
             accepted += body["accepted"]
             duplicates += body["duplicates"]
             sent += len(chunk)
@@ -127,40 +112,24 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    import json
-
-    import requests
-
     try:
-        resp = _session(args.timeout).get(f"{args.url.rstrip('/')}/v1/feedback/stats",
-                                          timeout=args.timeout)
-    except requests.RequestException as exc:
+        print(json.dumps(client(args).feedback_stats(), indent=2))
+    except (ApiError, requests.RequestException) as exc:
         print(f"spamq feedback stats: {exc}", file=sys.stderr)
         return 1
-    if not resp.ok:
-        print(f"spamq feedback stats: {resp.status_code} {resp.text.strip()}", file=sys.stderr)
-        return 1
-    print(json.dumps(resp.json(), indent=2))
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
-    import requests
-
     if not args.all and not args.text_sha256:
         print("spamq feedback delete: give --all or --text-sha256 HASH", file=sys.stderr)
         return 2
-    params = {"text_sha256": args.text_sha256} if args.text_sha256 else {}
     try:
-        resp = _session(args.timeout).delete(f"{args.url.rstrip('/')}/v1/feedback",
-                                             params=params, timeout=args.timeout)
-    except requests.RequestException as exc:
+        deleted = client(args).feedback_delete(args.text_sha256)["deleted"]
+    except (ApiError, requests.RequestException) as exc:
         print(f"spamq feedback delete: {exc}", file=sys.stderr)
         return 1
-    if not resp.ok:
-        print(f"spamq feedback delete: {resp.status_code} {resp.text.strip()}", file=sys.stderr)
-        return 1
-    print(f"deleted {resp.json()['deleted']}")
+    print(f"deleted {deleted}")
     return 0
 
 

@@ -1,14 +1,10 @@
-"""The ``spamq`` command: train, worker, api, demo, score (and models/secrets where present)."""
+"""The ``spamq`` command: train, worker, api, demo, score, me (and models/secrets where present)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
-import urllib.error
-import urllib.request
 
 from spamq.settings import get_settings
 
@@ -104,149 +100,6 @@ def _worker_ready(args: argparse.Namespace) -> int:
     return 0 if alive else 1
 
 
-def _http_json(url: str, body: dict | None = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    key = get_settings().client_api_key  # SPAMQ_CLIENT_API_KEY (scripts/run.sh sets a dev key)
-    if key is not None:
-        headers["X-API-Key"] = key.get_secret_value()
-    req = urllib.request.Request(url, data=data, headers=headers)
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
-def _demo(args: argparse.Namespace) -> int:
-    """Score the sample messages through the job API: POST, then poll until done."""
-    from spamq.samples import SAMPLES
-
-    base = args.url.rstrip("/")
-    try:
-        created = _http_json(f"{base}/v1/jobs", {"texts": SAMPLES})
-        deadline = time.monotonic() + args.timeout
-        while True:
-            job = _http_json(base + created["status_url"])
-            if job["status"] in ("done", "failed") or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"spamq demo: cannot reach {base}: {exc}", file=sys.stderr)
-        return 1
-    if job["status"] != "done":
-        print(f"spamq demo: job {job['id']} is {job['status']}: {job.get('error')}",
-              file=sys.stderr)
-        return 1
-    print(f"job {job['id']} scored by model {job['model_version']}:")
-    for text, r in zip(SAMPLES, job["results"], strict=True):
-        print(f"  {r['label']:<4}  p(spam)={r['spam_probability']:.4f}  {text[:70]}")
-    return 0
-
-
-def _score(args: argparse.Namespace) -> int:
-    """Score a CSV/TSV/JSONL file, or an ``hdfs://`` file, directory or glob, through the API,
-    with a progress bar; resumable.
-
-    The Idempotency-Key is the sha256 of the input (a local file's bytes, or the store path)
-    and the column, so running the same command again (after a crash, a Ctrl-C, a failed or
-    cancelled job) attaches to the same job, and the API re-sends only the unscored splits.
-    """
-    import hashlib
-    from pathlib import Path
-
-    import requests
-    from tqdm import tqdm
-
-    remote = args.input.startswith("hdfs://")
-    digest = hashlib.sha256()  # of the input and the column, not of the input alone
-    if remote:
-        source = None
-        digest.update(args.input.encode())
-        if not (args.output or "").startswith("hdfs://"):
-            print("spamq score: an hdfs:// input needs --output hdfs://DIR (results stay in the "
-                  "store)", file=sys.stderr)
-            return 2
-    else:
-        source = Path(args.input)
-        if not source.is_file():
-            print(f"spamq score: no file {source}", file=sys.stderr)
-            return 2
-        with open(source, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    digest.update(b"\0" + args.column.encode())
-    extra = {"id_column": args.id_column} if args.id_column else {}
-    if extra:
-        digest.update(b"\0" + args.id_column.encode())
-    key = "spamq-score-" + digest.hexdigest()
-    if source is not None:
-        out = Path(args.output) if args.output else source.with_name(
-            source.stem + ".scored.jsonl")
-        fmt = "csv" if out.suffix.lower() in (".csv", ".tsv") else "jsonl"
-    base = args.url.rstrip("/")
-    http = requests.Session()
-    api_key = get_settings().client_api_key
-    if api_key is not None:
-        http.headers["X-API-Key"] = api_key.get_secret_value()
-    try:
-        if source is None:
-            resp = http.post(f"{base}/v1/jobs", headers={"Idempotency-Key": key},
-                             json={"hdfs_input": args.input.removeprefix("hdfs://"),
-                                   "hdfs_output": args.output.removeprefix("hdfs://"),
-                                   "column": args.column, **extra}, timeout=args.timeout)
-        else:
-            with open(source, "rb") as fh:
-                resp = http.post(f"{base}/v1/jobs", files={"file": (source.name, fh)},
-                                 data={"column": args.column, **extra},
-                                 headers={"Idempotency-Key": key}, timeout=args.timeout)
-        if resp.status_code not in (200, 202):
-            print(f"spamq score: {resp.status_code} {resp.text.strip()}", file=sys.stderr)
-            return 1
-        created = resp.json()
-        if created.get("existing"):
-            print(f"resuming job {created['id']}", file=sys.stderr)
-        status_url = base + created["status_url"]
-        job = http.get(status_url, timeout=args.timeout).json()
-        total = job["progress"].get("bytes_total") or job["progress"]["total"]
-        with tqdm(total=total, unit="B" if job["progress"].get("bytes_total") else "row",
-                  unit_scale=True, disable=args.no_progress) as bar:
-            while True:
-                p = job["progress"]
-                bar.n = p["bytes_done"] if "bytes_done" in p else p["done"]
-                bar.set_postfix(rows=p["done"], status=job["status"], refresh=False)
-                bar.refresh()
-                if job["status"] in ("done", "failed", "cancelled", "expired"):
-                    break
-                time.sleep(args.poll)
-                job = http.get(status_url, timeout=args.timeout).json()
-        if job["status"] != "done":
-            # true for failed, cancelled and expired jobs alike: the API resumes them
-            print(f"spamq score: job {job['id']} is {job['status']}: {job.get('error')} "
-                  "(run the same command again to resume it)", file=sys.stderr)
-            return 1
-        if source is None:
-            print(f"{job['progress']['done']} rows scored, {job['rejected']} rejected -> "
-                  f"hdfs://{job['output']} (parts, _rejected/, _SUCCESS)")
-            return 0
-        partial = out.with_name(out.name + ".partial")
-        with http.get(f"{base}{job['results_url']}?format={fmt}", stream=True,
-                      timeout=args.timeout) as download, open(partial, "wb") as fh:
-            download.raise_for_status()
-            for block in download.iter_content(1 << 16):
-                fh.write(block)
-        partial.replace(out)
-        if job["rejected"]:
-            with http.get(base + job["rejected_url"], stream=True,
-                          timeout=args.timeout) as rejected, open(
-                    out.with_name(out.name + ".rejected.jsonl"), "wb") as fh:
-                rejected.raise_for_status()
-                for block in rejected.iter_content(1 << 16):
-                    fh.write(block)
-    except (requests.RequestException, OSError) as exc:
-        print(f"spamq score: {exc}", file=sys.stderr)
-        return 1
-    print(f"{job['progress']['done']} rows scored, {job['rejected']} rejected -> {out}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spamq", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -276,23 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker-ready", help="exit 0 if a worker on this host has a loaded model")
     p.set_defaults(func=_worker_ready)
 
-    p = sub.add_parser("demo", help="score the sample messages through a running API")
-    p.add_argument("--url", default=None, help="API base URL (default: from settings)")
-    p.add_argument("--timeout", type=float, default=60.0)
-    p.set_defaults(func=_demo)
+    from spamq.cli.jobs import add_client_parsers  # demo, score, me: spamq.client
 
-    p = sub.add_parser("score", help="score a CSV/TSV/JSONL file through the API (resumable)")
-    p.add_argument("input", help="the file to score, or hdfs://PATH (a file, directory or glob "
-                   "in the artifact store)")
-    p.add_argument("--output", help="where to write results (.jsonl or .csv; default: "
-                   "INPUT.scored.jsonl); for an hdfs:// input: hdfs://DIR")
-    p.add_argument("--url", default=None, help="API base URL (default: from settings)")
-    p.add_argument("--column", default="text", help="the column (or JSON key) holding the text")
-    p.add_argument("--id-column", help="a column copied into every result row (to join back)")
-    p.add_argument("--poll", type=float, default=0.5, help="seconds between progress polls")
-    p.add_argument("--timeout", type=float, default=120.0, help="per HTTP call")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_score)
+    add_client_parsers(sub)
 
     from spamq.cli.ops import add_keys_parser, add_models_parser, add_secrets_parser
 
