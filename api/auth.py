@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, g, request
 
-from spamq.jobs.store import JobNotFound
+from spamq.errors import RateLimited, Unauthorized
+from spamq.jobs.schema import JobNotFound
 from spamq.secrets.api_keys import hash_key, key_id, parse_key_list
 from spamq.secrets.sources import SecretError
 from spamq.settings import Settings
@@ -98,10 +99,6 @@ class KeyRing:
         return key_id(found) if found else None
 
 
-def _denied(status: int, error: str, message: str, headers: dict[str, str] | None = None):
-    return jsonify({"error": error, "message": message}), status, headers or {}
-
-
 def install(app: Flask, *, settings: Settings, keys: KeyRing, store) -> None:
     """Require a key on every non-public endpoint; rate-limit per key; fence jobs by owner."""
     take = store.redis.register_script(_TAKE_TOKEN)
@@ -115,16 +112,13 @@ def install(app: Flask, *, settings: Settings, keys: KeyRing, store) -> None:
             return None  # 404/405 outside the API: let Flask answer (no key needed to learn it)
         owner = keys.identify(presented_key())
         if owner is None:
-            return _denied(401, "unauthorized",
-                           "an API key is required (Authorization: Bearer <key> or X-API-Key)",
-                           {"WWW-Authenticate": 'Bearer realm="spamq"'})
+            raise Unauthorized()
         g.spamq_owner = owner
         wait_ms = int(take(keys=[RATE_PREFIX + owner],
                            args=[settings.rate_limit_per_s, settings.rate_limit_burst,
                                  repr(time.time())]))
         if wait_ms > 0:
-            return _denied(429, "rate_limited", "too many requests for this API key",
-                           {"Retry-After": str(max(1, -(-wait_ms // 1000)))})
+            raise RateLimited(max(1, -(-wait_ms // 1000)))
         job_id = (request.view_args or {}).get("job_id")
         if job_id is not None and store.owner(job_id) not in (None, "", owner):
             raise JobNotFound(job_id)  # another key's job: answered like an unknown one

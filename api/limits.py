@@ -12,15 +12,15 @@ Every figure comes from one Redis script call per request (schema.ADMISSION)."""
 
 from __future__ import annotations
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, g, request
 
+from spamq.errors import Overloaded
 from spamq.jobs.queue import key_window
 from spamq.settings import Settings
 
 #: endpoints that enqueue work; the synchronous ones only ever use the interactive queue
 SUBMITTING = frozenset({"spamq.create_job", "spamq.predict_v1", "spamq.predict_legacy"})
 INTERACTIVE_ONLY = frozenset({"spamq.predict_v1", "spamq.predict_legacy"})
-_RETRY_AFTER_S = 5
 
 
 def share(settings: Settings, active_keys: int) -> int:
@@ -31,9 +31,6 @@ def share(settings: Settings, active_keys: int) -> int:
 def install(app: Flask, *, settings: Settings, store) -> None:
     """Answer 429 with Retry-After on submissions while their queue holds too many messages
     and the key holds its share of them, or while the key has too many rows waiting."""
-
-    def refuse(body: dict):
-        return jsonify(body), 429, {"Retry-After": str(_RETRY_AFTER_S)}
 
     @app.before_request
     def _backpressure():
@@ -49,22 +46,18 @@ def install(app: Flask, *, settings: Settings, store) -> None:
                           else key_window(settings))
         mine = share(settings, load.active_keys)
         if load.depth >= settings.max_queue_depth and load.pieces >= mine:
-            return refuse({
-                "error": "overloaded", "queue_depth": load.depth, "key_queued": load.pieces,
-                "message": f"{load.depth} tasks are queued (limit {settings.max_queue_depth}) "
-                           f"and {load.pieces} of them are this key's (its share: {mine}); "
-                           "retry later"})
+            raise Overloaded(f"{load.depth} tasks are queued (limit {settings.max_queue_depth}) "
+                             f"and {load.pieces} of them are this key's (its share: {mine}); "
+                             "retry later", queue_depth=load.depth, key_queued=load.pieces)
         # Fair share: one key's backlog cannot close the service to the others.
         if load.pending_rows >= settings.max_pending_rows_per_key:
-            return refuse({
-                "error": "over_quota", "pending_rows": load.pending_rows,
-                "message": f"this key has {load.pending_rows} rows waiting (at most "
-                           f"{settings.max_pending_rows_per_key}); retry when some are "
-                           "scored, or cancel a job"})
+            raise Overloaded(f"this key has {load.pending_rows} rows waiting (at most "
+                             f"{settings.max_pending_rows_per_key}); retry when some are "
+                             "scored, or cancel a job", code="over_quota",
+                             pending_rows=load.pending_rows)
         if load.interactive_rows >= settings.max_interactive_rows_per_key:
-            return refuse({
-                "error": "over_quota", "interactive_rows": load.interactive_rows,
-                "message": f"this key has {load.interactive_rows} rows of small jobs waiting "
-                           f"(at most {settings.max_interactive_rows_per_key}); retry when "
-                           "some are scored"})
+            raise Overloaded(f"this key has {load.interactive_rows} rows of small jobs "
+                             f"waiting (at most {settings.max_interactive_rows_per_key}); retry "
+                             "when some are scored", code="over_quota",
+                             interactive_rows=load.interactive_rows)
         return None

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 import redis
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -27,6 +27,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.openapi import documented
+from spamq.errors import Forbidden
 from spamq.jobs.queue import ENQUEUED_AT
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
@@ -169,15 +171,16 @@ def install(app: Flask, *, store: JobStore, settings: Settings, token: str | Non
 
 
 @metrics_bp.get("/metrics")
+@documented("Prometheus metrics (the operator's token: Authorization: Bearer <metrics_token>)",
+            ok={200: "Prometheus text exposition"}, errors=(Forbidden,))
 def metrics():
     ext = current_app.extensions["spamq_metrics"]
     if not ext["open"]:
         auth = request.headers.get("Authorization", "")
         given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         if not ext["token"] or not hmac.compare_digest(given.encode(), ext["token"].encode()):
-            body = {"error": "forbidden", "message": "/metrics needs the operator's metrics "
-                    "credential (Authorization: Bearer <metrics_token>); API keys do not open it"}
-            return jsonify(body), 403
+            raise Forbidden(public_message="/metrics needs the operator's metrics credential "
+                            "(Authorization: Bearer <metrics_token>); API keys do not open it")
     scrape = CollectorRegistry()
     if ext["multiprocess"]:
         multiprocess.MultiProcessCollector(scrape)

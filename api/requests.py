@@ -2,24 +2,25 @@
 pydantic models below, and the typed object is passed on. Their JSON schemas are the OpenAPI
 document's (api/openapi.py).
 
-The limits that come from the settings (texts per request, characters per text, the longest
-deadline) are part of the models: :class:`RequestModels` builds the app's models from its
-settings, so the schema shows them. The checks whose wording the API has always answered with
-(the texts, ``deadline_s``) raise :class:`~api.validation.InvalidRequest` from the validators;
-any other failure pydantic finds is turned into one by :func:`validate`, naming the field
-(a JSON path such as ``texts[3]``) and never quoting the input.
+The models' constraints are the only rules: nothing checks a field again by hand. The limits
+that come from the settings (texts per request, characters per text, feedback items, the
+longest deadline) are part of the models: :class:`RequestModels` builds the app's models from
+its settings, so the schema shows them. A failure is turned into an
+:class:`~spamq.errors.InvalidRequest` naming the field (a JSON path such as ``texts[3]``) by
+api/validation.py, never quoting the input. What needs the network (a webhook URL's DNS) is
+checked after parsing (:func:`_parsed`), never inside a validator.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar
 
 from flask import current_app, g, request
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,18 +30,32 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.validation import InvalidRequest, int_param, parse_texts, require_object
+from api.validation import no_nul, not_blank, printable, request_error, scoring_text
+from spamq.errors import InvalidRequest, PayloadTooLarge
 from spamq.settings import Settings
-from spamq.webhooks.request import EVENTS, Webhook, parse_webhook
+from spamq.storage.rows import shown
+from spamq.webhooks.request import Webhook, check_webhook
 
 M = TypeVar("M", bound=BaseModel)
 _MAX_NAME = 200
 #: a column name: what the store-job and upload fields name
-Name = Annotated[str, Field(min_length=1, max_length=_MAX_NAME)]
+Name = Annotated[str, Field(strict=True, min_length=1, max_length=_MAX_NAME)]
+#: a path in the artifact store (api/store_input.py checks it lies in the key's area)
+StorePath = Annotated[str, Field(strict=True, min_length=1, max_length=4096),
+                      AfterValidator(not_blank)]
 InputFormat = Literal["csv", "tsv", "jsonl"]
 OutputFormat = Literal["jsonl", "csv"]
+JOB_ID = "^[0-9a-f]{32}$"
+MAX_CATEGORY = 64
+MAX_NOTE = 1000
+PAGE_DEFAULT = 100
+#: the columns a store job's output rows have of their own (worker/split_tasks.py: a part's
+#: row and a rejected row): an id or kept column of the same name would be overwritten
+OUTPUT_COLUMNS = ("file", "ref", "label", "spam_probability", "truncated", "model_version",
+                  "error", "reason")
 
 
 def _settings(info: ValidationInfo) -> Settings:
@@ -49,85 +64,46 @@ def _settings(info: ValidationInfo) -> Settings:
     return info.context
 
 
+def _not_an_output_column(name: str) -> str:
+    if name in OUTPUT_COLUMNS:
+        raise PydanticCustomError("output_column", "names '{name}', a column the output has of "
+                                  "its own ({columns})",
+                                  {"name": name, "columns": ", ".join(OUTPUT_COLUMNS)})
+    return name
+
+
+#: an id or kept column: not one the output has of its own
+InputColumn = Annotated[Name, AfterValidator(_not_an_output_column)]
+
+
 class Submission(BaseModel):
     """What every submitting request may carry: ``deadline_s``, after which the job's
     unscored chunks (or splits) are skipped and the job is ``expired``."""
 
     deadline_s: float | None = Field(None, description="seconds from now until the job expires")
 
-    @field_validator("deadline_s", mode="before")
-    @classmethod
-    def _deadline(cls, value: Any, info: ValidationInfo) -> float:
-        top = _settings(info).max_deadline_s
-        if (isinstance(value, bool) or not isinstance(value, int | float)
-                or not math.isfinite(value) or not 0 < value <= top):
-            raise InvalidRequest("deadline_s", "'deadline_s' must be a number of seconds in "
-                                 f"(0, {top:g}]")
-        return float(value)
-
     def deadline(self) -> float | None:
         """The deadline as epoch seconds (None: no deadline)."""
         return None if self.deadline_s is None else time.time() + self.deadline_s
 
 
-def _texts(value: Any, info: ValidationInfo) -> Any:
-    settings = _settings(info)
-    assert info.field_name is not None
-    return parse_texts({info.field_name: value}, field=info.field_name,
-                       max_items=settings.max_texts_per_request,
-                       max_chars=settings.max_chars_per_text)
-
-
-EventName = Literal["job.completed", "job.failed", "job.cancelled", "job.expired",
-                    "job.progress"]
-assert set(get_args(EventName)) == set(EVENTS)
-
-
-class WebhookBody(BaseModel):
-    """``"webhook": {"url": ..., "events": [...]}``: post these events of the job to ``url``
-    (https; checked by the SSRF guard, spamq/webhooks/urls.py), signed with the key's secret."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(description="https URL; private, loopback and metadata hosts are refused")
-    events: Annotated[list[EventName], Field(min_length=1)]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _guard(cls, data: Any, info: ValidationInfo) -> Any:
-        if data is None:  # "webhook": null is no webhook
-            return data
-        hook = parse_webhook(data, _settings(info))  # WebhookRefused: 422 naming webhook.*
-        return {"url": hook.url, "events": list(hook.events)}
-
-    def hook(self) -> Webhook:
-        return Webhook(self.url, tuple(self.events))
-
-
 class Notified(Submission):
-    """A submission that creates a job may ask to be told of its end: ``webhook``."""
+    """A submission that creates a job may ask to be told of its end: ``webhook`` (its URL is
+    checked after parsing: :func:`_parsed`)."""
 
-    webhook: WebhookBody | None = None
+    webhook: Webhook | None = None
 
 
 class TextsBody(Notified):
     """``POST /v1/jobs`` and ``POST /v1/predict``: ``{"texts": [...]}``."""
 
     texts: list[str]
-    _check_texts = field_validator("texts", mode="before")(_texts)
 
 
 class LegacyBody(Submission):
     """The study project's ``GET``/``POST /predict``: ``{"text": [...]}``."""
 
     text: list[str]
-    _check_text = field_validator("text", mode="before")(_texts)
-
-
-#: the columns a store job's output rows have of their own (worker/split_tasks.py: a part's
-#: row and a rejected row): an id or kept column of the same name would be overwritten
-OUTPUT_COLUMNS = ("file", "ref", "label", "spam_probability", "truncated", "model_version",
-                  "error", "reason")
 
 
 class StoreColumns(Notified):
@@ -135,19 +111,9 @@ class StoreColumns(Notified):
 
     column: Name = "text"
     format: InputFormat | None = None
-    id_column: Name | None = None
-    keep_columns: Annotated[list[Name], Field(max_length=50)] = []
+    id_column: InputColumn | None = None
+    keep_columns: Annotated[list[InputColumn], Field(max_length=50)] = []
     output_format: OutputFormat | None = None
-
-    @model_validator(mode="after")
-    def _not_an_output_column(self) -> StoreColumns:
-        named = [("id_column", self.id_column),
-                 *((f"keep_columns[{i}]", c) for i, c in enumerate(self.keep_columns))]
-        for field, name in named:
-            if name in OUTPUT_COLUMNS:
-                raise InvalidRequest(field, f"'{field}' names {name!r}, a column the output "
-                                     "has of its own (" + ", ".join(OUTPUT_COLUMNS) + ")")
-        return self
 
 
 class StoreJob(StoreColumns):
@@ -157,18 +123,11 @@ class StoreJob(StoreColumns):
 
     model_config = ConfigDict(extra="forbid")
 
-    hdfs_input: str = Field(description="a file, a directory or a glob in the last part")
-    hdfs_output: str = Field(description="a directory that holds no file yet")
+    hdfs_input: StorePath = Field(description="a file, a directory or a glob in the last part")
+    hdfs_output: StorePath = Field(description="a directory that holds no file yet")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _known_fields(cls, data: Any) -> Any:
-        unknown = [k for k in data if k not in cls.model_fields] if isinstance(data, dict) else []
-        if unknown:  # counted, never named: a client's key is not echoed
-            allowed = ", ".join(sorted(cls.model_fields))
-            raise InvalidRequest(None, f"unknown field(s) with 'hdfs_input' ({len(unknown)}); "
-                                 f"allowed: {allowed}")
-        return data
+
+UPLOAD_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 class UploadForm(StoreColumns):
@@ -178,22 +137,31 @@ class UploadForm(StoreColumns):
     @model_validator(mode="before")
     @classmethod
     def _form_strings(cls, data: Any) -> Any:
+        """Form fields are strings: each as the JSON field it stands for (what does not
+        convert is left for the field's own rule to refuse, naming it)."""
         if not isinstance(data, dict):
             return data
         data = {k: v for k, v in data.items() if v != ""}
         if isinstance(data.get("keep_columns"), str):
             data["keep_columns"] = [c for c in data["keep_columns"].split(",") if c]
-        if isinstance(data.get("webhook"), str):
-            try:
-                data["webhook"] = json.loads(data["webhook"])
-            except ValueError:
-                pass  # refused by the webhook check, naming the field
-        if isinstance(data.get("deadline_s"), str):
-            try:
-                data["deadline_s"] = float(data["deadline_s"])
-            except ValueError:
-                pass  # refused by the deadline check, naming the field
+        for name, convert in (("webhook", json.loads), ("deadline_s", float)):
+            if isinstance(data.get(name), str):
+                try:
+                    data[name] = convert(data[name])
+                except ValueError:
+                    pass
         return data
+
+    def input_format(self, filename: str | None) -> str:
+        """The upload's format: the ``format`` field, else the file name's extension."""
+        if self.format:
+            return self.format
+        name = filename or ""
+        suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if suffix not in UPLOAD_FORMATS:
+            raise InvalidRequest("format", f"cannot tell the format of {shown(filename)}: name "
+                                 "it .csv, .tsv or .jsonl or give the 'format' form field")
+        return UPLOAD_FORMATS[suffix]
 
 
 class ResultsQuery(BaseModel):
@@ -202,26 +170,71 @@ class ResultsQuery(BaseModel):
 
     format: Literal["json", "jsonl", "csv"] = "json"
     offset: int = Field(0, ge=0)
-    limit: int | None = Field(None, ge=1, description="default 100 for a page")
+    limit: int | None = Field(None, ge=1, validate_default=True,
+                              description=f"default {PAGE_DEFAULT} for a page; at most the "
+                                          "server's results_page_max")
 
     @model_validator(mode="before")
     @classmethod
     def _blank_is_absent(cls, data: Any) -> Any:
         return {k: v for k, v in data.items() if v != ""} if isinstance(data, dict) else data
 
-    @field_validator("offset", "limit", mode="before")
+    @field_validator("limit")
     @classmethod
-    def _integer(cls, value: Any, info: ValidationInfo) -> int | None:
-        name = info.field_name
-        assert name is not None
-        return int_param({name: value}, name, default=None, low=0 if name == "offset" else 1)
+    def _page(cls, limit: int | None, info: ValidationInfo) -> int | None:
+        if info.data.get("format", "json") != "json":
+            return limit
+        high = _settings(info).results_page_max
+        if limit is not None and limit > high:
+            raise PydanticCustomError("less_than_equal", "must be at most {le}", {"le": high})
+        return PAGE_DEFAULT if limit is None else limit
+
+
+class FeedbackItem(BaseModel):
+    """A message, or row ``index`` of one of this key's texts jobs (``job_id``), and its right
+    ``label``; optionally a ``category`` and a ``note``."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str | None = None
+    job_id: str | None = Field(None, pattern=JOB_ID)
+    index: int | None = Field(None, ge=0, strict=True)
+    label: Literal["spam", "ham"]
+    category: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_CATEGORY),
+                        AfterValidator(printable)] | None = None
+    note: Annotated[str, Field(strict=True, max_length=MAX_NOTE),
+                    AfterValidator(no_nul)] | None = None
+
+    @field_validator("job_id")
+    @classmethod
+    def _not_with_text(cls, job_id: str | None, info: ValidationInfo) -> str | None:
+        if job_id is not None and info.data.get("text") is not None:
+            raise PydanticCustomError("item_source", "is given with 'text': name either a text, "
+                                      "or a job's row ('job_id' and 'index')")
+        return job_id
 
     @model_validator(mode="after")
-    def _page(self, info: ValidationInfo) -> ResultsQuery:
-        if self.format == "json":
-            high = _settings(info).results_page_max
-            self.limit = int_param({"limit": self.limit}, "limit", default=100, low=1, high=high)
+    def _one_source(self) -> FeedbackItem:
+        by_text = self.text is not None and self.job_id is None and self.index is None
+        by_row = self.text is None and self.job_id is not None and self.index is not None
+        if not (by_text or by_row):
+            raise PydanticCustomError("item_source", "needs either 'text', or 'job_id' and "
+                                      "'index'")
         return self
+
+
+class FeedbackBody(BaseModel):
+    """``POST /v1/feedback``: ``{"items": [...]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[FeedbackItem] = Field(min_length=1)
+
+
+class FeedbackDeleteQuery(BaseModel):
+    """``DELETE /v1/feedback``: all of this key's feedback, or (``text_sha256``) the items
+    of one text (the hash POST /v1/feedback answered with)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text_sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -233,13 +246,19 @@ class RequestModels:
     store_job: type[StoreJob]
     upload: type[UploadForm]
     results: type[ResultsQuery]
+    feedback: type[FeedbackBody]
+    feedback_delete: type[FeedbackDeleteQuery]
 
     @classmethod
     def for_settings(cls, settings: Settings) -> RequestModels:
-        text = Annotated[str, Field(min_length=1, max_length=settings.max_chars_per_text)]
-        texts = Annotated[list[text],  # the limits come from the settings
+        text = Annotated[str, Field(strict=True, min_length=1,  # the settings' limits
+                                    max_length=settings.max_chars_per_text),
+                         AfterValidator(scoring_text)]
+        texts = Annotated[list[text],  # type: ignore[valid-type]
                           Field(min_length=1, max_length=settings.max_texts_per_request)]
-        deadline = Annotated[float, Field(gt=0, le=settings.max_deadline_s)] | None
+        # not nullable: absent is no deadline, null is refused
+        deadline = Annotated[float, Field(strict=True, gt=0, le=settings.max_deadline_s,
+                                          allow_inf_nan=False)]
 
         def limited(model: type[M], **fields: Any) -> type[M]:
             if issubclass(model, Submission):
@@ -248,14 +267,14 @@ class RequestModels:
             return create_model(model.__name__, __base__=model, __module__=__name__,
                                 __doc__=model.__doc__, **fields)
 
+        item = limited(FeedbackItem, text=(text | None, None))  # type: ignore[operator]
+        items = Annotated[list[item],  # type: ignore[valid-type]
+                          Field(min_length=1, max_length=settings.feedback_max_items)]
         return cls(texts=limited(TextsBody, texts=(texts, ...)),
                    legacy=limited(LegacyBody, text=(texts, ...)),
                    store_job=limited(StoreJob), upload=limited(UploadForm),
-                   results=ResultsQuery)
-
-
-def _json_path(loc: tuple[int | str, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+                   results=ResultsQuery, feedback=limited(FeedbackBody, items=(items, ...)),
+                   feedback_delete=FeedbackDeleteQuery)
 
 
 def validate(model: type[M], data: Any, settings: Settings) -> M:
@@ -263,17 +282,12 @@ def validate(model: type[M], data: Any, settings: Settings) -> M:
     try:
         return model.model_validate(data, context=settings)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        field = _json_path(first["loc"]) or None
-        if first["type"] == "missing":
-            raise InvalidRequest(field, f"'{field}' is required") from None
-        message = f"'{field}': {first['msg']}" if field else first["msg"]
-        raise InvalidRequest(field, message) from None
+        raise request_error(exc, model) from None
 
 
 def body_too_large(limit: int) -> InvalidRequest:
-    return InvalidRequest(None, f"a JSON body may have at most {limit} bytes; upload a file "
-                          "for more", status=413)
+    return PayloadTooLarge(None, f"a JSON body may have at most {limit} bytes; upload a file "
+                           "for more")
 
 
 def _body_bytes(limit: int) -> bytes:
@@ -312,13 +326,17 @@ def _parsed(model: type[M], read: Any) -> M:
     """``model`` from ``read()``, validated once per request and model (kept on ``flask.g``)."""
     cache = g.setdefault("spamq_requests", {})
     if model not in cache:
-        cache[model] = validate(model, read(), current_app.extensions["spamq"]["settings"])
+        settings = current_app.extensions["spamq"]["settings"]
+        parsed = validate(model, read(), settings)
+        if isinstance(parsed, Notified) and parsed.webhook is not None:
+            check_webhook(parsed.webhook, settings)  # DNS: after parsing, once per request
+        cache[model] = parsed
     return cache[model]
 
 
 def parse_body(model: type[M]) -> M:
     """The JSON body as a ``model`` (400 if it is not a JSON object, 413 if too large)."""
-    return _parsed(model, lambda: require_object(json_payload()))
+    return _parsed(model, json_payload)
 
 
 def parse_form(model: type[M]) -> M:

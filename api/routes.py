@@ -18,6 +18,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
+from api.openapi import documented
 from api import store_results
 from api.requests import (
     Notified,
@@ -29,15 +30,28 @@ from api.requests import (
     parse_body,
     parse_form,
     parse_query,
+from api.responses import (
+    Accepted,
+    Existing,
+    Health,
+    JobView,
+    LegacyPredicted,
+    Parts,
+    Predicted,
+    Ready,
+    Rejected,
+    ResultsPage,
+    Webhooks,
+)
 )
 from api.store_input import submit_store_job
-from api.validation import InvalidRequest, upload_format
+from api.store_results import OutputChanged
+from spamq.errors import Conflict, InvalidRequest, JobFailed, NotFound, Timeout, Unavailable
 from spamq.jobs.queue import PLAN_STORE_JOB, send_chunk, send_refill, send_work
 from spamq.jobs.schema import QUEUED, RUNNING, STORE, digest
 from spamq.jobs.store import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
-from spamq.storage.artifacts import ArtifactError
 from spamq.storage.uploads import Upload, Uploads
 from spamq.webhooks.outbox import Outbox
 from spamq.webhooks.secrets import WebhookSecrets
@@ -73,7 +87,7 @@ def _subscribe(job_id: str, submission: Submission, *, new_job: bool = True) -> 
     with the same key makes a new job."""
     if isinstance(submission, Notified) and submission.webhook is not None:
         try:
-            _outbox().subscribe(job_id, submission.webhook.hook(), g.get("spamq_owner"))
+            _outbox().subscribe(job_id, submission.webhook, g.get("spamq_owner"))
         except Exception:
             if new_job:
                 _abandon(job_id)
@@ -199,6 +213,10 @@ def _store_rate(job: Job, rows: int, stalled: bool) -> dict[str, float | None]:
     return {"rows_per_s": round(rows / elapsed, 1), "eta_s": eta}
 
 
+#: the Idempotency-Key header (its rule below; its schema for the document)
+IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": 200}
+
+
 def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -271,9 +289,14 @@ def _upload_as_store_job(form: UploadForm, uploads: Uploads) -> tuple[Upload, St
     upload = request.files.get("file")
     if upload is None:
         raise InvalidRequest("file", "a multipart upload needs a 'file' part (CSV, TSV or JSONL)")
-    fmt = upload_format(upload.filename, form.format)
+    fmt = form.input_format(upload.filename)
     stored = Upload.of(g.get("spamq_owner"), secrets.token_hex(8))
     where = stored.directory(settings.store_tenant_root)
+@documented("Submit texts (JSON), a store job (hdfs_input) or a CSV/TSV/JSONL file (multipart) "
+            "to score", ok={202: Accepted, 200: Existing}, body=("texts", "store_job"),
+            form="upload", headers={"Idempotency-Key": IDEMPOTENCY_KEY},
+            errors=((403, "a path outside this key's store area"),
+                    (409, "hdfs_output already holds files, or is reserved"), Unavailable))
     with tempfile.NamedTemporaryFile(prefix="spamq-upload-") as tmp:
         upload.save(tmp)
         tmp.flush()
@@ -282,16 +305,12 @@ def _upload_as_store_job(form: UploadForm, uploads: Uploads) -> tuple[Upload, St
         uploads.reserve(stored, tmp.tell())  # past the key's quota: a 413, nothing stored
         try:
             _artifacts().upload_file(Path(tmp.name), f"{where}/input.{fmt}")
-        except BaseException as exc:
+        except BaseException:  # an ArtifactError: a 503 (api/errors.py)
             uploads.discard(stored)
-            if not isinstance(exc, ArtifactError):
-                raise
-            logger.warning("upload not stored: %s", exc)
-            raise InvalidRequest("file", "the artifact store failed; retry later",
-                                 status=503) from exc
+            raise
     return stored, models().store_job.model_construct(  # the form's fields were checked already
         hdfs_input=f"{where}/input.{fmt}", hdfs_output=f"{where}/out", format=fmt,
-        **form.model_dump(exclude={"format"}))
+        **{name: value for name, value in form if name != "format"})
 
 
 def _uploads() -> Uploads:
@@ -310,6 +329,7 @@ def _upload_job(form: UploadForm, key: str | None, request_sha: str):
     except BaseException:
         uploads.discard(stored)
         raise
+@documented("Status, progress and (small jobs) results", ok={200: JobView})
     if answer[1] == 202:
         try:  # the job exists: its answer stands (unrecorded, the upload goes after job_ttl_s)
             uploads.keep(stored, answer[0].get_json()["id"])
@@ -317,6 +337,7 @@ def _upload_job(form: UploadForm, key: str | None, request_sha: str):
             logger.warning("upload not recorded with its job: %s", exc)
     else:
         uploads.discard(stored)
+@documented("Cancel the remaining chunks", ok={200: JobView}, errors=(Conflict,))
     return answer
 
 
@@ -330,6 +351,8 @@ def _submission() -> Submission:
     return parse_body(models().store_job if store_job else models().texts)
 
 
+@documented("Input rows that were not scored, with the reason (a store job's: JSONL)",
+            ok={200: Rejected}, streams=("application/x-ndjson",), errors=(OutputChanged,))
 def _store_job(job_request: StoreJob, key: str | None, request_sha: str):
     settings, store, send_task = _ctx()
     try:
@@ -341,6 +364,7 @@ def _store_job(job_request: StoreJob, key: str | None, request_sha: str):
         return _existing(dup.job_id, request_sha)
     except InvalidRequest as exc:  # an upload's fields are the form's, its file is "file"
         if request.mimetype == "multipart/form-data" and exc.field == "hdfs_input":
+@documented("The job's webhook and its delivery attempts", ok={200: Webhooks})
             raise InvalidRequest("file", exc.message, status=exc.status) from exc
         raise
     return _accepted(job)
@@ -351,6 +375,8 @@ def create_job():
     """JSON ``{"texts": [...]}``, ``{"hdfs_input": ...}`` or a multipart file upload (``file``,
     ``column``, ``format``, ``id_column``, ``keep_columns``)."""
     store = _ctx()[1]
+@documented("A store job's committed part files so far", ok={200: Parts},
+            errors=((404, "not a store job: it has no part files"),))
     owner = g.get("spamq_owner")
     key = _idempotency_key()
     request_sha = _fingerprint() if key is not None else ""
@@ -394,9 +420,7 @@ def cancel_job(job_id: str):
     if cancelled and job.queue == settings.bulk_queue:  # its window slots go to the key's next
         send_refill(send_task, store, job.owner, settings)
     if not cancelled:
-        body = {"error": "conflict", "status": job.status,
-                "message": f"job {job.id} is already {job.status}"}
-        return jsonify(body), 409
+        raise Conflict(public_message=f"job {job.id} is already {job.status}", status=job.status)
     return jsonify(_view(job, store))
 
 
@@ -408,6 +432,9 @@ def job_rejected(job_id: str):
         rows = store_results.rejected(_artifacts(), StoreJobs(store), job.id, job.output)
         return Response(store_results.primed(_jsonl(_pages(rows))),
                         mimetype="application/x-ndjson")
+@documented("A page of results, or all of them as JSONL or CSV (format=jsonl|csv)",
+            ok={200: ResultsPage}, query="results", streams=("application/x-ndjson", "text/csv"),
+            errors=(OutputChanged,))
     return jsonify({"id": job.id, "count": 0, "rejected": []})  # texts are checked whole
 
 
@@ -427,7 +454,7 @@ def job_parts(job_id: str):
     store = _ctx()[1]
     job = store.get(job_id)
     if job.kind != STORE:
-        raise InvalidRequest(None, "only a job with hdfs_input has part files", status=404)
+        raise NotFound(public_message="only a job with hdfs_input has part files")
     store_jobs = StoreJobs(store)
     fmt = store_jobs.spec(job.id).get("output_format", "jsonl")
     # how many worker processes committed its parts (their names are for the operator)
@@ -461,6 +488,8 @@ def _jsonl(pages: Iterator[list[dict[str, Any]]]) -> Iterator[str]:
         yield "".join(json.dumps(r) + "\n" for r in page)
 
 
+@documented("Submit and wait (up to the configured timeout)", ok={200: Predicted},
+            body="texts", errors=(Timeout, JobFailed))
 def _csv(pages: Iterator[list[dict[str, Any]]], fields: list[str] | None) -> Iterator[str]:
     """CSV text, a page at a time; ``fields`` None: the first row's keys."""
     buffer = io.StringIO()
@@ -471,6 +500,8 @@ def _csv(pages: Iterator[list[dict[str, Any]]], fields: list[str] | None) -> Ite
                                     extrasaction="ignore")
             writer.writeheader()
         writer.writerows(page)
+@documented("The study project's call (GET with a body works too)", ok={200: LegacyPredicted},
+            body="legacy", errors=(Timeout, JobFailed))
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -488,6 +519,7 @@ def job_results(job_id: str):
     store = _ctx()[1]
     query = parse_query(models().results)
     fmt, offset, limit = query.format, query.offset, query.limit
+@documented("The process is alive", ok={200: Health})
     paged = fmt == "json"
     job = store.get(job_id)  # JobNotFound: 404 (api/errors.py)
     if job.kind == STORE:
@@ -502,6 +534,8 @@ def job_results(job_id: str):
                  for start in range(offset, stop, step))
         fields, total = _CSV_FIELDS, job.total
     if paged:
+@documented("Whether a live worker has a loaded model (and the secrets are readable)",
+            ok={200: Ready, 503: Ready})
         assert limit is not None
         results = [row for page in pages for row in page]
         stop = offset + len(results)
@@ -526,11 +560,9 @@ def _predict_sync(texts: list[str], submission: Submission
 def _not_done(job: Job):
     status_url = url_for("spamq.get_job", job_id=job.id)
     if job.status == "failed":
-        body = {"error": "job_failed", "id": job.id, "message": job.error, "status_url": status_url}
-        return jsonify(body), 500
-    body = {"error": "timeout", "id": job.id, "status": job.status, "status_url": status_url,
-            "message": "not finished in time; poll status_url for the result"}
-    return jsonify(body), 504, {"Location": status_url}
+        raise JobFailed(public_message=job.error, id=job.id, status_url=status_url)
+    raise Timeout(headers={"Location": status_url}, id=job.id, status=job.status,
+                  status_url=status_url)
 
 
 @bp.post("/v1/predict")

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from api.requests import StoreJob
-from api.validation import InvalidRequest
+from spamq.errors import InvalidRequest, Unavailable
 from spamq.jobs.queue import PLAN_STORE_JOB, send_refill, send_work
 from spamq.jobs.schema import output_key
 from spamq.jobs.store import Job, JobStore
@@ -35,8 +35,6 @@ logger = logging.getLogger(__name__)
 
 
 def _path(value: str, field: str, allowed: list[str]) -> str:
-    if not value.strip():
-        raise InvalidRequest(field, f"'{field}' is required: a path in the artifact store")
     try:
         path = tenancy.store_path(value)
     except (ValueError, ArtifactError) as exc:
@@ -52,8 +50,7 @@ def artifacts(settings: Settings) -> ArtifactStore:
         return artifact_store_from_settings(settings)
     except Exception as exc:  # noqa: BLE001 - misconfiguration: logged, a 503 for the client
         logger.error("no artifact store is usable: %s", exc)
-        raise InvalidRequest("hdfs_input", "the artifact store is not available",
-                             status=503) from exc
+        raise Unavailable(public_message="the artifact store is not available") from exc
 
 
 # How many directories under an hdfs_output are looked into for files of another output.
@@ -153,10 +150,9 @@ def submit_store_job(request: StoreJob, settings: Settings, *, jobs: JobStore,
             store, files, split_bytes=settings.split_bytes,
             max_splits=settings.max_splits_per_job,
             footers_max_files=settings.plan_footers_max_files) if here else []
-    except ArtifactError as exc:
-        logger.warning("artifact store failed for a store job: %s", exc)
-        raise InvalidRequest("hdfs_input", "the artifact store failed; retry later",
-                             status=503) from exc
+    except ArtifactError as exc:  # a missing or existing file here is the store failing too
+        raise Unavailable(f"artifact store, for a store job: {exc}",
+                          public_message=ArtifactError.public_message) from exc
     parquet = files[0].fmt == "parquet"
     spec = {"column": column, "id_column": id_column, "keep_columns": list(keep),
             "header": header, "output_format": out_fmt or ("parquet" if parquet else "jsonl")}

@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, jsonify
 from markupsafe import escape
 
-from api.openapi import openapi_document
+from api.openapi import documented, openapi_document
 
 web = Blueprint("web", __name__)
 _PAGE = Path(__file__).with_name("static") / "index.html"
@@ -32,6 +32,7 @@ def _security_headers(response: Response) -> Response:
 
 
 @web.get("/")
+@documented("The web page", ok={200: "HTML"})
 def index() -> Response:
     settings = current_app.extensions["spamq"]["settings"]
     flower = escape(settings.flower_public_url)
@@ -42,5 +43,6 @@ def index() -> Response:
 
 
 @web.get("/openapi.json")
+@documented("This document", ok={200: "OpenAPI 3.1 (JSON)"})
 def openapi():
-    return jsonify(openapi_document(current_app.extensions["spamq"]["settings"]))
+    return jsonify(openapi_document(current_app))

@@ -223,15 +223,13 @@ def _failures(state, job_ids: list[str], what: str) -> Iterator[None]:
 def public_error(exc: Exception) -> str:
     """What a job's error may say to its client: no store location, path or file content
     (the whole exception is in the worker's log)."""
-    from spamq.errors import InvalidRequest
-    from spamq.storage.artifacts import ArtifactError, ArtifactSymlink
+    from spamq.errors import InvalidRequest, SpamqError
 
     if isinstance(exc, InvalidRequest):  # the input's fault, in words fit for its client
-        return f"{exc.field}: {exc.message}"
-    if isinstance(exc, ArtifactSymlink):  # swapped in after the submission: never followed
-        return exc.public_message
-    if isinstance(exc, ArtifactError):
-        return "the artifact store failed (see the worker log); resubmit to resume"
+        return f"{exc.field}: {exc.public_message}"
+    if isinstance(exc, SpamqError):  # its kind's public words (a symlink swapped in, ...)
+        resume = "; resubmit to resume" if exc.http_status >= 500 else ""
+        return f"{exc.public_message}{resume}"
     return f"{type(exc).__name__} (see the worker log); resubmit to resume"
 
 

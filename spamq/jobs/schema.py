@@ -425,7 +425,7 @@ _EVENT_ID = re.compile(r"msg_[0-9a-f]{32}")
 _LANE = re.compile(r"-|[0-9a-f]{16}")
 
 
-class EventNotFound(KeyError):
+class EventNotFound(SpamqError, KeyError):
     """No such webhook event (or not of the form of one)."""
 
 
@@ -435,6 +435,10 @@ def check_event_id(event_id: object) -> str:
         raise EventNotFound("")
     return event_id
 
+
+    http_status = 404
+    code = "not_found"
+    public_message = "no such webhook event"
 
 def webhook_event_key(event_id: str) -> str:
     return WEBHOOK_EVENT_PREFIX + check_event_id(event_id)

@@ -1,66 +1,57 @@
 """What a client asks for (``"webhook": {"url": ..., "events": [...]}``) and what it is sent.
 
-The API calls :func:`parse_webhook` at ``POST /v1/jobs``; :class:`WebhookRefused` is an
-:class:`~spamq.errors.InvalidRequest`, so the API's one error handler answers it with 422
-``{"error": "invalid_request", "field": e.field, "message": e.message}``.
+:class:`Webhook` is the request's ``webhook`` object, validated by pydantic as part of the
+request body (api/requests.py: its errors name ``webhook``, ``webhook.url``,
+``webhook.events[i]``), and it is what the outbox stores: the value keeps this one shape from
+the body to Redis. Whether spamq may post to its URL needs DNS, so that is not a validator:
+:func:`check_webhook` runs after the body is parsed (a refusal is a
+:class:`~spamq.webhooks.urls.UrlRefused`, a 422 naming ``webhook.url``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
-from spamq.errors import InvalidRequest
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
 from spamq.jobs.schema import CANCELLED, DONE, EXPIRED, FAILED
 from spamq.settings import Settings
-from spamq.webhooks.urls import Resolver, UrlRefused, check_url, system_resolver
+from spamq.webhooks.urls import MAX_URL_CHARS, Resolver, check_url, system_resolver
 
 PROGRESS = "job.progress"
 #: a job's final status -> the event that tells it
 END_EVENTS = {DONE: "job.completed", FAILED: "job.failed", CANCELLED: "job.cancelled",
               EXPIRED: "job.expired"}
 EVENTS = (*END_EVENTS.values(), PROGRESS)
+EventName = Literal["job.completed", "job.failed", "job.cancelled", "job.expired",
+                    "job.progress"]
+assert get_args(EventName) == EVENTS
 #: fields of the job's public view an event leaves out (inline results are fetched)
 STRIPPED = ("results",)
 
 
-class WebhookRefused(InvalidRequest):
-    """A ``webhook`` object the API refuses: 422, naming the ``field`` at fault (its message
-    never quotes the URL's path or query)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(field, message)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Webhook:
-    """A job's subscription: post these ``events`` to ``url`` (checked by the SSRF guard)."""
+    """A job's subscription: post these ``events`` (each once, in their order) to ``url``:
+    https, checked by the SSRF guard (spamq/webhooks/urls.py) before it is accepted and again
+    before each attempt; signed with the key's secret."""
 
-    url: str
-    events: tuple[str, ...]
+    url: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_URL_CHARS, description=(
+        "https URL; private, loopback and metadata hosts are refused"))]
+    events: Annotated[tuple[EventName, ...], Field(min_length=1)]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "events", tuple(dict.fromkeys(self.events)))
 
 
-def parse_webhook(obj: object, settings: Settings, *,
+def check_webhook(hook: Webhook, settings: Settings, *,
                   resolver: Resolver = system_resolver) -> Webhook:
-    """The request's ``webhook`` object as a :class:`Webhook`, or WebhookRefused."""
-    if not isinstance(obj, dict):
-        raise WebhookRefused("webhook", "expected an object {\"url\": ..., \"events\": [...]}")
-    if set(obj) - {"url", "events"}:
-        raise WebhookRefused("webhook", "only \"url\" and \"events\" are accepted")
-    try:
-        check_url(obj.get("url"), settings, resolver)
-    except UrlRefused as exc:
-        raise WebhookRefused("webhook.url", str(exc)) from None
-    events = obj.get("events")
-    if not isinstance(events, list) or not events:
-        raise WebhookRefused("webhook.events", f"expected a non-empty list of {', '.join(EVENTS)}")
-    for i, event in enumerate(events):
-        if event not in EVENTS:
-            raise WebhookRefused(f"webhook.events[{i}]",
-                                 f"unknown event; one of {', '.join(EVENTS)}")
-    return Webhook(obj["url"], tuple(dict.fromkeys(events)))
+    """``hook`` if spamq may post to its URL (resolving its host), else UrlRefused."""
+    check_url(hook.url, settings, resolver)
+    return hook
 
 
 def build_event(event_type: str, job_view: dict[str, Any], *,

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+from spamq.errors import InvalidRequest
 from spamq.settings import Settings
 
 MAX_URL_CHARS = 2048
@@ -36,8 +37,12 @@ NOT_PUBLIC = ("the webhook host must resolve, and only to public addresses (priv
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
-class UrlRefused(ValueError):
-    """A URL spamq will not post to; the message says why (never the URL's query)."""
+class UrlRefused(InvalidRequest, ValueError):
+    """A URL spamq will not post to; the message says why (never the URL's query). At the API
+    it is the request's ``webhook.url`` at fault: a 422 naming that field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("webhook.url", message)
 
 
 @dataclass(frozen=True)

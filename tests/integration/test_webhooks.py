@@ -36,7 +36,8 @@ from spamq.secrets.sources import (
 from spamq.settings import Settings
 from spamq.webhooks.deliverer import Deliverer
 from spamq.webhooks.outbox import Outbox
-from spamq.webhooks.request import WebhookRefused, parse_webhook
+from spamq.webhooks.request import Webhook, check_webhook
+from spamq.webhooks.urls import UrlRefused
 from spamq.webhooks.secrets import WebhookSecrets
 from spamq.webhooks.signing import new_secret, signed_headers, verify
 
@@ -144,7 +145,7 @@ def deliverer(s: Settings) -> Iterator[Deliverer]:
 def submit(outbox: Outbox, s: Settings, url: str, events: list[str]) -> str:
     """What the API does at POST /v1/jobs with a "webhook" object: the job's id."""
     job_id = uuid.uuid4().hex
-    outbox.subscribe(job_id, parse_webhook({"url": url, "events": events}, s), KID)
+    outbox.subscribe(job_id, check_webhook(Webhook(url, tuple(events)), s), KID)
     return job_id
 
 
@@ -172,9 +173,9 @@ def test_signed_events_arrive_once_each(redis_url):
     s = settings(redis_url)
     receiver, outbox = Receiver(), Outbox.from_settings(s)
     try:
-        with pytest.raises(WebhookRefused, match="loopback"):  # not the allowed host name
-            parse_webhook({"url": receiver.url().replace("127.0.0.1", "localhost"),
-                           "events": ["job.completed"]}, s)
+        with pytest.raises(UrlRefused, match="loopback"):  # not the allowed host name
+            check_webhook(Webhook(receiver.url().replace("127.0.0.1", "localhost"),
+                                  ("job.completed",)), s)
         jobs = [submit(outbox, s, receiver.url(), ["job.completed", "job.failed"])
                 for _ in range(4)]
         quiet = submit(outbox, s, receiver.url(), ["job.failed"])
@@ -213,8 +214,8 @@ def test_jobs_driven_to_their_end_are_told_once_each(redis_url):
     JobStore each yield one end event, delivered once; a job still running yields none."""
     s = settings(redis_url)
     receiver, outbox, jobs = Receiver(), Outbox.from_settings(s), JobStore.from_settings(s)
-    hook = parse_webhook({"url": receiver.url(), "events": [
-        "job.completed", "job.failed", "job.cancelled"]}, s)
+    hook = check_webhook(Webhook(receiver.url(), (
+        "job.completed", "job.failed", "job.cancelled")), s)
     ids = []
     for _ in range(4):
         job, _ = jobs.create(["hi", "there"], chunk_size=1, queue="q", owner=KID)

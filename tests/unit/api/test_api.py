@@ -7,6 +7,7 @@ import fakeredis
 import pytest
 
 from api import create_app
+from api.openapi import openapi_path
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 
@@ -146,13 +147,14 @@ def test_page_and_openapi_document_are_served(ctx):
     assert b'name="flower-url" content="http://127.0.0.1:5555"' in page.data
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
-    rules = {r.rule.replace("<job_id:job_id>", "{job_id}")
-             for r in client.application.url_map.iter_rules()}
+    rules = {openapi_path(r) for r in client.application.url_map.iter_rules()}
     documented = set(doc["paths"])
     assert documented <= rules
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/predict", "/predict"} <= documented
     limits = doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
-    texts_body, store_body = limits["schema"]["oneOf"]
+    schemas = doc["components"]["schemas"]
+    texts_body, store_body = (schemas[ref["$ref"].rsplit("/", 1)[1]]
+                              for ref in limits["schema"]["oneOf"])
     assert texts_body["properties"]["texts"]["maxItems"] == 10
     assert store_body["required"] == ["hdfs_input", "hdfs_output"]
 

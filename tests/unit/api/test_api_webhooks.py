@@ -97,7 +97,8 @@ def test_a_refused_webhook_is_422_naming_the_field_and_no_job(ctx, hook, field):
 def test_an_upload_names_the_webhook_form_field(ctx):
     client, _, _, redis = ctx
     resp = client.post("/v1/jobs", data={"file": (b"text\nhello\n", "in.csv"),
-                                          "webhook": '{"url": "https://10.1.1.1/"}'},
+                                          "webhook": '{"url": "https://10.1.1.1/", '
+                                                     '"events": ["job.completed"]}'},
                        content_type="multipart/form-data")
     assert resp.status_code == 422 and resp.get_json()["field"] == "webhook.url"
     assert redis.smembers(WEBHOOK_WATCH_KEY) == set()

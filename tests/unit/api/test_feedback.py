@@ -217,4 +217,5 @@ def test_the_openapi_document_describes_the_feedback_endpoints(ctx):
     assert set(doc["paths"]["/v1/feedback"]) == {"post", "delete"}
     assert "get" in doc["paths"]["/v1/feedback/stats"]
     body = doc["paths"]["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["schema"]["properties"]["items"]["maxItems"] == 5
+    assert body["schema"] == {"$ref": "#/components/schemas/FeedbackBody"}
+    assert doc["components"]["schemas"]["FeedbackBody"]["properties"]["items"]["maxItems"] == 5

@@ -1,57 +1,122 @@
-"""api/openapi.py: the document is generated from the request models."""
+"""api/openapi.py: the document is generated whole, from the url_map and the models."""
 
 import fakeredis
 import pytest
+from flask import Blueprint
 
 from api import create_app
-from api.openapi import openapi_document, query_parameters
+from api.openapi import documented, openapi_document, openapi_path, query_parameters
 from api.requests import RequestModels
+from api.responses import JOB_STATUSES, Health
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 
-SETTINGS = Settings(max_texts_per_request=7, max_chars_per_text=40, max_deadline_s=3600)
+SETTINGS = Settings(max_texts_per_request=7, max_chars_per_text=40, max_deadline_s=3600,
+                    feedback_max_items=9)
+
+
+def _app():
+    return create_app(SETTINGS, store=JobStore(fakeredis.FakeRedis(), ttl_s=60),
+                      send_task=lambda *a, **k: None)
 
 
 @pytest.fixture(scope="module")
-def doc():
-    return openapi_document(SETTINGS)
+def app():
+    return _app()
+
+
+@pytest.fixture(scope="module")
+def doc(app):
+    return openapi_document(app)
+
+
+def schema(doc, ref):
+    return doc["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
 
 
 def test_request_bodies_are_the_models_schemas(doc):
     models = RequestModels.for_settings(SETTINGS)
     jobs = doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
-    assert jobs["application/json"]["schema"]["oneOf"] == [
-        models.texts.model_json_schema(), models.store_job.model_json_schema()]
-    texts = jobs["application/json"]["schema"]["oneOf"][0]["properties"]["texts"]
-    assert (texts["maxItems"], texts["items"]["maxLength"]) == (7, 40)  # the settings' limits
+    texts_ref, store_ref = jobs["application/json"]["schema"]["oneOf"]
+    texts = schema(doc, texts_ref)
+    assert set(texts["properties"]) == set(models.texts.model_json_schema()["properties"])
+    assert set(schema(doc, store_ref)["required"]) == {"hdfs_input", "hdfs_output"}
+    limits = texts["properties"]["texts"]
+    assert (limits["maxItems"], limits["items"]["maxLength"]) == (7, 40)  # the settings' limits
+    assert texts["properties"]["deadline_s"]["maximum"] == 3600
     form = jobs["multipart/form-data"]["schema"]
     assert form["required"] == ["file"]
     assert set(form["properties"]) == {"file", *models.upload.model_json_schema()["properties"]}
     predict = doc["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
-    assert predict["application/json"]["schema"] == models.texts.model_json_schema()
+    assert predict["application/json"]["schema"] == texts_ref
     legacy = doc["paths"]["/predict"]["post"]["requestBody"]["content"]
-    assert legacy["application/json"]["schema"] == models.legacy.model_json_schema()
+    assert schema(doc, legacy["application/json"]["schema"])["properties"]["text"]["maxItems"] == 7
+    feedback = doc["paths"]["/v1/feedback"]["post"]["requestBody"]["content"]
+    assert schema(doc, feedback["application/json"]["schema"])["properties"]["items"][
+        "maxItems"] == 9
     results = doc["paths"]["/v1/jobs/{job_id}/results"]["get"]["parameters"]
     assert results[1:] == query_parameters(models.results)
     assert [p["name"] for p in results] == ["job_id", "format", "offset", "limit"]
+    assert results[0]["schema"]["pattern"] == "^[0-9a-f]{32}$"  # the converter's regex
 
 
-def test_every_route_is_documented_with_its_methods(doc):
-    app = create_app(SETTINGS, store=JobStore(fakeredis.FakeRedis(), ttl_s=60),
-                     send_task=lambda *a, **k: None)
-    routes: dict[str, set[str]] = {}
+def test_every_rule_is_documented_with_its_methods_and_responses(app, doc):
+    seen = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint != "static":
-            path = rule.rule.replace("<job_id:job_id>", "{job_id}")
-            routes.setdefault(path, set()).update(m.lower() for m in rule.methods)
-    assert set(routes) == set(doc["paths"])
-    for path, methods in routes.items():
-        documented = set(doc["paths"][path])
-        expected = methods - {"head", "options"} - ({"get"} if path == "/predict" else set())
-        assert documented == expected, path  # /predict: GET with a body is the study's call
+        if rule.endpoint == "static":
+            continue
+        path = openapi_path(rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            operation = doc["paths"][path][method.lower()]
+            assert operation["responses"], (path, method)
+            assert any(s.startswith("2") for s in operation["responses"]), (path, method)
+            seen.add((path, method.lower()))
+    documented = {(p, m) for p, ops in doc["paths"].items() for m in ops}
+    assert documented == seen  # nothing documented that the app does not route
 
 
-def test_the_served_document_is_the_generated_one(doc):
-    client = create_app(SETTINGS, store=JobStore(fakeredis.FakeRedis(), ttl_s=60),
-                        send_task=lambda *a, **k: None).test_client()
-    assert client.get("/openapi.json").get_json() == doc
+def test_answers_are_the_response_models_and_errors_the_one_shape(doc):
+    job = doc["paths"]["/v1/jobs/{job_id}"]["get"]["responses"]
+    view = schema(doc, job["200"]["content"]["application/json"]["schema"])
+    status = view["properties"]["status"]
+    assert status["enum"] == list(JOB_STATUSES)  # the status enum, from spamq.jobs.schema
+    assert {"404", "401", "429", "503"} <= set(job)
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for code, answer in op["responses"].items():
+                if int(code) >= 400 and not (path == "/readyz" and code == "503"):
+                    assert answer["content"]["application/json"]["schema"] == error, (path, code)
+    assert schema(doc, error)["required"] == ["error", "field", "message"]
+    submit = doc["paths"]["/v1/jobs"]["post"]["responses"]
+    assert {"202", "200", "400", "403", "409", "413", "422", "429"} <= set(submit)
+    assert "429" not in doc["paths"]["/healthz"]["get"]["responses"]  # public: no key, no limit
+    assert doc["paths"]["/metrics"]["get"]["responses"]["403"]
+
+
+def test_a_new_route_is_picked_up_with_its_models():
+    extra = Blueprint("extra", __name__)
+
+    @extra.get("/v1/things/<job_id:job_id>")
+    @documented("A thing", ok={200: Health}, query="results")
+    def thing(job_id):
+        return {"status": "ok"}
+
+    @extra.post("/v1/plain")
+    def plain():
+        """Undocumented views still appear, from their docstring."""
+        return {}
+
+    app = _app()
+    app.register_blueprint(extra)
+    doc = openapi_document(app)
+    op = doc["paths"]["/v1/things/{job_id}"]["get"]
+    assert op["summary"] == "A thing" and "404" in op["responses"] and "422" in op["responses"]
+    assert op["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Health"}
+    assert doc["paths"]["/v1/plain"]["post"]["summary"].startswith("Undocumented views")
+    assert "401" in doc["paths"]["/v1/plain"]["post"]["responses"]
+
+
+def test_the_served_document_is_the_generated_one(app, doc):
+    assert app.test_client().get("/openapi.json").get_json() == doc

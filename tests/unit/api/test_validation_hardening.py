@@ -9,15 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from api.validation import InvalidRequest, int_param, parse_texts, upload_format
+from api.requests import RequestModels, validate
+from spamq.errors import InvalidRequest
+from spamq.settings import Settings
 from spamq.storage import splits
 from spamq.storage.artifacts import LocalArtifactStore
 
 INVISIBLE = ["\u200b\u200d\ufeff", "\u2060", " \u200e\t\u202e\U000e0001 ", ""]
 
 
+SETTINGS = Settings(max_texts_per_request=10, max_chars_per_text=50, results_page_max=100)
+MODELS = RequestModels.for_settings(SETTINGS)
+
+
 def texts(*items):
-    return parse_texts({"texts": list(items)}, field="texts", max_items=10, max_chars=50)
+    """The texts of a ``{"texts": [...]}`` body, as the request model reads them."""
+    return validate(MODELS.texts, {"texts": list(items)}, SETTINGS).texts
 
 
 def upload(content: str | bytes, fmt: str = "jsonl", column: str = "text"):
@@ -39,7 +46,7 @@ def upload(content: str | bytes, fmt: str = "jsonl", column: str = "text"):
 def test_a_lone_surrogate_is_a_422_naming_the_text():
     payload = json.loads('{"texts": ["ok", "fine", "good", "bad \\ud800 here"]}')
     with pytest.raises(InvalidRequest) as err:
-        parse_texts(payload, field="texts", max_items=10, max_chars=50)
+        validate(MODELS.texts, payload, SETTINGS)
     assert (err.value.field, err.value.status) == ("texts[3]", 422)
     assert "not valid Unicode (a lone surrogate)" in err.value.message
     assert texts("caf\u00e9 \U0001f600") == ["caf\u00e9 \U0001f600"]  # a real pair is fine
@@ -101,9 +108,10 @@ def test_a_missing_column_names_it_but_not_the_header():
 
 
 def test_echoed_client_input_is_cut_short():
-    for call in (lambda: upload_format("x" * 1000, None),
-                 lambda: upload_format(None, "y" * 1000),
-                 lambda: int_param({"limit": "9" * 1000 + "z"}, "limit", default=1, low=1)):
+    form = validate(MODELS.upload, {}, SETTINGS)
+    for call in (lambda: form.input_format("x" * 1000),
+                 lambda: validate(MODELS.upload, {"format": "y" * 1000}, SETTINGS),
+                 lambda: validate(MODELS.results, {"limit": "9" * 1000 + "z"}, SETTINGS)):
         with pytest.raises(InvalidRequest) as err:
             call()
         assert len(err.value.message) < 200, err.value.message

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api import create_app
-from api.validation import InvalidRequest, parse_texts
+from api.requests import RequestModels, validate
+from spamq.errors import InvalidRequest
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 
@@ -18,14 +19,16 @@ json_values = st.recursive(
     ),
     max_leaves=15,
 )
+SETTINGS = Settings(max_texts_per_request=5, max_chars_per_text=30)
+MODELS = RequestModels.for_settings(SETTINGS)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST
 @given(payload=json_values | st.fixed_dictionaries({"texts": json_values}))
-def test_parse_texts_returns_valid_texts_or_names_the_problem(payload):
+def test_the_texts_model_returns_valid_texts_or_names_the_problem(payload):
     try:
-        texts = parse_texts(payload, field="texts", max_items=5, max_chars=30)
+        texts = validate(MODELS.texts, payload, SETTINGS).texts
     except InvalidRequest as exc:
         assert exc.status in (400, 413, 422) and exc.message
         assert exc.field is None or exc.field.startswith("texts")

@@ -2,11 +2,12 @@
 
 import pytest
 
-from spamq.errors import InvalidRequest, SpamqError
-from spamq.jobs.schema import JobNotFound
+from spamq.errors import InvalidRequest, Overloaded, PayloadTooLarge, SpamqError
+from spamq.jobs.schema import EventNotFound, JobNotFound
 from spamq.jobs.store import DuplicateJob, OutputTaken
 from spamq.storage.artifacts import ArtifactError
 from spamq.storage.splits import InputError
+from spamq.webhooks.urls import UrlRefused
 
 
 def test_the_class_gives_the_answer_an_instance_may_override_it():
@@ -15,7 +16,7 @@ def test_the_class_gives_the_answer_an_instance_may_override_it():
     assert "namenode" not in str(err.as_dict()) and "/tenants" not in str(err.as_dict())
     custom = SpamqError("internal detail", http_status=418, code="teapot", field="f",
                         public_message="short and stout")
-    assert custom.as_dict() == {"error": "teapot", "message": "short and stout"}
+    assert custom.as_dict() == {"error": "teapot", "field": "f", "message": "short and stout"}
     assert custom.field == "f" and SpamqError().http_status == 500
 
 
@@ -39,3 +40,20 @@ def test_existing_except_sites_still_catch_them():
         raise ArtifactError("down")
     assert DuplicateJob("a" * 32).job_id == "a" * 32
     assert issubclass(InputError, InvalidRequest)
+
+
+def test_every_answer_has_the_one_shape_and_a_kind_may_add_public_figures():
+    assert JobNotFound("f" * 32).as_dict() == {
+        "error": "not_found", "field": None, "message": "no such job (unknown or expired)"}
+    over = Overloaded("9 tasks are queued", queue_depth=9, key_queued=4)
+    assert over.as_dict() == {"error": "overloaded", "field": None,
+                              "message": "9 tasks are queued", "queue_depth": 9, "key_queued": 4}
+    assert over.headers == {"Retry-After": "5"} and over.http_status == 429
+    assert PayloadTooLarge("texts", "too many").status == 413
+
+
+def test_the_errors_outside_the_api_are_spamq_errors_too():
+    assert issubclass(EventNotFound, SpamqError) and issubclass(EventNotFound, KeyError)
+    refused = UrlRefused("scheme must be https")
+    assert isinstance(refused, InvalidRequest) and isinstance(refused, ValueError)
+    assert refused.as_dict()["field"] == "webhook.url" and str(refused) == "scheme must be https"
