@@ -18,8 +18,8 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
-from api.openapi import documented
 from api import store_results
+from api.openapi import documented
 from api.requests import (
     Notified,
     StoreJob,
@@ -30,6 +30,7 @@ from api.requests import (
     parse_body,
     parse_form,
     parse_query,
+)
 from api.responses import (
     Accepted,
     Existing,
@@ -42,7 +43,6 @@ from api.responses import (
     Rejected,
     ResultsPage,
     Webhooks,
-)
 )
 from api.store_input import submit_store_job
 from api.store_results import OutputChanged
@@ -292,11 +292,6 @@ def _upload_as_store_job(form: UploadForm, uploads: Uploads) -> tuple[Upload, St
     fmt = form.input_format(upload.filename)
     stored = Upload.of(g.get("spamq_owner"), secrets.token_hex(8))
     where = stored.directory(settings.store_tenant_root)
-@documented("Submit texts (JSON), a store job (hdfs_input) or a CSV/TSV/JSONL file (multipart) "
-            "to score", ok={202: Accepted, 200: Existing}, body=("texts", "store_job"),
-            form="upload", headers={"Idempotency-Key": IDEMPOTENCY_KEY},
-            errors=((403, "a path outside this key's store area"),
-                    (409, "hdfs_output already holds files, or is reserved"), Unavailable))
     with tempfile.NamedTemporaryFile(prefix="spamq-upload-") as tmp:
         upload.save(tmp)
         tmp.flush()
@@ -329,7 +324,6 @@ def _upload_job(form: UploadForm, key: str | None, request_sha: str):
     except BaseException:
         uploads.discard(stored)
         raise
-@documented("Status, progress and (small jobs) results", ok={200: JobView})
     if answer[1] == 202:
         try:  # the job exists: its answer stands (unrecorded, the upload goes after job_ttl_s)
             uploads.keep(stored, answer[0].get_json()["id"])
@@ -337,7 +331,6 @@ def _upload_job(form: UploadForm, key: str | None, request_sha: str):
             logger.warning("upload not recorded with its job: %s", exc)
     else:
         uploads.discard(stored)
-@documented("Cancel the remaining chunks", ok={200: JobView}, errors=(Conflict,))
     return answer
 
 
@@ -351,8 +344,6 @@ def _submission() -> Submission:
     return parse_body(models().store_job if store_job else models().texts)
 
 
-@documented("Input rows that were not scored, with the reason (a store job's: JSONL)",
-            ok={200: Rejected}, streams=("application/x-ndjson",), errors=(OutputChanged,))
 def _store_job(job_request: StoreJob, key: str | None, request_sha: str):
     settings, store, send_task = _ctx()
     try:
@@ -364,19 +355,21 @@ def _store_job(job_request: StoreJob, key: str | None, request_sha: str):
         return _existing(dup.job_id, request_sha)
     except InvalidRequest as exc:  # an upload's fields are the form's, its file is "file"
         if request.mimetype == "multipart/form-data" and exc.field == "hdfs_input":
-@documented("The job's webhook and its delivery attempts", ok={200: Webhooks})
             raise InvalidRequest("file", exc.message, status=exc.status) from exc
         raise
     return _accepted(job)
 
 
 @bp.post("/v1/jobs")
+@documented("Submit texts (JSON), a store job (hdfs_input) or a CSV/TSV/JSONL file (multipart) "
+            "to score", ok={202: Accepted, 200: Existing}, body=("texts", "store_job"),
+            form="upload", headers={"Idempotency-Key": IDEMPOTENCY_KEY},
+            errors=((403, "a path outside this key's store area"),
+                    (409, "hdfs_output already holds files, or is reserved"), Unavailable))
 def create_job():
     """JSON ``{"texts": [...]}``, ``{"hdfs_input": ...}`` or a multipart file upload (``file``,
     ``column``, ``format``, ``id_column``, ``keep_columns``)."""
     store = _ctx()[1]
-@documented("A store job's committed part files so far", ok={200: Parts},
-            errors=((404, "not a store job: it has no part files"),))
     owner = g.get("spamq_owner")
     key = _idempotency_key()
     request_sha = _fingerprint() if key is not None else ""
@@ -405,6 +398,7 @@ def _accepted(job: Job):
 
 
 @bp.get("/v1/jobs/<job_id:job_id>")
+@documented("Status, progress and (small jobs) results", ok={200: JobView})
 def get_job(job_id: str):
     store = _ctx()[1]
     job = store.get(job_id)  # JobNotFound: 404 (api/errors.py)
@@ -412,6 +406,7 @@ def get_job(job_id: str):
 
 
 @bp.delete("/v1/jobs/<job_id:job_id>")
+@documented("Cancel the remaining chunks", ok={200: JobView}, errors=(Conflict,))
 def cancel_job(job_id: str):
     """Stop the job's remaining chunks; results already stored stay readable."""
     settings, store, send_task = _ctx()
@@ -425,6 +420,8 @@ def cancel_job(job_id: str):
 
 
 @bp.get("/v1/jobs/<job_id:job_id>/rejected")
+@documented("Input rows that were not scored, with the reason (a store job's: JSONL)",
+            ok={200: Rejected}, streams=("application/x-ndjson",), errors=(OutputChanged,))
 def job_rejected(job_id: str):
     store = _ctx()[1]
     job = store.get(job_id)  # JobNotFound: 404 (api/errors.py)
@@ -432,13 +429,11 @@ def job_rejected(job_id: str):
         rows = store_results.rejected(_artifacts(), StoreJobs(store), job.id, job.output)
         return Response(store_results.primed(_jsonl(_pages(rows))),
                         mimetype="application/x-ndjson")
-@documented("A page of results, or all of them as JSONL or CSV (format=jsonl|csv)",
-            ok={200: ResultsPage}, query="results", streams=("application/x-ndjson", "text/csv"),
-            errors=(OutputChanged,))
     return jsonify({"id": job.id, "count": 0, "rejected": []})  # texts are checked whole
 
 
 @bp.get("/v1/jobs/<job_id:job_id>/webhooks")
+@documented("The job's webhook and its delivery attempts", ok={200: Webhooks})
 def job_webhooks(job_id: str):
     """The job's webhook and its delivery attempts, oldest first (the same ``event_id`` on
     every retry of one event)."""
@@ -449,6 +444,8 @@ def job_webhooks(job_id: str):
 
 
 @bp.get("/v1/jobs/<job_id:job_id>/parts")
+@documented("A store job's committed part files so far", ok={200: Parts},
+            errors=((404, "not a store job: it has no part files"),))
 def job_parts(job_id: str):
     """A store job's committed part files so far (readable while the job runs)."""
     store = _ctx()[1]
@@ -488,8 +485,6 @@ def _jsonl(pages: Iterator[list[dict[str, Any]]]) -> Iterator[str]:
         yield "".join(json.dumps(r) + "\n" for r in page)
 
 
-@documented("Submit and wait (up to the configured timeout)", ok={200: Predicted},
-            body="texts", errors=(Timeout, JobFailed))
 def _csv(pages: Iterator[list[dict[str, Any]]], fields: list[str] | None) -> Iterator[str]:
     """CSV text, a page at a time; ``fields`` None: the first row's keys."""
     buffer = io.StringIO()
@@ -500,8 +495,6 @@ def _csv(pages: Iterator[list[dict[str, Any]]], fields: list[str] | None) -> Ite
                                     extrasaction="ignore")
             writer.writeheader()
         writer.writerows(page)
-@documented("The study project's call (GET with a body works too)", ok={200: LegacyPredicted},
-            body="legacy", errors=(Timeout, JobFailed))
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -510,6 +503,9 @@ def _csv(pages: Iterator[list[dict[str, Any]]], fields: list[str] | None) -> Ite
 
 
 @bp.get("/v1/jobs/<job_id:job_id>/results")
+@documented("A page of results, or all of them as JSONL or CSV (format=jsonl|csv)",
+            ok={200: ResultsPage}, query="results", streams=("application/x-ndjson", "text/csv"),
+            errors=(OutputChanged,))
 def job_results(job_id: str):
     """A page of results (``offset``, ``limit``), or all of them streamed (``format=jsonl|csv``).
 
@@ -519,7 +515,6 @@ def job_results(job_id: str):
     store = _ctx()[1]
     query = parse_query(models().results)
     fmt, offset, limit = query.format, query.offset, query.limit
-@documented("The process is alive", ok={200: Health})
     paged = fmt == "json"
     job = store.get(job_id)  # JobNotFound: 404 (api/errors.py)
     if job.kind == STORE:
@@ -534,8 +529,6 @@ def job_results(job_id: str):
                  for start in range(offset, stop, step))
         fields, total = _CSV_FIELDS, job.total
     if paged:
-@documented("Whether a live worker has a loaded model (and the secrets are readable)",
-            ok={200: Ready, 503: Ready})
         assert limit is not None
         results = [row for page in pages for row in page]
         stop = offset + len(results)
@@ -566,6 +559,8 @@ def _not_done(job: Job):
 
 
 @bp.post("/v1/predict")
+@documented("Submit and wait (up to the configured timeout)", ok={200: Predicted},
+            body="texts", errors=(Timeout, JobFailed))
 def predict_v1():
     body = parse_body(models().texts)
     _check_webhook(body)
@@ -576,6 +571,8 @@ def predict_v1():
 
 
 @bp.route("/predict", methods=["GET", "POST"])
+@documented("The study project's call (GET with a body works too)", ok={200: LegacyPredicted},
+            body="legacy", errors=(Timeout, JobFailed))
 def predict_legacy():
     """The study project's call: ``{"text": [...]}`` -> ``{"Result": [{label, score}]}``.
 
@@ -593,6 +590,7 @@ def predict_legacy():
 
 
 @bp.get("/healthz")
+@documented("The process is alive", ok={200: Health})
 def healthz():
     return jsonify({"status": "ok"})
 
@@ -607,6 +605,8 @@ def _beating(worker: dict[str, Any], now: float) -> bool:
 
 
 @bp.get("/readyz")
+@documented("Whether a live worker has a loaded model (and the secrets are readable)",
+            ok={200: Ready, 503: Ready})
 def readyz():
     """Public: ready or not, and how many live workers have a model loaded; which workers,
     and why not ready, are for the operator (/metrics, the API's log)."""

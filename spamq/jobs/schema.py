@@ -428,6 +428,10 @@ _LANE = re.compile(r"-|[0-9a-f]{16}")
 class EventNotFound(SpamqError, KeyError):
     """No such webhook event (or not of the form of one)."""
 
+    http_status = 404
+    code = "not_found"
+    public_message = "no such webhook event"
+
 
 def check_event_id(event_id: object) -> str:
     """``event_id`` if it has the form of one of ours (``msg_`` + 32 hex), else EventNotFound."""
@@ -435,10 +439,6 @@ def check_event_id(event_id: object) -> str:
         raise EventNotFound("")
     return event_id
 
-
-    http_status = 404
-    code = "not_found"
-    public_message = "no such webhook event"
 
 def webhook_event_key(event_id: str) -> str:
     return WEBHOOK_EVENT_PREFIX + check_event_id(event_id)
