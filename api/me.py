@@ -21,6 +21,7 @@ from flask import Blueprint, current_app, g, jsonify
 from pydantic import BaseModel, Field
 
 from api.auth import RATE_PREFIX
+from api.openapi import documented
 from spamq.jobs.queue import key_window
 from spamq.jobs.schema import ENDED, STORE, job_key, owner_key
 from spamq.settings import Settings
@@ -141,31 +142,13 @@ def _text(value: Any) -> Any:
 
 
 @me.get("/v1/me")
+@documented("The calling key: its id, store area and grants, quotas and current use",
+            ok={200: Me})
 def whoami():
-    """The calling key's id, store area and grants, quotas and current use."""
+    """The calling key's id, store area and grants, quotas and current use (its own only)."""
     ext = current_app.extensions["spamq"]
     settings: Settings = ext["settings"]
     owner: str | None = g.get("spamq_owner")
     body = Me(key_id=owner, store=_store_area(settings, owner), quotas=_quotas(settings),
               usage=_usage(settings, ext["store"].redis, owner))
     return jsonify(body.model_dump())
-
-
-def openapi_paths(error: Any) -> dict[str, Any]:
-    """The OpenAPI path of ``GET /v1/me`` (api/openapi.py); ``error(description)`` is an
-    error answer."""
-    return {"/v1/me": {"get": {
-        "summary": "The calling key: its id, store area and grants, quotas and current use",
-        "responses": {"200": {"description": "the key's own figures (no other key's)",
-                              "content": {"application/json": {"schema": {
-                                  "$ref": "#/components/schemas/Me"}}}},
-                      "401": error("no or an unknown API key"),
-                      "429": error("the key's rate limit"),
-                      "503": error("Redis is unreachable")}}}}
-
-
-def openapi_schemas() -> dict[str, Any]:
-    """``Me`` and the models it refers to, as OpenAPI components."""
-    schema = Me.model_json_schema(ref_template="#/components/schemas/{model}")
-    defs = schema.pop("$defs", {})
-    return {"Me": schema, **defs}

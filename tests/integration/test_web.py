@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from spamq.samples import EXPECTED, SAMPLES
-from tests.integration.conftest import API_KEY
+from tests.integration.conftest import API_KEY, HOME
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +43,11 @@ def test_page_scores_a_message(browser, api_url, tmp_path):
     links = {a.text: a.get_attribute("href") for a in browser.find_elements(By.TAG_NAME, "a")}
     assert links["OpenAPI document"].endswith("/openapi.json")
     assert links["Flower (workers, tasks)"].startswith("http")
+    assert links["API reference"] == api_url + "/docs"
+    # the key's id and store area, from GET /v1/me
+    WebDriverWait(browser, 20).until(
+        ec.text_to_be_present_in_element((By.ID, "whoami"), f"store area {HOME}/"))
+    assert browser.find_element(By.ID, "whoami").get_attribute("data-key-id") == HOME.split("/")[1]
 
     box = browser.find_element(By.ID, "texts")
     box.send_keys("\n".join(SAMPLES))
@@ -86,3 +91,27 @@ def test_bad_input_shows_the_named_field(browser, api_url):
         ec.text_to_be_present_in_element((By.ID, "status"), "413")
     )
     assert "texts[0]" in browser.find_element(By.ID, "status").text
+
+
+def test_docs_renders_the_api_reference_from_vendored_assets(browser, api_url):
+    """/docs: Swagger UI (from the swagger-ui-py wheel, no CDN) renders the generated
+    /openapi.json; every script and style it loads comes from this server."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(api_url + "/docs")
+    WebDriverWait(browser, 60).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, ".opblock-summary-path[data-path='/v1/me']"))
+    operations = {(e.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text,
+                   e.find_element(By.CSS_SELECTOR, ".opblock-summary-path")
+                   .get_attribute("data-path"))
+                  for e in browser.find_elements(By.CSS_SELECTOR, ".opblock")}
+    assert {("POST", "/v1/jobs"), ("GET", "/v1/jobs/{job_id}"), ("GET", "/v1/me")} <= operations
+    loaded = [e.get_attribute("src") or e.get_attribute("href")
+              for e in browser.find_elements(By.CSS_SELECTOR, "script[src], link[href]")]
+    assert loaded and all(url.startswith(api_url + "/") for url in loaded), loaded
+    # an operation opens to its description, from the same document
+    browser.find_element(By.CSS_SELECTOR, ".opblock-summary-path[data-path='/v1/me']").click()
+    WebDriverWait(browser, 20).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, ".opblock.is-open .responses-wrapper"))
+    assert "key_id" in browser.find_element(By.CSS_SELECTOR, ".opblock.is-open").text
