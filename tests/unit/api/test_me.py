@@ -83,3 +83,14 @@ def test_me_needs_a_key_and_without_auth_names_no_owner(tmp_path):
     body = open_client.get("/v1/me").get_json()
     assert body["key_id"] is None
     assert body["store"] == {"area": "", "grants": [], "prefixes": [""]}
+
+
+def test_me_is_in_the_generated_openapi_document_with_its_model(tmp_path):
+    client, _ = _client(tmp_path)
+    doc = client.get("/openapi.json").get_json()
+    answers = doc["paths"]["/v1/me"]["get"]["responses"]
+    assert answers["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Me"}
+    assert {"401", "429"} <= set(answers)
+    assert set(doc["components"]["schemas"]["Me"]["properties"]) == {
+        "key_id", "store", "quotas", "usage"}
