@@ -79,3 +79,12 @@ def test_the_cli_prints_me(api_url):
                          env={**os.environ, "SPAMQ_CLIENT_API_KEY": API_KEY})
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["store"]["area"] == HOME + "/"
+
+
+def test_the_cli_demo_scores_the_samples(api_url):
+    run = subprocess.run([sys.executable, "-m", "spamq.cli", "demo", "--url", api_url],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "SPAMQ_CLIENT_API_KEY": API_KEY})
+    assert run.returncode == 0, run.stderr
+    labels = [line.split()[0] for line in run.stdout.splitlines()[1:]]
+    assert labels == EXPECTED
