@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify
 
 from api.openapi import documented
-from api.requests import FeedbackItem, models, parse_body, parse_query
+from api.requests import models, parse_body, parse_query
 from api.responses import FeedbackDeleted, FeedbackStats, FeedbackStored
 from spamq.errors import InvalidRequest
 from spamq.feedback import store as feedback_store
@@ -49,18 +49,18 @@ def _artifacts() -> ArtifactStore:
         raise ArtifactError("no artifact store is usable") from exc
 
 
-def _job_rows(items: list[tuple[int, FeedbackItem]]) -> dict[int, tuple[str, str | None]]:
-    """(text, model_version) of each job-row item (by its position), read from the jobs'
+def _job_rows(items: list[tuple[int, str, int]]) -> dict[int, tuple[str, str | None]]:
+    """(text, model_version) of each job-row item ``(position, job_id, index)``, read from the jobs'
     stored texts and results in two pipelined round trips; 422 naming ``items[i].*`` for an
     item whose job is not this key's texts job or whose row is not stored."""
     _, store = _ctx()
     owner = g.get("spamq_owner")
     jobs: dict[str, Any] = {}
-    for i, item in items:
-        if item.job_id in jobs:
+    for i, job_id, _ in items:
+        if job_id in jobs:
             continue
         try:
-            job = store.get(item.job_id)
+            job = store.get(job_id)
         except JobNotFound:
             job = None
         if job is None or (owner and job.owner not in (None, owner)):
@@ -69,29 +69,29 @@ def _job_rows(items: list[tuple[int, FeedbackItem]]) -> dict[int, tuple[str, str
         if job.kind == STORE:
             raise InvalidRequest(f"items[{i}].job_id", f"'items[{i}].job_id' is a store job; "
                                  "report its rows with 'text'")
-        jobs[item.job_id] = job
-    for i, item in items:
-        if item.index >= jobs[item.job_id].total:
+        jobs[job_id] = job
+    for i, job_id, index in items:
+        if index >= jobs[job_id].total:
             raise InvalidRequest(f"items[{i}].index", f"'items[{i}].index' is past the job's "
-                                 f"last row ({jobs[item.job_id].total - 1})")
+                                 f"last row ({jobs[job_id].total - 1})")
     pipe = store.redis.pipeline(transaction=False)
-    for _, item in items:
-        job = jobs[item.job_id]
+    for _, job_id, index in items:
+        job = jobs[job_id]
         keys = schema.job_keys(job.id)
-        pipe.lindex(keys[1], item.index)
-        pipe.hget(keys[2], item.index // max(job.chunk_size, 1))
+        pipe.lindex(keys[1], index)
+        pipe.hget(keys[2], index // max(job.chunk_size, 1))
     replies = pipe.execute()
     out: dict[int, tuple[str, str | None]] = {}
-    for n, (i, item) in enumerate(items):
+    for n, (i, job_id, index) in enumerate(items):
         text, chunk = replies[2 * n], replies[2 * n + 1]
         if text is None:
             raise InvalidRequest(f"items[{i}].index", f"'items[{i}].index': the job's texts "
                                  "are no longer stored")
-        job = jobs[item.job_id]
+        job = jobs[job_id]
         version = job.model_version or None
         if chunk is not None:
             results = json.loads(chunk)
-            offset = item.index % max(job.chunk_size, 1)
+            offset = index % max(job.chunk_size, 1)
             if offset < len(results):
                 version = results[offset].get("model_version") or version
         out[i] = (text.decode() if isinstance(text, bytes) else text, version)
@@ -108,7 +108,8 @@ def add_feedback():
     same request (the last one of those wins), with each item's ``text_sha256``."""
     settings, _ = _ctx()
     body = parse_body(models().feedback)
-    job_rows = _job_rows([(i, it) for i, it in enumerate(body.items) if it.text is None])
+    job_rows = _job_rows([(i, it.job_id, it.index) for i, it in enumerate(body.items)
+                          if it.job_id is not None and it.index is not None])
     rows, hashes = [], []
     for i, item in enumerate(body.items):
         row: dict[str, Any] = {"label": item.label, "category": item.category, "note": item.note}

@@ -27,10 +27,13 @@ from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.workers import base, ggevent, gthread
 
+from spamq.errors import SpamqError
+
 
 def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's ``util.write_error`` (an HTML page), writing a JSON body instead."""
-    body = json.dumps({"error": reason.lower().replace(" ", "_"), "message": mesg or reason})
+    body = json.dumps(SpamqError(code=reason.lower().replace(" ", "_"),
+                                 public_message=mesg or reason).as_dict())  # the one shape
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
             f"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")

@@ -132,11 +132,12 @@ class _Builder:
     def request_body(self, op: Operation) -> dict[str, Any] | None:
         content: dict[str, Any] = {}
         if op.body:
-            refs = [self.ref(getattr(self.models, name)) for name in op.body]
-            content["application/json"] = {"schema": refs[0] if len(refs) == 1
-                                           else {"oneOf": refs}}
+            refs: list[dict[str, Any]] = [self.ref(getattr(self.models, name))
+                                          for name in op.body]
+            schema: dict[str, Any] = refs[0] if len(refs) == 1 else {"oneOf": refs}
+            content["application/json"] = {"schema": schema}
         if op.form:
-            form = self.inline(getattr(self.models, op.form))
+            form: dict[str, Any] = self.inline(getattr(self.models, op.form))
             form["properties"] = {"file": {"type": "string", "format": "binary"},
                                   **form["properties"]}
             form["required"] = ["file"]

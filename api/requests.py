@@ -254,7 +254,7 @@ class RequestModels:
         text = Annotated[str, Field(strict=True, min_length=1,  # the settings' limits
                                     max_length=settings.max_chars_per_text),
                          AfterValidator(scoring_text)]
-        texts = Annotated[list[text],  # type: ignore[valid-type]
+        texts = Annotated[list[text],
                           Field(min_length=1, max_length=settings.max_texts_per_request)]
         # not nullable: absent is no deadline, null is refused
         deadline = Annotated[float, Field(strict=True, gt=0, le=settings.max_deadline_s,
@@ -267,7 +267,7 @@ class RequestModels:
             return create_model(model.__name__, __base__=model, __module__=__name__,
                                 __doc__=model.__doc__, **fields)
 
-        item = limited(FeedbackItem, text=(text | None, None))  # type: ignore[operator]
+        item = limited(FeedbackItem, text=(text | None, None))
         items = Annotated[list[item],  # type: ignore[valid-type]
                           Field(min_length=1, max_length=settings.feedback_max_items)]
         return cls(texts=limited(TextsBody, texts=(texts, ...)),

@@ -87,7 +87,7 @@ def _message(err: ErrorDetails, name: str) -> str:
     if kind_ == "too_long":
         return f"{name} has {ctx['actual_length']} items; at most {ctx['max_length']}"
     if kind_ == "string_too_long":
-        return f"{name} has {len(given)} characters; at most {ctx['max_length']}"
+        return f"{name} has {len(str(given))} characters; at most {ctx['max_length']}"
     if kind_ == "string_too_short":
         return f"{name} is empty or blank"
     if kind_ == "too_short":

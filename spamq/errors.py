@@ -133,7 +133,7 @@ class Overloaded(SpamqError):
     public_message = "the service is overloaded; retry later"
     retry_after_s = 5
 
-    def __init__(self, message: str, *, code: str = "overloaded", **figures: int) -> None:
+    def __init__(self, message: str, *, code: str = "overloaded", **figures: Any) -> None:
         super().__init__(message, code=code, public_message=message,
                          headers={"Retry-After": str(self.retry_after_s)}, **figures)
 

@@ -37,9 +37,9 @@ from spamq.settings import Settings
 from spamq.webhooks.deliverer import Deliverer
 from spamq.webhooks.outbox import Outbox
 from spamq.webhooks.request import Webhook, check_webhook
-from spamq.webhooks.urls import UrlRefused
 from spamq.webhooks.secrets import WebhookSecrets
 from spamq.webhooks.signing import new_secret, signed_headers, verify
+from spamq.webhooks.urls import UrlRefused
 
 try:
     from tests.integration.services_hdfs_vault import Bao, openbao  # noqa: F401 (fixture)

@@ -25,7 +25,7 @@ def test_gunicorn_errors_are_written_as_json():
     assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     assert b"Content-Type: application/json" in head
     assert f"Content-Length: {len(body)}".encode() in head
-    assert json.loads(body) == {"error": "request_header_fields_too_large",
+    assert json.loads(body) == {"error": "request_header_fields_too_large", "field": None,
                                 "message": "Error parsing headers"}
 
 
