@@ -4,7 +4,7 @@
 
 Rebuilds the test split from the manifest's split record (spamq.training.data), scores it
 at each precision (fp32, bf16, int8, fp16w, and the row-wise bf16mm, int8row, int8static of
-worker/precision.py), checks each for batch invariance (every text alone vs inside shuffled
+spamq/models/precision.py), checks each for batch invariance (every text alone vs inside shuffled
 passes of similar-length texts), and times the model alone at each precision in alternated
 rounds on the same threads (median msgs/s and its ratio to fp32). int8static's activation
 ranges are calibrated on the model's training split (never on an excluded text). Names the
@@ -68,8 +68,8 @@ def calibration_ranges(model_dir: Path, data_path: Path, *, texts: int = 512,
                        seed: int = 0) -> dict[str, float]:
     """int8static's activation ranges: each encoder linear's largest |input| over ``texts``
     texts of the model's training split, none of them on the exclusion list."""
+    from spamq.models.precision import calibrate
     from spamq.training.exclude import is_excluded, load_excluded
-    from worker.precision import calibrate
     from worker.runner import BatchClassifier
 
     excluded = load_excluded(Settings().exclude_sha256_path)

@@ -56,10 +56,10 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # auto: bf16 on CUDA; on a CPU with AVX512-BF16/AMX, bf16mm (bf16 matmuls, fp32 elsewhere,
     # batch-invariant) where a probe pass at start measures it faster than fp32, else fp32
-    # (worker/precision.py, bench/precision.py). int8row: batch-invariant int8, 0.006 F1 cost.
+    # (spamq/models/precision.py, bench/precision.py). int8row: batch-invariant int8, 0.006 F1.
     # int8 (per-batch activation scales) and bf16 are not batch-invariant.
     precision: Literal["auto", "fp32", "bf16", "int8", "fp16w", "bf16mm", "int8row"] = "auto"
-    # the forward pass traced to TorchScript (worker/runner.py): same scores, less Python per
+    # the forward pass traced to TorchScript (spamq/models/loader.py): same scores, less Python per
     # pass, the GIL released while it runs; false serves the eager transformers model
     torchscript: bool = True
     torch_threads: int | None = Field(default=None, ge=1,

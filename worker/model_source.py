@@ -6,8 +6,8 @@ to a version, pulls it into ``model_cache_dir`` (verified against its manifest: 
 or partial version is refused, never loaded) and the worker loads it.
 
 :class:`ModelWatcher` re-resolves the alias every ``model_poll_s`` seconds; when it has moved
-it pulls, loads and warms the new version in its own thread, then swaps it into
-``state.runner`` (the runner slot of worker/process.py). The batcher reads the runner per
+it pulls, loads and warms the new version in its own thread, then swaps it in with
+``state.swap_runner`` (the runner slot of worker/process.py). The batcher reads the runner per
 forward pass and every request keeps the runner that tokenised it, so jobs in flight
 finish on the version they started with.
 """
@@ -38,10 +38,13 @@ T = TypeVar("T")
 class RunnerSlot(Protocol):
     """What the watcher swaps into: worker.process.WorkerProcess is one."""
 
-    runner: BatchClassifier | None
+    @property
+    def runner(self) -> BatchClassifier | None: ...
 
     @property
     def settings(self) -> Settings: ...
+
+    def swap_runner(self, runner: BatchClassifier) -> None: ...
 
 
 class ModelSourceError(SpamqError, RuntimeError):
@@ -113,9 +116,7 @@ def build_runner(settings: Settings, model_dir: Path) -> BatchClassifier:
     """Load and warm a runner with the settings' device, precision and limits."""
     from worker.runner import BatchClassifier
 
-    runner = BatchClassifier(model_dir, device=settings.device, max_length=settings.max_length,
-                             batch_size=settings.batch_size, precision=settings.precision,
-                             torchscript=settings.torchscript)
+    runner = BatchClassifier.from_settings(settings, model_dir)
     runner.warm_up()
     return runner
 
@@ -146,7 +147,7 @@ def load_runner(settings: Settings, *, source: ModelSource | None = None) -> Bat
 
 
 class ModelWatcher:
-    """A daemon thread that follows the alias and hot-swaps ``state.runner``."""
+    """A daemon thread that follows the alias and hot-swaps ``state``'s runner."""
 
     def __init__(self, state: RunnerSlot, *, source: ModelSource | None = None) -> None:
         self.state = state
@@ -158,10 +159,6 @@ class ModelWatcher:
         self._stop = threading.Event()
         self.loop = Loop("spamq-model-watcher", self._step, every_s=self.poll_s or 1.0,
                          stop=self._stop)
-
-    def start(self) -> None:
-        if self.poll_s > 0:
-            self.loop.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -180,7 +177,7 @@ class ModelWatcher:
             if exc.refused:  # corrupt: do not download it again every poll
                 self._refused.add(version)
             raise
-        self.state.runner = runner  # the batcher picks it up at its next forward pass
+        self.state.swap_runner(runner)  # the batcher picks it up at its next forward pass
         self.swaps += 1
         self.last_error = None
         logger.info("model swapped to %s (%.2fs after alias resolved)", version,

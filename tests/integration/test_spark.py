@@ -122,7 +122,7 @@ def test_spark_scores_equal_a_store_jobs_row_for_row(stack, hdfs_url, monkeypatc
     # labels and truncation exactly; fp32 probabilities (service_env) to 1e-6: a row's
     # padded width is that of its pass, and the passes differ (the worker's batches are cut
     # from each split, Spark's from each partition), which moves fp32 attention's rounding
-    # by ~1e-8 (worker/precision.py, rowwise_attention)
+    # by ~1e-8 (spamq/models/precision.py, rowwise_attention)
     diff = [(i, job_rows[i]["spam_probability"], row["spam_probability"])
             for i, row in spark_rows.items()
             if (row["label"], row["truncated"]) != (job_rows[i]["label"], job_rows[i]["truncated"])

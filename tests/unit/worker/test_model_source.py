@@ -44,6 +44,9 @@ def test_watcher_swaps_when_the_alias_moves(tmp_path):
         settings = s
         runner = None
 
+        def swap_runner(self, runner):
+            self.runner = runner
+
     from worker.model_source import load_from_registry
 
     state = State()
@@ -85,6 +88,9 @@ def test_a_refused_version_is_told_by_its_class_and_not_pulled_again(tmp_path, e
     class State:
         settings = s
         runner = None
+
+        def swap_runner(self, runner):
+            self.runner = runner
 
     watcher = ModelWatcher(State(), source=source)
     with pytest.raises(ModelSourceError) as err:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spamq.settings import Settings
 from worker.batcher import Batcher
-from worker.process import WorkerProcess
+from worker.process import WorkerProcess, load_model
 from worker.runner import BatchClassifier
 
 
@@ -13,7 +13,7 @@ def test_the_null_model_scores_every_text_half_through_the_batcher(random_model_
     monkeypatch.setenv("SPAMQ_MODEL_DIR", str(random_model_dir))
     monkeypatch.setenv("SPAMQ_NULL_MODEL", "true")
     monkeypatch.setenv("SPAMQ_PRECISION", "fp32")
-    runner = WorkerProcess(Settings()).load_model()
+    runner = load_model(WorkerProcess(Settings()))
     assert runner.logits(runner.pad([[101, 7, 102], [101, 102]], [0, 1])).tolist() == [
         [0.0, 0.0], [0.0, 0.0]]
     batcher = Batcher(lambda: runner, max_batch_tokens=1024, max_batch_size=32, max_wait_ms=0)
@@ -30,6 +30,6 @@ def test_without_the_setting_the_model_runs(random_model_dir, monkeypatch):
     monkeypatch.setenv("SPAMQ_MODEL_DIR", str(random_model_dir))
     monkeypatch.delenv("SPAMQ_NULL_MODEL", raising=False)
     monkeypatch.setenv("SPAMQ_PRECISION", "fp32")
-    runner = WorkerProcess(Settings()).load_model()
+    runner = load_model(WorkerProcess(Settings()))
     assert isinstance(runner, BatchClassifier)
     assert runner.predict(["win a prize now"])[0].spam_probability != 0.5

@@ -16,7 +16,11 @@ from spamq.secrets.service import ServiceSecrets
 from spamq.settings import Settings
 from spamq.storage.artifacts import LocalArtifactStore
 from worker import process
-from worker.process import EXIT_MODEL, STEPS, WorkerProcess
+from worker.bootsteps import Blueprint, Step, in_order
+from worker.process import EXIT_MODEL, WorkerProcess, load_model
+
+STEPS = ["secrets", "store", "model", "batcher", "heartbeat", "watcher", "sweeper",
+         "prediction_log", "shadow"]
 
 
 class CPU:
@@ -78,17 +82,17 @@ def test_start_runs_the_steps_in_order_and_beats(tmp_path):
     proc, r, _ = make(tmp_path)
     proc.start()
     try:
-        assert proc._started == list(STEPS)
+        assert proc.steps.started == STEPS
         assert proc.name.endswith(f":{os.getpid()}")
         beat = json.loads(r.get(WORKER_PREFIX + proc.name))
         assert beat["name"] == proc.name and beat["model_version"] == "v1"
         assert beat["device"] == "cpu" and beat["precision"] == "fp32" and beat["ready"] is True
-        assert proc.store.live_workers() == {proc.name}
+        assert proc.store.workers.live() == {proc.name}
         assert [p.model_version for p in proc.batcher.predict(["a b c"])] == ["v1"]
         assert {loop.name for loop in proc.loops} == {"spamq-heartbeat", "spamq-batch-stats"}
         assert all(loop.alive for loop in proc.loops)
         proc.start()  # idempotent: nothing starts twice
-        assert len(proc.loops) == 2 and proc._started == list(STEPS)
+        assert len(proc.loops) == 2 and proc.steps.started == STEPS
     finally:
         proc.stop()
 
@@ -108,7 +112,7 @@ def test_stop_stops_loops_forgets_the_worker_and_closes_parts(tmp_path):
     proc.start()
     name, loops, batcher = proc.name, proc.loops, proc.batcher
     proc.stop()
-    assert r.get(WORKER_PREFIX + name) is None and proc.store.live_workers() == set()
+    assert r.get(WORKER_PREFIX + name) is None and proc.store.workers.live() == set()
     deadline = time.monotonic() + 2
     while any(loop.alive for loop in loops) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -116,7 +120,7 @@ def test_stop_stops_loops_forgets_the_worker_and_closes_parts(tmp_path):
     assert [loop.ensure_running() for loop in loops] == [False, False]  # stopped: not restarted
     with pytest.raises(RuntimeError, match="closed"):
         batcher.submit(["a"])
-    assert source.closed == 1 and proc._started == []
+    assert source.closed == 1 and proc.steps.started == []
     proc.stop()  # idempotent
     assert source.closed == 1
     time.sleep(0.15)  # no heartbeat thread brings the key back
@@ -127,12 +131,48 @@ def test_stop_goes_in_reverse_order(tmp_path, monkeypatch):
     proc, _, _ = make(tmp_path)
     proc.start()
     stopped = []
-    for step in STEPS:
-        real = getattr(proc, f"_stop_{step}")
-        monkeypatch.setattr(proc, f"_stop_{step}",
-                            lambda real=real, step=step: (stopped.append(step), real()))
+    for step in proc.steps.steps:
+        monkeypatch.setattr(step, "stop", lambda state, real=step.stop, name=step.name: (
+            stopped.append(name), real(state)))
     proc.stop()
     assert stopped == list(reversed(STEPS))
+
+
+def test_load_secrets_starts_the_secrets_step_alone_and_stop_closes_them(tmp_path):
+    proc, _, source = make(tmp_path)
+    assert proc.load_secrets() is proc.secrets and proc.steps.started == ["secrets"]
+    assert not proc.started and proc.runner is None
+    proc.stop()
+    assert source.closed == 1 and proc.steps.started == []
+
+
+class _Named(Step[list]):
+    def __init__(self, name, requires=()):
+        self.name, self.requires = name, tuple(requires)
+
+    def start(self, state):
+        state.append(("start", self.name))
+
+    def stop(self, state):
+        state.append(("stop", self.name))
+
+
+def test_steps_start_after_what_they_require_and_stop_in_reverse():
+    steps = [_Named("c", ["b"]), _Named("a"), _Named("b", ["a"]), _Named("d")]
+    assert [s.name for s in in_order(steps)] == ["a", "b", "c", "d"]
+    events: list = []
+    blueprint = Blueprint(steps)
+    blueprint.start(events, until="b")
+    assert blueprint.started == ["a", "b"] and not blueprint.complete
+    blueprint.start(events)
+    blueprint.start(events)  # idempotent
+    assert blueprint.started == ["a", "b", "c", "d"] and blueprint.complete
+    blueprint.stop(events)
+    assert events == [("start", n) for n in "abcd"] + [("stop", n) for n in "dcba"]
+    with pytest.raises(ValueError, match="circle"):
+        in_order([_Named("x", ["y"]), _Named("y", ["x"])])
+    with pytest.raises(ValueError, match="unknown"):
+        in_order([_Named("x", ["nope"])])
 
 
 def test_hot_swap_replaces_the_runner_the_batcher_uses(tmp_path):
@@ -142,9 +182,12 @@ def test_hot_swap_replaces_the_runner_the_batcher_uses(tmp_path):
         batcher = proc.batcher
         assert [p.model_version for p in batcher.predict(["a", "b c"])] == ["v1", "v1"]
         proc.swap_runner(FakeRunner("v2"))
-        assert proc.batcher is batcher  # same batcher, new model
+        assert proc.batcher is batcher and proc.runner.version == "v2"  # same batcher
         assert [p.model_version for p in batcher.predict(["a", "b c"])] == ["v2", "v2"]
-        proc.beat_once()
+        deadline = time.monotonic() + 2  # the next heartbeat names the new version
+        while (json.loads(r.get(WORKER_PREFIX + proc.name))["model_version"] != "v2"
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
         assert json.loads(r.get(WORKER_PREFIX + proc.name))["model_version"] == "v2"
     finally:
         proc.stop()
@@ -183,13 +226,13 @@ def test_dir_and_registry_load_through_one_path(tmp_path):
     version = make_random_model(tmp_path / "m1", seed=1)
     s = settings(tmp_path, model_source="dir", model_dir=tmp_path / "m1")
     proc = WorkerProcess(secrets=ServiceSecrets(settings=s, source=FakeSource()))
-    assert proc.load_model().version == version
+    assert load_model(proc).version == version
     ModelRegistry(LocalArtifactStore(tmp_path / "artifacts")).push(tmp_path / "m1",
                                                                     name="spamq-sms")
     s = settings(tmp_path, model_source="registry")  # pushed, but no alias yet
     proc = WorkerProcess(secrets=ServiceSecrets(settings=s, source=FakeSource()))
     with pytest.raises(SystemExit) as exc:
-        proc.load_model()
+        load_model(proc)
     assert exc.value.code == EXIT_MODEL
 
 

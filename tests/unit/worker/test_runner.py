@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from spamq.models import loader
 from spamq.models.manifest import ManifestError
-from worker import runner as runner_module
-from worker.precision import auto_cpu_candidates, choose_cpu_precision
+from spamq.models.precision import auto_cpu_candidates, choose_cpu_precision
 from worker.runner import BatchClassifier
 
 
@@ -127,8 +127,8 @@ def test_auto_on_a_cpu_serves_the_probes_pick(random_model_dir, monkeypatch, bf1
         probed.append(tuple(candidates))
         return {p: s for p, s in seconds.items() if p == "fp32" or p in candidates}
 
-    monkeypatch.setattr(runner_module, "cpu_supports_bf16", lambda: bf16)
-    monkeypatch.setattr(runner_module, "probe_cpu_precisions", probe)
+    monkeypatch.setattr(loader, "cpu_supports_bf16", lambda: bf16)
+    monkeypatch.setattr(loader, "probe_cpu_precisions", probe)
     chosen = BatchClassifier(random_model_dir, device="cpu", max_length=32, precision="auto")
     assert chosen.precision == expected
     assert probed == [("bf16mm",)]
@@ -136,7 +136,7 @@ def test_auto_on_a_cpu_serves_the_probes_pick(random_model_dir, monkeypatch, bf1
 
 
 def test_the_probe_times_fp32_and_each_candidate(random_model_dir, runner):
-    from worker.precision import probe_cpu_precisions
+    from spamq.models.precision import probe_cpu_precisions
 
     seconds = probe_cpu_precisions(runner.model, ("int8row", "bf16mm"), rows=2, width=8)
     assert set(seconds) == {"fp32", "int8row", "bf16mm"}
@@ -147,7 +147,7 @@ def test_auto_on_a_cpu_without_bf16_serves_fp32_without_a_probe(random_model_dir
     def probe(model, candidates):
         raise AssertionError("nothing to probe")
 
-    monkeypatch.setattr(runner_module, "cpu_supports_bf16", lambda: False)
-    monkeypatch.setattr(runner_module, "probe_cpu_precisions", probe)
+    monkeypatch.setattr(loader, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(loader, "probe_cpu_precisions", probe)
     chosen = BatchClassifier(random_model_dir, device="cpu", max_length=32, precision="auto")
     assert chosen.precision == "fp32"

@@ -27,7 +27,7 @@ from spamq.settings import Settings
 from spamq.storage import splits as input_splits
 from spamq.storage.artifacts import LocalArtifactStore
 from worker import split_tasks
-from worker.process import WorkerProcess
+from worker.process import StoreStep, WorkerProcess
 from worker.split_tasks import RESULT_FIELDS, PartWriter, SplitScorer, clean_stale_parts
 
 
@@ -180,7 +180,7 @@ def test_a_batch_handed_to_the_model_is_bounded_in_bytes(tmp_path):
     scorer = ctx.scorer(fake, batch_bytes=64 * 1024)
     for index in ctx.splits_sent():
         scorer.run(job_id, index)
-    assert ctx.jobs.get(job_id).status == "done"
+    assert ctx.jobs.jobs.get(job_id).status == "done"
     assert sum(map(len, fake.batches)) == 100
     assert max(len(b) for b in fake.batches) == 17  # 64 KB of 4 KB texts, then it flushes
 
@@ -197,7 +197,7 @@ def test_a_parquet_id_column_null_then_string_is_written(tmp_path):
     ctx.write("in/ids.parquet", buf.getvalue())
     job_id = ctx.submit(hdfs_input="in/ids.parquet", id_column="id")
     ctx.run_all()
-    job = ctx.jobs.get(job_id)
+    job = ctx.jobs.jobs.get(job_id)
     assert (job.status, job.done, job.error) == ("done", n + 2, None)
     out = pq.read_table(ctx.root / "out" / "j" / "part-00000.parquet")
     assert out.column("id").to_pylist() == ids
@@ -230,17 +230,17 @@ def test_a_split_whose_worker_keeps_dying_fails_the_job_after_the_limit(ctx):
     for _ in range(3):
         with pytest.raises(Died):
             dying.run(job_id, index)
-        assert ctx.jobs.get(job_id).status != "failed"
+        assert ctx.jobs.jobs.get(job_id).status != "failed"
     assert StoreJobs(ctx.jobs).rows_in_progress(job_id) == 0  # attempts are not rows
     assert dying.run(job_id, index) is False  # the fourth delivery: no fourth attempt
-    job = ctx.jobs.get(job_id)
+    job = ctx.jobs.jobs.get(job_id)
     assert job.status == "failed"
     assert job.error == "split 0 failed after 3 attempts (the worker died while scoring it)"
     assert not (ctx.root / "out" / "j" / "_SUCCESS").exists()
     # A resumed job gets its attempts again: the counter was reset with the failure.
-    assert ctx.jobs.resume(job_id)
+    assert ctx.jobs.leases.resume(job_id)
     assert ctx.scorer(max_attempts=3).run(job_id, index) is True
-    assert ctx.jobs.get(job_id).status == "done"
+    assert ctx.jobs.jobs.get(job_id).status == "done"
 
 
 def test_attempts_that_finish_count_no_failure(ctx):
@@ -249,7 +249,7 @@ def test_attempts_that_finish_count_no_failure(ctx):
     scorer = ctx.scorer(max_attempts=1)
     assert scorer.run(job_id, 0) is True
     assert scorer.run(job_id, 0) is False  # a redelivered copy finds it committed
-    assert ctx.jobs.get(job_id).status == "done"
+    assert ctx.jobs.jobs.get(job_id).status == "done"
 
 
 # --- the input's fingerprint ----------------------------------------------------------------
@@ -275,7 +275,7 @@ def test_an_input_changed_after_submission_fails_the_job(ctx, change):
         os.utime(target, (1_700_000_100, 1_700_000_100))
     for index in sent[1:]:
         scorer.run(job_id, index)
-    job = ctx.jobs.get(job_id)
+    job = ctx.jobs.jobs.get(job_id)
     assert job.status == "failed", job
     assert job.error.startswith("input changed: file 1 ")
     assert "b.jsonl" not in job.error and str(ctx.root) not in job.error
@@ -293,7 +293,7 @@ def test_an_input_changed_while_its_split_is_read_commits_no_part(ctx, monkeypat
 
     monkeypatch.setattr(split_tasks.input_splits, "read_split", read_then_touch)
     assert ctx.scorer().run(job_id, 0) is False
-    assert ctx.jobs.get(job_id).error.startswith("input changed: file 0 ")
+    assert ctx.jobs.jobs.get(job_id).error.startswith("input changed: file 0 ")
     assert not list(ctx.root.glob("out/j/part-*"))
 
 
@@ -311,14 +311,14 @@ def test_a_cancelled_split_stops_while_it_only_rejects_rows(ctx, monkeypatch):
         for record in real(*args, **kwargs):
             read.append(1)
             if len(read) == 2000:
-                assert ctx.jobs.cancel(job_id)
+                assert ctx.jobs.jobs.cancel(job_id)
             yield record
 
     monkeypatch.setattr(split_tasks.input_splits, "read_split", counting)
     monkeypatch.setattr(split_tasks, "_CHECK_EVERY_S", 0.0)
     assert ctx.scorer(max_rejected=10**9).run(job_id, 0) is False
     assert 2000 <= len(read) < 2100
-    assert ctx.jobs.get(job_id).status == "cancelled"
+    assert ctx.jobs.jobs.get(job_id).status == "cancelled"
     assert not (ctx.root / "out" / "j" / "_rejected").exists()
 
 
@@ -327,7 +327,7 @@ def test_a_split_rejecting_more_rows_than_the_cap_fails_the_job(tmp_path):
     ctx.write("in/a.jsonl", b'{"text": "fine"}\n' + b'{"msg": "x"}\n' * 1000)
     job_id = ctx.submit(hdfs_input="in/a.jsonl")
     ctx.run_all(max_rejected=100)
-    job = ctx.jobs.get(job_id)
+    job = ctx.jobs.jobs.get(job_id)
     assert job.status == "failed"
     assert job.error.endswith(": more than 100 rejected rows; is `column` right?")
     assert job.error.startswith("split ")
@@ -339,7 +339,7 @@ def test_rejected_rows_under_the_cap_are_kept(tmp_path):
     ctx.write("in/a.jsonl", b'{"text": "fine"}\n' + b'{"msg": "x"}\n' * 5)
     job_id = ctx.submit(hdfs_input="in/a.jsonl")
     ctx.run_all(max_rejected=5)
-    job = ctx.jobs.get(job_id)
+    job = ctx.jobs.jobs.get(job_id)
     assert (job.status, job.done, job.rejected) == ("done", 1, 5)
 
 
@@ -399,7 +399,7 @@ def test_a_worker_start_deletes_the_parts_of_dead_processes_of_its_host(tmp_path
              "other_host": f"part-otherhost-{dead}-ghi", "not_ours": "notes.txt"}
     for name in names.values():
         (parts / name).write_bytes(b"x" * 10)
-    WorkerProcess(Settings(), store=JobStore(fakeredis.FakeRedis(), ttl_s=600))._start_store()
+    StoreStep().start(WorkerProcess(Settings(), store=JobStore(fakeredis.FakeRedis(), ttl_s=600)))
     assert sorted(p.name for p in parts.iterdir()) == sorted(
         v for k, v in names.items() if k != "stale")
     assert clean_stale_parts(str(parts)) == 0
