@@ -11,7 +11,7 @@ from spamq.text import normalize, normalize_many
 # compatibility and combining characters, zero-width and C1 characters, homoglyphs
 ALPHABET = st.sampled_from(list(
     "aAbZ09 ._*-\t\n\u00a0\u3000\u0301\u0308\u0327ｆｒｅｅ\ufb01\u2460\u00ad\u200b\ufeff"
-    "\x91\x93\x97АаΕο\u00c5\u212b\u1e9b\x00"))
+    "\x91\x93\x97АаΕο\u00c5\u212b\u1e9b\x00\x1c\x85\u2028"))
 
 
 @settings(max_examples=400, deadline=None)
