@@ -96,8 +96,7 @@ def peer_config(args: argparse.Namespace, texts: list[str]) -> tuple[PeerConfig,
     t = tune(args.model_dir, texts, clients_n=args.tune_clients, warmup_s=args.tune_warmup,
              seconds=args.tune_seconds, precisions=tuple(args.tune_precisions.split(",")),
              threads=tuple(int(x) for x in args.tune_threads.split(",")),
-             cores=os.cpu_count() or 1)
-    print_tuning(t)
+             cores=os.cpu_count() or 1, repeats=args.tune_repeats)
     return PeerConfig(**t["chosen"]), t
 
 
@@ -177,8 +176,10 @@ def print_table(r: dict[str, Any]) -> None:
               f"{'spamq ahead' if row['spamq_ahead'] else 'spamq BEHIND'}")
     print(f"\npeer settings: {r['peer']['label']}")
     if r["tuning"]:
-        print(f"  chosen by its own tuning (fastest of {len(r['tuning']['rows'])} "
-              f"configurations at {r['tuning']['clients']} clients):")
+        t = r["tuning"]
+        print(f"  chosen by its own tuning: the most req/s of {len(t['rows'])} configurations "
+              f"at {t['clients']} clients (median of {t['repeats']} fresh-server legs each); "
+              "against the same settings with one changed:")
         for line in r["tuning"]["why"]:
             print(f"  - {line}")
     else:

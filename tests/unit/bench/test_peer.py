@@ -104,3 +104,22 @@ def test_loaded_model_reads_the_workers_precision_from_its_log(tmp_path):
     assert loaded_model(log) == {"device": "cpu", "precision": "bf16mm"}
     log.write_text("nothing here\n")
     assert loaded_model(log) == {}
+
+
+def test_tuning_measures_each_config_in_passes_and_keeps_the_median(monkeypatch, tmp_path):
+    import bench.peer_tune as peer_tune
+
+    calls = []
+    speeds = iter([10.0, 40.0, 30.0, 20.0, 50.0, 60.0])  # pass 1: a, b, c; pass 2: a, b, c
+
+    def fake(config, model_dir, texts, *, work, **_):
+        calls.append(config.threads)
+        return {"resolved": {"precision": config.precision}, "msgs_per_s": next(speeds),
+                "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0, "cpu_ms_per_request": {}}
+
+    monkeypatch.setattr(peer_tune, "measure", fake)
+    configs = [PeerConfig(threads=t) for t in (1, 2, 3)]
+    rows = peer_tune.measure_all(configs, tmp_path, [], repeats=2, work=tmp_path)
+    assert calls == [1, 2, 3, 1, 2, 3]
+    assert [r["msgs_per_s"] for r in rows] == [15.0, 45.0, 45.0]
+    assert [len(r["legs"]) for r in rows] == [2, 2, 2]
