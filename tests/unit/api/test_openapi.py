@@ -4,7 +4,7 @@ import fakeredis
 import pytest
 from flask import Blueprint
 
-from api import create_app
+from api import create_app, responses
 from api.openapi import documented, openapi_document, openapi_path, query_parameters
 from api.requests import RequestModels
 from api.responses import JOB_STATUSES, Health
@@ -120,3 +120,38 @@ def test_a_new_route_is_picked_up_with_its_models():
 
 def test_the_served_document_is_the_generated_one(app, doc):
     assert app.test_client().get("/openapi.json").get_json() == doc
+
+
+def test_the_real_answers_fit_their_response_models():
+    """The models the document names are what the routes answer (a texts job's life in
+    process, fakeredis: submitted, resubmitted, viewed, paged, cancelled)."""
+    app = create_app(SETTINGS.model_copy(update={"auth_required": False}),
+                     store=JobStore(fakeredis.FakeRedis(), ttl_s=60),
+                     send_task=lambda *a, **k: None)
+    client = app.test_client()
+    doc = openapi_document(app)
+
+    def model_of(path, method, status):
+        ref = doc["paths"][path][method]["responses"][status]["content"]["application/json"]
+        return getattr(responses, ref["schema"]["$ref"].rsplit("/", 1)[1])
+
+    created = client.post("/v1/jobs", json={"texts": ["hi", "there"]},
+                          headers={"Idempotency-Key": "fit-1"})
+    model_of("/v1/jobs", "post", "202").model_validate(created.get_json(), strict=True)
+    again = client.post("/v1/jobs", json={"texts": ["hi", "there"]},
+                        headers={"Idempotency-Key": "fit-1"})
+    model_of("/v1/jobs", "post", "200").model_validate(again.get_json(), strict=True)
+    url = created.get_json()["status_url"]
+    for path, got in (("/v1/jobs/{job_id}", client.get(url)),
+                      ("/v1/jobs/{job_id}/results", client.get(url + "/results")),
+                      ("/v1/jobs/{job_id}/rejected", client.get(url + "/rejected")),
+                      ("/v1/jobs/{job_id}/webhooks", client.get(url + "/webhooks")),
+                      ("/healthz", client.get("/healthz"))):
+        assert got.status_code == 200, path
+        model_of(path, "get", "200").model_validate(got.get_json(), strict=True)
+    cancelled = client.delete(url)
+    model_of("/v1/jobs/{job_id}", "delete", "200").model_validate(cancelled.get_json())
+    assert cancelled.get_json()["status"] in responses.JOB_STATUSES
+    ready = client.get("/readyz")  # no worker here: 503, still a Ready
+    assert ready.status_code == 503
+    model_of("/readyz", "get", "503").model_validate(ready.get_json(), strict=True)
