@@ -228,7 +228,7 @@ def public_error(exc: Exception) -> str:
     if isinstance(exc, InvalidRequest):  # the input's fault, in words fit for its client
         return f"{exc.field}: {exc.public_message}"
     if isinstance(exc, SpamqError):  # its kind's public words (a symlink swapped in, ...)
-        resume = "; resubmit to resume" if exc.http_status >= 500 else ""
+        resume = " (see the worker log; resubmit to resume)" if exc.http_status >= 500 else ""
         return f"{exc.public_message}{resume}"
     return f"{type(exc).__name__} (see the worker log); resubmit to resume"
 

@@ -57,3 +57,14 @@ def test_the_errors_outside_the_api_are_spamq_errors_too():
     refused = UrlRefused("scheme must be https")
     assert isinstance(refused, InvalidRequest) and isinstance(refused, ValueError)
     assert refused.as_dict()["field"] == "webhook.url" and str(refused) == "scheme must be https"
+
+
+def test_a_jobs_error_is_the_kinds_public_message_never_its_text():
+    from worker.tasks import public_error
+
+    down = public_error(ArtifactError("HDFS at http://namenode:9870 refused /tenants/x"))
+    assert down == ("the artifact store failed; retry later (see the worker log; resubmit to "
+                    "resume)")
+    assert public_error(InputError("column", "no column 'x'")) == "column: no column 'x'"
+    assert public_error(KeyError("/srv/secret")) == (
+        "KeyError (see the worker log); resubmit to resume")
