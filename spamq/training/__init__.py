@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from spamq.training.config import TrainConfig
 from spamq.training.io import add_io_arguments, data_ref, prepare_args, publish_from_args
 
 
@@ -62,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how the supplement is split into training and validation: by "
                              "template (default: validation holds phrasings never trained "
                              "on) or by row")
+    parser.add_argument("--supplement-weight", type=float, default=None,
+                        help="loss weight of each generated and hand-written modern training "
+                             "row, a UCI row weighing 1 (default: TrainConfig's)")
     parser.add_argument("--written", action=argparse.BooleanOptionalAction, default=True,
                         help="add the hand-written modern rows: data/modern/train.tsv to "
                              "training, data/modern/validation.tsv to validation (default on)")
@@ -86,11 +90,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_io_arguments(parser)  # --publish, --alias
 
 
-def train(**kwargs: Any) -> dict[str, Any]:
+def train(config: TrainConfig | None = None, /, **kwargs: Any) -> dict[str, Any]:
     """In-process entry point; see :func:`spamq.training.pipeline.train`."""
-    from spamq.training.pipeline import train as _train
+    from spamq.training import pipeline
 
-    return _train(**kwargs)
+    return pipeline.train(config, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The training ``spamq train``'s flags ask for."""
+    return TrainConfig(
+        data_path=args.data, out_dir=args.out, from_scratch=args.from_scratch,
+        full_finetune=args.full_finetune, top_layers=args.top_layers, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, class_weights=args.class_weights,
+        seed=args.seed, runs=args.runs, limit=args.limit,
+        max_train_length=args.max_train_length, augment_factor=args.augment_factor,
+        supplement_per_category=args.supplement_per_category,
+        supplement_split=args.supplement_split, written=args.written, threads=args.threads,
+        progress=not args.no_progress,
+        **({} if args.supplement_weight is None
+           else {"supplement_weight": args.supplement_weight}))
 
 
 def _modern_line(metrics: dict) -> str:
@@ -112,7 +131,7 @@ def _sources_table(metrics: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spamq.training.pipeline import train as _train
+    from spamq.training import pipeline
 
     prepare_args(args)  # hdfs:// data staged locally; flag checks
     fb_source, fb_split = None, None
@@ -131,29 +150,8 @@ def run(args: argparse.Namespace) -> int:
               f"{st['train']['total']}, held out {st['holdout']['total']} (from "
               f"{fb_split.cutoff.isoformat() if fb_split.cutoff else '-'}), "
               f"{st['near_duplicates_dropped_from_training']} near-duplicates kept out")
-    metrics = _train(
-        feedback=fb_split,
-        feedback_source=fb_source,
-        data_path=args.data,
-        out_dir=args.out,
-        from_scratch=args.from_scratch,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        limit=args.limit,
-        max_train_length=args.max_train_length,
-        augment_factor=args.augment_factor,
-        class_weights=args.class_weights,
-        threads=args.threads,
-        runs=args.runs,
-        supplement_per_category=args.supplement_per_category,
-        supplement_split=args.supplement_split,
-        written=args.written,
-        full_finetune=args.full_finetune,
-        top_layers=args.top_layers,
-        progress=not args.no_progress,
-    )
+    metrics = pipeline.train(config_from_args(args), feedback=fb_split,
+                             feedback_source=fb_source)
     b = metrics["baseline"]
     ci, b_ci = metrics["spam_f1_ci95"], b["spam_f1_ci95"]
     print(

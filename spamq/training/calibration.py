@@ -4,13 +4,15 @@ The served ``spam_probability`` is ``softmax(logits / T)[spam]`` with ``T`` fit 
 (minimum negative log-likelihood). Temperature scaling keeps the ranking and the argmax, so the
 label at the 0.5 threshold is the model's argmax whatever ``T`` is.
 
-Threshold policy (:func:`choose_threshold`): 0.5 on the calibrated probability, every run (the
-Bayes decision for a calibrated score and equal costs). The validation ham FPR at 0.5 is
-reported against ``target_fpr`` (``threshold_policy`` in the manifest); a model that misses it
-is flagged, not re-thresholded: a threshold above 0.5 would answer "ham" for texts whose
-calibrated spam probability is above 0.5, so the study project's ``score`` (the probability of
-the returned label) would fall below 0.5. ``max_threshold`` > 0.5 allows the raise (the lowest
-threshold meeting ``target_fpr``) for callers who accept that; the served policy does not.
+One threshold rule, :func:`choose_threshold`: the threshold within bounds that maximises spam F1
+on validation, optionally only among those meeting a ham FPR target. The TF-IDF baseline uses
+it unbounded. The served model uses it with :data:`SERVED` (bounds 0.5 to ``MAX_THRESHOLD``,
+today 0.5): 0.5 on the calibrated probability, every run (the Bayes decision for a calibrated
+score and equal costs), and the epochs are chosen on validation F1 at that same threshold. The
+validation ham FPR at 0.5 is reported against ``target_fpr`` (``threshold_policy`` in the
+manifest); a model that misses it is flagged, not re-thresholded. On the seed-13 default, the
+F1-best threshold on validation was 0.22 and UCI test spam F1 fell from 0.914 (at 0.5) to 0.889;
+chosen on the UCI validation rows alone it was 0.80 and F1 0.907: the served rule stays 0.5.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 TARGET_FPR = 0.01
 MAX_THRESHOLD = 0.5  # the served policy: the threshold stays at 0.5
+SERVED: dict[str, Any] = {"target_fpr": TARGET_FPR, "lo": 0.5, "hi": MAX_THRESHOLD}
 THRESHOLD_POLICY: dict[str, Any] = {
     "rule": "0.5 on the calibrated probability, every run; validation ham FPR at 0.5 is "
             "reported against target_fpr (missed: flagged, not re-thresholded)",
@@ -93,18 +96,34 @@ def reliability(probs, y, bins: int = 10) -> dict:
     return {"ece": float(ece), "bins": rows}
 
 
-def choose_threshold(probs, y, *, target_fpr: float = TARGET_FPR,
-                     max_threshold: float = MAX_THRESHOLD) -> float:
-    """See the module docstring."""
-    p = np.asarray(probs, dtype=np.float64)
-    ham = p[np.asarray(y, dtype=int) == 0]
-    if not len(ham) or np.mean(ham >= 0.5) <= target_fpr:
-        return 0.5
-    # the smallest t with mean(ham >= t) <= target: just above the k-th largest ham score
-    k = int(np.floor(target_fpr * len(ham)))
-    top = np.sort(ham)[::-1]
-    t = float(np.nextafter(top[k], 1.0))
-    return float(min(max(t, 0.5), max_threshold))
+def choose_threshold(y, scores, *, target_fpr: float | None = None, lo: float = 0.0,
+                     hi: float = 1.0) -> float:
+    """The threshold in ``[lo, hi]`` that maximises spam F1 on (validation) data.
+
+    Candidates are 0.5 and the midpoints between consecutive distinct scores; with
+    ``target_fpr``, only those whose ham FPR is at most ``target_fpr`` (if none is, the
+    candidate with the lowest ham FPR). Among equally good candidates the one closest to 0.5
+    wins (the least surprising under a small validation set).
+    """
+    yy = np.asarray(y, dtype=int)
+    s = np.asarray(scores, dtype=np.float64)
+    uniq = np.unique(s)
+    cands = np.concatenate([[0.5], (uniq[:-1] + uniq[1:]) / 2.0])
+    cands = cands[(cands >= lo) & (cands <= hi)]
+    if not len(cands):
+        return float(min(max(0.5, lo), hi))
+    pred = s[None, :] >= cands[:, None]
+    tp = (pred & (yy == 1)).sum(1)
+    fp = (pred & (yy == 0)).sum(1)
+    fn = (~pred & (yy == 1)).sum(1)
+    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    if target_fpr is not None and np.any(yy == 0):
+        fpr = fp / int(np.sum(yy == 0))
+        ok = fpr <= target_fpr + 1e-12
+        f1 = np.where(ok, f1, -1.0) if ok.any() else np.where(fpr == fpr.min(), f1, -1.0)
+    best = f1.max()
+    tied = cands[np.abs(f1 - best) <= 1e-12]
+    return float(tied[np.argmin(np.abs(tied - 0.5))])
 
 
 def rate_interval(hits, *, resamples: int = 2000, level: float = 0.95, seed: int = 0):

@@ -7,10 +7,12 @@ duplicates), so no input the model sees is in two splits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from spamq.text import normalize
+from spamq.training.exclude import drop_excluded
 
 LABELS = ("ham", "spam")
 LABEL2ID = {name: i for i, name in enumerate(LABELS)}
@@ -21,6 +23,7 @@ class Example:
     text: str  # as in the file
     label: int  # 0 ham, 1 spam
     augmented: bool = False
+    weight: float = 1.0  # the row's weight in the training loss
 
 
 @dataclass
@@ -107,3 +110,30 @@ def split(
         "fractions": {"validation": validation_size, "test": test_size},
     }
     return Splits(train=train, validation=validation, test=test, seed=seed, stats=stats)
+
+
+def split_excluding(rows: list[Example], excluded: frozenset[str], *, seed: int,
+                    validation_size: float = 0.15, test_size: float = 0.15,
+                    limit: int | None = None) -> Splits:
+    """:func:`split`, then every excluded text dropped from all three splits.
+
+    Texts are dropped after splitting, so the rest of each split is the same as without the
+    list; ``stats["excluded"]`` counts the drops per split. The training and evaluation code
+    both take the UCI test split from here, so they score the same texts.
+    """
+    s = split(rows, seed=seed, validation_size=validation_size, test_size=test_size,
+              limit=limit)
+    dropped = {}
+    for name in ("train", "validation", "test"):
+        kept, dropped[name] = drop_excluded(getattr(s, name), excluded)
+        setattr(s, name, kept)
+    s.stats["excluded"] = dropped
+    return s
+
+
+def check_apart(texts: Sequence[str], eval_texts: Sequence[str], what: str = "trained on") -> None:
+    """Raise if any evaluation text equals (after normalisation) one of ``texts``."""
+    seen = {normalize(t) for t in texts}
+    clash = [t for t in eval_texts if normalize(t) in seen]
+    if clash:
+        raise ValueError(f"{len(clash)} evaluation texts are also {what}, e.g. {clash[0]!r}")

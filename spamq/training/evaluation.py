@@ -13,16 +13,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spamq.text import normalize
+from spamq.settings import Settings
 from spamq.training import calibration
-from spamq.training.data import LABEL2ID
+from spamq.training.data import LABEL2ID, read_tsv, split_excluding
+from spamq.training.exclude import load_excluded
+from spamq.training.report import f1_interval
+
+if TYPE_CHECKING:
+    from spamq.models.loader import Classifier
 
 MODERN_EVAL = Path(__file__).resolve().parents[2] / "data" / "modern" / "eval.tsv"
-# Written apart from both the templates and eval.tsv (another session, not reading either):
+# Written apart from both the templates and eval.tsv (by a writer reading neither):
 # for choosing between training candidates (`spamq models evaluate ... --file`), never trained
 # on; eval.tsv stays for reporting only (data/modern/DATA_CARD.md)
 MODERN_DEV = MODERN_EVAL.with_name("dev.tsv")
@@ -31,7 +36,7 @@ MODERN_DEV = MODERN_EVAL.with_name("dev.tsv")
 # calibration and the threshold see phrasing the model never trained on (DATA_CARD.md, section 4)
 WRITTEN_TRAIN = MODERN_EVAL.with_name("train.tsv")
 WRITTEN_VALIDATION = MODERN_EVAL.with_name("validation.tsv")
-TARGETS = {"a2p_fpr_max": 0.02, "smishing_recall_min": 0.90, "uci_spam_f1_min": 0.95}
+TARGETS = {"a2p_fpr_max": 0.02, "smishing_recall_min": 0.95, "uci_spam_f1_min": 0.96}
 
 
 def read_labelled(path: Path | str) -> tuple[list[str], list[int], list[str]]:
@@ -57,18 +62,8 @@ def read_labelled(path: Path | str) -> tuple[list[str], list[int], list[str]]:
     return texts, labels, cats
 
 
-def check_apart(texts: Sequence[str], eval_texts: Sequence[str], what: str = "trained on") -> None:
-    """Raise if any evaluation text equals (after normalisation) one of ``texts``."""
-    seen = {normalize(t) for t in texts}
-    clash = [t for t in eval_texts if normalize(t) in seen]
-    if clash:
-        raise ValueError(f"{len(clash)} evaluation texts are also {what}, e.g. {clash[0]!r}")
-
-
 def set_metrics(probs, y, categories, threshold: float, *, seed: int = 0) -> dict:
     """Spam F1 (+ interval), and per category the ham FPR or the spam recall (+ interval)."""
-    from spamq.training.report import f1_interval
-
     p = np.asarray(probs, dtype=float)
     yy = np.asarray(y, dtype=int)
     cats = np.asarray(categories)
@@ -100,51 +95,40 @@ def set_metrics(probs, y, categories, threshold: float, *, seed: int = 0) -> dic
 
 
 def targets_met(modern: dict, uci: dict) -> dict:
+    """The default model's targets: A2P ham FPR in every category, smishing recall (the
+    modern set), UCI test spam F1; and whether UCI F1 beats the TF-IDF baseline beyond its
+    95% interval (``uci["baseline"]``, when given)."""
     cats = modern["categories"].values()
-    return {
-        "a2p_fpr_every_category_le_0.02": all(c["value"] <= TARGETS["a2p_fpr_max"]
-                                              for c in cats if c["metric"] == "fpr"),
-        "smishing_recall_ge_0.90": (modern["spam_recall"] or 0) >= TARGETS["smishing_recall_min"],
-        "uci_spam_f1_ge_0.95": uci["spam_f1"] >= TARGETS["uci_spam_f1_min"],
+    t = TARGETS
+    out = {
+        f"a2p_fpr_every_category_le_{t['a2p_fpr_max']}": all(
+            c["value"] <= t["a2p_fpr_max"] for c in cats if c["metric"] == "fpr"),
+        f"smishing_recall_ge_{t['smishing_recall_min']}": (
+            (modern["spam_recall"] or 0) >= t["smishing_recall_min"]),
+        f"uci_spam_f1_ge_{t['uci_spam_f1_min']}": uci["spam_f1"] >= t["uci_spam_f1_min"],
     }
+    if uci.get("baseline"):
+        out["uci_spam_f1_above_baseline_interval"] = (
+            uci["spam_f1"] > uci["baseline"]["spam_f1_ci95"][1])
+    return out
 
 
 # --- scoring a model directory -----------------------------------------------------------------
-class ModelScorer:
-    """A model directory's calibrated p(spam), temperature and threshold from its manifest."""
+def ModelScorer(model_dir: Path | str, *, max_length: int | None = None,  # noqa: N802
+                threads: int | None = 2) -> Classifier:
+    """A model directory scored as a worker scores it (spamq/models/loader.py: the settings'
+    precision, the cut at ``max_length`` tokens, the spam index from the label map):
+    ``probabilities(texts)``, ``threshold``, ``temperature``, ``version``, ``manifest``."""
+    from spamq.models.loader import load_for_scoring
 
-    def __init__(self, model_dir: Path | str, *, max_length: int = 256, threads: int | None = 2):
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from spamq.models.manifest import read_manifest, verify_model_dir
-
-        if threads:
-            torch.set_num_threads(threads)
-        self.model_dir = Path(model_dir)
-        self.version = verify_model_dir(self.model_dir)
-        self.manifest = read_manifest(self.model_dir)
-        self.threshold = float(self.manifest.get("decision_threshold", 0.5))
-        self.temperature = float(self.manifest.get("calibration", {}).get("temperature", 1.0))
-        self.tok = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            self.model_dir, local_files_only=True).eval()
-        self.max_length = max_length
-
-    def logits(self, texts: list[str]) -> np.ndarray:
-        from spamq.training.pipeline import _encode, predict_scores
-
-        seqs = _encode(self.tok, texts, self.max_length)
-        return predict_scores(self.model, seqs, self.tok.pad_token_id).numpy()
-
-    def probabilities(self, texts: list[str]) -> np.ndarray:
-        return calibration.spam_probability(self.logits(texts), self.temperature)
+    return load_for_scoring(model_dir, max_length=max_length, threads=threads)
 
 
-def uci_test_set(data_path: Path | str, *, seed: int, limit: int | None = None):
-    from spamq.training.data import read_tsv, split
-
-    s = split(read_tsv(Path(data_path)), seed=seed, limit=limit)
+def uci_test_set(data_path: Path | str, *, seed: int, limit: int | None = None,
+                 settings: Settings | None = None):
+    """The UCI test split a training with this seed scored: excluded texts dropped too."""
+    excluded = load_excluded((settings or Settings()).exclude_sha256_path)
+    s = split_excluding(read_tsv(Path(data_path)), excluded, seed=seed, limit=limit)
     return [e.text for e in s.test], [e.label for e in s.test], ["uci"] * len(s.test)
 
 

@@ -19,6 +19,8 @@ import time
 
 import torch
 
+from spamq.training.batches import bucketed_batches
+
 
 @torch.no_grad()
 def cache_hidden(model, seqs: list[list[int]], *, top_layers: int = 1, batch_size: int = 64,
@@ -127,13 +129,13 @@ def trainable_parameters(model, top_layers: int = 1) -> list[tuple[str, torch.nn
 
 
 def fine_tune_top(model, *, train_cache, train_y, val_cache, val_y, epochs, batch_size, lr,
-                  weight_decay, warmup_ratio, loss_fn, seed, validate, log, top_layers=1):
+                  weight_decay, warmup_ratio, loss_fn, seed, validate, log, top_layers=1,
+                  train_weights=None):
     """Train the top on cached inputs; keep the best epoch by ``validate(val_logits)``.
 
     ``validate`` returns a record with a sortable ``key``; returns (best state, history).
+    ``loss_fn(logits, labels, weights)``: ``weights`` the rows' ``train_weights`` (or None).
     """
-    from spamq.training.pipeline import _bucketed_batches
-
     torch.manual_seed(seed)
     rng = random.Random(seed)
     params = trainable_parameters(model, top_layers)
@@ -158,9 +160,10 @@ def fine_tune_top(model, *, train_cache, train_y, val_cache, val_y, epochs, batc
     for epoch in range(1, epochs + 1):
         model.train()
         running, seen = 0.0, 0
-        for batch in _bucketed_batches(lengths, batch_size, rng):
+        for batch in bucketed_batches(lengths, batch_size, rng):
             logits = top_logits(model, *_pad(train_cache, batch), top_layers)
-            loss = loss_fn(logits, torch.tensor([train_y[i] for i in batch]))
+            w = None if train_weights is None else torch.tensor([train_weights[i] for i in batch])
+            loss = loss_fn(logits, torch.tensor([train_y[i] for i in batch]), w)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)

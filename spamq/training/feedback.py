@@ -25,15 +25,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
+from spamq.feedback.store import check_tenant, list_tenants, read_feedback
+from spamq.storage.artifacts import (
+    ArtifactStore,
+    HdfsArtifactStore,
+    LocalArtifactStore,
+    artifact_store_from_settings,
+)
 from spamq.text import normalize
-from spamq.training.exclude import is_excluded
+from spamq.training.exclude import is_excluded, load_excluded
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from spamq.settings import Settings
-    from spamq.storage.artifacts import ArtifactStore
 
 DEFAULT_HOLDOUT = 0.2
 NEAR_DUPLICATE_RULE = ("spamq.text.normalize, lower-cased, URLs -> one token, digit runs -> "
@@ -70,8 +77,6 @@ class FeedbackSource:
 
 def parse_source(spec: str) -> FeedbackSource:
     """``--feedback`` value -> FeedbackSource; ValueError when it names no keys or no path."""
-    from spamq.feedback.store import check_tenant
-
     spec = spec.strip()
     if spec.startswith("tenants="):
         tenants = tuple(dict.fromkeys(t.strip() for t in spec.removeprefix("tenants=").split(",")
@@ -86,13 +91,6 @@ def parse_source(spec: str) -> FeedbackSource:
 
 def _open(source: FeedbackSource, settings: Settings) -> tuple[ArtifactStore, str, list[str]]:
     """(store, feedback root inside it, tenants to read)."""
-    from spamq.feedback.store import check_tenant, list_tenants
-    from spamq.storage.artifacts import (
-        HdfsArtifactStore,
-        LocalArtifactStore,
-        artifact_store_from_settings,
-    )
-
     if source.path is None:
         return artifact_store_from_settings(settings), settings.feedback_root, list(
             source.tenants)
@@ -100,8 +98,6 @@ def _open(source: FeedbackSource, settings: Settings) -> tuple[ArtifactStore, st
     if source.path.startswith("hdfs://"):
         if not settings.hdfs_url:
             raise ValueError("--feedback hdfs://...: set SPAMQ_HDFS_URL (WebHDFS)")
-        from urllib.parse import urlparse
-
         full = PurePosixPath(urlparse(source.path).path)
         store = HdfsArtifactStore(settings.hdfs_url, user=settings.hdfs_user,
                                   root=str(full.parent.parent), timeout_s=settings.hdfs_timeout_s)
@@ -124,8 +120,6 @@ def _open(source: FeedbackSource, settings: Settings) -> tuple[ArtifactStore, st
 def read(source: FeedbackSource, settings: Settings, *,
          until: datetime | None = None) -> tuple[pa.Table, FeedbackSource]:
     """The feedback named, deduplicated per key, and the source with the keys read."""
-    from spamq.feedback.store import read_feedback
-
     store, root, tenants = _open(source, settings)
     if source.path is not None and source.tenants:  # as recorded: those keys only
         tenants = [t for t in tenants if t in source.tenants]
@@ -217,8 +211,6 @@ def split_by_time(rows: list[FeedbackRow], holdout: float = DEFAULT_HOLDOUT,
 def load_split(spec: str, settings: Settings, *, holdout: float = DEFAULT_HOLDOUT,
                excluded: frozenset[str] | None = None) -> tuple[FeedbackSource, FeedbackSplit]:
     """Read the named feedback and split it by time (``spamq train --feedback``)."""
-    from spamq.training.exclude import load_excluded
-
     if excluded is None:
         excluded = load_excluded(settings.exclude_sha256_path)
     table, source = read(parse_source(spec), settings)
@@ -236,8 +228,6 @@ def holdout_of(record: dict | None, settings: Settings, *,
     ``feedback`` record): re-read from the keys recorded, the items received in
     [cutoff, until]. None when there is neither.
     """
-    from spamq.training.exclude import load_excluded
-
     if excluded is None:
         excluded = load_excluded(settings.exclude_sha256_path)
     if spec:

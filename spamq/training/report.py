@@ -1,4 +1,4 @@
-"""Metrics on the test split, threshold choice, the TF-IDF baseline and the report plot."""
+"""Metrics on the test split, the TF-IDF baseline and the report plot."""
 
 from __future__ import annotations
 
@@ -6,28 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def choose_threshold(y_true, scores) -> float:
-    """The spam-probability threshold that maximises spam F1 on (validation) data.
-
-    Candidates are midpoints between consecutive distinct scores; among equally good
-    ones, the one closest to 0.5 wins (the least surprising under a small validation set).
-    """
-    y = np.asarray(y_true, dtype=int)
-    s = np.asarray(scores, dtype=float)
-    uniq = np.unique(s)
-    cands = np.concatenate([[0.5], (uniq[:-1] + uniq[1:]) / 2.0]) if len(uniq) > 1 else [0.5]
-    best_f1, best_t = -1.0, 0.5
-    for t in cands:
-        pred = s >= t
-        tp = int(np.sum(pred & (y == 1)))
-        fp = int(np.sum(pred & (y == 0)))
-        fn = int(np.sum(~pred & (y == 1)))
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-        closer = abs(t - 0.5) < abs(best_t - 0.5)
-        if f1 > best_f1 + 1e-12 or (abs(f1 - best_f1) <= 1e-12 and closer):
-            best_f1, best_t = f1, float(t)
-    return best_t
+from spamq.training.calibration import choose_threshold, plot_reliability
 
 
 def f1_interval(y_true, y_pred, *, resamples: int = 2000, level: float = 0.95,
@@ -123,8 +102,6 @@ def plot_report(
     s = np.asarray(scores, dtype=float)
     if reliability:
         fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.8))
-        from spamq.training.calibration import plot_reliability
-
         plot_reliability(ax3, reliability["uncalibrated"], reliability["temperature"],
                          "Reliability (validation)")
     else:

@@ -18,6 +18,7 @@ import string
 from dataclasses import dataclass
 
 from spamq.text import normalize
+from spamq.training.data import check_apart
 
 HAM_CATEGORIES = ("otp", "delivery", "appointment", "bank_alert", "receipt", "utility",
                   "school", "employer", "ride_food")
@@ -890,6 +891,4 @@ def counts(rows: list[Row]) -> dict[str, int]:
 
 def check_disjoint(rows: list[Row], eval_texts: list[str]) -> None:
     """Raise if any generated text equals (after normalisation) an evaluation text."""
-    from spamq.training.evaluation import check_apart
-
     check_apart([r.text for r in rows], eval_texts, "generated")

@@ -6,6 +6,7 @@ import torch
 
 from spamq.text import normalize
 from spamq.training import calibration, evaluation, fast, supplement
+from spamq.training.data import check_apart
 
 
 def test_temperature_recovers_the_scale_of_overconfident_logits():
@@ -27,20 +28,41 @@ def test_reliability_ece_by_hand():
     assert [b["n"] for b in rel["bins"]] == [2, 0, 0, 0, 0, 0, 0, 0, 0, 2]
 
 
-def test_the_served_threshold_policy_is_half_every_run():
+def test_the_threshold_maximises_validation_f1_closest_to_half_among_equals():
     y = [0] * 100 + [1] * 10
-    assert calibration.choose_threshold([0.1] * 100 + [0.9] * 10, y) == 0.5
-    ham = [0.1] * 95 + [0.6, 0.7, 0.75, 0.8, 0.85]  # 5% ham at or above 0.5: FPR missed
-    assert calibration.choose_threshold(ham + [0.99] * 10, y, target_fpr=0.01) == 0.5
+    # separable: every threshold between 0.1 and 0.9 is perfect; 0.5 is the closest to 0.5
+    assert calibration.choose_threshold(y, [0.1] * 100 + [0.9] * 10) == 0.5
+    # two spam at 0.3: the threshold drops below them (F1 1.0 instead of 0.889)
+    t = calibration.choose_threshold(y, [0.1] * 100 + [0.3] * 2 + [0.9] * 8)
+    assert t == pytest.approx(0.2)
 
 
-def test_a_raised_threshold_when_the_caller_allows_it():
+def test_the_threshold_keeps_validation_ham_fpr_within_the_target():
     y = [0] * 100 + [1] * 10
     ham = [0.1] * 95 + [0.6, 0.7, 0.75, 0.8, 0.85]
-    t = calibration.choose_threshold(ham + [0.99] * 10, y, target_fpr=0.01, max_threshold=0.9)
-    assert 0.8 < t < 0.8001  # just above the 0.8 ham: only the 0.85 one (1%) is at or above
-    assert calibration.choose_threshold([0.95] * 100 + [0.99] * 10, y,
-                                        max_threshold=0.9) == 0.9  # clipped
+    spam = [0.65] * 5 + [0.99] * 5
+    # best F1 alone: 0.625 (4 ham at or above it, no spam below: F1 20/24)
+    assert calibration.choose_threshold(y, ham + spam) == pytest.approx(0.625)
+    # at most 1% ham FPR: 0.92 (no ham above, F1 10/15) beats 0.825 (1 ham above, F1 10/16)
+    assert calibration.choose_threshold(y, ham + spam, target_fpr=0.01) == pytest.approx(0.92)
+    # no candidate meets it: the lowest ham FPR reached wins
+    assert calibration.choose_threshold([0, 0, 1], [0.9, 0.8, 0.2],
+                                        target_fpr=0.0) == pytest.approx(0.85)
+
+
+def test_the_served_threshold_is_half_every_run():
+    y = [0] * 100 + [1] * 10
+    ham = [0.1] * 95 + [0.6, 0.7, 0.75, 0.8, 0.85]  # 5% ham at or above 0.5: FPR missed
+    assert calibration.choose_threshold(y, ham + [0.99] * 10, **calibration.SERVED) == 0.5
+    assert calibration.choose_threshold(y, [0.1] * 100 + [0.3] * 2 + [0.9] * 8,
+                                        **calibration.SERVED) == 0.5
+
+
+def test_the_threshold_stays_within_its_bounds():
+    y = [0] * 100 + [1] * 10
+    scores = [0.1] * 100 + [0.3] * 2 + [0.9] * 8
+    assert calibration.choose_threshold(y, scores, lo=0.4, hi=0.6) == 0.5
+    assert calibration.choose_threshold(y, [0.95] * 100 + [0.99] * 10, lo=0.5, hi=0.9) <= 0.9
 
 
 def test_rate_interval_brackets_the_rate():
@@ -106,14 +128,14 @@ def test_hand_written_sets_cover_every_category_and_share_no_text(path, n):
     others = [p for p in (evaluation.MODERN_EVAL, evaluation.MODERN_DEV,
                           evaluation.WRITTEN_TRAIN, evaluation.WRITTEN_VALIDATION) if p != path]
     for other in others:  # eval, choosing, training and validation text never meet
-        evaluation.check_apart(texts, evaluation.read_labelled(other)[0])
+        check_apart(texts, evaluation.read_labelled(other)[0])
     supplement.check_disjoint(supplement.generate(per_category=100, seed=13), texts)
 
 
 def test_check_apart_names_the_clash():
-    evaluation.check_apart(["Your code is 1234"], ["Your code is 5678"])
+    check_apart(["Your code is 1234"], ["Your code is 5678"])
     with pytest.raises(ValueError, match="1 evaluation texts are also trained on"):
-        evaluation.check_apart(["Your code is 1234"], ["Your  code is 1234", "other"])
+        check_apart(["Your code is 1234"], ["Your  code is 1234", "other"])
 
 
 def test_modern_eval_set_covers_every_category():

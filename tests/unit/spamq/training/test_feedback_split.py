@@ -212,8 +212,8 @@ def test_spamq_train_feedback_reads_the_named_keys_and_prints_per_source(
     seen: dict = {}
     uci = evaluation.set_metrics([0.9, 0.1], [1, 0], ["uci", "uci"], 0.5)
 
-    def fake_train(**kwargs):
-        seen.update(kwargs)
+    def fake_train(config, **kwargs):
+        seen.update(kwargs, config=config)
         ci = [0.9, 1.0]
         return {"spam_f1": 1.0, "spam_f1_ci95": ci, "spam_precision": 1.0, "spam_recall": 1.0,
                 "mcc": 1.0, "threshold": 0.5, "training_time_s": 1.0, "total_time_s": 1.0,

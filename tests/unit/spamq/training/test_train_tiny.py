@@ -155,11 +155,11 @@ def test_importing_the_cli_side_does_not_import_torch() -> None:
 
 
 def test_weight_average_is_the_elementwise_mean_and_keeps_integer_buffers() -> None:
-    from spamq.training.pipeline import _average
+    from spamq.training.finetune import average
 
     a = {"w": torch.tensor([1.0, 2.0]), "ids": torch.tensor([0, 1])}
     b = {"w": torch.tensor([3.0, 6.0]), "ids": torch.tensor([5, 5])}
-    out = _average([a, b])
+    out = average([a, b])
     assert torch.equal(out["w"], torch.tensor([2.0, 4.0]))
     assert torch.equal(out["ids"], a["ids"])
 
@@ -168,8 +168,10 @@ def test_two_runs_compete_with_their_soups_on_validation_only(tmp_path: Path) ->
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from spamq.training import train
-    from spamq.training.data import read_tsv, split
-    from spamq.training.pipeline import _encode, _val_key, _validate
+    from spamq.training.batches import encode
+    from spamq.training.data import read_tsv, split_excluding
+    from spamq.training.exclude import load_excluded
+    from spamq.training.finetune import val_key, validate
 
     out = tmp_path / "soup"
     metrics = train(data_path=DATA, out_dir=out, from_scratch=True, epochs=1, limit=600,
@@ -178,7 +180,7 @@ def test_two_runs_compete_with_their_soups_on_validation_only(tmp_path: Path) ->
     names = [c["name"] for c in metrics["candidates"]]
     assert names[:3] == ["run 1 (epoch 1)", "run 2 (epoch 1)", "uniform soup of runs 1-2"]
     assert [r["order_seed"] for r in metrics["runs"]] == [7, 8]
-    best = max(metrics["candidates"], key=lambda c: _val_key(c["validation"]))
+    best = max(metrics["candidates"], key=lambda c: val_key(c["validation"]))
     assert metrics["selected"] == best["name"]
     # the threshold follows the stated policy on calibrated validation scores, not the pick's
     # own F1-best threshold (which moved from run to run)
@@ -190,8 +192,9 @@ def test_two_runs_compete_with_their_soups_on_validation_only(tmp_path: Path) ->
     # (validation is the UCI split alone here: no supplement, no hand-written rows)
     model = AutoModelForSequenceClassification.from_pretrained(out, local_files_only=True)
     tok = AutoTokenizer.from_pretrained(out, local_files_only=True)
-    val = split(read_tsv(DATA), seed=7, limit=600).validation
-    again = _validate(model, _encode(tok, [e.text for e in val], 256), [e.label for e in val],
+    excluded = load_excluded(Settings().exclude_sha256_path)
+    val = split_excluding(read_tsv(DATA), excluded, seed=7, limit=600).validation
+    again = validate(model, encode(tok, [e.text for e in val], 256), [e.label for e in val],
                       tok.pad_token_id)
     assert again["val_spam_f1"] == pytest.approx(best["validation"]["val_spam_f1"])
     assert again["val_loss"] == pytest.approx(best["validation"]["val_loss"], abs=1e-4)
