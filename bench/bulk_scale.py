@@ -31,10 +31,16 @@ import requests
 
 from bench.__main__ import group_cpu_s, model_limit
 from bench.common import hardware, sms_texts, write_results
-from scripts.local_services import REPO, start_api, start_redis, start_worker
+from scripts.local_services import (
+    REPO,
+    read_env_file,
+    run_script,
+    start_api,
+    start_redis,
+    start_worker,
+)
 from spamq.settings import Settings
 from spamq.storage.artifacts import HdfsArtifactStore
-from tests.integration.services_hdfs_vault import read_env_file, run_script
 
 KILL_AT = 0.30  # share of the rows scored when the worker is killed
 # The tiny-model jobs give bulk passes the interactive budget (1024 tokens, as model_limit

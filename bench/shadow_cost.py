@@ -120,7 +120,7 @@ def main() -> int:
         registry.promote(NAME, production, alias="production")
         cand_dir = args.candidate_dir
         if cand_dir is None:
-            from tests.models import make_random_model
+            from scripts.random_model import make_random_model
 
             cand_dir = work / "candidate"
             make_random_model(cand_dir, seed=7)

@@ -31,11 +31,17 @@ import requests
 
 from bench.bulk_scale import TINY_ENV, write_input
 from bench.common import hardware, sms_texts, write_results
-from scripts.local_services import REPO, start_api, start_redis, start_worker
+from scripts.local_services import (
+    REPO,
+    read_env_file,
+    run_script,
+    start_api,
+    start_redis,
+    start_worker,
+)
 from spamq.models.registry import ModelRegistry
 from spamq.settings import Settings
 from spamq.storage.artifacts import HdfsArtifactStore
-from tests.integration.services_hdfs_vault import read_env_file, run_script
 
 
 def celery_round(base: str, inp: str, out: str) -> dict[str, Any]:

@@ -25,6 +25,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """The KEY=value lines of an env file that scripts/hdfs.sh or scripts/openbao.sh wrote."""
+    out = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def run_script(script: str, *args: str, env: dict[str, str], timeout: float) -> None:
+    """Run scripts/<script> with ``args``; raise with its stderr's tail if it fails."""
+    proc = subprocess.run(
+        [str(REPO / "scripts" / script), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{script} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+        )
+
+
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
                proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout

@@ -21,7 +21,6 @@ from api.auth import hash_key, key_id
 from scripts.local_services import start_api, start_worker, wait_until
 from spamq.settings import Settings
 from tests.integration.conftest import API_KEY, HOME, wait_for_job
-from tests.integration.services_hdfs_vault import openbao  # noqa: F401 - OpenBao (fixture)
 from tests.integration.test_web import browser  # noqa: F401 - headless Chromium (fixture)
 
 pytestmark = pytest.mark.integration

@@ -18,11 +18,6 @@ from spamq.storage.artifacts import (
     LocalArtifactStore,
 )
 
-try:
-    from tests.integration.services_hdfs_vault import hdfs_url  # noqa: F401 (fixture)
-except ImportError:  # rootdir-relative import when tests/ is not a package
-    from services_hdfs_vault import hdfs_url  # noqa: F401
-
 pytestmark = pytest.mark.integration
 
 

@@ -22,11 +22,6 @@ from scripts.local_services import start_api, start_redis, start_worker
 from spamq.storage.artifacts import HdfsArtifactStore
 from tests.integration.conftest import API_KEY_2, HOME, HOME_2, wait_for_job
 
-try:
-    from tests.integration.services_hdfs_vault import hdfs_url  # noqa: F401
-except ImportError:  # rootdir-relative import when tests/ is not a package
-    from services_hdfs_vault import hdfs_url  # type: ignore # noqa: F401
-
 pytestmark = pytest.mark.integration
 
 CHUNK = 100

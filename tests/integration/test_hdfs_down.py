@@ -12,11 +12,7 @@ import redis
 
 from scripts.local_services import Process, start_redis
 from spamq.jobs.store import JobStore
-
-try:
-    from tests.integration.services_hdfs_vault import closed_port
-except ImportError:  # rootdir-relative import when tests/ is not a package
-    from services_hdfs_vault import closed_port  # type: ignore[no-redef]
+from tests.helpers.services import closed_port
 
 pytestmark = pytest.mark.integration
 

@@ -22,18 +22,14 @@ import requests
 
 from api.auth import hash_key
 from scripts.local_services import REPO, Process, start_api, start_redis, wait_until
+from scripts.random_model import make_random_model
 from spamq.jobs.store import JobStore
 from spamq.models.registry import ModelRegistry
 from spamq.secrets.sources import bootstrap_vault, mint_secret_id
 from spamq.settings import Settings
 from spamq.storage.artifacts import HdfsArtifactStore
+from tests.helpers.services import start_openbao, stop_openbao
 from tests.integration.conftest import API_KEY
-from tests.models import make_random_model
-
-try:
-    from tests.integration.services_hdfs_vault import hdfs_url, start_openbao, stop_openbao  # noqa: F401
-except ImportError:  # rootdir-relative import when tests/ is not a package
-    from services_hdfs_vault import hdfs_url, start_openbao, stop_openbao  # type: ignore # noqa: F401
 
 pytestmark = pytest.mark.integration
 

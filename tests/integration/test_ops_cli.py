@@ -12,11 +12,7 @@ import pytest
 from spamq.cli.ops import add_models_parser, add_secrets_parser
 from spamq.models.manifest import write_manifest
 from spamq.settings import Settings
-
-try:
-    from tests.integration.services_hdfs_vault import Bao, hdfs_url, openbao  # noqa: F401
-except ImportError:  # rootdir-relative import when tests/ is not a package
-    from services_hdfs_vault import Bao, hdfs_url, openbao  # type: ignore[no-redef] # noqa: F401
+from tests.helpers.services import Bao
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,6 @@ from spamq.models.manifest import ManifestError, verify_model_dir, write_manifes
 from spamq.models.registry import ModelRegistry, RegistryError
 from spamq.storage.artifacts import ArtifactStore, HdfsArtifactStore, LocalArtifactStore
 
-try:
-    from tests.integration.services_hdfs_vault import hdfs_url  # noqa: F401 (fixture)
-except ImportError:  # rootdir-relative import when tests/ is not a package
-    from services_hdfs_vault import hdfs_url  # noqa: F401
-
 pytestmark = pytest.mark.integration
 
 NAME = "spamq-sms"

@@ -24,11 +24,6 @@ from spamq.storage.artifacts import HdfsArtifactStore
 from tests.integration.conftest import HOME, wait_for_job
 from tests.integration.test_bulk_hdfs import sample_csv
 
-try:
-    from tests.integration.services_hdfs_vault import hdfs_url  # noqa: F401
-except ImportError:  # rootdir-relative import when tests/ is not a package
-    from services_hdfs_vault import hdfs_url  # type: ignore # noqa: F401
-
 pytestmark = pytest.mark.integration
 
 N, BAD = 1000, {4, 77, 901}

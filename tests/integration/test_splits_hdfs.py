@@ -28,11 +28,6 @@ from spamq.storage.splits import (
     sniff,
 )
 
-try:
-    from tests.integration.services_hdfs_vault import hdfs_url  # noqa: F401 (fixture)
-except ImportError:  # rootdir-relative import when tests/ is not a package
-    from services_hdfs_vault import hdfs_url  # type: ignore # noqa: F401
-
 pytestmark = pytest.mark.integration
 
 

@@ -17,23 +17,7 @@ from spamq.secrets.sources import (
     policy_hcl,
 )
 from spamq.settings import Settings
-
-try:
-    from tests.integration.services_hdfs_vault import (
-        Bao,
-        closed_port,
-        openbao,  # noqa: F401 (fixture)
-        start_openbao,
-        stop_openbao,
-    )
-except ImportError:  # rootdir-relative import when tests/ is not a package
-    from services_hdfs_vault import (  # type: ignore[no-redef]
-        Bao,
-        closed_port,
-        openbao,  # noqa: F401
-        start_openbao,
-        stop_openbao,
-    )
+from tests.helpers.services import Bao, closed_port, start_openbao, stop_openbao
 
 pytestmark = pytest.mark.integration
 

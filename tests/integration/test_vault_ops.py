@@ -18,15 +18,11 @@ import requests
 
 from api.auth import hash_key, key_id
 from scripts.local_services import REPO, free_port, start_api, start_redis, start_worker, wait_until
+from scripts.random_model import make_random_model
 from spamq.jobs.store import JobStore
 from spamq.secrets.sources import bootstrap_vault, mint_secret_id
+from tests.helpers.services import Bao
 from tests.integration.conftest import API_KEY
-from tests.models import make_random_model
-
-try:
-    from tests.integration.services_hdfs_vault import Bao, openbao  # noqa: F401 (fixture)
-except ImportError:  # rootdir-relative import when tests/ is not a package
-    from services_hdfs_vault import Bao, openbao  # type: ignore[no-redef] # noqa: F401
 
 pytestmark = pytest.mark.integration
 

@@ -40,11 +40,7 @@ from spamq.webhooks.request import Webhook, check_webhook
 from spamq.webhooks.secrets import WebhookSecrets
 from spamq.webhooks.signing import new_secret, signed_headers, verify
 from spamq.webhooks.urls import UrlRefused
-
-try:
-    from tests.integration.services_hdfs_vault import Bao, openbao  # noqa: F401 (fixture)
-except ImportError:  # rootdir-relative import when tests/ is not a package
-    from services_hdfs_vault import Bao, openbao  # type: ignore[no-redef] # noqa: F401
+from tests.helpers.services import Bao
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,7 @@ def test_unknown_alias_is_a_clear_error(tmp_path):
 
 
 def test_watcher_swaps_when_the_alias_moves(tmp_path):
-    from tests.models import make_random_model
+    from scripts.random_model import make_random_model
 
     v1 = make_random_model(tmp_path / "m1", seed=1)
     v2 = make_random_model(tmp_path / "m2", seed=2)

@@ -220,8 +220,8 @@ def test_one_artifact_client_for_the_prediction_log_and_the_model_source(tmp_pat
 
 
 def test_dir_and_registry_load_through_one_path(tmp_path):
+    from scripts.random_model import make_random_model
     from spamq.models.registry import ModelRegistry
-    from tests.models import make_random_model
 
     version = make_random_model(tmp_path / "m1", seed=1)
     s = settings(tmp_path, model_source="dir", model_dir=tmp_path / "m1")

@@ -1,4 +1,5 @@
-"""Model directories for tests: a random tiny DistilBERT with the real WordPiece tokenizer."""
+"""An untrained tiny model directory, for tests and the bench: a random DistilBERT of one
+layer with the real WordPiece tokenizer (fast; for shapes, batching, plumbing)."""
 
 from __future__ import annotations
 

@@ -1,54 +1,24 @@
 """Session fixtures for the real HDFS (scripts/hdfs.sh) and OpenBao (scripts/openbao.sh).
 
-Import the fixtures into a test module (``from ... import hdfs_url, openbao``). A running
-HDFS is reused when ``SPAMQ_HDFS_URL`` is set; otherwise a private one is started in a
-temporary state dir (the jar cache under .services/ is shared) and stopped afterwards.
+tests/conftest.py registers this module as a plugin, so ``hdfs_url`` and ``openbao`` are
+fixtures every test can ask for; each starts only when a test asks. A running HDFS is reused
+when ``SPAMQ_HDFS_URL`` is set; otherwise a private one is started in a temporary state dir
+(the jar cache under .services/ is shared) and stopped afterwards.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = REPO / "scripts"
+from scripts.local_services import free_port, read_env_file, run_script
 
-
-def read_env_file(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
-
-
-def run_script(script: str, *args: str, env: dict[str, str], timeout: float) -> None:
-    proc = subprocess.run(
-        [str(SCRIPTS / script), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"{script} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
-        )
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+#: a loopback port nobody listens on (bound, then released)
+closed_port = free_port
 
 
 @pytest.fixture(scope="session")
