@@ -56,6 +56,11 @@ ErrorDoc = type[SpamqError] | tuple[int, str]
 _REF = "#/components/schemas/{model}"
 _ARG = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
 _IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
+#: how a key is sent (api/auth.py): either header; /docs' "Authorize" fills one in
+SECURITY_SCHEMES: dict[str, Any] = {
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "bearer": {"type": "http", "scheme": "bearer"},
+}
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,8 @@ class _Builder:
             params += query_parameters(getattr(self.models, op.query))
         out: dict[str, Any] = {"operationId": f"{endpoint}.{method.lower()}",
                                "summary": op.summary, "tags": [endpoint.split(".")[0]]}
+        if endpoint not in PUBLIC_ENDPOINTS:
+            out["security"] = [{name: []} for name in SECURITY_SCHEMES]
         if params:
             out["parameters"] = params
         body = self.request_body(op)
@@ -222,5 +229,6 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         "info": {"title": "spamq", "version": "1",
                  "description": "Asynchronous SMS spam/ham scoring: submit a job, poll it."},
         "paths": paths,
-        "components": {"schemas": dict(sorted(builder.schemas.items()))},
+        "components": {"schemas": dict(sorted(builder.schemas.items())),
+                       "securitySchemes": SECURITY_SCHEMES},
     }

@@ -155,3 +155,13 @@ def test_the_real_answers_fit_their_response_models():
     ready = client.get("/readyz")  # no worker here: 503, still a Ready
     assert ready.status_code == 503
     model_of("/readyz", "get", "503").model_validate(ready.get_json(), strict=True)
+
+
+def test_keyed_operations_say_how_the_key_is_sent_and_public_ones_do_not(doc):
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["apiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert schemes["bearer"] == {"type": "http", "scheme": "bearer"}
+    assert doc["paths"]["/v1/jobs"]["post"]["security"] == [{"apiKey": []}, {"bearer": []}]
+    assert doc["paths"]["/v1/me"]["get"]["security"] == [{"apiKey": []}, {"bearer": []}]
+    assert "security" not in doc["paths"]["/healthz"]["get"]
+    assert "security" not in doc["paths"]["/openapi.json"]["get"]
