@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     torchscript: bool = True
     torch_threads: int | None = Field(default=None, ge=1,
                                       description="default: cores / concurrency")
+    # OMP_WAIT_POLICY of a worker process (set before torch loads, worker/celery_app.py).
+    # passive: a torch thread waiting for the others sleeps. active (OpenMP's default) spins,
+    # which burns the CPU the API, Redis and Celery share with the model whenever one torch
+    # thread is descheduled: on 2 loaded vCPUs a batch-1 pass cost 356 ms of CPU spinning
+    # against 16 ms passive.
+    omp_wait_policy: Literal["passive", "active"] = "passive"
     worker_pool: Literal["solo", "prefork", "threads"] = "threads"
     worker_concurrency: int = Field(default=32, ge=1, description="tasks in flight per worker")
     # `spamq worker` runs this many worker processes (Celery nodes <name>-1..N, each loading

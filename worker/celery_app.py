@@ -7,6 +7,7 @@ worker.process.WorkerProcess, created and started here and stopped at shutdown.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -30,6 +31,8 @@ from worker.process import WorkerProcess
 logger = logging.getLogger(__name__)
 
 app = make_celery(get_settings(), include=["worker.tasks"])
+# Read by OpenMP when torch loads (later, in WorkerProcess.start): see Settings.omp_wait_policy.
+os.environ["OMP_WAIT_POLICY"] = get_settings().omp_wait_policy.upper()
 if not get_settings().redis_sentinels:  # (Sentinel's transport: spamq/jobs/sentinel_broker.py)
     app.conf.broker_transport = "worker.broker:Transport"  # survives a Redis restart (see there)
 

@@ -31,3 +31,12 @@ def test_the_worker_command_asks_for_events_only_when_on(monkeypatch, env, expec
     finally:
         cli.get_settings.cache_clear()
     assert ("--events" in seen[0]) is expected
+
+
+def test_a_worker_process_sets_the_openmp_wait_policy_before_torch_loads():
+    import os
+
+    import worker.celery_app  # noqa: F401 - sets it at import
+    from spamq.settings import get_settings
+
+    assert os.environ["OMP_WAIT_POLICY"] == get_settings().omp_wait_policy.upper() == "PASSIVE"
