@@ -21,29 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import hardware, split_of, write_results
+from spamq.models.invariance import MAX_LOGIT_DIFF, alone_and_batched
 from spamq.settings import Settings
 
 MAX_F1_COST = 0.005
-MAX_LOGIT_DIFF = 0.01  # issue 16: a text's logits alone vs inside any pass
-
-
-def alone_and_batched(runner: Any, texts: list[str], *, seed: int = 0):
-    """Logits of each text scored alone, and inside shuffled passes (2 to 32 rows) of texts of
-    similar length, so that they share passes as they do in the worker."""
-    import torch
-
-    ids, _ = runner.encode(texts)
-    alone = torch.cat([runner.logits(runner.pad(ids, [i])) for i in range(len(ids))])
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    rng = random.Random(seed)
-    batched = torch.empty_like(alone)
-    start = 0
-    while start < len(order):
-        window = order[start:start + rng.randint(2, 32)]
-        rng.shuffle(window)
-        batched[window] = runner.logits(runner.pad(ids, window))
-        start += len(window)
-    return alone, batched
 
 
 def invariance(runner: Any, texts: list[str]) -> dict[str, Any]:

@@ -15,20 +15,11 @@ import pytest
 import redis
 import requests
 
-from bench.common import sms_texts
 from spamq.jobs.store import JobStore
+from tests.helpers.data import csv_file, sms_texts
 from tests.integration.conftest import API_KEY, wait_for_job
 
 pytestmark = pytest.mark.integration
-
-
-def csv_file(texts: list[str]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "message"])
-    for i, text in enumerate(texts):
-        writer.writerow([i, text])
-    return buffer.getvalue().encode()
 
 
 def test_file_upload_job_rows_equal_results_plus_rejected(api_url):

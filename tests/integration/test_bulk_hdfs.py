@@ -5,7 +5,6 @@ Real processes: redis-server, a celery worker and the gunicorn API, both on a re
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import signal
@@ -20,6 +19,7 @@ import requests
 
 from scripts.local_services import start_api, start_redis, start_worker
 from spamq.storage.artifacts import HdfsArtifactStore
+from tests.helpers.data import sample_csv
 from tests.integration.conftest import API_KEY_2, HOME, HOME_2, wait_for_job
 
 pytestmark = pytest.mark.integration
@@ -48,17 +48,6 @@ def hdfs_job_env(hdfs_url, service_env, tmp_path_factory):  # noqa: F811
         STACK["worker"].stop()
         rproc.stop()
         store.delete("", recursive=True)
-
-
-def sample_csv(n: int, bad: set[int]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "text"])
-    for i in range(n):
-        text = "   " if i in bad else f"WINNER! claim your free prize now, call 0800 {i}" \
-            if i % 3 == 0 else f"see you at lunch tomorrow? #{i}"
-        writer.writerow([i, text])
-    return buffer.getvalue().encode()
 
 
 def all_results(base: str, job_id: str) -> list[dict]:

@@ -21,8 +21,8 @@ from scripts.local_services import start_api, start_redis, start_worker
 from spamq.cli.main import build_parser
 from spamq.models.registry import ModelRegistry
 from spamq.storage.artifacts import HdfsArtifactStore
+from tests.helpers.data import sample_csv
 from tests.integration.conftest import HOME, wait_for_job
-from tests.integration.test_bulk_hdfs import sample_csv
 
 pytestmark = pytest.mark.integration
 

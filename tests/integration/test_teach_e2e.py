@@ -17,7 +17,6 @@ import pytest
 import requests
 
 from api.auth import hash_key, key_id
-from bench.common import sms_texts
 from scripts.local_services import REPO, start_api, start_redis, start_worker, wait_until
 from spamq.feedback.store import text_sha256
 from spamq.jobs.store import JobStore
@@ -26,8 +25,8 @@ from spamq.models.registry import ModelRegistry
 from spamq.redis_client import redis_client
 from spamq.settings import Settings
 from spamq.storage.artifacts import LocalArtifactStore
+from tests.helpers.data import csv_file, sms_texts
 from tests.integration.conftest import API_KEY, wait_for_job
-from tests.integration.test_bulk import csv_file
 
 pytestmark = pytest.mark.integration
 

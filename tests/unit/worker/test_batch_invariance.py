@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.precision import MAX_LOGIT_DIFF
-from bench.precision import alone_and_batched as _alone_and_batched
+from spamq.models.invariance import MAX_LOGIT_DIFF
+from spamq.models.invariance import alone_and_batched as _alone_and_batched
 from spamq.models.manifest import write_manifest
 from spamq.settings import Settings
 from spamq.training.convert import load_pretrained_distilbert, load_tokenizer, save_tokenizer
