@@ -140,8 +140,10 @@ def score_group(
             stored += [(item, part) for item, (_, _, part), outcome
                        in zip(todo, parts, outcomes, strict=True)
                        if outcome is not None and outcome[0]]
-    if log_predictions is not None:
-        for (job_id, chunk, texts), part in stored:
+    for (job_id, chunk, texts), part in stored:  # each job's line carries its id
+        logger.info("chunk %d [%d, %d) stored", chunk.index, chunk.start, chunk.stop,
+                    extra={"job_id": job_id})
+        if log_predictions is not None:
             log_predictions(job_id, chunk.start, texts, part)
     return len(stored)
 
@@ -188,9 +190,14 @@ def _refill(state, job_id: str) -> None:
         send_refill(app.send_task, state.jobs, owner or None, state.settings)
 
 
-@app.task(name=SCORE_GROUP, bind=True)
+# No Celery task events (received, started, succeeded) for interactive messages: three
+# broker publishes from the worker per message, a large share of the worker's own CPU per
+# request. Flower still lists the workers, the queues and the bulk tasks; each job keeps its
+# own record (status, timestamps, model version) in the job store.
+@app.task(name=SCORE_GROUP, bind=True, send_events=False)
 def score_group_task(self, items: list[list]) -> None:
-    """Single-chunk interactive jobs coalesced into one message by an API process."""
+    """Single-chunk interactive jobs coalesced into one message by an API process (a lone
+    job is a group of one)."""
     state = process.current()
     state.ensure_loops()
     chunks = [(str(job_id), Chunk(int(i), int(a), int(b))) for job_id, i, a, b in items]
@@ -198,7 +205,9 @@ def score_group_task(self, items: list[list]) -> None:
         stored = score_group(state.jobs, _scorer(state), chunks,
                              lease_s=state.settings.chunk_lease_s, holder=state.name,
                              leases=state.leases, log_predictions=state.log_predictions)
-    logger.info("group of %d jobs: %d stored", len(chunks), stored)
+    # each stored job has its own line (score_group); a shortfall is worth one more
+    logger.log(logging.INFO if stored < len(chunks) else logging.DEBUG,
+               "group of %d jobs: %d stored", len(chunks), stored)
 
 
 @contextmanager

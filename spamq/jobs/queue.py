@@ -56,12 +56,9 @@ def send_group(send_task: Callable[..., Any], items: list[tuple[str, Chunk]], qu
 
 def send_coalesced(send_task: Callable[..., Any], queue: str,
                    items: list[tuple[str, Chunk]]) -> None:
-    """What an API process's coalescer publishes (api/coalesce.py): a lone job as its plain
-    chunk message, several as one group message."""
-    if len(items) == 1:
-        send_chunk(send_task, items[0][0], items[0][1], queue)
-    else:
-        send_group(send_task, items, queue)
+    """What an API process's coalescer publishes (api/coalesce.py): one group message, of
+    one job or several (the worker's group task sends no task events: worker/tasks.py)."""
+    send_group(send_task, items, queue)
 
 
 def send_split(send_task: Callable[..., Any], job_id: str, index: int, queue: str) -> None:

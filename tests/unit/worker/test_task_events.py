@@ -33,6 +33,33 @@ def test_the_worker_command_asks_for_events_only_when_on(monkeypatch, env, expec
     assert ("--events" in seen[0]) is expected
 
 
+def test_interactive_group_messages_send_no_task_events_and_the_others_do():
+    """A /v1/predict job goes as a group message (of one or more jobs): its task sends no
+    received/started/succeeded events; bulk chunks, splits and plans keep theirs."""
+    from types import SimpleNamespace
+
+    from celery.worker.request import Request
+
+    from spamq.jobs.queue import PLAN_STORE_JOB, SCORE_CHUNK, SCORE_GROUP, SCORE_SPLIT
+    from worker.tasks import app  # the worker's app, with its tasks
+
+    assert app.tasks[SCORE_GROUP].send_events is False
+    assert all(app.tasks[name].send_events for name in (SCORE_CHUNK, SCORE_SPLIT,
+                                                         PLAN_STORE_JOB))
+
+    class Eventer:
+        enabled = True
+        sent: list[str] = []
+
+        def send(self, type, **_):
+            self.sent.append(type)
+
+    for name in (SCORE_GROUP, SCORE_CHUNK):  # what Celery's worker does for each event
+        Request.send_event(SimpleNamespace(_eventer=Eventer(), task=app.tasks[name], id="x"),
+                           "task-started")
+    assert Eventer.sent == ["task-started"]  # the chunk's, not the group's
+
+
 def test_a_worker_process_sets_the_openmp_wait_policy_before_torch_loads():
     import os
 
