@@ -202,9 +202,16 @@ class Classifier:
 
     def encode(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
         """Token ids per text, cut at ``max_length`` (keeping [SEP]); whether each was cut."""
-        encoded = self.tokenizer(
-            normalize_many(texts), add_special_tokens=True, truncation=False, verbose=False
-        )["input_ids"]
+        backend = self.tokenizer.backend_tokenizer
+        if backend.truncation is None and backend.padding is None:
+            # the same ids as the call below, without its Python per row (a BatchEncoding
+            # and a conversion per encoding) or the offsets nobody reads
+            encoded = [e.ids for e in backend.encode_batch_fast(normalize_many(texts),
+                                                                add_special_tokens=True)]
+        else:  # a tokenizer.json that cuts or pads: the call turns both off
+            encoded = self.tokenizer(
+                normalize_many(texts), add_special_tokens=True, truncation=False, verbose=False
+            )["input_ids"]
         sep = self.tokenizer.sep_token_id
         ids, truncated = [], []
         for row in encoded:
