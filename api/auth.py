@@ -120,6 +120,6 @@ def install(app: Flask, *, settings: Settings, keys: KeyRing, store) -> None:
         if wait_ms > 0:
             raise RateLimited(max(1, -(-wait_ms // 1000)))
         job_id = (request.view_args or {}).get("job_id")
-        if job_id is not None and store.owner(job_id) not in (None, "", owner):
+        if job_id is not None and store.jobs.owner(job_id) not in (None, "", owner):
             raise JobNotFound(job_id)  # another key's job: answered like an unknown one
         return None

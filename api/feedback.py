@@ -60,7 +60,7 @@ def _job_rows(items: list[tuple[int, str, int]]) -> dict[int, tuple[str, str | N
         if job_id in jobs:
             continue
         try:
-            job = store.get(job_id)
+            job = store.jobs.get(job_id)
         except JobNotFound:
             job = None
         if job is None or (owner and job.owner not in (None, owner)):

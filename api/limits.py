@@ -40,10 +40,11 @@ def install(app: Flask, *, settings: Settings, store) -> None:
         # window of chunks queued anyway: settings.bulk_window_chunks).
         queues = ([settings.interactive_queue] if request.endpoint in INTERACTIVE_ONLY
                   else [settings.interactive_queue, settings.bulk_queue])
-        load = store.load(queues, g.get("spamq_owner"), active_s=settings.queue_share_active_s,
-                          interactive_queue=settings.interactive_queue,
-                          window=0 if request.endpoint in INTERACTIVE_ONLY
-                          else key_window(settings))
+        load = store.leases.load(queues, g.get("spamq_owner"),
+                                 active_s=settings.queue_share_active_s,
+                                 interactive_queue=settings.interactive_queue,
+                                 window=0 if request.endpoint in INTERACTIVE_ONLY
+                                 else key_window(settings))
         mine = share(settings, load.active_keys)
         if load.depth >= settings.max_queue_depth and load.pieces >= mine:
             raise Overloaded(f"{load.depth} tasks are queued (limit {settings.max_queue_depth}) "

@@ -75,7 +75,7 @@ class ClusterCollector(Collector):
 
         jobs = CounterMetricFamily("spamq_jobs", "job events: submitted and how jobs ended",
                                    labels=["event"])
-        counts = self._store.job_counts()
+        counts = self._store.jobs.counts()
         for event, n in counts.items():
             jobs.add_metric([event], n)
         yield jobs
@@ -87,7 +87,7 @@ class ClusterCollector(Collector):
         info = GaugeMetricFamily("spamq_worker_model", "model loaded per worker process (1)",
                                  labels=["worker", "model_version", "device", "precision"])
         ready = GaugeMetricFamily("spamq_workers_ready", "worker processes with a loaded model")
-        workers = self._store.workers()
+        workers = self._store.workers.heartbeats()
         for w in workers:
             info.add_metric([str(w.get("name")), str(w.get("model_version")),
                              str(w.get("device")), str(w.get("precision"))], 1)
@@ -103,7 +103,7 @@ class ClusterCollector(Collector):
         leases = GaugeMetricFamily(
             "spamq_worker_leases", "chunks and splits a worker is scoring now (its leases); "
             "a worker without a heartbeat here died holding them", labels=["worker"])
-        for holder, n in sorted(self._store.leases_by_worker().items()):
+        for holder, n in sorted(self._store.leases.leases_by_worker().items()):
             leases.add_metric([holder], n)
         yield leases
 
@@ -116,7 +116,7 @@ class ClusterCollector(Collector):
                                     labels=["worker"])
         fill = GaugeMetricFamily("spamq_worker_batch_fill",
                                  "real tokens / padded tokens over all passes", labels=["worker"])
-        for worker, st in self._store.batch_stats().items():
+        for worker, st in self._store.workers.batch_stats().items():
             batches.add_metric([worker], st.get("batches", 0))
             rows.add_metric([worker], st.get("rows", 0))
             mean.add_metric([worker], st.get("mean_rows", 0.0))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import hashlib
 import io
 import json
@@ -48,9 +47,10 @@ from api.store_input import submit_store_job
 from api.store_results import OutputChanged
 from spamq.errors import Conflict, InvalidRequest, JobFailed, NotFound, Timeout, Unavailable
 from spamq.jobs.queue import PLAN_STORE_JOB, send_chunk, send_refill, send_work
-from spamq.jobs.schema import QUEUED, RUNNING, STORE, digest
+from spamq.jobs.schema import STORE, digest
 from spamq.jobs.store import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.jobs.store_jobs import StoreJobs
+from spamq.jobs.view import live_view
 from spamq.settings import Settings
 from spamq.storage.uploads import Upload, Uploads
 from spamq.webhooks.outbox import Outbox
@@ -97,16 +97,12 @@ def _subscribe(job_id: str, submission: Submission, *, new_job: bool = True) -> 
 def _abandon(job_id: str) -> None:
     store, key = _ctx()[1], request.headers.get("Idempotency-Key")
     try:
-        store.fail(job_id, "the submission failed before it was accepted")
+        store.jobs.fail(job_id, "the submission failed before it was accepted")
         if key is not None:
-            store.forget_key(g.get("spamq_owner"), key, job_id)
+            store.jobs.forget_key(g.get("spamq_owner"), key, job_id)
     except Exception:  # the same outage, likely: the answer is the first error
         logger.warning("could not abandon a failed submission's job", exc_info=True,
                        extra={"job_id": job_id})
-
-
-def _iso(ts: float | None) -> str | None:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat() if ts is not None else None
 
 
 def _send(job_id: str, plan: list[Chunk], *, queue: str) -> None:
@@ -125,10 +121,11 @@ def _submit(texts: list[str], submission: Submission, *, idempotency_key: str | 
     settings, store, _ = _ctx()
     queue = _queue_for(len(texts))
     bulk = queue == settings.bulk_queue
-    job, plan = store.create(texts, chunk_size=settings.chunk_size, queue=queue,
-                             idempotency_key=idempotency_key, owner=g.get("spamq_owner"),
-                             deadline=submission.deadline(), request_sha=request_sha,
-                             window=settings.bulk_window_chunks if bulk else None, park=bulk)
+    job, plan = store.jobs.create(texts, chunk_size=settings.chunk_size, queue=queue,
+                                  idempotency_key=idempotency_key, owner=g.get("spamq_owner"),
+                                  deadline=submission.deadline(), request_sha=request_sha,
+                                  window=settings.bulk_window_chunks if bulk else None,
+                                  park=bulk)
     _subscribe(job.id, submission)  # before the first chunk is sent
     _send(job.id, plan, queue=queue)
     sent = len(plan)
@@ -142,75 +139,6 @@ def _submit(texts: list[str], submission: Submission, *, idempotency_key: str | 
 def _queue_for(n_texts: int) -> str:
     settings = _ctx()[0]
     return settings.interactive_queue if n_texts <= settings.chunk_size else settings.bulk_queue
-
-
-def _stalled_for(job: Job) -> float | None:
-    """Seconds a running job has gone without a stored chunk, once past ``stalled_after_s``."""
-    if job.status != RUNNING:
-        return None
-    since = time.time() - (job.progress_at or job.started_at or job.created_at)
-    return since if since >= _ctx()[0].stalled_after_s else None
-
-
-def _rate(job: Job, stalled: bool) -> dict[str, float | None]:
-    """Rows scored per second since the first chunk started, and the time left at that pace
-    (none while the job is stalled: a pace it is not keeping says nothing)."""
-    if job.started_at is None or job.done == 0:
-        return {"rows_per_s": None, "eta_s": None}
-    elapsed = max((job.finished_at or time.time()) - job.started_at, 1e-6)
-    rate = job.done / elapsed
-    eta = None if stalled else 0.0 if job.finished else round((job.total - job.done) / rate, 2)
-    return {"rows_per_s": round(rate, 1), "eta_s": eta}
-
-
-def _view(job: Job, store: JobStore) -> dict[str, Any]:
-    settings = _ctx()[0]
-    stalled = _stalled_for(job)
-    view: dict[str, Any] = {
-        "id": job.id,
-        # "stalled": running, but no chunk stored for stalled_after_s (a worker died, say;
-        # the sweeper re-sends its chunks); it goes back to running by itself.
-        "status": "stalled" if stalled is not None else job.status,
-        "stalled_for_s": round(stalled, 1) if stalled is not None else None,
-        "progress": {"done": job.done, "total": job.total},
-        "chunks": {"done": job.chunks_done, "total": job.chunks_total,
-                   "failed": job.chunks_failed},
-        "rate": _rate(job, stalled is not None),
-        "input_rows": job.input_rows,
-        "rejected": job.rejected,
-        "results_url": url_for("spamq.job_results", job_id=job.id),
-        "rejected_url": url_for("spamq.job_rejected", job_id=job.id),
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "model_version": job.model_version,
-        "error": job.error,
-        "output": job.output or None,
-    }
-    if job.status == QUEUED and job.queue == settings.bulk_queue:
-        # parked: how many of the key's parked bulk jobs are ahead of it (None: not parked)
-        view["queue_position"] = store.parked_position(job.id, job.owner)
-    if job.kind == STORE:  # rows are counted as they are read: their total is known at the end
-        running = StoreJobs(store).rows_in_progress(job.id) if not job.finished else 0
-        view["progress"] = {"done": job.done + running,
-                            "total": job.total if job.status == "done" else None,
-                            "bytes_done": job.bytes_done, "bytes_total": job.bytes_total}
-        view["parts_url"] = url_for("spamq.job_parts", job_id=job.id)
-        view["rate"] = _store_rate(job, job.done + running, stalled is not None)
-    elif job.status == "done" and job.total <= settings.max_texts_per_request:
-        view["results"] = store.results(job.id)  # small jobs inline; any job: results_url
-    return view
-
-
-def _store_rate(job: Job, rows: int, stalled: bool) -> dict[str, float | None]:
-    """Rows per second, and the time left from the share of input bytes scored so far."""
-    if job.started_at is None or rows == 0:
-        return {"rows_per_s": None, "eta_s": None}
-    elapsed = max((job.finished_at or time.time()) - job.started_at, 1e-6)
-    eta: float | None = 0.0 if job.finished else None
-    if not job.finished and not stalled and job.bytes_done:
-        eta = round(elapsed * (job.bytes_total / job.bytes_done - 1), 2)
-    return {"rows_per_s": round(rows / elapsed, 1), "eta_s": eta}
 
 
 #: the Idempotency-Key header (its rule below; its schema for the document)
@@ -252,12 +180,12 @@ def _existing(job_id: str, request_sha: str):
     settings, store, _ = _ctx()
     for _ in range(20):  # the first submitter may still be writing the job
         try:
-            job = store.get(job_id)
+            job = store.jobs.get(job_id)
             break
         except JobNotFound:
             time.sleep(0.01)
     else:
-        job = store.get(job_id)  # still missing: JobNotFound, 404
+        job = store.jobs.get(job_id)  # still missing: JobNotFound, 404
     if job.request_sha and request_sha != job.request_sha:
         raise InvalidRequest("Idempotency-Key", "this Idempotency-Key was used for a different "
                              "request; send the same body to attach to its job, or use a new key")
@@ -267,7 +195,8 @@ def _existing(job_id: str, request_sha: str):
     # told too (the same ending keeps its event id: deduped)
     _subscribe(job.id, submission, new_job=False)
     bulk = job.queue == settings.bulk_queue
-    missing = store.resume(job.id, deadline=submission.deadline(), window=window, park=bulk)
+    missing = store.leases.resume(job.id, deadline=submission.deadline(), window=window,
+                                  park=bulk)
     if job.kind == STORE and job.finished and StoreJobs(store).planning(job.id):
         _ctx()[2](PLAN_STORE_JOB, args=[job.id], queue=job.queue)  # it ended before its plan
     if missing:
@@ -275,7 +204,7 @@ def _existing(job_id: str, request_sha: str):
     if bulk and job.finished:  # resumed: its unsent pieces within the key's window
         send_refill(_ctx()[2], store, job.owner, settings)
     if missing or bulk:
-        job = store.get(job.id)
+        job = store.jobs.get(job.id)
     status_url = url_for("spamq.get_job", job_id=job.id)
     body = {"id": job.id, "status": job.status, "status_url": status_url, "existing": True,
             "resent_chunks": len(missing)}
@@ -373,7 +302,7 @@ def create_job():
     owner = g.get("spamq_owner")
     key = _idempotency_key()
     request_sha = _fingerprint() if key is not None else ""
-    if key is not None and (job_id := store.job_for_key(key, owner)):
+    if key is not None and (job_id := store.jobs.job_for_key(key, owner)):
         return _existing(job_id, request_sha)
     submission = _submission()
     _check_webhook(submission)  # before the job (or an upload) exists
@@ -401,8 +330,8 @@ def _accepted(job: Job):
 @documented("Status, progress and (small jobs) results", ok={200: JobView})
 def get_job(job_id: str):
     store = _ctx()[1]
-    job = store.get(job_id)  # JobNotFound: 404 (api/errors.py)
-    return jsonify(_view(job, store))
+    job = store.jobs.get(job_id)  # JobNotFound: 404 (api/errors.py)
+    return jsonify(live_view(store, job, _ctx()[0]))
 
 
 @bp.delete("/v1/jobs/<job_id:job_id>")
@@ -410,13 +339,13 @@ def get_job(job_id: str):
 def cancel_job(job_id: str):
     """Stop the job's remaining chunks; results already stored stay readable."""
     settings, store, send_task = _ctx()
-    cancelled = store.cancel(job_id)  # JobNotFound: 404
-    job = store.get(job_id)
+    cancelled = store.jobs.cancel(job_id)  # JobNotFound: 404
+    job = store.jobs.get(job_id)
     if cancelled and job.queue == settings.bulk_queue:  # its window slots go to the key's next
         send_refill(send_task, store, job.owner, settings)
     if not cancelled:
         raise Conflict(public_message=f"job {job.id} is already {job.status}", status=job.status)
-    return jsonify(_view(job, store))
+    return jsonify(live_view(store, job, _ctx()[0]))
 
 
 @bp.get("/v1/jobs/<job_id:job_id>/rejected")
@@ -424,7 +353,7 @@ def cancel_job(job_id: str):
             ok={200: Rejected}, streams=("application/x-ndjson",), errors=(OutputChanged,))
 def job_rejected(job_id: str):
     store = _ctx()[1]
-    job = store.get(job_id)  # JobNotFound: 404 (api/errors.py)
+    job = store.jobs.get(job_id)  # JobNotFound: 404 (api/errors.py)
     if job.kind == STORE:  # streamed from the parts' _rejected files
         rows = store_results.rejected(_artifacts(), StoreJobs(store), job.id, job.output)
         return Response(store_results.primed(_jsonl(_pages(rows))),
@@ -437,7 +366,7 @@ def job_rejected(job_id: str):
 def job_webhooks(job_id: str):
     """The job's webhook and its delivery attempts, oldest first (the same ``event_id`` on
     every retry of one event)."""
-    job = _ctx()[1].get(job_id)  # JobNotFound: 404, another key's job too (api/auth.py)
+    job = _ctx()[1].jobs.get(job_id)  # JobNotFound: 404, another key's job too (api/auth.py)
     outbox = _outbox()
     return jsonify({"id": job.id, "webhook": outbox.subscription(job.id),
                     "attempts": outbox.attempts(job.id)})
@@ -449,7 +378,7 @@ def job_webhooks(job_id: str):
 def job_parts(job_id: str):
     """A store job's committed part files so far (readable while the job runs)."""
     store = _ctx()[1]
-    job = store.get(job_id)
+    job = store.jobs.get(job_id)
     if job.kind != STORE:
         raise NotFound(public_message="only a job with hdfs_input has part files")
     store_jobs = StoreJobs(store)
@@ -516,7 +445,7 @@ def job_results(job_id: str):
     query = parse_query(models().results)
     fmt, offset, limit = query.format, query.offset, query.limit
     paged = fmt == "json"
-    job = store.get(job_id)  # JobNotFound: 404 (api/errors.py)
+    job = store.jobs.get(job_id)  # JobNotFound: 404 (api/errors.py)
     if job.kind == STORE:
         rows = store_results.results(_artifacts(), StoreJobs(store), job.id, job.output,
                                      offset=offset, limit=limit)
@@ -525,7 +454,7 @@ def job_results(job_id: str):
     else:
         stop = job.total if limit is None else min(job.total, offset + limit)
         step = max(job.chunk_size, 1)
-        pages = (store.result_rows(job, start, min(start + step, stop))
+        pages = (store.results.result_rows(job, start, min(start + step, stop))
                  for start in range(offset, stop, step))
         fields, total = _CSV_FIELDS, job.total
     if paged:
@@ -547,7 +476,7 @@ def _predict_sync(texts: list[str], submission: Submission
                   ) -> tuple[Job, list[dict[str, Any]] | None]:
     settings, store, _ = _ctx()
     job = _submit(texts, submission)
-    return store.wait_for(job.id, settings.predict_timeout_s, results=True)
+    return store.results.wait_for(job.id, settings.predict_timeout_s, results=True)
 
 
 def _not_done(job: Job):
@@ -614,7 +543,7 @@ def readyz():
     secrets = current_app.extensions["spamq"].get("secrets")
     secrets_ok, secrets_reason = secrets.ready() if secrets else (True, "")
     now = time.time()
-    ready = sum(1 for w in store.workers()
+    ready = sum(1 for w in store.workers.heartbeats()
                 if w.get("model_version") and w.get("ready", True) and _beating(w, now))
     ok = bool(ready) and secrets_ok
     body: dict[str, Any] = {"ready": ok, "status": "ready" if ok else "not_ready",

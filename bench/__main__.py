@@ -207,8 +207,8 @@ def batch_stats(redis_url: str) -> dict[str, Any]:
 
     from spamq.jobs.store import JobStore
 
-    return next(iter(JobStore(redis.Redis.from_url(redis_url), ttl_s=60).batch_stats().values()),
-                {})
+    store = JobStore(redis.Redis.from_url(redis_url), ttl_s=60)
+    return next(iter(store.workers.batch_stats().values()), {})
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

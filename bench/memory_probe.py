@@ -82,7 +82,7 @@ def main() -> None:
             if resp.status_code != 202:
                 raise SystemExit(f"submission refused: {resp.status_code} {resp.get_json()}")
             job_id = resp.get_json()["id"]
-            job = jobs.wait(job_id, args.timeout_s)
+            job = jobs.results.wait_for(job_id, args.timeout_s)[0]
             elapsed = time.monotonic() - started
             after = proc_status(worker.proc.pid)
         finally:

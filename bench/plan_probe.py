@@ -150,7 +150,7 @@ def main() -> None:
             pinger.stop()
             plan_slowest = slowest_command_ms(client)
             after_plan = int(client.info("memory")["used_memory"])
-            job = jobs.get(job_id)
+            job = jobs.jobs.get(job_id)
             plan = StoreJobs(jobs).splits(job_id)
         finally:
             redis_proc.stop()

@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace, r: dict[str, Any], tmp: Path, hdfs_url: str,
                         model_cache_dir=tmp / "spark-cache")
     os.environ["HADOOP_USER_NAME"] = "spamq"  # the JVM's HDFS user (a bench, not the service)
     t0 = time.perf_counter()
-    spark = sp._session("spamq-bench", args.master)
+    spark = sp.spark_session("spamq-bench", args.master)
     r["spark_start_s"] = round(time.perf_counter() - t0, 2)
     try:
         for i in range(args.rounds):

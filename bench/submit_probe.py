@@ -34,7 +34,7 @@ def main() -> None:
         resp = client.post("/v1/jobs", json={"hdfs_input": args.input, "column": "text",
                                              "hdfs_output": f"out/probe-{time.time_ns()}"})
         took = time.perf_counter() - started
-        job = jobs.get(resp.get_json()["id"])
+        job = jobs.jobs.get(resp.get_json()["id"])
         print(f"submit {took * 1000:.0f} ms, status {resp.status_code}, {job.chunks_total} "
               f"splits, {job.bytes_total} bytes")
 

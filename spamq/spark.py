@@ -262,7 +262,7 @@ def write_output(df: DataFrame, path: str, fmt: str, *, mode: str = "errorifexis
         writer.json(path)
 
 
-def _session(app: str, master: str | None) -> SparkSession:
+def spark_session(app: str, master: str | None) -> SparkSession:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app)
@@ -281,7 +281,7 @@ def _spark_score(args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F  # noqa: N812
 
     settings = get_settings()
-    spark = _session("spamq-spark-score", args.master)
+    spark = spark_session("spamq-spark-score", args.master)
     try:
         df = read_input(spark, args.input, input_format(args.input, args.format))
         stats = stats_accumulator(spark)

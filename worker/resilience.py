@@ -44,7 +44,7 @@ class LeaseBook:
     def renew(self, store: JobStore, *, ttl_s: float) -> None:
         with self._lock:
             held = sorted(self._held)
-        store.renew_leases(held, ttl_s=ttl_s)
+        store.leases.renew_leases(held, ttl_s=ttl_s)
 
 
 @contextmanager
@@ -74,7 +74,7 @@ def chunk_leases(store: JobStore, chunks: list[tuple[str, int]], *, ttl_s: float
     try:
         todo = list(range(len(leases)))
         while True:
-            outcomes = store.try_leases([leases[i] for i in todo], ttl_s=ttl_s)
+            outcomes = store.leases.try_leases([leases[i] for i in todo], ttl_s=ttl_s)
             waiting = []
             for i, (acquired, done) in zip(todo, outcomes, strict=True):
                 stored[i] = done
@@ -96,14 +96,14 @@ def chunk_leases(store: JobStore, chunks: list[tuple[str, int]], *, ttl_s: float
         if book is not None:
             for lease in held:
                 book.discard(lease)
-        store.release_leases(held)
+        store.leases.release_leases(held)
 
 
 def past_deadline(store: JobStore, job_id: str, deadline: float | None) -> bool:
     """True (and the job marked expired) if the job's ``deadline`` (unix time) has passed."""
     if deadline is None or time.time() <= deadline:
         return False
-    if store.expire(job_id):
+    if store.jobs.expire(job_id):
         logger.info("job %s: deadline passed; expired", job_id)
     return True
 

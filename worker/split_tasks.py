@@ -35,7 +35,7 @@ from operator import is_not, not_
 from pathlib import Path, PurePosixPath
 from typing import Any, cast
 
-from spamq.jobs.schema import CANCELLED, EXPIRED, FAILED
+from spamq.jobs.schema import should_stop
 from spamq.jobs.store import JobNotFound, JobStore
 from spamq.jobs.store_jobs import REJECTED_DIR, SUCCESS, StoreJobs, part_name
 from spamq.storage import splits as input_splits
@@ -340,13 +340,13 @@ class SplitScorer:
             return False
 
     def _stopped(self, job_id: str) -> bool:
-        job = self.jobs.get(job_id)
-        if job.status in (CANCELLED, EXPIRED, FAILED):
+        job = self.jobs.jobs.get(job_id)
+        if should_stop(job.status):
             return True
         return resilience.past_deadline(self.jobs, job_id, job.deadline)
 
     def _fail(self, job_id: str, reason: str) -> None:
-        if self.jobs.fail(job_id, reason):
+        if self.jobs.jobs.fail(job_id, reason):
             logger.warning("job failed: %s", reason, extra={"job_id": job_id})
 
     def _changed(self, job_id: str, file: input_splits.InputFile, file_index: int) -> bool:
@@ -364,7 +364,7 @@ class SplitScorer:
     def _run(self, job_id: str, index: int) -> bool:
         if self._stopped(job_id):
             logger.info("job %s: split %d skipped (%s)", job_id, index,
-                        self.jobs.get(job_id).status)
+                        self.jobs.jobs.get(job_id).status)
             return False
         attempts = self.store_jobs.attempt(job_id, index)
         if attempts > self.max_attempts:  # the earlier ones died with their worker (OOM?)
@@ -373,7 +373,7 @@ class SplitScorer:
             self._fail(job_id, f"split {index} failed after {n} attempt{'s' * (n != 1)} "
                        "(the worker died while scoring it)")
             return False
-        self.jobs.mark_running(job_id)
+        self.jobs.jobs.mark_running(job_id)
         found = self.store_jobs.split(job_id, index)
         if found is None:
             raise JobNotFound(job_id)
@@ -401,7 +401,7 @@ class SplitScorer:
                 return False
             part.close()
             rejected.close()
-            output = self.jobs.get(job_id).output
+            output = self.jobs.jobs.get(job_id).output
             commit(self.artifacts, part.path, f"{output}/{part_name(index, out_fmt)}")
             if rejected.rows:
                 commit(self.artifacts, rejected.path,
@@ -547,7 +547,7 @@ class SplitScorer:
     def finish(self, job_id: str) -> None:
         """Every split committed: ``_SUCCESS`` with the counts and the input's fingerprint,
         then the job is done (so a client that sees ``done`` finds ``_SUCCESS``)."""
-        job = self.jobs.get(job_id)
+        job = self.jobs.jobs.get(job_id)
         files = self.store_jobs.files(job_id)
         success = {
             "job_id": job.id, "input_rows": job.done + job.rejected, "output_rows": job.done,
@@ -558,7 +558,7 @@ class SplitScorer:
         }
         self.artifacts.write_bytes_atomic(f"{job.output}/{SUCCESS}",
                                           json.dumps(success, indent=1).encode())
-        self.jobs.output_done(job_id)
+        self.jobs.jobs.output_done(job_id)
         logger.info("output complete: %d rows, %d rejected", job.done, job.rejected,
                     extra={"job_id": job_id})
 
@@ -658,6 +658,6 @@ def plan_job(jobs: JobStore, artifacts: ArtifactStore, job_id: str, *, split_byt
     logger.info("planned: %d file(s), %d split(s)", len(files), len(plan),
                 extra={"job_id": job_id})
     if not plan:  # nothing to score: the job is done, its _SUCCESS says so
-        jobs.mark_running(job_id)
+        jobs.jobs.mark_running(job_id)
         SplitScorer(jobs, artifacts, None, max_chars=0).finish(job_id)
     return True

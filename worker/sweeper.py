@@ -60,14 +60,14 @@ class Sweeper:
 
     def sweep_once(self) -> int:
         """One pass over the active jobs, if it is this worker's turn; chunks re-sent."""
-        if not self._store.sweep_turn(self._name, self._every_s * 0.9):
+        if not self._store.leases.sweep_turn(self._name, self._every_s * 0.9):
             return 0
         now = self._clock()
-        live = self._store.live_workers()
+        live = self._store.workers.live()
         suspects: list[tuple[Job, list[int]]] = []
         waiting: set[str | None] = set()  # keys with parked work
         resent = 0
-        for job_id in self._store.active_jobs():
+        for job_id in self._store.jobs.active():
             try:
                 resent += self._check(job_id, live, now, suspects, waiting)
             except redis.RedisError:
@@ -106,21 +106,21 @@ class Sweeper:
     def _check(self, job_id: str, live: set[str], now: float,
                suspects: list[tuple[Job, list[int]]], waiting: set[str | None]) -> int:
         try:
-            job = self._store.get(job_id)
+            job = self._store.jobs.get(job_id)
         except JobNotFound:  # expired
-            self._store.forget_active(job_id)
+            self._store.jobs.forget_active(job_id)
             return 0
         if job.finished:
-            self._store.forget_active(job_id)
+            self._store.jobs.forget_active(job_id)
             return 0
         if job.chunks_sent < job.chunks_total:  # parked (or its window still to go)
             waiting.add(job.owner)
-        missing = self._store.missing_chunks(job)
-        holders = self._store.lease_holders(job.id, missing)
+        missing = self._store.leases.missing_chunks(job)
+        holders = self._store.leases.lease_holders(job.id, missing)
         dead = [(i, v) for i, v in zip(missing, holders, strict=True)
                 if v is not None and lease_holder(v) not in live]
         for index, value in dead:
-            self._store.release_lease(job.id, index, value)
+            self._store.leases.release_lease(job.id, index, value)
         resent = self._resend(job, [i for i, _ in dead], "its worker's heartbeat lapsed")
         free = [i for i, v in zip(missing, holders, strict=True) if v is None]
         if free and now - (job.progress_at or job.created_at) >= self._lost_after_s:

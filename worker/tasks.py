@@ -21,7 +21,7 @@ from spamq.jobs.queue import (
     send_refill,
     send_split,
 )
-from spamq.jobs.schema import CANCELLED, EXPIRED
+from spamq.jobs.schema import should_stop
 from spamq.jobs.store import Chunk, Claim, JobNotFound, JobStore
 from spamq.logs import job_context
 from worker import process, resilience
@@ -58,7 +58,7 @@ def score_chunk(
             if not fresh:
                 return False
             with scorer.expect():  # a forming batch may wait (briefly) for these texts
-                claim = store.claim(job_id, chunk.start, chunk.stop)
+                claim = store.results.claim(job_id, chunk.start, chunk.stop)
                 if not _scorable(store, job_id, chunk, claim):
                     return False
                 texts = claim.texts
@@ -66,8 +66,8 @@ def score_chunk(
             # A failing pass is bisected to the item that fails; that item gets an error.
             results, version = resilience.score_isolating_failures(
                 scorer, texts, future, interactive=interactive, owner=claim.owner)
-            stored, nxt = store.store_chunk_next(job_id, chunk.index, results,
-                                                 model_version=version)
+            stored, nxt = store.results.store_chunk_next(job_id, chunk.index, results,
+                                                         model_version=version)
             if nxt is not None and send_next is not None:
                 send_next(nxt)
         if stored and log_predictions is not None:
@@ -84,7 +84,7 @@ def _scorable(store: JobStore, job_id: str, chunk: Chunk, claim: Claim) -> bool:
     status, texts, deadline = claim.status, claim.texts, claim.deadline
     if status is None:
         raise JobNotFound(job_id)
-    if status in (CANCELLED, EXPIRED):
+    if should_stop(status):  # ended (cancelled, expired, failed, done): nothing to do
         logger.info("job %s: %s; chunk %d skipped", job_id, status, chunk.index)
         return False
     if resilience.past_deadline(store, job_id, deadline):
@@ -115,7 +115,7 @@ def score_group(
                                  ttl_s=lease_s, holder=holder, book=leases) as fresh:
         live = [item for item, ok in zip(items, fresh, strict=True) if ok]
         with scorer.expect():
-            claims = store.claim_many([(j, c.start, c.stop) for j, c in live])
+            claims = store.results.claim_many([(j, c.start, c.stop) for j, c in live])
             by_owner: dict[str, list[Todo]] = {}
             for (job_id, chunk), claim in zip(live, claims, strict=True):
                 try:
@@ -136,7 +136,7 @@ def score_group(
             for job_id, chunk, texts in todo:
                 parts.append((job_id, chunk.index, results[at : at + len(texts)]))
                 at += len(texts)
-            outcomes = store.store_chunks(parts, model_version=version)
+            outcomes = store.results.store_chunks(parts, model_version=version)
             stored += [(item, part) for item, (_, _, part), outcome
                        in zip(todo, parts, outcomes, strict=True)
                        if outcome is not None and outcome[0]]
@@ -167,7 +167,7 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
 
     def send_next(nxt: int) -> None:
         sent_next.append(nxt)
-        total = state.jobs.get(job_id).total
+        total = state.jobs.jobs.get(job_id).total
         send_chunk(app.send_task, job_id, Chunk(nxt, nxt * size, min(nxt * size + size, total)),
                    queue or state.settings.bulk_queue)
 
@@ -185,7 +185,7 @@ def score_chunk_task(self, job_id: str, index: int, start: int, stop: int) -> No
 def _refill(state, job_id: str) -> None:
     """A bulk piece ended without sending its job's next one (the job has none left, or it
     ended): the slot it held in its key's window goes to the key's next parked work."""
-    owner = state.jobs.owner(job_id)
+    owner = state.jobs.jobs.owner(job_id)
     if owner is not None:  # None: the job is gone (the sweeper refills its key's others)
         send_refill(app.send_task, state.jobs, owner or None, state.settings)
 
@@ -225,7 +225,7 @@ def _failures(state, job_ids: list[str], what: str) -> Iterator[None]:
     except Exception as exc:
         logger.exception("%s failed", what)
         for job_id in job_ids:
-            state.jobs.fail(job_id, f"{what} failed: {public_error(exc)}")
+            state.jobs.jobs.fail(job_id, f"{what} failed: {public_error(exc)}")
         raise
 
 
@@ -277,7 +277,7 @@ def plan_store_job_task(self, job_id: str) -> None:
     state = process.current()
     with job_context(job_id), _failures(state, [job_id], "planning"):
         try:
-            job = state.jobs.get(job_id)
+            job = state.jobs.jobs.get(job_id)
         except JobNotFound:
             return
         if job.finished or job.chunks_sent:
@@ -287,5 +287,5 @@ def plan_store_job_task(self, job_id: str) -> None:
                  max_splits=settings.max_splits_per_job,
                  footers_max_files=settings.plan_footers_max_files)
         plan_quotes(state.jobs, state.artifacts, job_id)
-        state.jobs.park(job_id, job.owner)
+        state.jobs.leases.park(job_id, job.owner)
         send_refill(app.send_task, state.jobs, job.owner, state.settings)

@@ -94,7 +94,7 @@ def _worker_ready(args: argparse.Namespace) -> int:
 
     s = load_service_secrets(get_settings(), service="worker").settings
     host = socket.gethostname()
-    alive = [w for w in JobStore.from_settings(s).workers()
+    alive = [w for w in JobStore.from_settings(s).workers.heartbeats()
              if str(w.get("name", "")).startswith(host) and w.get("model_version")]
     print(f"{len(alive)} ready worker process(es) on {host}")
     return 0 if alive else 1

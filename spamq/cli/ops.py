@@ -288,7 +288,7 @@ def models_shadow_report(args: argparse.Namespace) -> int:
         "candidate": version, "started_at": started.isoformat() if started else None,
         "sample": state.sample if running and state else None, "running": running,
         "shadow": summary, "histogram_png": str(png),
-        "workers": {w["name"]: w["shadow"] for w in jobs.workers()
+        "workers": {w["name"]: w["shadow"] for w in jobs.workers.heartbeats()
                     if (w.get("shadow") or {}).get("version") == version},
     }
     if args.feedback:

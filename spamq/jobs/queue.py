@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 from celery.signals import before_task_publish
 
+from spamq.jobs.model import chunk_plan
+from spamq.jobs.schema import STORE
 from spamq.redis_client import celery_broker_settings
 from spamq.settings import Settings
 
@@ -69,8 +71,6 @@ def send_split(send_task: Callable[..., Any], job_id: str, index: int, queue: st
 
 def send_work(send_task: Callable[..., Any], job: Job, indices: list[int]) -> None:
     """Queue chunks (a texts job) or splits (a store job) ``indices`` of ``job``."""
-    from spamq.jobs.store import STORE, chunk_plan
-
     if job.kind == STORE:
         for i in indices:
             send_split(send_task, job.id, i, job.queue)
@@ -87,15 +87,15 @@ def key_window(settings: Settings) -> int:
 
 def send_refill(send_task: Callable[..., Any], store: Any, owner: str | None,
                 settings: Settings) -> int:
-    """Unpark the key's bulk work within its window (JobStore.refill) and queue it; how many
+    """Unpark the key's bulk work within its window (Leases.refill) and queue it; how many
     pieces were sent. Pieces of a job gone meanwhile are dropped (nothing to score)."""
     from spamq.jobs.schema import JobNotFound
 
     sent = 0
-    for job_id, first, stop in store.refill(owner, bulk_queue=settings.bulk_queue,
-                                            window=key_window(settings)):
+    for job_id, first, stop in store.leases.refill(owner, bulk_queue=settings.bulk_queue,
+                                                   window=key_window(settings)):
         try:
-            job = store.get(job_id)
+            job = store.jobs.get(job_id)
         except JobNotFound:
             continue
         send_work(send_task, job, list(range(first, stop)))

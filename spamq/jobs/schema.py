@@ -51,7 +51,15 @@ OWNER_PREFIX = "spamq:owner:"
 BUSY_OWNERS_KEY = "spamq:owners:busy"
 OUTPUT_PREFIX = "spamq:output:"
 SWEEP_TURN_KEY = "spamq:sweep:turn"
-ENDED = (DONE, FAILED, CANCELLED, EXPIRED)
+ENDED = (DONE, FAILED, CANCELLED, EXPIRED)  # the one set of statuses that end a job
+
+
+def should_stop(status: str | None) -> bool:
+    """Whether work on a job in ``status`` stops (a task skips its chunk or split, a client
+    stops polling): once it has ended, however it ended. None (no such job) is the caller's."""
+    return status in ENDED
+
+
 RESUMABLE = (FAILED, CANCELLED, EXPIRED)  # a resubmission resumes these
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -421,7 +429,7 @@ WEBHOOK_PENDING_KEY = "spamq:webhooks:pending"
 WEBHOOK_DEAD_KEY = "spamq:webhooks:dead"
 WEBHOOK_STATS_KEY = "spamq:webhooks:stats"
 WEBHOOK_WATCH_KEY = "spamq:webhooks:watch"
-_EVENT_ID = re.compile(r"msg_[0-9a-f]{32}")
+EVENT_ID = re.compile(r"msg_[0-9a-f]{32}")
 _LANE = re.compile(r"-|[0-9a-f]{16}")
 
 
@@ -435,7 +443,7 @@ class EventNotFound(SpamqError, KeyError):
 
 def check_event_id(event_id: object) -> str:
     """``event_id`` if it has the form of one of ours (``msg_`` + 32 hex), else EventNotFound."""
-    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+    if not isinstance(event_id, str) or not EVENT_ID.fullmatch(event_id):
         raise EventNotFound("")
     return event_id
 

@@ -36,8 +36,11 @@ from dataclasses import asdict
 from typing import Any
 
 from spamq.jobs import schema
+from spamq.jobs.model import Job
+from spamq.jobs.part import text
+from spamq.jobs.records import new_job_fields
 from spamq.jobs.schema import ACTIVE_KEY, QUEUED, STATS_KEY, STORE
-from spamq.jobs.store import Job, JobStore, _str
+from spamq.jobs.store import JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +60,9 @@ class StoreJobs:
     """The Redis side of store jobs, over the same client and keys as :class:`JobStore`."""
 
     def __init__(self, jobs: JobStore) -> None:
-        self.jobs = jobs
+        self.jobs = jobs.jobs
         self._r = jobs.redis
-        self._ttl = jobs._ttl
+        self._ttl = jobs.ttl_s
         self._split_done = self._r.register_script(schema.SPLIT_DONE)
 
     def create(self, files: list[Any], splits: list[Any], spec: dict[str, Any], *,
@@ -77,17 +80,17 @@ class StoreJobs:
         anything fails, what was written is deleted and the reservations freed.
 
         ``park``: no split is sent now; the job joins its key's parked list and
-        :meth:`JobStore.refill` sends its splits within the key's window (a job whose quote
+        ``Leases.refill`` sends its splits within the key's window (a job whose quote
         pass or plan is to run is parked by the plan task, once it is planned)."""
 
         job_id = secrets.token_hex(16)
-        taken = self.jobs._reserve(job_id, owner=owner, idempotency_key=idempotency_key,
+        taken = self.jobs.reserve(job_id, owner=owner, idempotency_key=idempotency_key,
                                    output=output)
         park = park and not (quote_pass or planning)
         sent = 0 if quote_pass or park else min(len(splits), window)
-        fields = self.jobs._new_fields(job_id, chunks=len(splits), sent=sent, queue=queue,
-                                       owner=owner, deadline=deadline, output=output,
-                                       request_sha=request_sha)
+        fields = new_job_fields(job_id, chunks=len(splits), sent=sent, queue=queue,
+                                owner=owner, deadline=deadline, output=output,
+                                request_sha=request_sha)
         fields.update(kind=STORE, bytes_total=sum(f.size for f in files), bytes_done=0,
                       est_rows=est_rows)
         if planning:
@@ -96,7 +99,7 @@ class StoreJobs:
             self._push(schema.job_key(job_id, "files"), files)
             self._push(schema.job_key(job_id, "splits"), splits)
             self._r.set(schema.job_key(job_id, "spec"), json.dumps(spec), ex=self._ttl)
-            self.jobs._commit(self._r.pipeline(transaction=True), fields, taken, park=park)
+            self.jobs.commit(self._r.pipeline(transaction=True), fields, taken, park=park)
         except BaseException:
             self.discard_quietly(job_id, owner, idempotency_key, output)
             raise
@@ -113,7 +116,7 @@ class StoreJobs:
 
     def planning(self, job_id: str) -> bool:
         """Whether the job waits for the plan task to plan it."""
-        return _str(self._r.hget(schema.job_key(job_id), "planning")) == "1"
+        return text(self._r.hget(schema.job_key(job_id), "planning")) == "1"
 
     def store_plan(self, job_id: str, plan: Sequence[Any]) -> bool:
         """The plan task's splits for a job marked planning: written to a key of this attempt
@@ -125,7 +128,7 @@ class StoreJobs:
 
         def swap(pipe: Any) -> None:
             nonlocal stored
-            if _str(pipe.hget(job_key, "planning")) != "1":
+            if text(pipe.hget(job_key, "planning")) != "1":
                 return
             pipe.multi()
             if plan:
@@ -156,7 +159,7 @@ class StoreJobs:
         pipe.srem(schema.WEBHOOK_WATCH_KEY, job_id)
         pipe.execute()
         taken = [schema.idem_key(owner, idempotency_key)] if idempotency_key is not None else []
-        self.jobs._free([*taken, *([schema.output_key(output)] if output else [])], job_id)
+        self.jobs.unreserve([*taken, *([schema.output_key(output)] if output else [])], job_id)
 
     def discard_quietly(self, job_id: str, owner: str | None, idempotency_key: str | None,
                          output: str) -> None:
@@ -200,7 +203,7 @@ class StoreJobs:
 
     def rows_in_progress(self, job_id: str) -> int:
         raw = self._r.hgetall(schema.job_key(job_id, "progress"))
-        return sum(int(v) for k, v in raw.items() if not _str(k).startswith(ATTEMPTS))
+        return sum(int(v) for k, v in raw.items() if not text(k).startswith(ATTEMPTS))
 
     def attempt(self, job_id: str, index: int) -> int:
         """Count one more attempt at split ``index``; how many there have been (this one
@@ -231,7 +234,7 @@ class StoreJobs:
     def split_workers(self, job_id: str) -> dict[int, str]:
         """Split -> the worker that committed its part (splits committed with a name)."""
         raw = self._r.hgetall(schema.job_key(job_id, "split_workers"))
-        return {int(_str(i)): _str(w) for i, w in raw.items()}
+        return {int(text(i)): text(w) for i, w in raw.items()}
 
     def worker_counts(self, job_id: str) -> dict[str, int]:
         """Committed splits per worker name."""
@@ -243,7 +246,7 @@ class StoreJobs:
         raw = self._r.hgetall(schema.job_key(job_id, "progress"))
         out = {}
         for field, value in raw.items():
-            name = _str(field)
+            name = text(field)
             if name.startswith(ATTEMPTS) and int(value) > 1:
                 out[int(name[len(ATTEMPTS):])] = int(value) - 1
         return out
@@ -253,6 +256,6 @@ class StoreJobs:
         raw = self._r.hgetall(schema.job_key(job_id, "split_rows"))
         out = []
         for index, value in raw.items():
-            rows, rejected = _str(value).split(",")
-            out.append((int(_str(index)), int(rows), int(rejected)))
+            rows, rejected = text(value).split(",")
+            out.append((int(text(index)), int(rows), int(rejected)))
         return sorted(out)

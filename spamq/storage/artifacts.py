@@ -52,7 +52,7 @@ class ArtifactExists(ArtifactError):
     public_message = "the destination already exists in the artifact store"
 
 
-def _clean(path: str) -> str:
+def clean_path(path: str) -> str:
     """Normalise a store path; refuse absolute paths and '..' so nothing escapes the root."""
     p = PurePosixPath(path)
     if p.is_absolute() or ".." in p.parts:
@@ -62,7 +62,7 @@ def _clean(path: str) -> str:
 
 
 def _join(*parts: str) -> str:
-    return _clean("/".join(p for p in parts if p))
+    return clean_path("/".join(p for p in parts if p))
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ class ArtifactStore(ABC):
 
     def write_bytes_atomic(self, path: str, data: bytes) -> None:
         """Write to a temporary sibling, then rename over ``path``: readers never see half."""
-        parent = str(PurePosixPath(_clean(path)).parent)
+        parent = str(PurePosixPath(clean_path(path)).parent)
         tmp = _join("" if parent == "." else parent, f".tmp-{uuid.uuid4().hex}")
         self.write_bytes(tmp, data, overwrite=False)
         try:
@@ -253,7 +253,7 @@ class LocalArtifactStore(ArtifactStore):
 
     @staticmethod
     def _parts(path: str) -> list[str]:
-        rel = _clean(path)
+        rel = clean_path(path)
         return rel.split("/") if rel else []
 
     def _root(self) -> Path:
@@ -506,7 +506,7 @@ class HdfsArtifactStore(ArtifactStore):
         return f"{self.url}{self.root}"
 
     def _p(self, path: str) -> str:
-        rel = _clean(path)
+        rel = clean_path(path)
         return f"{self.root}/{rel}" if rel else self.root
 
     @contextmanager

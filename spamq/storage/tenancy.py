@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 
-from spamq.storage.artifacts import _clean
+from spamq.storage.artifacts import clean_path
 
 
 def store_path(path: str) -> str:
@@ -33,7 +33,7 @@ def store_path(path: str) -> str:
         raise ValueError("a path with a component longer than 255 bytes")
     if ".." in path.split("/"):
         raise ValueError("a path with a '..' part (paths stay under the store root)")
-    rel = _clean(path.lstrip("/"))
+    rel = clean_path(path.lstrip("/"))
     if not rel:
         raise ValueError("an empty path or the store root itself")
     return rel

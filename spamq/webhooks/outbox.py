@@ -31,7 +31,7 @@ import redis
 
 from spamq.jobs import schema
 from spamq.jobs.schema import (
-    _EVENT_ID,
+    EVENT_ID,
     WEBHOOK_DEAD_KEY,
     WEBHOOK_DUE_KEY,
     WEBHOOK_LANES_KEY,
@@ -230,7 +230,7 @@ class Outbox:
         moved = 0
         while raw_ids := self._r.zrange(WEBHOOK_DUE_KEY, 0, batch - 1):
             ids = [_text({"i": i})["i"] for i in raw_ids]
-            bad = [i for i in ids if not _EVENT_ID.fullmatch(i)]
+            bad = [i for i in ids if not EVENT_ID.fullmatch(i)]
             if bad:
                 self._r.zrem(WEBHOOK_DUE_KEY, *bad)
             ids = [i for i in ids if i not in bad]

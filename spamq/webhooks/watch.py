@@ -27,8 +27,10 @@ from typing import Any
 
 import redis
 
-from spamq.jobs.schema import DONE, RUNNING, STORE, WEBHOOK_WATCH_KEY, job_key
-from spamq.jobs.store import Job, _decode, _str
+from spamq.jobs.model import Job
+from spamq.jobs.part import decode, text
+from spamq.jobs.schema import RUNNING, WEBHOOK_WATCH_KEY, job_key
+from spamq.jobs.view import job_view
 from spamq.webhooks.outbox import Outbox
 from spamq.webhooks.request import END_EVENTS, PROGRESS
 
@@ -44,15 +46,9 @@ def end_event_id(job: Job, event_type: str) -> str:
 
 
 def event_view(job: Job) -> dict[str, Any]:
-    """The job as its events tell it: the public view (``GET /v1/jobs/<id>``) without inline
-    results, from the job hash alone."""
-    progress: dict[str, Any] = {"done": job.done, "total": job.total}
-    if job.kind == STORE:  # rows are counted as they are read: their total is known at the end
-        progress.update(total=job.total if job.status == DONE else None,
-                        bytes_done=job.bytes_done, bytes_total=job.bytes_total)
-    return {"id": job.id, "status": job.status, "progress": progress, "rejected": job.rejected,
-            "model_version": job.model_version, "output": job.output or None,
-            "error": job.error, "results_url": f"/v1/jobs/{job.id}/results"}
+    """The job as its events tell it: the public view (``GET /v1/jobs/<id>``,
+    spamq/jobs/view.py) from the job hash alone, without inline results."""
+    return job_view(job)
 
 
 class JobWatch:
@@ -64,7 +60,7 @@ class JobWatch:
 
     def run_once(self) -> int:
         """How many end events were enqueued."""
-        ids = list(dict.fromkeys(_str(i) for i in self._r.sscan_iter(WEBHOOK_WATCH_KEY,
+        ids = list(dict.fromkeys(text(i) for i in self._r.sscan_iter(WEBHOOK_WATCH_KEY,
                                                                       count=BATCH)))
         ended = sum(self._look(ids[i:i + BATCH]) for i in range(0, len(ids), BATCH))
         watched = set(ids)
@@ -81,7 +77,7 @@ class JobWatch:
             if not raw:  # the job expired
                 self._r.srem(WEBHOOK_WATCH_KEY, job_id)
                 continue
-            job = Job.from_hash(_decode(raw))
+            job = Job.from_hash(decode(raw))
             if job.finished:
                 event_type = END_EVENTS[job.status]
                 event_id = self._outbox.notify(job.id, event_type, event_view(job),

@@ -86,7 +86,7 @@ def test_concurrent_single_texts_share_forward_passes(api_url, redis_url):
     store = JobStore(redis.Redis.from_url(redis_url), ttl_s=60)
 
     def stats() -> dict:
-        return next(iter(store.batch_stats().values()), {})
+        return next(iter(store.workers.batch_stats().values()), {})
 
     time.sleep(1.2)  # let the worker publish its counters
     before = stats()

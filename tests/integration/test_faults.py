@@ -79,15 +79,15 @@ def store_of(stack) -> JobStore:
 
 def wait_done(stack, job_id: str, timeout: float = 120) -> None:
     store, worker = store_of(stack), stack["worker"]  # a worker that died fails the wait at once
-    wait_until(lambda: store.get(job_id).finished, timeout=timeout, what=f"job {job_id}",
+    wait_until(lambda: store.jobs.get(job_id).finished, timeout=timeout, what=f"job {job_id}",
                proc=worker.proc, log=worker.log)
 
 
 def audit(stack, job_id: str) -> list[dict]:
     """Every item has exactly one result: count the lost and duplicated ones."""
     store = store_of(stack)
-    job = store.get(job_id)
-    results = store.results(job_id)
+    job = store.jobs.get(job_id)
+    results = store.results.results(job_id)
     stored_chunks = store.redis.hlen(f"spamq:job:{job_id}:results")
     lost = max(0, job.total - len(results))
     duplicated = max(0, len(results) - job.total) + max(0, job.done - job.total) + max(
@@ -134,15 +134,15 @@ def test_worker_sigkilled_mid_job_recovers_in_seconds(stack):
     visibility timeout; the other worker finishes the job."""
     store = store_of(stack)
     job = submit(stack["base"], texts(3000, "kill"))
-    wait_until(lambda: store.get(job["id"]).chunks_done >= 3, timeout=60, what="some chunks")
-    sent = list(range(store.get(job["id"]).chunks_sent))
-    held = [v for v in store.lease_holders(job["id"], sent) if v]
+    wait_until(lambda: store.jobs.get(job["id"]).chunks_done >= 3, timeout=60, what="some chunks")
+    sent = list(range(store.jobs.get(job["id"]).chunks_sent))
+    held = [v for v in store.leases.lease_holders(job["id"], sent) if v]
     proc = stack["worker"].proc
     os.killpg(proc.pid, signal.SIGKILL)
     killed = time.monotonic()
     proc.wait(10)
     _fault("worker SIGKILL mid-job")
-    assert not store.get(job["id"]).finished
+    assert not store.jobs.get(job["id"]).finished
     stack["worker"].stop()
     stack["worker"] = stack["worker_b"]  # wait_done watches the live worker
     wait_done(stack, job["id"], timeout=120)
@@ -175,9 +175,9 @@ def test_one_key_cannot_close_the_service_to_another(stack):
     bulk = requests.post(base + "/v1/jobs", json={"texts": texts(320, "fair")}, headers=other,
                          timeout=30)
     assert bulk.status_code == 202, bulk.text
-    wait_until(lambda: store.get(bulk.json()["id"]).finished, timeout=120, what="key 2's job")
+    wait_until(lambda: store.jobs.get(bulk.json()["id"]).finished, timeout=120, what="key 2's job")
     key2_s = time.monotonic() - started
-    left = sum(store.get(j).total - store.get(j).done for j in flood)
+    left = sum(store.jobs.get(j).total - store.jobs.get(j).done for j in flood)
     COUNTS["recovery_s"]["fair share: key 2's 320-row job while key 1's backlog waits"] = round(
         key2_s, 1)
     assert left > 0, "key 1's backlog finished first: no interleaving shown"
@@ -188,9 +188,9 @@ def test_one_key_cannot_close_the_service_to_another(stack):
 def test_redis_killed_and_restarted_keeps_jobs_and_the_api_recovers(stack):
     done = submit(stack["base"], texts(20, "before"))
     wait_done(stack, done["id"])
-    before = store_of(stack).results(done["id"])
+    before = store_of(stack).results.results(done["id"])
     pending = submit(stack["base"], texts(600, "during"))
-    wait_until(lambda: store_of(stack).get(pending["id"]).chunks_done >= 2, timeout=60,
+    wait_until(lambda: store_of(stack).jobs.get(pending["id"]).chunks_done >= 2, timeout=60,
                what="some chunks")
     stack["redis"].stop(signal.SIGKILL)
     _fault("redis SIGKILL + restart")
@@ -203,7 +203,7 @@ def test_redis_killed_and_restarted_keeps_jobs_and_the_api_recovers(stack):
     restarted = time.monotonic()
     wait_until(lambda: requests.get(stack["base"] + done["status_url"], timeout=5).ok,
                timeout=30, what="API answering again")
-    assert store_of(stack).results(done["id"]) == before
+    assert store_of(stack).results.results(done["id"]) == before
     wait_done(stack, pending["id"], timeout=120)  # queued work survived; the worker reconnected
     recovery = time.monotonic() - restarted
     COUNTS["recovery_s"]["redis SIGKILL + restart: restart to job done (600 rows)"] = round(
@@ -233,7 +233,7 @@ def test_a_job_past_its_deadline_expires(stack):
     wait_done(stack, job["id"])
     view = requests.get(stack["base"] + job["status_url"], timeout=5).json()
     assert view["status"] == "expired" and "deadline" in view["error"]
-    assert store.get(job["id"]).done < 200
+    assert store.jobs.get(job["id"]).done < 200
     wait_done(stack, big["id"], timeout=180)
     audit(stack, big["id"])
 

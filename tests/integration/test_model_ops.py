@@ -77,7 +77,7 @@ def start_worker(env: dict[str, str], log: Path, redis_url: str, *, timeout: flo
 
 
 def heartbeat(store: JobStore) -> dict:
-    workers = store.workers()
+    workers = store.workers.heartbeats()
     assert len(workers) == 1, workers
     return workers[0]
 
@@ -85,11 +85,11 @@ def heartbeat(store: JobStore) -> dict:
 def wait_job(store: JobStore, job_id: str, timeout: float = 300):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = store.get(job_id)
+        job = store.jobs.get(job_id)
         if job.finished:
             return job
         time.sleep(0.05)
-    raise AssertionError(f"job {job_id} not finished: {store.get(job_id)}")
+    raise AssertionError(f"job {job_id} not finished: {store.jobs.get(job_id)}")
 
 
 def registry_env(redis_url: str, store: HdfsArtifactStore, cache: Path) -> dict[str, str]:
@@ -143,12 +143,12 @@ def test_worker_serves_hdfs_model_swaps_mid_job_and_logs_predictions(
         resp = requests.post(base + "/v1/jobs", json={"texts": texts}, timeout=60)
         assert resp.status_code == 202, resp.text
         job_id = resp.json()["id"]
-        wait_until(lambda: store.get(job_id).done > 0, timeout=60, what="first chunk")
+        wait_until(lambda: store.jobs.get(job_id).done > 0, timeout=60, what="first chunk")
         registry.promote(NAME, v2, alias="production")
         job = wait_job(store, job_id)
         assert job.status == "done", job
         assert job.chunks_failed == 0 and job.error is None and job.done == len(texts)
-        results = store.results(job_id)
+        results = store.results.results(job_id)
         versions = [r["model_version"] for r in results]
         assert len(versions) == len(texts)
         assert set(versions) == {v1, v2}, "the swap did not land mid-job; make the job larger"
@@ -164,7 +164,7 @@ def test_worker_serves_hdfs_model_swaps_mid_job_and_logs_predictions(
         after = requests.post(base + "/v1/jobs", json={"texts": texts[:500]}, timeout=30).json()
         job2 = wait_job(store, after["id"])
         assert job2.status == "done" and job2.model_version == v2
-        assert {r["model_version"] for r in store.results(after["id"])} == {v2}
+        assert {r["model_version"] for r in store.results.results(after["id"])} == {v2}
     finally:
         api.stop()
         worker.stop()  # SIGTERM: the prediction log writes what it still holds

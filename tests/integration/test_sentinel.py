@@ -113,7 +113,7 @@ def stack(tmp_path_factory, service_env):
     store = JobStore.from_settings(settings)
     worker = Process([sys.executable, "-m", "spamq.cli", "worker", "--name=sentinel@%h"],
                      log=root / "worker.log", env=env)
-    wait_until(lambda: any(w.get("model_version") for w in store.workers()), timeout=120,
+    wait_until(lambda: any(w.get("model_version") for w in store.workers.heartbeats()), timeout=120,
                what="worker through the sentinels", proc=worker.proc, log=worker.log)
     api, base = start_api(env, log=root / "api.log")
     deliverer = start_deliverer(env, log=root / "webhooks.log")
@@ -167,12 +167,12 @@ def test_master_sigkilled_mid_job_fails_over_with_every_row_once(stack):
                          timeout=30)
     assert resp.status_code == 202, resp.text
     job_id = resp.json()["id"]
-    wait_until(lambda: store.get(job_id).chunks_done >= 4, timeout=60, what="some chunks")
+    wait_until(lambda: store.jobs.get(job_id).chunks_done >= 4, timeout=60, what="some chunks")
 
-    done_at_kill = store.get(job_id).chunks_done
+    done_at_kill = store.jobs.get(job_id).chunks_done
     stack["master"].stop(signal.SIGKILL)
     killed = time.monotonic()
-    wait_until(lambda: store.get(job_id).finished, timeout=90, what="the job after failover",
+    wait_until(lambda: store.jobs.get(job_id).finished, timeout=90, what="the job after failover",
                proc=stack["worker"].proc, log=stack["worker"].log)
     job_s = time.monotonic() - killed
     receiver = stack["receiver"]  # the deliverer found the new master too: the end is told
@@ -196,8 +196,8 @@ def test_master_sigkilled_mid_job_fails_over_with_every_row_once(stack):
     assert redis_client(stack["settings"]).connection_pool.get_master_address() == (
         "127.0.0.1", stack["replica_port"])
 
-    job = store.get(job_id)
-    results = store.results(job_id)
+    job = store.jobs.get(job_id)
+    results = store.results.results(job_id)
     stored_chunks = store.redis.hlen(f"spamq:job:{job_id}:results")
     lost = max(0, job.total - len(results))
     duplicated = max(0, len(results) - job.total) + max(0, job.done - job.total)

@@ -84,7 +84,7 @@ def cli(stack, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def heartbeat(stack) -> dict:
-    workers = stack["jobs"].workers()
+    workers = stack["jobs"].workers.heartbeats()
     assert len(workers) == 1, workers
     return workers[0]
 

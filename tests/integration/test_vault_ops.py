@@ -218,8 +218,8 @@ def test_api_rides_out_vault_unreachable_and_recovers(
         assert created.status_code == 202, created.text
         job_id = created.json()["id"]
         store = JobStore(redis.Redis.from_url(redis_url), ttl_s=60)
-        wait_until(lambda: store.get(job_id).finished, timeout=30, what="job")
-        assert store.get(job_id).status == "done"
+        wait_until(lambda: store.jobs.get(job_id).finished, timeout=30, what="job")
+        assert store.jobs.get(job_id).status == "done"
         view = requests.get(f"{base}/v1/jobs/{job_id}", timeout=5)
         assert view.status_code == 200 and view.json()["status"] == "done"
         assert answer(base, "not-a-key") == 401  # still fenced while Vault is away

@@ -214,7 +214,7 @@ def test_jobs_driven_to_their_end_are_told_once_each(redis_url):
         "job.completed", "job.failed", "job.cancelled")), s)
     ids = []
     for _ in range(4):
-        job, _ = jobs.create(["hi", "there"], chunk_size=1, queue="q", owner=KID)
+        job, _ = jobs.jobs.create(["hi", "there"], chunk_size=1, queue="q", owner=KID)
         outbox.subscribe(job.id, hook, KID)
         ids.append(job.id)
     done, failed, cancelled, running = ids
@@ -223,10 +223,10 @@ def test_jobs_driven_to_their_end_are_told_once_each(redis_url):
     try:
         with deliverer(s):
             for job_id in (done, running):
-                jobs.store_chunk(job_id, 0, [result], model_version="tiny-1")
-            jobs.store_chunk(done, 1, [result], model_version="tiny-1")
-            jobs.fail(failed, "the model broke")
-            jobs.cancel(cancelled)
+                jobs.results.store_chunk_next(job_id, 0, [result], model_version="tiny-1")
+            jobs.results.store_chunk_next(done, 1, [result], model_version="tiny-1")
+            jobs.jobs.fail(failed, "the model broke")
+            jobs.jobs.cancel(cancelled)
             wait_until(lambda: len(receiver.processed()) == 3 and outbox.oldest_age_s() == 0,
                        timeout=15, what="3 end events")
             time.sleep(3 * s.webhook_poll_s + 0.2)  # more polls: nothing more is sent

@@ -55,7 +55,7 @@ def test_done_job_shows_results(ctx):
     job_id = client.post("/v1/jobs", json={"texts": ["a", "b"]}).get_json()["id"]
     rows = [{"label": "ham", "spam_probability": 0.1, "truncated": False, "model_version": "v"},
             {"label": "spam", "spam_probability": 0.9, "truncated": False, "model_version": "v"}]
-    store.store_chunk(job_id, 0, rows, model_version="v")
+    store.results.store_chunk_next(job_id, 0, rows, model_version="v")
     job = client.get(f"/v1/jobs/{job_id}").get_json()
     assert job["status"] == "done" and job["results"] == rows and job["model_version"] == "v"
     assert job["progress"] == {"done": 2, "total": 2}
@@ -118,7 +118,7 @@ def test_health_and_readiness(ctx):
     client, store, _ = ctx
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 503
-    store.beat("w", {"name": "w", "model_version": "v1", "at": time.time()}, ttl_s=5)
+    store.workers.beat("w", {"name": "w", "model_version": "v1", "at": time.time()}, ttl_s=5)
     resp = client.get("/readyz")
     assert resp.status_code == 200
     assert resp.get_json() == {"ready": True, "status": "ready", "workers": 1}
@@ -166,13 +166,13 @@ def test_metrics_report_requests_jobs_queues_and_workers(ctx):
     store.redis.lpush("spamq.bulk", _json.dumps({"headers": {"spamq_enqueued_at": 1.0}}))
     client.post("/v1/jobs", json={"texts": ["a", "b"]})
     client.post("/v1/jobs", json={"texts": []})
-    store.beat("w1", {"name": "w1", "model_version": "v9", "device": "cpu",
+    store.workers.beat("w1", {"name": "w1", "model_version": "v9", "device": "cpu",
                       "precision": "int8", "at": time.time() - 1.5}, ttl_s=5)
     store.redis.set("spamq:lease:" + "a" * 32 + ":3", "w1|t1")
     store.redis.set("spamq:lease:" + "a" * 32 + ":4", "w1|t2")
     store.redis.set("spamq:lease:" + "b" * 32 + ":0", "gone:7|t3")
-    store.set_batch_stats("w1", {"batches": 4, "rows": 40, "max_rows": 16, "mean_rows": 10.0,
-                                 "fill": 0.8}, ttl_s=5)
+    store.workers.set_batch_stats("w1", {"batches": 4, "rows": 40, "max_rows": 16,
+                                         "mean_rows": 10.0, "fill": 0.8}, ttl_s=5)
     text = client.get("/metrics").get_data(as_text=True)
     lines = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
              for line in text.splitlines() if line and not line.startswith("#")}

@@ -32,7 +32,7 @@ def score_all(store, job_id, sent, skip=()):
         if jid == job_id and index not in skip:
             rows = [{"label": "ham", "spam_probability": i / 100, "truncated": False,
                      "model_version": "v"} for i in range(start, stop)]
-            store.store_chunk(job_id, index, rows, model_version="v")
+            store.results.store_chunk_next(job_id, index, rows, model_version="v")
 
 
 CSV_FILE = "id,body\n1,hello there\n2,\n3,win a prize now\n4," + "x" * 60 + "\n5,ok\n6,see you\n"
@@ -169,7 +169,7 @@ def test_idempotency_key_returns_the_existing_job_and_resends_only_missing_chunk
     assert again.status_code == 200 and again.get_json()["id"] == job_id
     assert len(sender.sent) == 3  # nothing re-sent for a job still in progress
     score_all(store, job_id, sender.sent, skip={2})
-    store.fail(job_id, "chunk 2 failed: worker died")
+    store.jobs.fail(job_id, "chunk 2 failed: worker died")
     resumed = client.post("/v1/jobs", json={"texts": ["t"] * 10}, headers=headers).get_json()
     assert resumed["id"] == job_id and resumed["resent_chunks"] == 1
     assert sender.sent[-1][1][1] == 2 and len(sender.sent) == 4  # only the missing chunk

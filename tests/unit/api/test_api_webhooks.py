@@ -134,7 +134,7 @@ def test_a_lone_surrogate_in_the_url_is_422_before_any_job(ctx, path, body):
         resp = client.post(path, json=body, headers=key)
     assert resp.status_code == 422, resp.get_json()
     assert resp.get_json()["field"] == "webhook.url"
-    assert store.job_for_key("k-surrogate") is None  # the key is not burnt
+    assert store.jobs.job_for_key("k-surrogate") is None  # the key is not burnt
     assert redis.smembers(WEBHOOK_WATCH_KEY) == set()
     ok = client.post("/v1/jobs", json={"texts": ["a"], "webhook": HOOK}, headers=key)
     assert ok.status_code == 202, ok.get_json()
@@ -153,7 +153,7 @@ def test_a_key_without_a_signing_secret_is_422_naming_webhook(path):
     body = resp.get_json()
     assert (body["error"], body["field"]) == ("invalid_request", "webhook")
     assert "signing secret" in body["message"]
-    assert store.job_for_key("k1") is None and redis.smembers(WEBHOOK_WATCH_KEY) == set()
+    assert store.jobs.job_for_key("k1") is None and redis.smembers(WEBHOOK_WATCH_KEY) == set()
     assert not redis.keys("spamq:job:*")
     upload = client.post("/v1/jobs", data=_upload(HOOK), content_type="multipart/form-data")
     assert upload.status_code == 422 and upload.get_json()["field"] == "webhook"
@@ -172,9 +172,9 @@ def test_a_failed_subscription_fails_the_new_job_and_frees_its_key(ctx, monkeypa
     resp = client.post("/v1/jobs", json={"texts": ["a"], "webhook": HOOK},
                        headers={"Idempotency-Key": "k2"})
     assert resp.status_code >= 500
-    assert store.job_for_key("k2") is None
+    assert store.jobs.job_for_key("k2") is None
     [job_key] = [k for k in redis.keys("spamq:job:*") if k.count(b":") == 2]
-    assert store.get(job_key.decode().rsplit(":", 1)[1]).status == "failed"
+    assert store.jobs.get(job_key.decode().rsplit(":", 1)[1]).status == "failed"
     monkeypatch.undo()
     again = client.post("/v1/jobs", json={"texts": ["a"], "webhook": HOOK},
                         headers={"Idempotency-Key": "k2"})

@@ -48,12 +48,12 @@ def test_both_header_forms_work_and_a_key_sees_only_its_own_jobs():
     created = client.post("/v1/jobs", json={"texts": ["hi"]}, headers={"X-API-Key": ALICE})
     assert created.status_code == 202
     url = created.get_json()["status_url"]
-    assert store.get(created.get_json()["id"]).owner == key_id(hash_key(ALICE))
+    assert store.jobs.get(created.get_json()["id"]).owner == key_id(hash_key(ALICE))
     assert client.get(url, headers={"Authorization": f"Bearer {ALICE}"}).status_code == 200
     for path in (url, url + "/results", url + "/rejected"):
         assert client.get(path, headers={"X-API-Key": BOB}).status_code == 404
     assert client.delete(url, headers={"X-API-Key": BOB}).status_code == 404
-    assert store.status(created.get_json()["id"]) == "queued"
+    assert store.jobs.status(created.get_json()["id"]) == "queued"
     # the same Idempotency-Key from another key is another job
     first = client.post("/v1/jobs", json={"texts": ["x"]},
                         headers={"X-API-Key": ALICE, "Idempotency-Key": "k1"}).get_json()
@@ -115,11 +115,11 @@ def test_deadline_must_be_a_positive_bounded_number(bad):
 def test_deadline_is_stored_on_the_job():
     client, store, _ = _app(auth_required=False)
     body = client.post("/v1/jobs", json={"texts": ["hi"], "deadline_s": 30}).get_json()
-    assert time.time() + 25 < store.get(body["id"]).deadline < time.time() + 31
+    assert time.time() + 25 < store.jobs.get(body["id"]).deadline < time.time() + 31
 
 
 def test_job_ids_are_128_random_bits():
     _, store, _ = _app()
-    ids = {store.create(["x"], chunk_size=4, queue="q")[0].id for _ in range(200)}
+    ids = {store.jobs.create(["x"], chunk_size=4, queue="q")[0].id for _ in range(200)}
     assert len(ids) == 200 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
     assert secrets.token_hex(16) not in ids

@@ -67,14 +67,15 @@ def test_a_store_job_counts_its_estimate_then_what_its_splits_measure(tmp_path):
     job, sent = StoreJobs(jobs).create(
         files, splits, {}, queue="spamq.bulk", owner="k1", idempotency_key=None, output="o",
         deadline=None, window=2, quote_pass=False, est_rows=500)
-    load = jobs.load(["spamq.bulk"], "k1")
+    load = jobs.leases.load(["spamq.bulk"], "k1")
     assert (load.pending_rows, load.pieces) == (500, 2)  # the estimate; 2 splits queued
     # a scored split of 250 bytes held 100 rows (and 25 rejected): 750 bytes left at 125/250
     StoreJobs(jobs).split_done(job.id, 0, rows=100, rejected=25, nbytes=250, model_version="v")
-    load = jobs.load(["spamq.bulk"], "k1")
+    load = jobs.leases.load(["spamq.bulk"], "k1")
     assert load.pending_rows == 750 * 125 // 250
     assert load.pieces == 2  # one stored, the next one sent
-    assert jobs.load(["spamq.bulk"], "k2").pending_rows == 0  # another key's rows are its own
+    # another key's rows are its own
+    assert jobs.leases.load(["spamq.bulk"], "k2").pending_rows == 0
 
 
 def test_a_gz_store_job_counts_against_the_keys_rows(tmp_path):
@@ -86,8 +87,8 @@ def test_a_gz_store_job_counts_against_the_keys_rows(tmp_path):
     first = client.post("/v1/jobs", json={"hdfs_input": f"{home}/in/big.jsonl.gz",
                                           "hdfs_output": f"{home}/out/1"}, headers=as_(ALICE))
     assert first.status_code == 202, first.get_json()
-    owner = jobs.get(first.get_json()["id"]).owner
-    assert jobs.load([], owner).pending_rows == 300_000 * 24 // 64  # its stated size / 64
+    owner = jobs.jobs.get(first.get_json()["id"]).owner
+    assert jobs.leases.load([], owner).pending_rows == 300_000 * 24 // 64  # its stated size / 64
     second = client.post("/v1/jobs", json={"hdfs_input": f"{home}/in/big.jsonl.gz",
                                            "hdfs_output": f"{home}/out/2"}, headers=as_(ALICE))
     assert second.status_code == 429 and second.get_json()["error"] == "over_quota"
@@ -134,11 +135,11 @@ def test_scored_store_jobs_stop_counting(tmp_path):
     resp = client.post("/v1/jobs", json={"hdfs_input": f"{home}/in/a.jsonl",
                                          "hdfs_output": f"{home}/out"}, headers=as_(ALICE))
     assert resp.status_code == 202
-    owner = jobs.get(resp.get_json()["id"]).owner
-    assert jobs.load([], owner).pending_rows > 0
+    owner = jobs.jobs.get(resp.get_json()["id"]).owner
+    assert jobs.leases.load([], owner).pending_rows > 0
     run_all(jobs, tasks, LocalArtifactStore(tmp_path))
-    assert jobs.get(resp.get_json()["id"]).status == "done"
-    assert jobs.load([], owner)[1:4] == (0, 0, 0)
+    assert jobs.jobs.get(resp.get_json()["id"]).status == "done"
+    assert jobs.leases.load([], owner)[1:4] == (0, 0, 0)
 
 
 @pytest.mark.parametrize("active, expected", [(1, 100), (2, 50), (10, 16)])

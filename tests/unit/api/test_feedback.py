@@ -36,7 +36,7 @@ def scored_job(client, jobs, texts, key=ALICE, version="v7"):
     """A texts job of ``key``, all its chunks stored as if a worker had scored them."""
     job_id = client.post("/v1/jobs", json={"texts": texts},
                          headers={"X-API-Key": key}).get_json()["id"]
-    job = jobs.get(job_id)
+    job = jobs.jobs.get(job_id)
     for chunk in range(job.chunks_total):
         n = len(texts[chunk * job.chunk_size:(chunk + 1) * job.chunk_size])
         jobs.redis.hset(schema.job_keys(job_id)[2], chunk, json.dumps(

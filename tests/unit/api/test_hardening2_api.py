@@ -84,7 +84,7 @@ def test_an_idempotent_resubmission_keeps_no_second_copy(ctx, monkeypatch):
     first = send()
     assert first.status_code == 202
     # two submissions at once: the second passes the first look and loses at the job's creation
-    monkeypatch.setattr(store, "job_for_key", lambda *a, **k: None)
+    monkeypatch.setattr(store.jobs, "job_for_key", lambda *a, **k: None)
     again = send()
     assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
     assert len(stored_files(root)) == 1 and held(store) == len(CSV)
@@ -266,14 +266,15 @@ def test_readyz_counts_live_workers_only_and_names_none(tmp_path):
     client = create_app(Settings(worker_heartbeat_s=1), store=store,
                         send_task=RecordingSender()).test_client()
     now = time.time()
-    store.beat("host-a:101", {"name": "host-a:101", "model_version": "v1", "at": now}, ttl_s=30)
-    store.beat("host-b:202", {"name": "host-b:202", "model_version": "v1", "at": now - 20},
-               ttl_s=30)  # killed: its heartbeat key not expired yet, its beats stopped
+    store.workers.beat("host-a:101", {"name": "host-a:101", "model_version": "v1", "at": now},
+                       ttl_s=30)
+    store.workers.beat("host-b:202", {"name": "host-b:202", "model_version": "v1", "at": now - 20},
+                       ttl_s=30)  # killed: its heartbeat key not expired yet, its beats stopped
     resp = client.get("/readyz")
     assert resp.status_code == 200
     assert resp.get_json() == {"ready": True, "status": "ready", "workers": 1}
     assert b"host-" not in resp.get_data()
-    store.beat("host-c:303", {"name": "host-c:303", "model_version": "v1", "at": now - 15,
+    store.workers.beat("host-c:303", {"name": "host-c:303", "model_version": "v1", "at": now - 15,
                               "heartbeat_s": 10}, ttl_s=30)  # slow beats, its own interval
     assert client.get("/readyz").get_json()["workers"] == 2
     store.redis.delete("spamq:worker:host-a:101", "spamq:worker:host-c:303")

@@ -49,7 +49,7 @@ def test_another_keys_job_cannot_be_written_read_or_told_apart_from_an_unknown_o
     client, store, _ = _app()
     job_id = client.post("/v1/jobs", json={"texts": ["a", "b", "c", "d", "e"]},
                          headers=as_(ALICE)).get_json()["id"]
-    store.store_chunk(job_id, 0, [{"label": "ham"}] * 4, model_version="v")
+    store.results.store_chunk_next(job_id, 0, [{"label": "ham"}] * 4, model_version="v")
     before = snapshot(store.redis)
     unknown = client.get(f"/v1/jobs/{'f' * 32}", headers=as_(BOB))
     for hostile in HOSTILE_IDS + [job_id]:
@@ -111,17 +111,17 @@ def test_a_cancelled_or_expired_job_resumes_under_its_key():
     body = {"texts": ["a", "b", "c", "d", "e", "f", "g", "h", "i"]}
     job_id = client.post("/v1/jobs", json=body, headers=h).get_json()["id"]
     assert [s[1][1] for s in sender.sent] == [0, 1]  # a window of 2 chunks of 3
-    store.store_chunk(job_id, 0, [{"label": "ham"}] * 4, model_version="v")
+    store.results.store_chunk_next(job_id, 0, [{"label": "ham"}] * 4, model_version="v")
     assert client.delete(f"/v1/jobs/{job_id}", headers=as_(ALICE)).status_code == 200
     sender.sent.clear()
     again = client.post("/v1/jobs", json=body, headers=h)
     assert again.status_code == 200 and again.get_json()["id"] == job_id
-    assert store.get(job_id).status == "running"
+    assert store.jobs.get(job_id).status == "running"
     assert sorted(s[1][1] for s in sender.sent) == [1, 2]  # chunk 1 again, then the window
-    store.expire(job_id)
+    store.jobs.expire(job_id)
     sender.sent.clear()
     assert client.post("/v1/jobs", json=body, headers=h).status_code == 200
-    assert store.get(job_id).status == "running" and store.get(job_id).deadline is None
+    assert store.jobs.get(job_id).status == "running" and store.jobs.get(job_id).deadline is None
 
 
 def test_one_413_message_whatever_the_transfer():
@@ -151,8 +151,8 @@ def test_a_keys_backlog_is_capped_and_the_cap_is_per_key():
     assert over.status_code == 429 and over.get_json()["error"] == "over_quota"
     assert "Retry-After" in over.headers
     assert client.post("/v1/jobs", json={"texts": ["b"]}, headers=as_(BOB)).status_code == 202
-    for job_id in store.active_jobs():  # ended jobs stop counting
-        store.cancel(job_id)
+    for job_id in store.jobs.active():  # ended jobs stop counting
+        store.jobs.cancel(job_id)
     assert client.post("/v1/jobs", json={"texts": ["a"]}, headers=as_(ALICE)).status_code == 202
 
 
@@ -173,7 +173,7 @@ def test_a_running_job_without_progress_shows_stalled_and_no_eta():
     client, store, _ = _app(stalled_after_s=5)
     job_id = client.post("/v1/jobs", json={"texts": list("abcdefgh")},
                          headers=as_(ALICE)).get_json()["id"]
-    store.store_chunk(job_id, 0, [{"label": "ham"}] * 4, model_version="v")
+    store.results.store_chunk_next(job_id, 0, [{"label": "ham"}] * 4, model_version="v")
     view = client.get(f"/v1/jobs/{job_id}", headers=as_(ALICE)).get_json()
     assert view["status"] == "running" and view["rate"]["eta_s"] is not None
     store.redis.hset(f"spamq:job:{job_id}", "progress_at", repr(1.0))  # long ago

@@ -107,6 +107,6 @@ def test_each_request_is_read_and_validated_once(ctx, monkeypatch):
     assert validated == ["TextsBody"] and len(loads) == 1
     validated.clear()
     loads.clear()
-    store.expire(store.job_for_key("k1", ""))
+    store.jobs.expire(store.jobs.job_for_key("k1", ""))
     assert client.post("/v1/jobs", json=body, headers=headers).status_code == 200  # resumed
     assert validated == ["TextsBody"] and len(loads) == 1

@@ -44,11 +44,11 @@ def test_a_store_job_keeps_its_deadline(ctx, submit):
     client, jobs, tasks, artifacts = ctx
     resp = submit(client, "out/in-time")
     assert resp.status_code == 202, resp.get_json()
-    job = jobs.get(resp.get_json()["id"])
+    job = jobs.jobs.get(resp.get_json()["id"])
     assert time.time() + 25 < job.deadline < time.time() + 31
     assert job.chunks_total > 2
     run_all(jobs, tasks, artifacts)
-    assert jobs.get(job.id).status == "done"  # scored within its deadline
+    assert jobs.jobs.get(job.id).status == "done"  # scored within its deadline
 
 
 @pytest.mark.parametrize("submit", [_submit_json, _submit_upload])
@@ -58,7 +58,7 @@ def test_a_store_job_past_its_deadline_expires_without_scoring(ctx, submit, monk
     later = time.time() + 60
     monkeypatch.setattr("worker.resilience.time.time", lambda: later)
     run_all(jobs, tasks, artifacts)
-    job = jobs.get(job_id)
+    job = jobs.jobs.get(job_id)
     assert job.status == EXPIRED and "deadline" in job.error and job.done == 0
     view = client.get(f"/v1/jobs/{job_id}").get_json()
     assert view["status"] == "expired" and view["progress"]["done"] == 0

@@ -39,30 +39,30 @@ class HeldScorer:
 
 def test_a_keys_job_is_stored_while_another_keys_rows_are_still_scoring():
     store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
-    flood = [store.create(["a"] * 256, chunk_size=256, queue="q", owner="key-a")
+    flood = [store.jobs.create(["a"] * 256, chunk_size=256, queue="q", owner="key-a")
              for _ in range(3)]
-    lone = store.create(["hello"], chunk_size=256, queue="q", owner="key-b")
+    lone = store.jobs.create(["hello"], chunk_size=256, queue="q", owner="key-b")
     items = [(job.id, plan[0]) for job, plan in [*flood[:2], lone, flood[2]]]
     scorer = HeldScorer(slow="key-a")
     done: list[int] = []
     worker = threading.Thread(target=lambda: done.append(score_group(store, scorer, items)))
     worker.start()
     deadline = time.monotonic() + 5
-    while store.get(lone[0].id).status != DONE and time.monotonic() < deadline:
+    while store.jobs.get(lone[0].id).status != DONE and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert store.get(lone[0].id).status == DONE  # key-b's text is in, key-a's still scoring
-    assert all(store.get(job.id).status != DONE for job, _ in flood)
+    assert store.jobs.get(lone[0].id).status == DONE  # key-b's text is in, key-a's still scoring
+    assert all(store.jobs.get(job.id).status != DONE for job, _ in flood)
     scorer.release.set()
     worker.join(5)
     assert done == [4]
     assert sorted(scorer.owners) == ["key-a", "key-b"]  # one submission per key
-    assert [store.results(job.id)[0]["text"] for job, _ in flood] == ["a"] * 3
+    assert [store.results.results(job.id)[0]["text"] for job, _ in flood] == ["a"] * 3
 
 
 def test_a_chunk_is_submitted_under_its_jobs_owner():
     store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
-    job, plan = store.create(["x", "y"], chunk_size=256, queue="q", owner="key-c")
+    job, plan = store.jobs.create(["x", "y"], chunk_size=256, queue="q", owner="key-c")
     scorer = HeldScorer(slow="")
     assert score_chunk(store, scorer, job.id, plan[0])
     assert scorer.owners == ["key-c"]
-    assert store.get(job.id).status not in (RUNNING,)
+    assert store.jobs.get(job.id).status not in (RUNNING,)

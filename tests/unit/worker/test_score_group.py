@@ -17,7 +17,7 @@ def store():
 
 
 def _jobs(store, texts_per_job, **create):
-    made = [store.create(texts, chunk_size=32, queue="q", **create) for texts in texts_per_job]
+    made = [store.jobs.create(texts, chunk_size=32, queue="q", **create) for texts in texts_per_job]
     return [(job.id, plan[0]) for job, plan in made]
 
 
@@ -28,8 +28,8 @@ def test_every_job_of_a_group_gets_its_own_results_from_one_pass(store):
     assert score_group(store, scorer, items) == 4
     assert scorer.passes == 1  # one batcher submission for the whole group
     for (job_id, _), own in zip(items, texts, strict=True):
-        assert store.get(job_id).status == DONE
-        assert [r["text"] for r in store.results(job_id)] == own
+        assert store.jobs.get(job_id).status == DONE
+        assert [r["text"] for r in store.results.results(job_id)] == own
 
 
 def test_a_redelivered_group_scores_nothing_twice(store):
@@ -42,17 +42,17 @@ def test_a_redelivered_group_scores_nothing_twice(store):
 
 def test_cancelled_and_expired_jobs_are_skipped_and_the_rest_scored(store):
     items = _jobs(store, [["keep"], ["cancel me"], ["late"]])
-    store.cancel(items[1][0])
-    late = store.create(["late"], chunk_size=32, queue="q", deadline=time.time() - 1)
+    store.jobs.cancel(items[1][0])
+    late = store.jobs.create(["late"], chunk_size=32, queue="q", deadline=time.time() - 1)
     items[2] = (late[0].id, late[1][0])
     assert score_group(store, FakeScorer(), items) == 1
-    assert [store.get(j).status for j, _ in items] == [DONE, CANCELLED, EXPIRED]
+    assert [store.jobs.get(j).status for j, _ in items] == [DONE, CANCELLED, EXPIRED]
 
 
 def test_a_poison_text_fails_only_its_own_item(store):
     items = _jobs(store, [["fine"], ["BAD text"], ["also fine"]])
     assert score_group(store, FakeScorer(), items) == 3
-    errors = [store.results(j)[0].get("error") for j, _ in items]
+    errors = [store.results.results(j)[0].get("error") for j, _ in items]
     assert errors[0] is None and errors[2] is None and "model blew up" in errors[1]
 
 
@@ -60,7 +60,7 @@ def test_a_job_gone_from_redis_is_dropped_and_the_others_stored(store):
     items = _jobs(store, [["a"], ["gone"]])
     store.redis.delete(*[k.decode() for k in store.redis.keys(f"*{items[1][0]}*")])
     assert score_group(store, FakeScorer(), items) == 1
-    assert store.get(items[0][0]).status == DONE
+    assert store.jobs.get(items[0][0]).status == DONE
 
 
 class CountingRedis(fakeredis.FakeRedis):
@@ -94,8 +94,8 @@ def test_a_group_costs_the_same_round_trips_for_one_job_as_for_twenty():
         CountingRedis.trips = 0
         assert score_group(store, FakeScorer(), items) == n
         trips[n] = CountingRedis.trips
-        assert all(store.get(j).status == DONE for j, _ in items)
-        assert store.active_jobs() == []  # a finished job leaves the sweeper's set itself
+        assert all(store.jobs.get(j).status == DONE for j, _ in items)
+        assert store.jobs.active() == []  # a finished job leaves the sweeper's set itself
     assert trips[1] == trips[20]
 
 
@@ -105,4 +105,4 @@ def test_scripts_are_reloaded_when_redis_lost_them(store):
     items = _jobs(store, [["a"], ["b"]])
     store.redis.script_flush()
     assert score_group(store, FakeScorer(), items) == 2
-    assert [r["text"] for r in store.results(items[1][0])] == ["b"]
+    assert [r["text"] for r in store.results.results(items[1][0])] == ["b"]

@@ -212,11 +212,11 @@ def test_a_store_job_split_offers_its_scored_rows_to_the_shadow(tmp_path):
     tap = Recorder()
     try:
         scorer = ctx.scorer(batcher, batch_bytes=40, shadow=tap)
-        for i in range(ctx.jobs.get(job_id).chunks_total):
+        for i in range(ctx.jobs.jobs.get(job_id).chunks_total):
             scorer.run(job_id, i)
     finally:
         batcher.close()
-    assert ctx.jobs.get(job_id).status == "done"
+    assert ctx.jobs.jobs.get(job_id).status == "done"
     offered = [t for got, _ in tap.offers for t in got]
     assert sorted(offered) == sorted(texts)  # every scored row once, with its scores
     for got, cols in tap.offers:

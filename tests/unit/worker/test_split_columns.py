@@ -63,15 +63,15 @@ def _run(tmp_path, name, data, output_format, scorer_of):
         split_tasks.plan_quotes(ctx.jobs, ctx.artifacts, job_id)
         ctx.sent = [(n, a) for n, a in ctx.sent if n == "spamq.score_split"]
         ctx.sent = ctx.sent or [("spamq.score_split", [job_id, i])
-                                for i in range(ctx.jobs.get(job_id).chunks_total)]
+                                for i in range(ctx.jobs.jobs.get(job_id).chunks_total)]
     batcher = Batcher(lambda: FakeRunner(), max_batch_tokens=64, max_batch_size=8)
     try:
         scorer = ctx.scorer(scorer_of(batcher), batch_bytes=40)
-        for i in range(ctx.jobs.get(job_id).chunks_total):
+        for i in range(ctx.jobs.jobs.get(job_id).chunks_total):
             scorer.run(job_id, i)
     finally:
         batcher.close()
-    job = ctx.jobs.get(job_id)
+    job = ctx.jobs.jobs.get(job_id)
     out = ctx.root / "out" / "j"
     files = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
              if p.is_file() and p.name != "_SUCCESS"}
@@ -188,7 +188,7 @@ def test_the_next_batches_are_read_and_submitted_while_the_model_scores_one(tmp_
     finally:
         gated._timer.cancel()
     assert not gated.waited  # batch 1 was resolved only once batch 3 had been submitted
-    assert ctx.jobs.get(job_id).status == "done"
+    assert ctx.jobs.jobs.get(job_id).status == "done"
     assert set(gated.threads) == {"spamq-split-reader"}
     assert gated.unresolved_at_submit[:3] == [0, 1, 2]  # none resolved before the third
     out = (ctx.root / "out" / "j" / "part-00000.jsonl").read_text().splitlines()

@@ -28,7 +28,7 @@ def message(job_id: str, index: int) -> bytes:
 def setup(texts=5, chunk_size=2, **create):
     r = fakeredis.FakeRedis()
     store = JobStore(r, ttl_s=600)
-    job, _ = store.create(["t"] * texts, chunk_size=chunk_size, queue="q", **create)
+    job, _ = store.jobs.create(["t"] * texts, chunk_size=chunk_size, queue="q", **create)
     sent: list[tuple] = []
     clock = Clock(job.created_at)
 
@@ -48,18 +48,19 @@ def take_turn(r) -> None:
 
 def test_a_dead_workers_leases_are_freed_and_their_chunks_resent_at_once():
     r, store, job, sent, clock, sweeper = setup()
-    store.beat("alive:1", {"name": "alive:1"}, ttl_s=60)
-    store.try_lease(job.id, 0, "alive:1|t0", ttl_s=60)
-    store.try_lease(job.id, 1, "dead:2|t1", ttl_s=60)  # its worker's heartbeat has lapsed
+    store.workers.beat("alive:1", {"name": "alive:1"}, ttl_s=60)
+    store.leases.try_leases([(job.id, 0, "alive:1|t0")], ttl_s=60)
+    # its worker's heartbeat has lapsed:
+    store.leases.try_leases([(job.id, 1, "dead:2|t1")], ttl_s=60)
     r.lpush("q", message(job.id, 2))  # chunk 2 waits in the queue
     assert sweeper().sweep_once() == 1
     assert sent == [(job.id, 1, 2, 4, "q")]
-    assert store.lease_holders(job.id, [0, 1]) == ["alive:1|t0", None]
+    assert store.leases.lease_holders(job.id, [0, 1]) == ["alive:1|t0", None]
 
 
 def test_a_lost_message_is_resent_once_the_job_has_not_moved_for_lost_after_s():
     r, store, job, sent, clock, sweeper = setup()
-    store.store_chunk(job.id, 0, [result(), result()], model_version="v")
+    store.results.store_chunk_next(job.id, 0, [result(), result()], model_version="v")
     r.lpush("q", message(job.id, 1))  # waiting: not lost; chunk 2's message vanished
     clock.now += 4
     assert sweeper().sweep_once() == 0  # moved 4 s ago: not yet
@@ -80,9 +81,9 @@ def test_unacked_messages_count_while_fresh_and_are_orphans_once_old_without_a_l
 
 def test_one_sweeper_per_period_cluster_wide():
     r, store, job, sent, clock, sweeper = setup()
-    store.try_lease(job.id, 0, "dead:1|t", ttl_s=60)
+    store.leases.try_leases([(job.id, 0, "dead:1|t")], ttl_s=60)
     assert sweeper("w1").sweep_once() == 1
-    store.try_lease(job.id, 0, "dead:1|t", ttl_s=60)
+    store.leases.try_leases([(job.id, 0, "dead:1|t")], ttl_s=60)
     assert sweeper("w2").sweep_once() == 0  # w1's turn still runs
     take_turn(r)
     assert sweeper("w2").sweep_once() == 1
@@ -90,22 +91,22 @@ def test_one_sweeper_per_period_cluster_wide():
 
 def test_only_sent_chunks_are_considered_and_finished_jobs_leave_the_active_set():
     r, store, job, sent, clock, sweeper = setup(texts=10, chunk_size=2, window=2)
-    assert store.get(job.id).chunks_sent == 2
+    assert store.jobs.get(job.id).chunks_sent == 2
     clock.now += 60
     assert sweeper().sweep_once() == 2 and {s[1] for s in sent} == {0, 1}
     for index in range(5):
-        store.store_chunk(job.id, index, [result(), result()], model_version="v")
-    assert store.get(job.id).status == "done"
+        store.results.store_chunk_next(job.id, index, [result(), result()], model_version="v")
+    assert store.jobs.get(job.id).status == "done"
     take_turn(r)
     sweeper().sweep_once()
-    assert store.active_jobs() == []
+    assert store.jobs.active() == []
 
 
 def test_a_corrupt_job_is_logged_and_skipped_and_the_others_are_swept(caplog):
     r, store, job, sent, clock, sweeper = setup()
-    bad, _ = store.create(["t"], chunk_size=1, queue="q")
+    bad, _ = store.jobs.create(["t"], chunk_size=1, queue="q")
     r.hset(f"spamq:job:{bad.id}", "total", "finished_at")  # as the cross-key write left it
-    store.try_lease(job.id, 0, "dead:1|t", ttl_s=60)
+    store.leases.try_leases([(job.id, 0, "dead:1|t")], ttl_s=60)
     assert sweeper().sweep_once() == 1 and sent[0][:2] == (job.id, 0)
     assert "job skipped" in caplog.text
 

@@ -168,7 +168,7 @@ def test_a_plan_is_written_in_bounded_pipelines_not_one_multi():
     assert sorted(n for _, n in r.pushes) == [3, 500, PLAN_BATCH, PLAN_BATCH]
     assert r.llen(f"spamq:job:{job.id}:splits") == len(plan) and first == [0, 1, 2, 3]
     assert json.loads(r.lindex(f"spamq:job:{job.id}:splits", -1))["index"] == len(plan) - 1
-    assert jobs.get(job.id).chunks_total == len(plan)
+    assert jobs.jobs.get(job.id).chunks_total == len(plan)
 
 
 def test_the_plan_task_writes_its_plan_in_bounded_pipelines_then_the_job_counts_it():
@@ -180,13 +180,13 @@ def test_the_plan_task_writes_its_plan_in_bounded_pipelines_then_the_job_counts_
         files, [], {"column": "text"}, queue="bulk", owner="k1", idempotency_key=None,
         output="out/x", deadline=None, window=4, quote_pass=False, planning=True)
     assert first == [] and store_jobs.planning(job.id)
-    seen = jobs.get(job.id)
+    seen = jobs.jobs.get(job.id)
     assert seen.status == "queued" and seen.chunks_total == 0 and not seen.finished
-    assert job.id in jobs.active_jobs()
+    assert job.id in jobs.jobs.active()
     r.pushes.clear()
     assert store_jobs.store_plan(job.id, plan)
     assert r.pushes == [(False, PLAN_BATCH), (False, 1)]
-    assert not store_jobs.planning(job.id) and jobs.get(job.id).chunks_total == len(plan)
+    assert not store_jobs.planning(job.id) and jobs.jobs.get(job.id).chunks_total == len(plan)
     assert len(store_jobs.splits(job.id)) == len(plan)
     assert not store_jobs.store_plan(job.id, plan)  # planned once: a second attempt is a no-op
     assert len(store_jobs.splits(job.id)) == len(plan)
@@ -213,8 +213,8 @@ def test_a_submission_that_fails_after_its_job_is_stored_leaves_nothing_behind(t
     resp = client.post("/v1/jobs", json=body, headers=headers)
     assert resp.status_code == 503, resp.get_json()
     assert r.keys("spamq:job:*") == [] and r.keys("spamq:output:*") == []
-    assert r.keys("spamq:idem:*") == [] and jobs.active_jobs() == []
-    assert jobs.job_counts()["submitted"] == 0
+    assert r.keys("spamq:idem:*") == [] and jobs.jobs.active() == []
+    assert jobs.jobs.counts()["submitted"] == 0
     # the key and the output are free: the retry makes a new job
     client.application.extensions["spamq"]["send_task"] = Tasks()
     again = client.post("/v1/jobs", json=body, headers=headers)
@@ -231,7 +231,7 @@ def test_a_job_whose_plan_cannot_be_stored_leaves_nothing_behind(monkeypatch):
         calls.append(fields["id"])
         raise ConnectionError("redis went away")
 
-    monkeypatch.setattr(jobs, "_commit", failing_commit)
+    monkeypatch.setattr(jobs.jobs, "commit", failing_commit)
     with pytest.raises(ConnectionError):
         StoreJobs(jobs).create(files, plan, {"column": "text"}, queue="bulk", owner=None,
                                idempotency_key="k", output="out/x", deadline=None, window=4,
@@ -252,7 +252,7 @@ def _run(jobs, tasks, artifacts, settings):
                      max_splits=settings.max_splits_per_job,
                      footers_max_files=settings.plan_footers_max_files)
             plan_quotes(jobs, artifacts, args[0])
-            sent = jobs.advance(args[0], 10**6)
+            sent = jobs.leases.advance(args[0], 10**6)
             tasks.sent += [("spamq.score_split", [args[0], i]) for i in sent]
         else:
             scorer.run(args[0], args[1])
@@ -272,7 +272,7 @@ def test_large_footers_are_planned_by_the_plan_task_within_the_cap(tmp_path, sto
     assert view["status"] == "queued" and view["chunks"]["total"] == 0
     settings = client.application.extensions["spamq"]["settings"]
     _run(jobs, tasks, store, settings)
-    job = jobs.get(job_id)
+    job = jobs.jobs.get(job_id)
     assert job.status == "done" and 3 <= job.chunks_total <= 6, job
     ids = [json.loads(line)["id"] for name in sorted(store.list("out/p"))
            if name.startswith("part-") for line in store.read_bytes(f"out/p/{name}").splitlines()]
@@ -285,7 +285,8 @@ def test_small_parquet_inputs_are_still_planned_in_the_request(tmp_path, store):
     client, jobs, _ = _api(tmp_path, tasks)
     resp = client.post("/v1/jobs", json={"hdfs_input": "in/p.parquet", "hdfs_output": "out/p"})
     assert resp.status_code == 202
-    assert jobs.get(resp.get_json()["id"]).chunks_total == 3  # a split per row group, as before
+    # a split per row group, as before
+    assert jobs.jobs.get(resp.get_json()["id"]).chunks_total == 3
     assert [name for name, _ in tasks.sent] == ["spamq.score_split"] * 3
 
 
@@ -338,4 +339,4 @@ def test_a_job_that_ended_before_its_plan_is_planned_when_resubmitted(tmp_path, 
     assert tasks.sent == [("spamq.plan_store_job", [job_id])]  # resumed: planned now
     settings = client.application.extensions["spamq"]["settings"]
     _run(jobs, tasks, store, settings)
-    assert jobs.get(job_id).status == "done" and jobs.get(job_id).done == 20
+    assert jobs.jobs.get(job_id).status == "done" and jobs.jobs.get(job_id).done == 20

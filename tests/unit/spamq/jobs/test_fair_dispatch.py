@@ -23,28 +23,29 @@ def store() -> JobStore:
 
 def parked(store: JobStore, owner: str, chunks: int = 10) -> str:
     """A parked bulk texts job of ``chunks`` chunks (one text each)."""
-    job, first = store.create(["t"] * chunks, chunk_size=1, queue=BULK, owner=owner,
-                              window=16, park=True)
-    assert first == [] and store.get(job.id).chunks_sent == 0
+    job, first = store.jobs.create(["t"] * chunks, chunk_size=1, queue=BULK, owner=owner,
+                                   window=16, park=True)
+    assert first == [] and store.jobs.get(job.id).chunks_sent == 0
     return job.id
 
 
 def refill(store: JobStore, owner: str) -> list[tuple[str, int, int]]:
-    return store.refill(owner, bulk_queue=BULK, window=WINDOW)
+    return store.leases.refill(owner, bulk_queue=BULK, window=WINDOW)
 
 
 def store_piece(store: JobStore, job_id: str, index: int) -> int | None:
     """Store chunk ``index``; the job's next chunk it sends (None: none)."""
-    return store.store_chunk_next(job_id, index, [{"label": "ham"}], model_version="v")[1]
+    return store.results.store_chunk_next(job_id, index, [{"label": "ham"}], model_version="v")[1]
 
 
 def test_a_keys_window_spans_all_its_jobs_and_the_rest_waits_parked_in_order(store):
     jobs = [parked(store, A, chunks=3) for _ in range(4)]
     assert refill(store, A) == [(jobs[0], 0, 3), (jobs[1], 0, 1)]  # 4 pieces: the window
     assert refill(store, A) == []  # full: nothing more until a piece is stored
-    assert store.parked_position(jobs[1], A) == 0 and store.parked_position(jobs[3], A) == 2
-    assert store.parked_position(jobs[0], A) is None  # every piece of it sent
-    assert store.get(jobs[3]).status == QUEUED
+    assert store.leases.parked_position(jobs[1], A) == 0
+    assert store.leases.parked_position(jobs[3], A) == 2
+    assert store.leases.parked_position(jobs[0], A) is None  # every piece of it sent
+    assert store.jobs.get(jobs[3]).status == QUEUED
     # a stored piece of a job with more to send sends its job's next: the window stays full
     assert store_piece(store, jobs[1], 0) == 1 and refill(store, A) == []
     # a job with nothing left unsent frees its slot: the key's next parked piece goes
@@ -66,22 +67,22 @@ def test_another_keys_first_pieces_go_at_once_whatever_the_first_key_has_parked(
 def test_cancelling_a_job_frees_its_slots_for_the_keys_next_job(store):
     first, second = parked(store, A), parked(store, A)
     assert refill(store, A) == [(first, 0, WINDOW)]
-    assert store.cancel(first)
+    assert store.jobs.cancel(first)
     assert refill(store, A) == [(second, 0, WINDOW)]  # the cancelled job's 4 are free
-    assert store.parked_position(first, A) is None  # and it left the list
+    assert store.leases.parked_position(first, A) is None  # and it left the list
 
 
 def test_a_failed_or_expired_job_frees_its_slots_too(store):
     jobs = [parked(store, A, chunks=WINDOW) for _ in range(3)]
     assert refill(store, A) == [(jobs[0], 0, WINDOW)]
-    store.fail(jobs[0], "split 0 failed")
+    store.jobs.fail(jobs[0], "split 0 failed")
     assert refill(store, A) == [(jobs[1], 0, WINDOW)]
-    store.expire(jobs[1])
+    store.jobs.expire(jobs[1])
     assert refill(store, A) == [(jobs[2], 0, WINDOW)]
 
 
 def test_only_bulk_jobs_count_against_the_window(store):
-    store.create(["t"] * 8, chunk_size=1, queue="interactive", owner=A)  # all 8 sent
+    store.jobs.create(["t"] * 8, chunk_size=1, queue="interactive", owner=A)  # all 8 sent
     job = parked(store, A)
     assert refill(store, A) == [(job, 0, WINDOW)]
 
@@ -90,9 +91,9 @@ def test_a_resumed_job_resends_its_missing_pieces_and_parks_the_rest(store):
     job, other = parked(store, A), parked(store, A)
     assert refill(store, A) == [(job, 0, WINDOW)]
     store_piece(store, job, 0)  # sends its chunk 4
-    store.cancel(job)
+    store.jobs.cancel(job)
     assert refill(store, A) == [(other, 0, WINDOW)]
-    assert store.resume(job, window=16, park=True) == [1, 2, 3, 4]  # sent, not stored
+    assert store.leases.resume(job, window=16, park=True) == [1, 2, 3, 4]  # sent, not stored
     assert refill(store, A) == []  # the key's window is taken by ``other``
     for i in range(WINDOW):
         assert store_piece(store, other, i) == WINDOW + i  # ``other`` keeps its own going
@@ -106,9 +107,9 @@ def test_a_store_job_parks_and_its_splits_are_unparked_like_chunks(store):
     job, first = stores.create(files, splits, {"column": "text"}, queue=BULK, owner=A,
                                idempotency_key=None, output="out/1", deadline=None,
                                window=16, quote_pass=False, park=True)
-    assert first == [] and store.parked_position(job.id, A) == 1
+    assert first == [] and store.leases.parked_position(job.id, A) == 1
     assert refill(store, A) == [(first_job, 0, WINDOW)]
-    store.cancel(first_job)
+    store.jobs.cancel(first_job)
     assert refill(store, A) == [(job.id, 0, WINDOW)]
     outcome, nxt = stores.split_done(job.id, 0, rows=1, rejected=0, nbytes=100,
                                      model_version="v")
@@ -121,9 +122,9 @@ def test_a_job_whose_quote_pass_is_to_run_is_not_parked_until_planned(store):
         files, [Split(0, 0, 0, 600)], {"column": "text"}, queue=BULK, owner=A,
         idempotency_key=None, output="out/1", deadline=None, window=16, quote_pass=True,
         park=True)
-    assert first == [] and store.parked_position(job.id, A) is None
+    assert first == [] and store.leases.parked_position(job.id, A) is None
     assert refill(store, A) == []
-    store.park(job.id, A)  # what the plan task does once the parities are stored
+    store.leases.park(job.id, A)  # what the plan task does once the parities are stored
     assert refill(store, A) == [(job.id, 0, 1)]
 
 
@@ -137,7 +138,7 @@ def test_the_parked_list_is_named_from_a_key_id_only():
 def test_the_sweeper_unparks_a_keys_work_whose_refill_was_missed(store):
     jobs = [parked(store, A) for _ in range(2)]
     assert refill(store, A) == [(jobs[0], 0, WINDOW)]
-    store.cancel(jobs[0])  # say, by a deadline in a worker that died before refilling
+    store.jobs.cancel(jobs[0])  # say, by a deadline in a worker that died before refilling
     sent: list[tuple] = []
 
     def send_refill(owner):
@@ -155,11 +156,11 @@ def test_parked_jobs_count_a_window_each_for_their_key_only_at_admission(store):
     for _ in range(5):
         parked(store, A)
     refill(store, A)  # the first job's 4 chunks sent, 4 x 4 more parked
-    mine = store.load([BULK], A, interactive_queue="interactive", window=WINDOW)
+    mine = store.leases.load([BULK], A, interactive_queue="interactive", window=WINDOW)
     assert (mine.depth, mine.pieces) == (16, 20)  # the broker (empty here) + its parked
-    other = store.load([BULK], B, interactive_queue="interactive", window=WINDOW)
+    other = store.leases.load([BULK], B, interactive_queue="interactive", window=WINDOW)
     assert (other.depth, other.pieces) == (0, 0)
-    assert store.load([BULK], A, interactive_queue="interactive").pieces == 4  # no window
+    assert store.leases.load([BULK], A, interactive_queue="interactive").pieces == 4  # no window
 
 
 def test_a_parked_job_shows_queued_with_its_position(tmp_path):
@@ -175,7 +176,7 @@ def test_a_parked_job_shows_queued_with_its_position(tmp_path):
     views = [client.get(f"/v1/jobs/{i}").get_json() for i in ids]
     assert [v["status"] for v in views] == ["queued"] * 3
     assert [v["queue_position"] for v in views] == [0, 1, 2]  # the first: 2 of 4 chunks sent
-    assert jobs.get(ids[0]).chunks_sent == 2 and jobs.get(ids[1]).chunks_sent == 0
+    assert jobs.jobs.get(ids[0]).chunks_sent == 2 and jobs.jobs.get(ids[1]).chunks_sent == 0
     client.delete(f"/v1/jobs/{ids[0]}")  # its 2 slots go to the next job at once
-    assert jobs.get(ids[1]).chunks_sent == 2
+    assert jobs.jobs.get(ids[1]).chunks_sent == 2
     assert client.get(f"/v1/jobs/{ids[2]}").get_json()["queue_position"] == 1

@@ -79,11 +79,11 @@ def test_split_scorers_record_their_holder_and_parts_count_the_workers(ctx):  # 
     artifacts = LocalArtifactStore(root)
     scorers = [SplitScorer(jobs, artifacts, FakeScorer(), max_chars=5000, holder=name)
                for name in ("host-a:1", "host-b:2")]
-    total = jobs.get(job_id).chunks_total
+    total = jobs.jobs.get(job_id).chunks_total
     assert total >= 4
     for index in range(total):
         assert scorers[index % 2].run(job_id, index)
-    assert jobs.get(job_id).status == "done"
+    assert jobs.jobs.get(job_id).status == "done"
     stores = StoreJobs(jobs)
     assert stores.worker_counts(job_id) == {"host-a:1": (total + 1) // 2,
                                             "host-b:2": total // 2}

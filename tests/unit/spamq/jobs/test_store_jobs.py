@@ -61,7 +61,7 @@ def run_all(jobs, tasks, artifacts, max_chars=5000):
         job = args[0]
         if name == "spamq.plan_store_job":
             plan_quotes(jobs, artifacts, job)
-            tasks.sent += [("spamq.score_split", [job, i]) for i in jobs.advance(job, 2)]
+            tasks.sent += [("spamq.score_split", [job, i]) for i in jobs.leases.advance(job, 2)]
         else:
             scorer.run(job, args[1])
             ran.append(args[1])
@@ -82,7 +82,7 @@ def test_a_csv_with_multiline_quoted_fields_is_split_scored_once_and_served(ctx)
     job_id = resp.get_json()["id"]
     assert tasks.sent == [("spamq.plan_store_job", [job_id])]  # quote pass first
     ran = run_all(jobs, tasks, LocalArtifactStore(root))
-    job = jobs.get(job_id)
+    job = jobs.jobs.get(job_id)
     assert job.status == "done" and sorted(ran) == list(range(job.chunks_total))
     assert job.chunks_total > 3 and job.done == 40
     got = client.get(f"/v1/jobs/{job_id}/results?format=jsonl").get_data(as_text=True)
@@ -115,7 +115,7 @@ def test_rejected_rows_are_kept_with_reasons_and_input_rows_add_up(ctx):
                                          "id_column": "id"})
     job_id = resp.get_json()["id"]
     run_all(jobs, tasks, LocalArtifactStore(root))
-    job = jobs.get(job_id)
+    job = jobs.jobs.get(job_id)
     assert (job.status, job.done, job.rejected) == ("done", 2, 3)
     import json
 
