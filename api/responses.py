@@ -9,12 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spamq.jobs.schema import ENDED, QUEUED, RUNNING
+from spamq.jobs.view import PUBLIC_STATUSES
 
-#: running, but no chunk stored for stalled_after_s (the view's word; never stored)
-STALLED = "stalled"
-#: every status a job's view may show: the one enum of the document
-JOB_STATUSES = (QUEUED, RUNNING, STALLED, *ENDED)
+#: every status a job's view may show (spamq/jobs/view.py): the one enum of the document
+JOB_STATUSES = PUBLIC_STATUSES
 JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
 
 

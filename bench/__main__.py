@@ -41,6 +41,7 @@ from bench.common import (
 )
 from scripts.local_services import start_api, start_redis, start_worker
 from spamq.cli.processes import positive_int
+from spamq.jobs.schema import should_stop
 from spamq.settings import Settings
 
 #: the model-alone passes on CUDA: rows and tokens per pass sized for a GPU, not a CPU
@@ -178,7 +179,7 @@ def bulk_job(base: str, texts: list[str], *, poll_s: float = 0.25) -> dict[str, 
         job = requests.get(base + created["status_url"], timeout=30).json()
         timeline.append({"t": round(time.perf_counter() - t0, 3), "done": job["progress"]["done"],
                          "rows_per_s": job["rate"]["rows_per_s"], "eta_s": job["rate"]["eta_s"]})
-        if job["status"] in ("done", "failed", "cancelled"):
+        if should_stop(job["status"]):
             break
         time.sleep(poll_s)
     wall = time.perf_counter() - t0

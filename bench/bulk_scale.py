@@ -39,6 +39,7 @@ from scripts.local_services import (
     start_redis,
     start_worker,
 )
+from spamq.jobs.schema import should_stop
 from spamq.settings import Settings
 from spamq.storage.artifacts import HdfsArtifactStore
 
@@ -135,7 +136,7 @@ def run_job(base: str, r: redis.Redis, groups: dict[str, Any], inp: str, out: st
         timeline.append((round(t, 1), p["done"], p["bytes_done"], job["status"]))
         if first_row_s is None and p["done"]:
             first_row_s = t
-        if job["status"] in ("done", "failed", "cancelled"):
+        if should_stop(job["status"]):
             break
         if on_poll is not None and on_poll(job, t) == "cancel":
             requests.delete(url, timeout=30)

@@ -39,6 +39,7 @@ from scripts.local_services import (
     start_redis,
     start_worker,
 )
+from spamq.jobs.schema import should_stop
 from spamq.models.registry import ModelRegistry
 from spamq.settings import Settings
 from spamq.storage.artifacts import HdfsArtifactStore
@@ -50,7 +51,7 @@ def celery_round(base: str, inp: str, out: str) -> dict[str, Any]:
     resp = requests.post(base + "/v1/jobs", json=body, timeout=120)
     assert resp.status_code == 202, resp.text
     url = base + resp.json()["status_url"]
-    while (job := requests.get(url, timeout=30).json())["status"] not in ("done", "failed"):
+    while not should_stop((job := requests.get(url, timeout=30).json())["status"]):
         time.sleep(0.25)
     wall = time.perf_counter() - t0
     assert job["status"] == "done", job

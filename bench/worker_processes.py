@@ -30,6 +30,7 @@ import requests
 from bench.common import hardware, require_model, sms_texts, write_results
 from scripts.local_services import Process, start_api, start_redis, wait_until
 from spamq.cli.processes import positive_int
+from spamq.jobs.schema import should_stop
 from spamq.settings import Settings
 
 
@@ -62,8 +63,7 @@ def one(n: int, *, env: dict[str, str], work: Path, base: str, client: redis.Red
                                                       "hdfs_output": f"out/{label}"}, timeout=60)
         assert resp.status_code == 202, resp.text
         url = base + resp.json()["status_url"]
-        while (job := requests.get(url, timeout=30).json())["status"] not in (
-                "done", "failed", "cancelled", "expired"):
+        while not should_stop((job := requests.get(url, timeout=30).json())["status"]):
             time.sleep(0.2)
         wall = time.perf_counter() - t
         assert job["status"] == "done", job

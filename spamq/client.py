@@ -31,10 +31,7 @@ from typing import Any, BinaryIO
 
 import requests
 
-from spamq.jobs.schema import DONE, ENDED
-
-#: a job view's statuses after which it never changes
-FINISHED = frozenset(ENDED)
+from spamq.jobs.schema import DONE, should_stop
 
 
 class ApiError(Exception):
@@ -217,7 +214,7 @@ class Client:
                 bar.update(job)
                 if on_update is not None:
                     on_update(job)
-                if job["status"] in FINISHED:
+                if should_stop(job["status"]):
                     break
                 if deadline is not None and time.monotonic() + pause > deadline:
                     raise WaitTimeout(job)

@@ -16,9 +16,10 @@ import requests
 
 from api.auth import hash_key, key_id
 from scripts.local_services import REPO, start_api, start_deliverer, start_redis, start_worker
+from spamq.jobs.schema import ENDED
 from spamq.webhooks.signing import new_secret
 
-FINISHED = ("done", "failed", "cancelled", "expired")
+FINISHED = ENDED
 
 
 def wait_for_job(base: str, status_url: str, statuses=FINISHED, timeout: float = 120) -> dict:
