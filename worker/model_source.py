@@ -147,7 +147,8 @@ def load_runner(settings: Settings, *, source: ModelSource | None = None) -> Bat
 
 
 class ModelWatcher:
-    """A daemon thread that follows the alias and hot-swaps ``state``'s runner."""
+    """Follows the alias in ``loop`` (the worker process starts it) and hot-swaps the
+    process's runner through ``state.swap_runner``."""
 
     def __init__(self, state: RunnerSlot, *, source: ModelSource | None = None) -> None:
         self.state = state
