@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-#: hdfs_url and openbao: session fixtures any test may ask for (each starts only when asked)
-pytest_plugins = ["tests.helpers.services"]
+#: fixtures any test may ask for, each started only when asked: hdfs_url and openbao (one
+#: per session), browser (headless Chromium, one per module)
+pytest_plugins = ["tests.helpers.services", "tests.helpers.browser"]
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,8 @@ import requests
 from api.auth import hash_key, key_id
 from scripts.local_services import start_api, start_worker, wait_until
 from spamq.settings import Settings
+from tests.helpers.vault import answer, approle_env, spamq
 from tests.integration.conftest import API_KEY, HOME, wait_for_job
-from tests.integration.test_web import browser  # noqa: F401 - headless Chromium (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -243,7 +243,6 @@ def vault_api(tmp_path, openbao, monkeypatch):  # noqa: F811
     secret caches (api_keys_cache_s, vault_cache_s): what an operator runs."""
     from scripts.local_services import start_redis
     from spamq.secrets.sources import bootstrap_vault
-    from tests.integration.test_vault_ops import approle_env
 
     for name in list(os.environ):
         if name.startswith("SPAMQ_"):
@@ -258,8 +257,6 @@ def vault_api(tmp_path, openbao, monkeypatch):  # noqa: F811
 
 
 def test_a_revoked_key_is_refused_within_seconds(vault_api):
-    from tests.integration.test_vault_ops import answer, spamq
-
     base, operator = vault_api
     issued = spamq("keys", "issue", env=operator)
     assert issued.returncode == 0, issued.stderr[-2000:]

@@ -22,8 +22,8 @@ from scripts.local_services import free_port, start_api, start_redis, start_work
 from spamq.jobs.queue import SCORE_CHUNK, make_celery
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
+from tests.helpers.fault_counts import write_counts
 from tests.integration.conftest import API_KEY, API_KEY_2
-from tests.integration.fault_counts import write_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -22,7 +22,6 @@ from spamq.feedback import store as fs
 from spamq.samples import SAMPLES
 from spamq.storage.artifacts import LocalArtifactStore
 from tests.integration.conftest import API_KEY, API_KEY_2, wait_for_job
-from tests.integration.test_web import browser  # noqa: F401 - the page test's fixture
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ import redis
 import requests
 
 from spamq.settings import Settings
+from tests.helpers.fault_counts import write_counts
 from tests.integration.conftest import API_KEY_2, HOME, HOME_2, wait_for_job
-from tests.integration.fault_counts import write_counts
 
 pytestmark = pytest.mark.integration
 

@@ -37,9 +37,9 @@ from scripts.local_services import (
 from spamq.jobs.store import JobStore
 from spamq.redis_client import redis_client
 from spamq.settings import Settings
+from tests.helpers.fault_counts import write_counts
+from tests.helpers.receiver import Receiver
 from tests.integration.conftest import WEBHOOK_SECRET
-from tests.integration.fault_counts import write_counts
-from tests.integration.test_webhooks import Receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-import uuid
 
 import pytest
 import redis
 import requests
 
 from api.auth import hash_key, key_id
-from scripts.local_services import REPO, free_port, start_api, start_redis, start_worker, wait_until
+from scripts.local_services import free_port, start_api, start_redis, start_worker, wait_until
 from scripts.random_model import make_random_model
 from spamq.jobs.store import JobStore
-from spamq.secrets.sources import bootstrap_vault, mint_secret_id
+from spamq.secrets.sources import bootstrap_vault
 from tests.helpers.services import Bao
+from tests.helpers.vault import answer, approle_env, spamq
 from tests.integration.conftest import API_KEY
 
 pytestmark = pytest.mark.integration
@@ -110,27 +108,10 @@ def vault_redis(tmp_path_factory, openbao: Bao):  # noqa: F811
     proc.stop()
 
 
-def approle_env(bao: Bao, role_ids: dict[str, str], service: str, addr: str | None = None):
-    return {"SPAMQ_VAULT_ADDR": addr or bao.addr, "SPAMQ_VAULT_ROLE_ID": role_ids[service],
-            "SPAMQ_VAULT_SECRET_ID": mint_secret_id(bao.client(), service)}
-
-
 def api_env(bao: Bao, role_ids: dict[str, str], addr: str | None = None) -> dict[str, str]:
     return {**approle_env(bao, role_ids, "api", addr), "SPAMQ_API_WORKERS": "1",
             "SPAMQ_API_KEYS_CACHE_S": str(CACHE_S), "SPAMQ_VAULT_CACHE_S": "0",
             "SPAMQ_VAULT_TIMEOUT_S": "1", "SPAMQ_VAULT_START_ATTEMPTS": "2"}
-
-
-def spamq(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "spamq.cli", *args], cwd=REPO,
-                          env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=60, check=False)
-
-
-def answer(base: str, key: str) -> int:
-    """401 for a key the API does not accept, 404 (no such job) for one it does."""
-    return requests.get(f"{base}/v1/jobs/{uuid.uuid4().hex}", headers={"X-API-Key": key},
-                        timeout=5).status_code
 
 
 def test_keys_issue_list_revoke_reach_the_running_api(

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from spamq.samples import EXPECTED, SAMPLES
 from tests.integration.conftest import API_KEY, HOME
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium = shutil.which("chromium")
-    driver_path = shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        raise RuntimeError("chromium and chromium-driver are needed: run `make test-services`")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    yield driver
-    driver.quit()
 
 
 def test_page_scores_a_message(browser, api_url, tmp_path):

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -40,69 +39,13 @@ from spamq.webhooks.request import Webhook, check_webhook
 from spamq.webhooks.secrets import WebhookSecrets
 from spamq.webhooks.signing import new_secret, signed_headers, verify
 from spamq.webhooks.urls import UrlRefused
+from tests.helpers.receiver import Receiver
 from tests.helpers.services import Bao
 
 pytestmark = pytest.mark.integration
 
 KID = "00112233445566ff"
 SECRET = new_secret()
-
-
-class Receiver:
-    """A webhook endpoint: answers each request by the next (status, delay) of ``script``
-    (then 200), checks signatures and headers, and keeps what it saw."""
-
-    def __init__(self, *, port: int = 0, script: list[tuple[int, float]] | None = None,
-                 secret: str = SECRET) -> None:
-        self.script, self.secret = list(script or []), secret
-        self.requests: list[dict[str, Any]] = []
-        self.lock, self.arrived = threading.Lock(), threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                headers = dict(self.headers.items())
-                with receiver.lock:
-                    status, delay = receiver.script.pop(0) if receiver.script else (200, 0.0)
-                    receiver.requests.append({
-                        "at": time.time(), "path": self.path, "headers": headers, "body": body,
-                        "valid": verify(receiver.secret, headers, body), "status": status})
-                receiver.arrived.set()
-                time.sleep(delay)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                except OSError:  # the deliverer is gone (killed)
-                    pass
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        return Handler
-
-    def url(self, port: int | None = None) -> str:
-        return f"http://127.0.0.1:{port or self.port}/hook?token=query-secret"
-
-    def processed(self) -> dict[str, dict]:
-        """What a receiver acts on: validly signed requests it answered 2xx, once per id."""
-        out: dict[str, dict] = {}
-        with self.lock:
-            for r in self.requests:
-                if r["valid"] and 200 <= r["status"] < 300:
-                    out.setdefault(r["headers"]["webhook-id"], r)
-        return out
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def settings(redis_url: str, **extra: Any) -> Settings:
@@ -167,7 +110,7 @@ def timeline(title: str, outbox: Outbox, job_id: str, receiver: Receiver | None 
 
 def test_signed_events_arrive_once_each(redis_url):
     s = settings(redis_url)
-    receiver, outbox = Receiver(), Outbox.from_settings(s)
+    receiver, outbox = Receiver(secret=SECRET), Outbox.from_settings(s)
     try:
         with pytest.raises(UrlRefused, match="loopback"):  # not the allowed host name
             check_webhook(Webhook(receiver.url().replace("127.0.0.1", "localhost"),
@@ -209,7 +152,8 @@ def test_jobs_driven_to_their_end_are_told_once_each(redis_url):
     """The job watch, in the deliverer's loop: done, failed and cancelled jobs of the real
     JobStore each yield one end event, delivered once; a job still running yields none."""
     s = settings(redis_url)
-    receiver, outbox, jobs = Receiver(), Outbox.from_settings(s), JobStore.from_settings(s)
+    receiver = Receiver(secret=SECRET)
+    outbox, jobs = Outbox.from_settings(s), JobStore.from_settings(s)
     hook = check_webhook(Webhook(receiver.url(), (
         "job.completed", "job.failed", "job.cancelled")), s)
     ids = []
@@ -245,7 +189,8 @@ def test_jobs_driven_to_their_end_are_told_once_each(redis_url):
 
 def test_two_500s_then_200_is_three_attempts_one_delivery(redis_url):
     s = settings(redis_url)
-    receiver, outbox = Receiver(script=[(500, 0.0), (500, 0.0)]), Outbox.from_settings(s)
+    receiver = Receiver(secret=SECRET, script=[(500, 0.0), (500, 0.0)])
+    outbox = Outbox.from_settings(s)
     try:
         job = submit(outbox, s, receiver.url(), ["job.completed"])
         event_id = outbox.notify(job, "job.completed", view(job))
@@ -287,7 +232,7 @@ def test_receiver_down_dead_letter_then_resend(redis_url, capsys):
         assert {"id": event_id, "job_id": job, "type": "job.failed", "attempts": 3}.items() <= (
             next(d for d in listed if d["id"] == event_id).items())
 
-        receiver = Receiver(port=port)  # the receiver is back
+        receiver = Receiver(secret=SECRET, port=port)  # the receiver is back
         try:
             assert webhooks_resend(argparse.Namespace(settings=s, event_id=event_id)) == 0
             assert webhooks_resend(argparse.Namespace(settings=s, event_id=event_id)) == 1
@@ -304,7 +249,8 @@ def test_receiver_down_dead_letter_then_resend(redis_url, capsys):
 
 def test_deliverer_process_killed_mid_delivery(redis_url, tmp_path):
     s = settings(redis_url, webhook_timeout_s=1.5, webhook_lease_s=2.0)
-    receiver = Receiver(script=[(200, 1.2)])  # the first answer comes too late: killed by then
+    # the first answer comes too late: killed by then
+    receiver = Receiver(secret=SECRET, script=[(200, 1.2)])
     outbox = Outbox.from_settings(s)
     metrics_port = free_port()
     try:

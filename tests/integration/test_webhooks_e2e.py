@@ -12,8 +12,8 @@ import requests
 
 from scripts.local_services import wait_until
 from spamq.samples import SAMPLES
+from tests.helpers.receiver import Receiver
 from tests.integration.conftest import API_KEY_2, WEBHOOK_SECRET
-from tests.integration.test_webhooks import Receiver
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,8 @@ import requests
 
 from scripts.local_services import wait_until
 from spamq.secrets.api_keys import hash_key, key_id
+from tests.helpers.receiver import Receiver
 from tests.integration.conftest import API_KEY, API_KEY_2, WEBHOOK_SECRET
-from tests.integration.test_webhooks import Receiver
 
 pytestmark = pytest.mark.integration
 KEY_2 = {"X-API-Key": API_KEY_2}
