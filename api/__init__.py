@@ -10,6 +10,7 @@ from werkzeug.routing import BaseConverter
 
 from spamq.jobs.queue import make_celery, send_coalesced
 from spamq.jobs.store import JobStore
+from spamq.jobs.store_submit import SharedArtifacts, StoreJobPlanner
 from spamq.logs import configure_logging
 from spamq.secrets.service import load_service_secrets
 from spamq.settings import Settings, get_settings
@@ -65,7 +66,10 @@ def create_app(
         store = JobStore.from_settings(settings)
     if send_task is None:
         send_task = make_celery(settings).send_task
+    artifacts = SharedArtifacts(settings)  # the app's one artifact store client
     app.extensions["spamq"] = {"settings": settings, "store": store, "send_task": send_task,
+                               "artifacts": artifacts,
+                               "planner": StoreJobPlanner(settings, store, artifacts),
                                "secrets": secrets, "requests": RequestModels.for_settings(settings),
                                "outbox": Outbox(store.redis, settings),
                                # single-chunk interactive jobs: one message while one publishes

@@ -24,8 +24,9 @@ from spamq.feedback import store as feedback_store
 from spamq.jobs import schema
 from spamq.jobs.schema import STORE
 from spamq.jobs.store import JobNotFound, JobStore
+from spamq.jobs.store_submit import SharedArtifacts
 from spamq.settings import Settings
-from spamq.storage.artifacts import ArtifactError, ArtifactStore, artifact_store_from_settings
+from spamq.storage.artifacts import ArtifactStore
 
 logger = logging.getLogger(__name__)
 feedback = Blueprint("feedback", __name__)
@@ -42,11 +43,9 @@ def _tenant() -> str:
 
 
 def _artifacts() -> ArtifactStore:
-    try:
-        return artifact_store_from_settings(_ctx()[0])
-    except Exception as exc:  # noqa: BLE001 - misconfiguration: logged, a 503 for the client
-        logger.error("no artifact store is usable: %s", exc)
-        raise ArtifactError("no artifact store is usable") from exc
+    """The app's one artifact store client (built on first use; a 503 if unusable)."""
+    shared: SharedArtifacts = current_app.extensions["spamq"]["artifacts"]
+    return shared.get()
 
 
 def _job_rows(items: list[tuple[int, str, int]]) -> dict[int, tuple[str, str | None]]:

@@ -43,7 +43,7 @@ M = TypeVar("M", bound=BaseModel)
 _MAX_NAME = 200
 #: a column name: what the store-job and upload fields name
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=_MAX_NAME)]
-#: a path in the artifact store (api/store_input.py checks it lies in the key's area)
+#: a path in the artifact store (spamq/jobs/store_submit.py checks it lies in the key's area)
 StorePath = Annotated[str, Field(strict=True, min_length=1, max_length=4096),
                       AfterValidator(not_blank)]
 InputFormat = Literal["csv", "tsv", "jsonl"]
@@ -119,7 +119,7 @@ class StoreColumns(Notified):
 class StoreJob(StoreColumns):
     """``POST /v1/jobs`` with ``hdfs_input``: a store job over files in HDFS (or the local
     artifact store); the results go to part files, ``_rejected/`` and ``_SUCCESS`` under
-    ``hdfs_output``. Both paths must lie in the key's own area (api/store_input.py)."""
+    ``hdfs_output``. Both paths must lie in the key's own area (spamq/jobs/store_submit.py)."""
 
     model_config = ConfigDict(extra="forbid")
 

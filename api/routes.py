@@ -43,15 +43,16 @@ from api.responses import (
     ResultsPage,
     Webhooks,
 )
-from api.store_input import submit_store_job
 from api.store_results import OutputChanged
 from spamq.errors import Conflict, InvalidRequest, JobFailed, NotFound, Timeout, Unavailable
 from spamq.jobs.queue import PLAN_STORE_JOB, send_chunk, send_refill, send_work
 from spamq.jobs.schema import STORE, digest
 from spamq.jobs.store import Chunk, DuplicateJob, Job, JobNotFound, JobStore
 from spamq.jobs.store_jobs import StoreJobs
+from spamq.jobs.store_submit import SharedArtifacts
 from spamq.jobs.view import live_view
 from spamq.settings import Settings
+from spamq.storage.artifacts import ArtifactStore
 from spamq.storage.uploads import Upload, Uploads
 from spamq.webhooks.outbox import Outbox
 from spamq.webhooks.secrets import WebhookSecrets
@@ -274,12 +275,11 @@ def _submission() -> Submission:
 
 
 def _store_job(job_request: StoreJob, key: str | None, request_sha: str):
-    settings, store, send_task = _ctx()
+    planner = current_app.extensions["spamq"]["planner"]  # spamq/jobs/store_submit.py
     try:
-        job = submit_store_job(job_request, settings, jobs=store, send_task=send_task,
-                               owner=g.get("spamq_owner"), idempotency_key=key,
-                               request_sha=request_sha,
-                               subscribe=lambda job_id: _subscribe(job_id, job_request))
+        job = planner.submit(job_request, send_task=_ctx()[2], owner=g.get("spamq_owner"),
+                             idempotency_key=key, request_sha=request_sha,
+                             subscribe=lambda job_id: _subscribe(job_id, job_request))
     except DuplicateJob as dup:  # a concurrent submission with the same key won
         return _existing(dup.job_id, request_sha)
     except InvalidRequest as exc:  # an upload's fields are the form's, its file is "file"
@@ -392,10 +392,10 @@ def job_parts(job_id: str):
 _CSV_FIELDS = ["row", "label", "spam_probability", "truncated", "model_version"]
 
 
-def _artifacts():
-    from api.store_input import artifacts
-
-    return artifacts(_ctx()[0])
+def _artifacts() -> ArtifactStore:
+    """The app's one artifact store client (built on first use; a 503 if unusable)."""
+    shared: SharedArtifacts = current_app.extensions["spamq"]["artifacts"]
+    return shared.get()
 
 
 def _pages(rows: Iterator[dict[str, Any]], size: int = 1000) -> Iterator[list[dict[str, Any]]]:

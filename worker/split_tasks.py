@@ -37,7 +37,7 @@ from typing import Any, cast
 
 from spamq.jobs.schema import should_stop
 from spamq.jobs.store import JobNotFound, JobStore
-from spamq.jobs.store_jobs import REJECTED_DIR, SUCCESS, StoreJobs, part_name
+from spamq.jobs.store_jobs import REJECTED_DIR, SUCCESS, StoreJobs, part_name, success_record
 from spamq.storage import splits as input_splits
 from spamq.storage.artifacts import ArtifactStore
 from worker import resilience
@@ -548,16 +548,8 @@ class SplitScorer:
         """Every split committed: ``_SUCCESS`` with the counts and the input's fingerprint,
         then the job is done (so a client that sees ``done`` finds ``_SUCCESS``)."""
         job = self.jobs.jobs.get(job_id)
-        files = self.store_jobs.files(job_id)
-        success = {
-            "job_id": job.id, "input_rows": job.done + job.rejected, "output_rows": job.done,
-            "rejected_rows": job.rejected, "model_version": job.model_version,
-            "splits": job.chunks_total,
-            "inputs": [{"path": f["path"], "size": f["size"], "mtime": f["mtime"]}
-                       for f in files],
-        }
         self.artifacts.write_bytes_atomic(f"{job.output}/{SUCCESS}",
-                                          json.dumps(success, indent=1).encode())
+                                          success_record(job, self.store_jobs.files(job_id)))
         self.jobs.jobs.output_done(job_id)
         logger.info("output complete: %d rows, %d rejected", job.done, job.rejected,
                     extra={"job_id": job_id})

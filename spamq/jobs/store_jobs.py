@@ -39,7 +39,7 @@ from spamq.jobs import schema
 from spamq.jobs.model import Job
 from spamq.jobs.part import text
 from spamq.jobs.records import new_job_fields
-from spamq.jobs.schema import ACTIVE_KEY, QUEUED, STATS_KEY, STORE
+from spamq.jobs.schema import ACTIVE_KEY, QUEUED, RUNNING, STATS_KEY, STORE
 from spamq.jobs.store import JobStore
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,19 @@ ATTEMPTS = "attempts:"  # a field of the progress hash: attempts at a split so f
 def part_name(index: int, fmt: str) -> str:
     """A split's part file: ``part-00007.jsonl`` (or .csv, .parquet)."""
     return f"part-{index:05d}.{fmt}"
+
+
+def success_record(job: Job, files: Sequence[Any]) -> bytes:
+    """A complete output's ``_SUCCESS``: its counts, model, splits and the input's fingerprint
+    (each file's path, size and mtime). ``files``: InputFile records or their dicts."""
+    inputs = [f if isinstance(f, dict) else {"path": f.path, "size": f.size, "mtime": f.mtime}
+              for f in files]
+    return json.dumps({
+        "job_id": job.id, "input_rows": job.done + job.rejected, "output_rows": job.done,
+        "rejected_rows": job.rejected, "model_version": job.model_version,
+        "splits": job.chunks_total,
+        "inputs": [{"path": f["path"], "size": f["size"], "mtime": f["mtime"]} for f in inputs],
+    }, indent=1).encode()
 
 
 class StoreJobs:
@@ -95,6 +108,8 @@ class StoreJobs:
                       est_rows=est_rows)
         if planning:
             fields.update(status=QUEUED, started_at="", finished_at="", planning=1)
+        elif not splits:  # nothing to score: running until its _SUCCESS is written
+            fields.update(status=RUNNING, finished_at="")
         try:
             self._push(schema.job_key(job_id, "files"), files)
             self._push(schema.job_key(job_id, "splits"), splits)

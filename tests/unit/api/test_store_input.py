@@ -1,5 +1,6 @@
-"""api/store_input.py: a store job (hdfs_input, or an upload) takes deadline_s like any job,
-and the worker's split tasks keep it: splits picked up after it are skipped, the job expires."""
+"""A store job (hdfs_input, or an upload; spamq/jobs/store_submit.py) takes deadline_s like any
+job, and the worker's split tasks keep it: splits picked up after it are skipped, the job
+expires."""
 
 import io
 import time
