@@ -18,7 +18,7 @@ from spamq.webhooks.metrics import WebhookCollector
 from spamq.webhooks.request import Webhook
 from spamq.webhooks.secrets import WebhookSecrets
 from spamq.webhooks.signing import verify
-from tests.unit.spamq.webhooks.test_outbox import JOB, VIEW, Clock
+from tests.helpers.webhooks import JOB, VIEW, Clock
 
 KID = "0123456789abcdef"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -29,19 +29,7 @@ from spamq.webhooks.outbox import (
     new_event_id,
 )
 from spamq.webhooks.request import Webhook, build_event
-
-JOB = "a" * 32
-VIEW = {"id": JOB, "status": "done", "progress": {"done": 3, "total": 3}, "rejected": 0,
-        "model_version": "v1", "output": None, "results_url": f"/v1/jobs/{JOB}/results",
-        "results": [{"label": "spam"}] * 3}
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers.webhooks import JOB, VIEW, Clock
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from spamq.secrets.sources import EnvSecretSource, SecretError
 from spamq.settings import Settings
 from spamq.webhooks.secrets import FIELD, WebhookSecretAdmin, WebhookSecrets
-from tests.unit.spamq.secrets.test_api_keys import FakeKV, admin
+from tests.helpers.vault_fakes import FakeKV, admin
 
 
 class FakeSource(EnvSecretSource):

@@ -22,7 +22,7 @@ from spamq.settings import Settings
 from spamq.webhooks.outbox import Outbox
 from spamq.webhooks.request import Webhook
 from spamq.webhooks.watch import JobWatch, end_event_id, event_view
-from tests.unit.spamq.webhooks.test_outbox import Clock
+from tests.helpers.webhooks import Clock
 
 KID = "0123456789abcdef"
 RESULT = {"label": "ham", "spam_probability": 0.1, "truncated": False, "model_version": "v1"}
