@@ -209,14 +209,25 @@ def test_metrics_carry_a_bootstrap_interval(tiny) -> None:
     assert low_b <= metrics["baseline"]["spam_f1"] <= high_b
 
 
-def test_validation_error_analysis_never_reads_the_test_split(tiny) -> None:
-    from bench.common import split_of
-    from bench.errors import evaluate
+def test_validation_error_analysis_never_reads_the_test_split(tiny, tmp_path) -> None:
+    """bench/errors.py, run as its users run it, reads the validation split only."""
+    import subprocess
+    import sys
+
+    from spamq.training.data import read_tsv, split
 
     out, _ = tiny
-    texts, labels = split_of(out, DATA, "validation")
-    test_texts, _ = split_of(out, DATA, "test")
-    result = evaluate([out, out], data_path=DATA)
+    record = json.loads((out / "manifest.json").read_text())["split"]
+    splits = split(read_tsv(DATA), seed=record["seed"], limit=record.get("limit"),
+                   validation_size=record["fractions"]["validation"],
+                   test_size=record["fractions"]["test"])
+    texts, labels = [e.text for e in splits.validation], [e.label for e in splits.validation]
+    test_texts = [e.text for e in splits.test]
+    report = tmp_path / "errors.json"
+    subprocess.run([sys.executable, "-m", "bench.errors", str(out), str(out), "--out", str(report)],
+                   check=True, capture_output=True, timeout=600,
+                   cwd=Path(__file__).resolve().parents[4])
+    result = json.loads(report.read_text())
     assert (result["split"], result["n"], result["spam"]) == ("validation", len(texts),
                                                              sum(labels))
     (single,) = {json.dumps(m, sort_keys=True) for m in result["models"].values()}
