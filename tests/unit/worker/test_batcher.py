@@ -8,34 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.helpers.worker import FakeRunner
 from worker.batcher import Batcher
-
-
-class FakeRunner:
-    """Token ids = one per word; 'boom' in a text makes its forward pass raise."""
-
-    threshold = 0.5
-    version = "fake-v1"
-
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.delay_s = delay_s
-        self.batches: list[list[int]] = []  # the row lengths of each forward pass
-        self.lock = threading.Lock()
-
-    def encode(self, texts):
-        ids = [[999 if w == "boom" else len(w) for w in t.split()] for t in texts]
-        return ids, [False] * len(texts)
-
-    def pad(self, ids, index):
-        return [ids[i] for i in index]
-
-    def spam_probabilities(self, batch):
-        time.sleep(self.delay_s)
-        with self.lock:
-            self.batches.append([len(r) for r in batch])
-        if any(999 in r for r in batch):
-            raise RuntimeError("model exploded")
-        return [min(1.0, len(r) / 10) for r in batch]
 
 
 def make(runner, **kw) -> Batcher:

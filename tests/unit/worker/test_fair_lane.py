@@ -10,7 +10,7 @@ import fakeredis
 
 from spamq.jobs.schema import DONE, RUNNING
 from spamq.jobs.store import JobStore
-from tests.unit.worker.test_resilience import Pred
+from tests.helpers.worker import Pred
 from worker.tasks import score_chunk, score_group
 
 

@@ -2,53 +2,13 @@
 
 import threading
 import time
-from concurrent.futures import Future
-from contextlib import nullcontext
-from dataclasses import dataclass
 
-import fakeredis
 import pytest
 
 from spamq.jobs.schema import EXPIRED
-from spamq.jobs.store import JobStore
+from tests.helpers.worker import FakeScorer
 from worker.resilience import PoisonScorer, chunk_lease
 from worker.tasks import score_chunk
-
-
-@dataclass
-class Pred:
-    text: str
-    model_version: str = "v1"
-
-    def as_dict(self):
-        return {"label": "ham", "spam_probability": 0.1, "truncated": False,
-                "model_version": self.model_version, "text": self.text}
-
-
-class FakeScorer:
-    """Scores every text; a pass containing a text starting with 'BAD' raises (like a model)."""
-
-    def __init__(self, delay_s: float = 0.0):
-        self.passes = 0
-        self.delay_s = delay_s
-
-    def expect(self):
-        return nullcontext()
-
-    def submit(self, texts, *, interactive=True, owner=""):
-        self.passes += 1
-        time.sleep(self.delay_s)
-        fut = Future()
-        if any(t.startswith("BAD") for t in texts):
-            fut.set_exception(RuntimeError("model blew up"))
-        else:
-            fut.set_result([Pred(t) for t in texts])
-        return fut
-
-
-@pytest.fixture
-def store():
-    return JobStore(fakeredis.FakeRedis(), ttl_s=600)
 
 
 def held(store, job_id, chunk):

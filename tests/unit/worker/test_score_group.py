@@ -3,17 +3,11 @@
 import time
 
 import fakeredis
-import pytest
 
 from spamq.jobs.schema import CANCELLED, DONE, EXPIRED
 from spamq.jobs.store import JobStore
-from tests.unit.worker.test_resilience import FakeScorer
+from tests.helpers.worker import FakeScorer
 from worker.tasks import score_group
-
-
-@pytest.fixture
-def store():
-    return JobStore(fakeredis.FakeRedis(), ttl_s=600)
 
 
 def _jobs(store, texts_per_job, **create):

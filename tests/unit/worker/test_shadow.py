@@ -200,12 +200,12 @@ class Recorder:
 
 
 def test_a_store_job_split_offers_its_scored_rows_to_the_shadow(tmp_path):
-    from tests.unit.worker.test_batcher import FakeRunner
-    from tests.unit.worker.test_split_limits import Ctx
+    from tests.helpers.api import SplitHarness
+    from tests.helpers.worker import FakeRunner
     from worker.batcher import Batcher
 
     texts = [f"message {i} win" if i % 2 else f"message {i}" for i in range(40)]
-    ctx = Ctx(tmp_path, split_bytes=300)
+    ctx = SplitHarness(tmp_path, split_bytes=300)
     ctx.write("in/a.jsonl", "".join(json.dumps({"text": t}) + "\n" for t in texts).encode())
     job_id = ctx.submit(hdfs_input="in/a.jsonl")
     batcher = Batcher(lambda: FakeRunner(), max_batch_tokens=64, max_batch_size=8)

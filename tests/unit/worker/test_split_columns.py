@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.unit.worker.test_batcher import FakeRunner
-from tests.unit.worker.test_split_limits import Ctx
+from tests.helpers.api import SplitHarness
+from tests.helpers.worker import FakeRunner
 from worker import split_tasks
 from worker.batcher import Batcher, Scores
 
@@ -55,7 +55,7 @@ def _inputs() -> dict[str, bytes]:
 
 def _run(tmp_path, name, data, output_format, scorer_of):
     tmp_path.mkdir()
-    ctx = Ctx(tmp_path, split_bytes=300)
+    ctx = SplitHarness(tmp_path, split_bytes=300)
     ctx.write(name, data)
     job_id = ctx.submit(hdfs_input=name, id_column="id", keep_columns=["keep"],
                         output_format=output_format)
@@ -177,7 +177,7 @@ class TextPrediction:
 def test_the_next_batches_are_read_and_submitted_while_the_model_scores_one(tmp_path):
     """Batch N+1 (and N+2) are read, parsed and submitted (tokenised) by a reader thread
     while the task waits on batch N; a bounded queue keeps at most 3 ahead of the wait."""
-    ctx = Ctx(tmp_path)
+    ctx = SplitHarness(tmp_path)
     lines = [json.dumps({"text": f"message number {i}"}) for i in range(256 * 12)]
     ctx.write("in/a.jsonl", ("\n".join(lines) + "\n").encode())
     job_id = ctx.submit(hdfs_input="in/a.jsonl")
@@ -198,7 +198,7 @@ def test_the_next_batches_are_read_and_submitted_while_the_model_scores_one(tmp_
 
 
 def test_a_reader_that_fails_fails_the_task_with_its_error(tmp_path):
-    ctx = Ctx(tmp_path)
+    ctx = SplitHarness(tmp_path)
     import gzip
     import random
 

@@ -12,44 +12,22 @@ import os
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import Future
 
 import fakeredis
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from api import create_app
 from api.requests import OUTPUT_COLUMNS
 from spamq.jobs.store import JobStore
 from spamq.jobs.store_jobs import StoreJobs
 from spamq.settings import Settings
 from spamq.storage import splits as input_splits
 from spamq.storage.artifacts import LocalArtifactStore
+from tests.helpers.api import SplitHarness, WinScorer
 from worker import split_tasks
 from worker.process import StoreStep, WorkerProcess
-from worker.split_tasks import RESULT_FIELDS, PartWriter, SplitScorer, clean_stale_parts
-
-
-class Prediction:
-    def __init__(self, text: str) -> None:
-        self.label = "spam" if "WIN" in text else "ham"
-        self.model_version = "v-test"
-
-    def as_dict(self):
-        return {"label": self.label, "spam_probability": 0.5, "truncated": False,
-                "model_version": "v-test"}
-
-
-class FakeScorer:
-    def __init__(self) -> None:
-        self.batches: list[list[str]] = []
-
-    def submit(self, texts, *, interactive=True, **_):
-        self.batches.append(list(texts))
-        future: Future = Future()
-        future.set_result([Prediction(t) for t in texts])
-        return future
+from worker.split_tasks import RESULT_FIELDS, PartWriter, clean_stale_parts
 
 
 class Died(BaseException):
@@ -61,50 +39,9 @@ class DyingScorer:
         raise Died
 
 
-class Ctx:
-    def __init__(self, tmp_path, **settings) -> None:
-        self.root = tmp_path / "store"
-        self.root.mkdir()
-        self.jobs = JobStore(fakeredis.FakeRedis(), ttl_s=600)
-        self.sent: list[tuple[str, list]] = []
-        settings = Settings(artifact_dir=self.root, bulk_window_chunks=100, **settings)
-        self.client = create_app(settings, store=self.jobs, send_task=self._send).test_client()
-        self.artifacts = LocalArtifactStore(self.root)
-
-    def _send(self, name, *, args, queue, headers=None):
-        self.sent.append((name, list(args)))
-
-    def write(self, path: str, data: bytes) -> None:
-        target = self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-    def submit(self, **body) -> str:
-        self.sent.clear()
-        resp = self.client.post("/v1/jobs", json={"hdfs_output": "out/j", **body})
-        assert resp.status_code == 202, resp.get_json()
-        return resp.get_json()["id"]
-
-    def splits_sent(self) -> list[int]:
-        assert all(name == "spamq.score_split" for name, _ in self.sent), self.sent
-        return [args[1] for _, args in self.sent]
-
-    def scorer(self, scorer=None, **kw) -> SplitScorer:
-        return SplitScorer(self.jobs, self.artifacts, scorer or FakeScorer(), max_chars=5000,
-                           **kw)
-
-    def run_all(self, **kw) -> None:
-        scorer = self.scorer(**kw)
-        for index in self.splits_sent():
-            scorer.run(self._job(), index)
-
-    def _job(self) -> str:
-        return self.sent[0][1][0]
-
-
 @pytest.fixture
 def ctx(tmp_path):
-    return Ctx(tmp_path, split_bytes=200)
+    return SplitHarness(tmp_path, split_bytes=200)
 
 
 def bomb(path, rows: int = 4096, size: int = 500_000) -> None:
@@ -172,11 +109,11 @@ def test_parquet_values_are_measured_before_they_become_python(tmp_path):
 
 
 def test_a_batch_handed_to_the_model_is_bounded_in_bytes(tmp_path):
-    ctx = Ctx(tmp_path)
+    ctx = SplitHarness(tmp_path)
     lines = [json.dumps({"text": f"{i} " + "w" * 4000}) for i in range(100)]
     ctx.write("in/long.jsonl", ("\n".join(lines) + "\n").encode())
     job_id = ctx.submit(hdfs_input="in/long.jsonl")
-    fake = FakeScorer()
+    fake = WinScorer()
     scorer = ctx.scorer(fake, batch_bytes=64 * 1024)
     for index in ctx.splits_sent():
         scorer.run(job_id, index)
@@ -188,7 +125,7 @@ def test_a_batch_handed_to_the_model_is_bounded_in_bytes(tmp_path):
 # --- Parquet ids that start null ----------------------------------------------------------
 
 def test_a_parquet_id_column_null_then_string_is_written(tmp_path):
-    ctx = Ctx(tmp_path)
+    ctx = SplitHarness(tmp_path)
     n = 9000  # past a part's first row group (8192 rows)
     ids = [None] * n + ["a", "b"]
     table = pa.table({"id": pa.array(ids, pa.string()), "text": ["WIN now"] * (n + 2)})
@@ -323,7 +260,7 @@ def test_a_cancelled_split_stops_while_it_only_rejects_rows(ctx, monkeypatch):
 
 
 def test_a_split_rejecting_more_rows_than_the_cap_fails_the_job(tmp_path):
-    ctx = Ctx(tmp_path)
+    ctx = SplitHarness(tmp_path)
     ctx.write("in/a.jsonl", b'{"text": "fine"}\n' + b'{"msg": "x"}\n' * 1000)
     job_id = ctx.submit(hdfs_input="in/a.jsonl")
     ctx.run_all(max_rejected=100)
@@ -335,7 +272,7 @@ def test_a_split_rejecting_more_rows_than_the_cap_fails_the_job(tmp_path):
 
 
 def test_rejected_rows_under_the_cap_are_kept(tmp_path):
-    ctx = Ctx(tmp_path)
+    ctx = SplitHarness(tmp_path)
     ctx.write("in/a.jsonl", b'{"text": "fine"}\n' + b'{"msg": "x"}\n' * 5)
     job_id = ctx.submit(hdfs_input="in/a.jsonl")
     ctx.run_all(max_rejected=5)

@@ -4,7 +4,6 @@ jobs wait parked, oldest first, and any stored, cancelled, failed or expired pie
 slot for the key's next one. Another key's window is its own."""
 
 import fakeredis
-import pytest
 
 from spamq.jobs.schema import QUEUED, parked_key
 from spamq.jobs.store import JobStore
@@ -14,11 +13,6 @@ from worker.sweeper import Sweeper
 
 BULK, WINDOW = "bulk", 4
 A, B = "a" * 16, "b" * 16
-
-
-@pytest.fixture
-def store() -> JobStore:
-    return JobStore(fakeredis.FakeRedis(), ttl_s=600)
 
 
 def parked(store: JobStore, owner: str, chunks: int = 10) -> str:

@@ -1,13 +1,7 @@
-import fakeredis
 import pytest
 
 from spamq.jobs.schema import DONE, FAILED, QUEUED, RUNNING
 from spamq.jobs.store import JobNotFound, JobStore, chunk_plan
-
-
-@pytest.fixture
-def store() -> JobStore:
-    return JobStore(fakeredis.FakeRedis(), ttl_s=600)
 
 
 def stored(store: JobStore, job_id: str, chunk: int, rows: list[dict], version: str) -> bool:
