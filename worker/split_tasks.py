@@ -362,11 +362,14 @@ class SplitScorer:
         return True
 
     def _run(self, job_id: str, index: int) -> bool:
-        if self._stopped(job_id):
+        # the job, the attempt count, the spec and the split's records: two round trips
+        job, attempts, spec, file_rec, split_rec = self.store_jobs.split_start(job_id, index)
+        if should_stop(job.status) or resilience.past_deadline(self.jobs, job_id,
+                                                                job.deadline):
+            self.store_jobs.undo_attempt(job_id, index)  # not an attempt: nothing was scored
             logger.info("job %s: split %d skipped (%s)", job_id, index,
-                        self.jobs.jobs.get(job_id).status)
+                        self.jobs.jobs.status(job_id))
             return False
-        attempts = self.store_jobs.attempt(job_id, index)
         if attempts > self.max_attempts:  # the earlier ones died with their worker (OOM?)
             self.store_jobs.forget_attempts(job_id, index)  # a resumed job tries afresh
             n = self.max_attempts
@@ -374,11 +377,6 @@ class SplitScorer:
                        "(the worker died while scoring it)")
             return False
         self.jobs.jobs.mark_running(job_id)
-        found = self.store_jobs.split(job_id, index)
-        if found is None:
-            raise JobNotFound(job_id)
-        file_rec, split_rec = found
-        spec = self.store_jobs.spec(job_id)
         file, split = input_splits.InputFile(**file_rec), input_splits.Split(**split_rec)
         if self._changed(job_id, file, split.file):
             return False
@@ -401,7 +399,7 @@ class SplitScorer:
                 return False
             part.close()
             rejected.close()
-            output = self.jobs.jobs.get(job_id).output
+            output = job.output  # set when the job was created
             commit(self.artifacts, part.path, f"{output}/{part_name(index, out_fmt)}")
             if rejected.rows:
                 commit(self.artifacts, rejected.path,

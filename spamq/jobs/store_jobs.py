@@ -37,9 +37,9 @@ from typing import Any
 
 from spamq.jobs import schema
 from spamq.jobs.model import Job
-from spamq.jobs.part import text
+from spamq.jobs.part import decode, text
 from spamq.jobs.records import new_job_fields
-from spamq.jobs.schema import ACTIVE_KEY, QUEUED, RUNNING, STATS_KEY, STORE
+from spamq.jobs.schema import ACTIVE_KEY, QUEUED, RUNNING, STATS_KEY, STORE, JobNotFound
 from spamq.jobs.store import JobStore
 
 logger = logging.getLogger(__name__)
@@ -207,6 +207,32 @@ class StoreJobs:
         split = json.loads(raw)
         file = self._r.lindex(schema.job_key(job_id, "files"), split["file"])
         return (json.loads(file), split) if file is not None else None
+
+    def split_start(self, job_id: str, index: int
+                    ) -> tuple[Job, int, dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """What a split task reads before it scores, in two round trips: the job, its
+        attempts at split ``index`` (this one counted, as :meth:`attempt`), the spec and the
+        split's file and split records. JobNotFound if the job or its plan is gone."""
+        progress = schema.job_key(job_id, "progress")
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hgetall(schema.job_key(job_id))
+        pipe.hincrby(progress, f"{ATTEMPTS}{int(index)}", 1)
+        pipe.expire(progress, self._ttl)
+        pipe.lindex(schema.job_key(job_id, "splits"), index)
+        pipe.get(schema.job_key(job_id, "spec"))
+        raw, attempts, _, split_raw, spec = pipe.execute()
+        if not raw or split_raw is None:
+            raise JobNotFound(job_id)
+        split = json.loads(split_raw)
+        file = self._r.lindex(schema.job_key(job_id, "files"), split["file"])
+        if file is None:
+            raise JobNotFound(job_id)
+        return (Job.from_hash(decode(raw)), int(attempts), json.loads(spec) if spec else {},
+                json.loads(file), split)
+
+    def undo_attempt(self, job_id: str, index: int) -> None:
+        """Take back the attempt :meth:`split_start` counted (the split was not scored)."""
+        self._r.hincrby(schema.job_key(job_id, "progress"), f"{ATTEMPTS}{int(index)}", -1)
 
     def progress(self, job_id: str, index: int, rows: int) -> None:
         """Rows a running attempt has scored in split ``index`` (overwritten, not added)."""
