@@ -3,6 +3,7 @@ worker's SplitScorer with a fake model to run the store-job tasks the API queued
 
 from __future__ import annotations
 
+import io
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,22 @@ def run_all(jobs: JobStore, tasks: Tasks, artifacts: LocalArtifactStore,
             scorer.run(job, args[1])
             ran.append(args[1])
     return ran
+
+
+def scored_upload(client: FlaskClient, store: JobStore, sender: RecordingSender, name: str,
+                  content: str, **form: Any) -> dict:
+    """Upload ``content`` as the file ``name``, then run the store job's tasks as a worker
+    would (with WinScorer); the job's view."""
+    data = {"file": (io.BytesIO(content.encode()), name), **form}
+    resp = client.post("/v1/jobs", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 202, resp.get_json()
+    tasks = Tasks()
+    tasks.sent = [(n, list(a)) for n, a, _ in sender.sent]
+    sender.sent.clear()
+    settings = client.application.extensions["spamq"]["settings"]
+    run_all(store, tasks, LocalArtifactStore(settings.artifact_dir),
+            max_chars=settings.max_chars_per_text)
+    return client.get(resp.get_json()["status_url"]).get_json()
 
 
 class SplitHarness:

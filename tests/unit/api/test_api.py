@@ -10,24 +10,15 @@ from api import create_app
 from api.openapi import openapi_path
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
-
-
-class RecordingSender:
-    def __init__(self):
-        self.sent = []
-
-    def __call__(self, name, *, args, queue, headers=None):
-        self.sent.append((name, args, queue))
+from tests.helpers.api import RecordingSender, make_api
 
 
 @pytest.fixture
 def ctx():
-    settings = Settings(max_texts_per_request=10, max_chars_per_text=50, chunk_size=4,
-                        predict_timeout_s=0.2)
-    store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     sender = RecordingSender()
-    app = create_app(settings, store=store, send_task=sender)
-    return app.test_client(), store, sender
+    client, store = make_api(sender, max_texts_per_request=10, max_chars_per_text=50,
+                             chunk_size=4, predict_timeout_s=0.2)
+    return client, store, sender
 
 
 def test_post_job_queues_one_task_per_chunk(ctx):

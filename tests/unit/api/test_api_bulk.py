@@ -10,16 +10,16 @@ import pytest
 from api import create_app
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
-from tests.unit.api.test_api import RecordingSender
+from tests.helpers.api import RecordingSender, make_api, scored_upload
 
 
 @pytest.fixture
 def ctx(tmp_path):
-    settings = Settings(max_texts_per_request=10, max_chars_per_text=50, chunk_size=4,
-                        results_page_max=5, max_texts_per_job=100, artifact_dir=tmp_path)
-    store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     sender = RecordingSender()
-    return create_app(settings, store=store, send_task=sender).test_client(), store, sender
+    client, store = make_api(sender, max_texts_per_request=10, max_chars_per_text=50,
+                             chunk_size=4, results_page_max=5, max_texts_per_job=100,
+                             artifact_dir=tmp_path)
+    return client, store, sender
 
 
 def upload(client, name, content, **form):
@@ -36,22 +36,6 @@ def score_all(store, job_id, sent, skip=()):
 
 
 CSV_FILE = "id,body\n1,hello there\n2,\n3,win a prize now\n4," + "x" * 60 + "\n5,ok\n6,see you\n"
-
-
-def scored_upload(client, store, sender, name, content, **form):
-    """Upload, then run the store job's tasks as a worker would (the fake scorer)."""
-    from spamq.storage.artifacts import LocalArtifactStore
-    from tests.unit.spamq.jobs.test_store_jobs import Tasks, run_all
-
-    resp = upload(client, name, content, **form)
-    assert resp.status_code == 202, resp.get_json()
-    tasks = Tasks()
-    tasks.sent = [(n, list(a)) for n, a, _ in sender.sent]
-    sender.sent.clear()
-    settings = client.application.extensions["spamq"]["settings"]
-    run_all(store, tasks, LocalArtifactStore(settings.artifact_dir),
-            max_chars=settings.max_chars_per_text)
-    return client.get(resp.get_json()["status_url"]).get_json()
 
 
 def test_an_upload_runs_as_a_store_job_counting_every_row(ctx):

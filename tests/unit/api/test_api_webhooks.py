@@ -13,7 +13,7 @@ from spamq.jobs.schema import WEBHOOK_WATCH_KEY
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 from spamq.webhooks.outbox import Event, Outbox
-from tests.unit.api.test_api import RecordingSender
+from tests.helpers.api import RecordingSender
 
 #: a public address literal: resolves with no DNS (the guard's own tests cover names)
 HOOK = {"url": "https://93.184.216.34/spamq?t=1", "events": ["job.completed", "job.failed"]}

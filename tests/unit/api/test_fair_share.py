@@ -14,7 +14,7 @@ from spamq.settings import Settings
 from spamq.storage.artifacts import LocalArtifactStore
 from spamq.storage.estimate import estimate_rows
 from spamq.storage.splits import InputFile, Split
-from tests.unit.spamq.jobs.test_store_jobs import Tasks, run_all
+from tests.helpers.api import Tasks, run_all
 
 ALICE, BOB = "alice-" + "a" * 40, "bob-" + "b" * 40
 

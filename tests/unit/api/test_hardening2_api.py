@@ -14,7 +14,7 @@ from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 from spamq.storage.artifacts import LocalArtifactStore
 from spamq.storage.uploads import DUE_KEY, JOB_KEY, Upload, Uploads
-from tests.unit.api.test_api import RecordingSender
+from tests.helpers.api import RecordingSender, scored_upload
 
 CSV = "id,body\n1,hello there\n2,win a prize now\n"
 
@@ -138,7 +138,6 @@ def test_upload_names_are_checked_before_any_path_is_made():
 @pytest.fixture
 def done_upload(tmp_path):
     """A scored upload job (two splits' worth of rows in one part) and its part file."""
-    from tests.unit.api.test_api_bulk import scored_upload
 
     settings = Settings(max_texts_per_request=10, chunk_size=4, max_texts_per_job=100,
                         results_page_max=5, artifact_dir=tmp_path)
@@ -309,7 +308,6 @@ def test_the_page_has_no_inline_script_or_style(ctx):
 
 def test_a_download_meeting_a_changed_part_midway_is_cut_short(tmp_path):
     from api.store_results import OutputChanged
-    from tests.unit.api.test_api_bulk import scored_upload
 
     settings = Settings(max_texts_per_request=10, chunk_size=4, max_texts_per_job=5000,
                         artifact_dir=tmp_path, split_bytes=30_000)  # ~1,200 rows a part

@@ -11,7 +11,7 @@ from api import JobIdConverter, create_app
 from api.auth import hash_key, key_id
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
-from tests.unit.api.test_api import RecordingSender
+from tests.helpers.api import RecordingSender
 
 ALICE, BOB = "alice-" + "a" * 40, "bob-" + "b" * 40
 HOSTILE_IDS = ["HOSTILE", "x:results", "%s:results", "%s:texts", "../HOSTILE", "A" * 32,

@@ -5,28 +5,19 @@ expires."""
 import io
 import time
 
-import fakeredis
 import pytest
 
-from api import create_app
 from spamq.jobs.schema import EXPIRED
-from spamq.jobs.store import JobStore
-from spamq.settings import Settings
 from spamq.storage.artifacts import LocalArtifactStore
-from tests.unit.spamq.jobs.test_store_jobs import Tasks, run_all
+from tests.helpers.api import run_all
 
 
-@pytest.fixture
-def ctx(tmp_path):
-    settings = Settings(artifact_dir=tmp_path, split_bytes=200, bulk_window_chunks=2,
-                        auth_required=False)
-    jobs = JobStore(fakeredis.FakeRedis(), ttl_s=600)
-    tasks = Tasks()
-    client = create_app(settings, store=jobs, send_task=tasks).test_client()
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "a.jsonl").write_text("".join(f'{{"text": "row {i}"}}\n'
-                                                     for i in range(40)))
-    return client, jobs, tasks, LocalArtifactStore(tmp_path)
+@pytest.fixture(autouse=True)
+def _input(ctx):
+    """A 40-row JSON Lines file in the store (tests/unit/conftest.py's ctx)."""
+    root = ctx[3]
+    (root / "in").mkdir()
+    (root / "in" / "a.jsonl").write_text("".join(f'{{"text": "row {i}"}}\n' for i in range(40)))
 
 
 def _submit_json(client, out):
@@ -42,7 +33,8 @@ def _submit_upload(client, out):
 
 @pytest.mark.parametrize("submit", [_submit_json, _submit_upload])
 def test_a_store_job_keeps_its_deadline(ctx, submit):
-    client, jobs, tasks, artifacts = ctx
+    client, jobs, tasks, root = ctx
+    artifacts = LocalArtifactStore(root)
     resp = submit(client, "out/in-time")
     assert resp.status_code == 202, resp.get_json()
     job = jobs.jobs.get(resp.get_json()["id"])
@@ -54,7 +46,8 @@ def test_a_store_job_keeps_its_deadline(ctx, submit):
 
 @pytest.mark.parametrize("submit", [_submit_json, _submit_upload])
 def test_a_store_job_past_its_deadline_expires_without_scoring(ctx, submit, monkeypatch):
-    client, jobs, tasks, artifacts = ctx
+    client, jobs, tasks, root = ctx
+    artifacts = LocalArtifactStore(root)
     job_id = submit(client, "out/late").get_json()["id"]
     later = time.time() + 60
     monkeypatch.setattr("worker.resilience.time.time", lambda: later)

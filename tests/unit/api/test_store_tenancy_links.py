@@ -16,7 +16,7 @@ from api.auth import hash_key, key_id
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 from spamq.storage.artifacts import ArtifactSymlink, LocalArtifactStore
-from tests.unit.spamq.jobs.test_store_jobs import Tasks, run_all
+from tests.helpers.api import Tasks, run_all
 from worker.tasks import public_error
 
 ALICE, BOB = "alice-" + "a" * 40, "bob-" + "b" * 40

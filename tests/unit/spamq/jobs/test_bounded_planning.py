@@ -18,7 +18,7 @@ from spamq.jobs.store_jobs import PLAN_BATCH, StoreJobs
 from spamq.settings import Settings
 from spamq.storage import splits
 from spamq.storage.artifacts import LocalArtifactStore
-from tests.unit.spamq.jobs.test_store_jobs import FakeScorer, Tasks
+from tests.helpers.api import Tasks, WinScorer
 from worker.split_tasks import SplitScorer, plan_job, plan_quotes
 from worker.tasks import public_error
 
@@ -244,7 +244,7 @@ def test_a_job_whose_plan_cannot_be_stored_leaves_nothing_behind(monkeypatch):
 
 def _run(jobs, tasks, artifacts, settings):
     """Run the queued tasks as a worker would (the plan task: plan_job, then the quotes)."""
-    scorer = SplitScorer(jobs, artifacts, FakeScorer(), max_chars=5000)
+    scorer = SplitScorer(jobs, artifacts, WinScorer(), max_chars=5000)
     while tasks.sent:
         name, args = tasks.sent.pop(0)
         if name == "spamq.plan_store_job":

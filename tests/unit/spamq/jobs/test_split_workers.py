@@ -10,7 +10,7 @@ import fakeredis
 from spamq.jobs.store import JobStore
 from spamq.jobs.store_jobs import StoreJobs
 from spamq.storage.artifacts import LocalArtifactStore
-from tests.unit.spamq.jobs.test_store_jobs import FakeScorer, ctx  # noqa: F401 - the fixture
+from tests.helpers.api import WinScorer
 from worker.split_tasks import SplitScorer
 
 
@@ -67,7 +67,7 @@ def test_a_discarded_job_leaves_no_split_workers():
     assert not stores._r.exists(f"spamq:job:{job_id}:split_workers")
 
 
-def test_split_scorers_record_their_holder_and_parts_count_the_workers(ctx):  # noqa: F811
+def test_split_scorers_record_their_holder_and_parts_count_the_workers(ctx):
     client, jobs, tasks, root = ctx
     (root / "in").mkdir()
     (root / "in" / "sms.jsonl").write_text("".join(
@@ -77,7 +77,7 @@ def test_split_scorers_record_their_holder_and_parts_count_the_workers(ctx):  # 
     assert resp.status_code == 202, resp.get_json()
     job_id = resp.get_json()["id"]
     artifacts = LocalArtifactStore(root)
-    scorers = [SplitScorer(jobs, artifacts, FakeScorer(), max_chars=5000, holder=name)
+    scorers = [SplitScorer(jobs, artifacts, WinScorer(), max_chars=5000, holder=name)
                for name in ("host-a:1", "host-b:2")]
     total = jobs.jobs.get(job_id).chunks_total
     assert total >= 4

@@ -1,71 +1,7 @@
 """Store jobs end to end in-process: the API plans, SplitScorer (the worker's code) scores
 each split from a local artifact store, the API serves the parts. No row touches Redis."""
 
-from concurrent.futures import Future
-from dataclasses import dataclass
-
-import fakeredis
-import pytest
-
-from api import create_app
-from spamq.jobs.store import JobStore
-from spamq.settings import Settings
-from worker.split_tasks import SplitScorer, plan_quotes
-
-
-@dataclass
-class Prediction:
-    label: str
-    spam_probability: float
-    model_version: str = "v-test"
-
-    def as_dict(self):
-        return {"label": self.label, "spam_probability": self.spam_probability,
-                "truncated": False, "model_version": self.model_version}
-
-
-class FakeScorer:
-    def submit(self, texts, *, interactive=True, owner=""):
-        future = Future()
-        future.set_result([Prediction("spam" if "WIN" in t else "ham", 0.9 if "WIN" in t else 0.1)
-                           for t in texts])
-        return future
-
-
-class Tasks:
-    """A recording send_task that the test then runs, as a worker would."""
-
-    def __init__(self):
-        self.sent = []
-
-    def __call__(self, name, *, args, queue, headers=None):
-        self.sent.append((name, list(args)))
-
-
-@pytest.fixture
-def ctx(tmp_path):
-    settings = Settings(artifact_dir=tmp_path, split_bytes=200, bulk_window_chunks=2)
-    jobs = JobStore(fakeredis.FakeRedis(), ttl_s=600)
-    tasks = Tasks()
-    client = create_app(settings, store=jobs, send_task=tasks).test_client()
-    return client, jobs, tasks, tmp_path
-
-
-def run_all(jobs, tasks, artifacts, max_chars=5000):
-    """Run every queued task, and the ones they queue, to the end."""
-    scorer = SplitScorer(jobs, artifacts, FakeScorer(), max_chars=max_chars,
-                         send_next=lambda i: tasks.sent.append(("spamq.score_split", [job, i])))
-    ran = []
-    while tasks.sent:
-        name, args = tasks.sent.pop(0)
-        job = args[0]
-        if name == "spamq.plan_store_job":
-            plan_quotes(jobs, artifacts, job)
-            tasks.sent += [("spamq.score_split", [job, i]) for i in jobs.leases.advance(job, 2)]
-        else:
-            scorer.run(job, args[1])
-            ran.append(args[1])
-    return ran
+from tests.helpers.api import run_all
 
 
 def test_a_csv_with_multiline_quoted_fields_is_split_scored_once_and_served(ctx):
