@@ -37,7 +37,7 @@ lint: venv
 	$(PY) -m mypy
 
 unit: venv
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit bench/tests $(PYTEST_ARGS)
 
 integration: venv test-services
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
