@@ -31,7 +31,7 @@ from typing import Any
 import requests
 
 from bench import null_model
-from bench.common import (
+from bench.lib import (
     add_serving_arguments,
     hardware,
     percentiles,

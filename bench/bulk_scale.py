@@ -30,7 +30,7 @@ import redis
 import requests
 
 from bench.__main__ import group_cpu_s, model_limit
-from bench.common import hardware, sms_texts, write_results
+from bench.lib import hardware, sms_texts, write_results
 from scripts.local_services import (
     REPO,
     read_env_file,

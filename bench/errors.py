@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import hardware, split_of, write_results
+from bench.lib import hardware, split_of, write_results
 from spamq.settings import Settings
 
 

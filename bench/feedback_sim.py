@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import hardware, write_results
+from bench.lib import hardware, write_results
 from spamq.settings import Settings
 from spamq.training import evaluation
 

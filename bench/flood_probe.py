@@ -49,7 +49,7 @@ from typing import Any
 import requests
 
 from api.auth import hash_key, key_id
-from bench.common import hardware, percentiles, sms_texts, write_results
+from bench.lib import hardware, percentiles, sms_texts, write_results
 from scripts.local_services import REPO, start_api, start_deliverer, start_redis, start_worker
 from spamq.settings import Settings
 from spamq.webhooks.signing import new_secret

@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from api.auth import hash_key
-from bench.common import hardware, percentiles, sms_texts, write_results
+from bench.lib import hardware, percentiles, sms_texts, write_results
 from scripts.local_services import start_api, start_redis, start_worker
 from spamq.settings import Settings
 

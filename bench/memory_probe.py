@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.common import hardware, write_results
+from bench.lib import hardware, write_results
 from scripts.local_services import REPO, start_redis, start_worker
 from spamq.settings import Settings
 

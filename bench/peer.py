@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import hardware, require_model, sms_texts, write_results
+from bench.lib import hardware, require_model, sms_texts, write_results
 from bench.peer_stack import (
     PeerConfig,
     Server,

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import require_model, sms_texts
+from bench.lib import require_model, sms_texts
 from bench.peer_stack import PeerConfig, leg, peer_server
 
 DEFAULT_PRECISIONS = ("fp32", "bf16mm")
@@ -171,7 +171,7 @@ def add_tuning_arguments(parser: argparse.ArgumentParser) -> None:
 def main() -> int:
     import os
 
-    from bench.common import write_results
+    from bench.lib import write_results
     from spamq.settings import Settings
 
     parser = argparse.ArgumentParser(description=__doc__,

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import redis
 
-from bench.common import hardware, write_results
+from bench.lib import hardware, write_results
 from scripts.local_services import REPO, start_redis
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import hardware, split_of, write_results
+from bench.lib import hardware, split_of, write_results
 from spamq.models.invariance import MAX_LOGIT_DIFF, alone_and_batched
 from spamq.settings import Settings
 

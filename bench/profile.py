@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from bench.__main__ import clients, cpu_profile
-from bench.common import add_serving_arguments, require_model, sms_texts
+from bench.lib import add_serving_arguments, require_model, sms_texts
 from scripts.local_services import start_api, start_redis, start_worker
 
 RESULTS = Path(__file__).parent / "results"

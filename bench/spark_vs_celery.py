@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 import requests
 
 from bench.bulk_scale import TINY_ENV, write_input
-from bench.common import hardware, sms_texts, write_results
+from bench.lib import hardware, sms_texts, write_results
 from scripts.local_services import (
     REPO,
     read_env_file,

@@ -27,7 +27,7 @@ from typing import Any
 import redis
 import requests
 
-from bench.common import hardware, require_model, sms_texts, write_results
+from bench.lib import hardware, require_model, sms_texts, write_results
 from scripts.local_services import Process, start_api, start_redis, wait_until
 from spamq.cli.processes import positive_int
 from spamq.jobs.schema import should_stop

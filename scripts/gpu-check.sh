@@ -43,7 +43,7 @@ export SPAMQ_GPU_MODEL_DIR=.gpu/model SPAMQ_MODEL_DIR=.gpu/model SPAMQ_DATA_PATH
 python3 -m bench.gpu_pack unpack .gpu/model
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 redis-server --version | tee -a "$OUT/gpu.txt"
-python3 -c 'from bench.common import sms_texts; print("\n".join(
+python3 -c 'from bench.lib import sms_texts; print("\n".join(
     t.replace("\n", " ") for t in sms_texts(20000)))' > /tmp/texts.txt
 if [[ "${GPU_CHECK_PART:-all}" != serving ]]; then  # GPU_CHECK_PART=serving: the bench alone
   python3 -m pytest tests/gpu -q -s -p no:cacheprovider -o addopts="" 2>&1 | tee "$OUT/tests.txt"

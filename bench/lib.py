@@ -1,4 +1,5 @@
-"""What the benchmarks share: the real SMS length mix, percentiles, a results table."""
+"""What the benchmarks share (and only they: tests/ never import bench/): the real SMS length
+mix, a model's data split, percentiles, the hardware, a results file, the serving arguments."""
 
 from __future__ import annotations
 
