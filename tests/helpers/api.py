@@ -107,6 +107,21 @@ def scored_upload(client: FlaskClient, store: JobStore, sender: RecordingSender,
     return client.get(resp.get_json()["status_url"]).get_json()
 
 
+@dataclass
+class File:
+    """The least of an input file that StoreJobs.create reads."""
+
+    path: str
+    size: int
+
+
+@dataclass
+class Split:
+    """The least of a split that StoreJobs.create reads: its file's index."""
+
+    file: int
+
+
 class SplitHarness:
     """The API in process over a local store under ``tmp_path/store``; what it sends is kept in
     ``sent`` as (name, args), and the worker's SplitScorer runs the splits sent."""

@@ -3,26 +3,13 @@ splits scored more than once (rework after a worker died)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import fakeredis
 
 from spamq.jobs.store import JobStore
 from spamq.jobs.store_jobs import StoreJobs
 from spamq.storage.artifacts import LocalArtifactStore
-from tests.helpers.api import WinScorer
+from tests.helpers.api import File, Split, WinScorer
 from worker.split_tasks import SplitScorer
-
-
-@dataclass
-class File:
-    path: str
-    size: int
-
-
-@dataclass
-class Split:
-    file: int
 
 
 def _job(stores: StoreJobs, splits: int) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 
 import fakeredis
 import pytest
@@ -22,6 +21,7 @@ from spamq.settings import Settings
 from spamq.webhooks.outbox import Outbox
 from spamq.webhooks.request import Webhook
 from spamq.webhooks.watch import JobWatch, end_event_id, event_view
+from tests.helpers.api import File, Split
 from tests.helpers.webhooks import Clock
 
 KID = "0123456789abcdef"
@@ -132,17 +132,6 @@ def test_progress_when_the_done_count_moves_if_asked(w):
     assert seen == [("job.progress", job, 1), ("job.progress", job, 2),
                     ("job.completed", job, 3)]
     assert w.watched() == {quiet}
-
-
-@dataclass
-class File:
-    path: str
-    size: int
-
-
-@dataclass
-class Split:
-    file: int
 
 
 def test_a_store_job_ends_the_same_way(w):
