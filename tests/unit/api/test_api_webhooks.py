@@ -13,7 +13,7 @@ from spamq.jobs.schema import WEBHOOK_WATCH_KEY
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 from spamq.webhooks.outbox import Event, Outbox
-from tests.helpers.api import RecordingSender
+from tests.helpers.api import RecordingSender, make_api
 
 #: a public address literal: resolves with no DNS (the guard's own tests cover names)
 HOOK = {"url": "https://93.184.216.34/spamq?t=1", "events": ["job.completed", "job.failed"]}
@@ -26,11 +26,9 @@ SECRETS = json.dumps({"-": {"current": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 
 @pytest.fixture
 def ctx():
-    settings = Settings(max_texts_per_request=10, chunk_size=4, webhook_secrets=SECRETS)
-    redis = fakeredis.FakeRedis()
-    store = JobStore(redis, ttl_s=600)
-    app = create_app(settings, store=store, send_task=RecordingSender())
-    return app.test_client(), store, Outbox(redis, settings), redis
+    client, store = make_api(max_texts_per_request=10, chunk_size=4, webhook_secrets=SECRETS)
+    settings = client.application.extensions["spamq"]["settings"]
+    return client, store, Outbox(store.redis, settings), store.redis
 
 
 def test_a_job_with_a_webhook_is_watched_and_its_subscription_kept(ctx):

@@ -14,6 +14,7 @@ from spamq.jobs import schema
 from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 from spamq.storage.artifacts import LocalArtifactStore
+from tests.helpers.api import make_api
 
 ALICE, BOB = "alice-" + "a" * 40, "bob-" + "b" * 40
 A_ID, B_ID = key_id(hash_key(ALICE)), key_id(hash_key(BOB))
@@ -21,11 +22,9 @@ A_ID, B_ID = key_id(hash_key(ALICE)), key_id(hash_key(BOB))
 
 @pytest.fixture
 def ctx(tmp_path):
-    settings = Settings(auth_required=True, api_keys=f"{ALICE},{BOB}", artifact_dir=tmp_path,
-                        chunk_size=2, max_chars_per_text=50, feedback_max_items=5)
-    jobs = JobStore(fakeredis.FakeRedis(), ttl_s=600)
-    app = create_app(settings, store=jobs, send_task=lambda *a, **k: None)
-    return app.test_client(), jobs, LocalArtifactStore(tmp_path), tmp_path
+    client, jobs = make_api(auth_required=True, api_keys=f"{ALICE},{BOB}", artifact_dir=tmp_path,
+                            chunk_size=2, max_chars_per_text=50, feedback_max_items=5)
+    return client, jobs, LocalArtifactStore(tmp_path), tmp_path
 
 
 def post(client, items, key=ALICE):

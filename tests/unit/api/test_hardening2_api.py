@@ -6,27 +6,22 @@ from __future__ import annotations
 import io
 import time
 
-import fakeredis
 import pytest
 
-from api import create_app
-from spamq.jobs.store import JobStore
 from spamq.settings import Settings
 from spamq.storage.artifacts import LocalArtifactStore
 from spamq.storage.uploads import DUE_KEY, JOB_KEY, Upload, Uploads
-from tests.helpers.api import RecordingSender, scored_upload
+from tests.helpers.api import RecordingSender, make_api, scored_upload
 
 CSV = "id,body\n1,hello there\n2,win a prize now\n"
 
 
 @pytest.fixture
 def ctx(tmp_path):
-    settings = Settings(max_texts_per_request=10, chunk_size=4, max_texts_per_job=100,
-                        artifact_dir=tmp_path, max_upload_bytes_per_key=2 * len(CSV) + 10,
-                        job_ttl_s=600)
-    store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
-    sender = RecordingSender()
-    return create_app(settings, store=store, send_task=sender).test_client(), store, tmp_path
+    client, store = make_api(max_texts_per_request=10, chunk_size=4, max_texts_per_job=100,
+                             artifact_dir=tmp_path, max_upload_bytes_per_key=2 * len(CSV) + 10,
+                             job_ttl_s=600)
+    return client, store, tmp_path
 
 
 def upload(client, content=CSV, **form):
@@ -139,11 +134,9 @@ def test_upload_names_are_checked_before_any_path_is_made():
 def done_upload(tmp_path):
     """A scored upload job (two splits' worth of rows in one part) and its part file."""
 
-    settings = Settings(max_texts_per_request=10, chunk_size=4, max_texts_per_job=100,
-                        results_page_max=5, artifact_dir=tmp_path)
-    store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     sender = RecordingSender()
-    client = create_app(settings, store=store, send_task=sender).test_client()
+    client, store = make_api(sender, max_texts_per_request=10, chunk_size=4,
+                             max_texts_per_job=100, results_page_max=5, artifact_dir=tmp_path)
     job = scored_upload(client, store, sender, "in.csv", CSV, column="body")
     assert job["status"] == "done" and job["progress"]["total"] == 2, job
     parts = sorted(p for p in tmp_path.rglob("part-*") if "_rejected" not in str(p))
@@ -261,9 +254,7 @@ def test_the_key_ring_reads_the_key_list_past_the_secret_cache(monkeypatch):
 
 
 def test_readyz_counts_live_workers_only_and_names_none(tmp_path):
-    store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
-    client = create_app(Settings(worker_heartbeat_s=1), store=store,
-                        send_task=RecordingSender()).test_client()
+    client, store = make_api(worker_heartbeat_s=1)
     now = time.time()
     store.workers.beat("host-a:101", {"name": "host-a:101", "model_version": "v1", "at": now},
                        ttl_s=30)
@@ -309,11 +300,10 @@ def test_the_page_has_no_inline_script_or_style(ctx):
 def test_a_download_meeting_a_changed_part_midway_is_cut_short(tmp_path):
     from api.store_results import OutputChanged
 
-    settings = Settings(max_texts_per_request=10, chunk_size=4, max_texts_per_job=5000,
-                        artifact_dir=tmp_path, split_bytes=30_000)  # ~1,200 rows a part
-    store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     sender = RecordingSender()
-    client = create_app(settings, store=store, send_task=sender).test_client()
+    client, store = make_api(sender, max_texts_per_request=10, chunk_size=4,
+                             max_texts_per_job=5000, artifact_dir=tmp_path,
+                             split_bytes=30_000)  # ~1,200 rows a part
     rows = "".join(f"{i},message number {i:05d}\n" for i in range(2500))
     job = scored_upload(client, store, sender, "in.csv", "id,body\n" + rows, column="body")
     parts = sorted(p for p in tmp_path.rglob("part-*") if "_rejected" not in str(p))

@@ -2,23 +2,18 @@
 
 import io
 
-import fakeredis
 import pytest
 
 import api.requests
-from api import create_app
-from spamq.jobs.store import JobStore
-from spamq.settings import Settings
+from tests.helpers.api import make_api
 
 
 @pytest.fixture
 def ctx(tmp_path):
-    settings = Settings(auth_required=False, max_texts_per_request=5, max_chars_per_text=20,
-                        max_deadline_s=600, results_page_max=50, artifact_dir=tmp_path)
-    store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     sent = []
-    client = create_app(settings, store=store,
-                        send_task=lambda name, **kw: sent.append(name)).test_client()
+    client, store = make_api(lambda name, **kw: sent.append(name), auth_required=False,
+                             max_texts_per_request=5, max_chars_per_text=20, max_deadline_s=600,
+                             results_page_max=50, artifact_dir=tmp_path)
     return client, store, sent
 
 
