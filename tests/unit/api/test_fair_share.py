@@ -6,7 +6,6 @@ import gzip
 import fakeredis
 import pytest
 
-from api import create_app
 from api.auth import hash_key
 from spamq.jobs.store import JobStore
 from spamq.jobs.store_jobs import StoreJobs
@@ -14,7 +13,7 @@ from spamq.settings import Settings
 from spamq.storage.artifacts import LocalArtifactStore
 from spamq.storage.estimate import estimate_rows
 from spamq.storage.splits import InputFile, Split
-from tests.helpers.api import Tasks, run_all
+from tests.helpers.api import Tasks, make_api, run_all
 
 ALICE, BOB = "alice-" + "a" * 40, "bob-" + "b" * 40
 
@@ -23,10 +22,9 @@ def _app(tmp_path, **overrides):
     base = dict(auth_required=True, api_keys=f"{hash_key(ALICE)},{hash_key(BOB)}",
                 chunk_size=4, max_texts_per_request=100, artifact_dir=tmp_path,
                 bulk_window_chunks=2, split_bytes=200)
-    settings = Settings(**{**base, **overrides})
-    jobs = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     tasks = Tasks()
-    return create_app(settings, store=jobs, send_task=tasks).test_client(), jobs, tasks
+    client, jobs = make_api(tasks, **{**base, **overrides})
+    return client, jobs, tasks
 
 
 def as_(key):

@@ -4,14 +4,11 @@ import io
 import json
 import os
 
-import fakeredis
 import redis
 
-from api import JobIdConverter, create_app
+from api import JobIdConverter
 from api.auth import hash_key, key_id
-from spamq.jobs.store import JobStore
-from spamq.settings import Settings
-from tests.helpers.api import RecordingSender
+from tests.helpers.api import RecordingSender, make_api
 
 ALICE, BOB = "alice-" + "a" * 40, "bob-" + "b" * 40
 HOSTILE_IDS = ["HOSTILE", "x:results", "%s:results", "%s:texts", "../HOSTILE", "A" * 32,
@@ -22,11 +19,9 @@ def _app(tmp_path=None, **overrides):
     base = dict(auth_required=True, api_keys=f"{hash_key(ALICE)},{hash_key(BOB)}",
                 chunk_size=4, max_texts_per_request=10, max_chars_per_text=50,
                 bulk_window_chunks=2, artifact_dir=tmp_path or "/nonexistent")
-    settings = Settings(**{**base, **overrides})
-    store = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     sender = RecordingSender()
-    app = create_app(settings, store=store, send_task=sender)
-    return app.test_client(), store, sender
+    client, store = make_api(sender, **{**base, **overrides})
+    return client, store, sender
 
 
 def as_(key):

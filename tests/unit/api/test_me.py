@@ -4,33 +4,19 @@ and use, never another key's."""
 import io
 import json
 
-import fakeredis
-
-from api import create_app
 from api.auth import hash_key, key_id
-from spamq.jobs.store import JobStore
-from spamq.settings import Settings
+from tests.helpers.api import make_api
 
 ALICE, BOB = "alice-" + "a" * 40, "bob-" + "b" * 40
 A_ID, B_ID = key_id(hash_key(ALICE)), key_id(hash_key(BOB))
 
 
-class Tasks:
-    def __init__(self):
-        self.sent = []
-
-    def __call__(self, name, args=(), **kwargs):
-        self.sent.append((name, args, kwargs))
-
-
 def _client(tmp_path, **overrides):
-    settings = Settings(**{
+    return make_api(**{
         "auth_required": True, "api_keys": f"{hash_key(ALICE)},{hash_key(BOB)}",
         "chunk_size": 4, "artifact_dir": tmp_path, "rate_limit_burst": 50,
         "store_grants": {A_ID: ["data/shared"], B_ID: ["data/bob-only"]},
         "max_upload_bytes_per_key": 5000, "bulk_window_per_key": 7, **overrides})
-    jobs = JobStore(fakeredis.FakeRedis(), ttl_s=600)
-    return create_app(settings, store=jobs, send_task=Tasks()).test_client(), jobs
 
 
 def test_me_gives_the_key_its_own_id_area_grants_and_quotas(tmp_path):

@@ -8,15 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import fakeredis
 import pytest
 
-from api import create_app
 from api.auth import hash_key, key_id
-from spamq.jobs.store import JobStore
-from spamq.settings import Settings
 from spamq.storage.artifacts import ArtifactSymlink, LocalArtifactStore
-from tests.helpers.api import Tasks, run_all
+from tests.helpers.api import Tasks, make_api, run_all
 from worker.tasks import public_error
 
 ALICE, BOB = "alice-" + "a" * 40, "bob-" + "b" * 40
@@ -25,11 +21,9 @@ A, B = (f"tenants/{key_id(hash_key(k))}" for k in (ALICE, BOB))
 
 @pytest.fixture
 def api(tmp_path: Path):
-    settings = Settings(artifact_dir=tmp_path, auth_required=True,
-                        api_keys=f"{hash_key(ALICE)},{hash_key(BOB)}", split_bytes=1 << 20)
-    jobs = JobStore(fakeredis.FakeRedis(), ttl_s=600)
     tasks = Tasks()
-    client = create_app(settings, store=jobs, send_task=tasks).test_client()
+    client, jobs = make_api(tasks, artifact_dir=tmp_path, auth_required=True,
+                            api_keys=f"{hash_key(ALICE)},{hash_key(BOB)}", split_bytes=1 << 20)
     for home, who in ((A, "alice"), (B, "bob")):
         (tmp_path / home / "in").mkdir(parents=True)
         (tmp_path / home / "in" / "rows.csv").write_text(f"text\n{who}'s secret row\n")
