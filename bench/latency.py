@@ -78,7 +78,7 @@ def time_requests(fn, texts: list[str]) -> dict[str, float]:
 def legs(args: argparse.Namespace) -> dict[str, Any]:
     """The bench's interactive legs alone (see the module's docstring), on ``args.threads``
     torch threads in-process and in the worker."""
-    from bench.__main__ import clients, cpu_profile, model_limit, worker_groups
+    from bench.__main__ import batch_stats, clients, cpu_profile, model_limit, worker_groups
 
     precision = args.precision or Settings().precision
     texts = sms_texts(args.texts, seed=11)
@@ -107,6 +107,7 @@ def legs(args: argparse.Namespace) -> dict[str, Any]:
                 done = max(r[f"clients_{n}"]["msgs_per_s"] * args.seconds, 1)
                 r[f"clients_{n}"]["cpu_ms_per_request"] = {
                     k: round(v * 1000 / done, 2) for k, v in cpu.items()}
+            r["batching"] = batch_stats(redis_url)
         finally:
             worker.stop()
             api.stop()
@@ -126,6 +127,7 @@ def print_legs(r: dict[str, Any]) -> None:
         print(f"{key[8:]:>3} clients: {c['msgs_per_s']:7.1f} req/s  p50 {c['p50_ms']:7.2f}  "
               f"p99 {c['p99_ms']:7.2f} ms  errors {c['errors']}  CPU ms/request: "
               + ", ".join(f"{k} {v:.2f}" for k, v in c["cpu_ms_per_request"].items()))
+    print(f"batching (worker counters, all legs): {r.get('batching')}")
     if "limit" not in r:
         return
     lim, model_ms = r["limit"], r["limit"]["cpu_ms_per_text"]
