@@ -35,8 +35,6 @@ import secrets
 import selectors
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -49,8 +47,8 @@ from typing import Any
 import requests
 
 from api.auth import hash_key, key_id
-from bench.lib import hardware, percentiles, sms_texts, write_results
-from scripts.local_services import REPO, start_api, start_deliverer, start_redis, start_worker
+from bench.lib import hardware, model_or_tiny, percentiles, sms_texts, write_results
+from scripts.local_services import start_api, start_deliverer, start_redis, start_worker
 from spamq.settings import Settings
 from spamq.webhooks.signing import new_secret
 
@@ -366,12 +364,7 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model_dir = args.model_dir
-        if not (model_dir / "manifest.json").exists():
-            model_dir = work / "tiny-model"
-            print(f"no model in {args.model_dir}: training a tiny one in {model_dir}")
-            subprocess.run([sys.executable, "-m", "spamq.cli", "train", "--from-scratch",
-                            "--out", str(model_dir)], check=True, cwd=REPO)
+        model_dir = model_or_tiny(args.model_dir, work)
         store = work / "store"
         _inputs(store, home_a, args.files, args.rows)
         _inputs(store, home_b, 1, 20)

@@ -8,6 +8,8 @@ import json
 import platform
 import random
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,18 @@ def add_serving_arguments(parser: Any, *, seconds_help: str, threads_help: str,
     parser.add_argument("--seconds", type=float, default=4.0, help=seconds_help)
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) - 1),
                         help=threads_help)
+
+
+def model_or_tiny(model_dir: Path, work: Path) -> Path:
+    """``model_dir`` if it holds a model, else a tiny one trained into ``work``: a probe of
+    the service, not of the model, runs on a fresh clone too."""
+    if (model_dir / "manifest.json").exists():
+        return model_dir
+    tiny = work / "tiny-model"
+    print(f"no model in {model_dir}: training a tiny one in {tiny}")
+    subprocess.run([sys.executable, "-m", "spamq.cli", "train", "--from-scratch",
+                    "--out", str(tiny)], check=True, cwd=Path(__file__).resolve().parents[1])
+    return tiny
 
 
 def require_model(parser: Any, model_dir: Path) -> None:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import secrets
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,8 +25,8 @@ from typing import Any
 import requests
 
 from api.auth import hash_key
-from bench.lib import hardware, percentiles, sms_texts, write_results
-from scripts.local_services import REPO, start_api, start_redis, start_worker
+from bench.lib import hardware, model_or_tiny, percentiles, sms_texts, write_results
+from scripts.local_services import start_api, start_redis, start_worker
 from spamq.settings import Settings
 
 
@@ -145,12 +143,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model_dir = args.model_dir
-        if not (model_dir / "manifest.json").exists():
-            model_dir = work / "tiny-model"
-            print(f"no model in {args.model_dir}: training a tiny one in {model_dir}")
-            subprocess.run([sys.executable, "-m", "spamq.cli", "train", "--from-scratch",
-                            "--out", str(model_dir)], check=True, cwd=REPO)
+        model_dir = model_or_tiny(args.model_dir, work)
         redis_proc, redis_url = start_redis(work / "redis")
         key = secrets.token_urlsafe(32)
         env = {"SPAMQ_REDIS_URL": redis_url, "SPAMQ_MODEL_DIR": str(model_dir),
