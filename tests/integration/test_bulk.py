@@ -105,8 +105,9 @@ def test_concurrent_single_texts_share_forward_passes(api_url, redis_url):
     rows = after["rows"] - before.get("rows", 0)
     passes = after["batches"] - before.get("batches", 0)
     assert rows >= 160
-    assert passes < rows  # fewer forward passes than texts
-    assert after["multi_request_batches"] > before.get("multi_request_batches", 0)
+    # fewer forward passes than texts: the coalescer groups the requests that arrive while
+    # one is being published, and a group is one submission to the batcher
+    assert passes < rows
     assert after["max_rows"] > 1
 
 

@@ -24,12 +24,12 @@ def test_redis_or_the_broker_away_requeues_the_message_and_leaves_the_job(error)
     with pytest.raises(Reject) as caught, _failures(state, ["job-1"], "chunk 4"):
         raise error
     assert caught.value.requeue is True
-    state.jobs.fail.assert_not_called()
+    state.jobs.jobs.fail.assert_not_called()
 
 
 def test_any_other_error_fails_the_job():
     state = SimpleNamespace(jobs=Mock())
     with pytest.raises(ValueError), _failures(state, ["job-1"], "chunk 4"):
         raise ValueError("bad")
-    state.jobs.fail.assert_called_once()
-    assert state.jobs.fail.call_args.args[0] == "job-1"
+    state.jobs.jobs.fail.assert_called_once()
+    assert state.jobs.jobs.fail.call_args.args[0] == "job-1"
