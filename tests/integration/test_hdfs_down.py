@@ -48,7 +48,7 @@ def test_worker_exits_non_zero_when_hdfs_is_down_at_start(tmp_path, monkeypatch)
             time.sleep(0.05)
         rc = proc.proc.returncode
         elapsed = time.monotonic() - started
-        assert not seen and JobStore(client, ttl_s=60).workers() == []
+        assert not seen and JobStore(client, ttl_s=60).workers.heartbeats() == []
     finally:
         proc.stop()
         rproc.stop()

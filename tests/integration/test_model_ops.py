@@ -207,7 +207,7 @@ def test_corrupt_model_in_hdfs_is_refused_at_start(tmp_path, private_redis, hdfs
     assert rc == 79, text[-3000:]
     assert "worker not started: model spamq-sms@production not loaded" in text
     assert f"refusing {NAME}/{v1}" in text and "model.safetensors" in text
-    assert JobStore(redis.Redis.from_url(private_redis), ttl_s=60).workers() == []
+    assert JobStore(redis.Redis.from_url(private_redis), ttl_s=60).workers.heartbeats() == []
     cache = tmp_path / "cache" / NAME
     assert not cache.exists() or list(cache.iterdir()) == []  # nothing half-pulled left behind
 
