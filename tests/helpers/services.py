@@ -9,6 +9,7 @@ when ``SPAMQ_HDFS_URL`` is set; otherwise a private one is started in a temporar
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from scripts.local_services import free_port, read_env_file, run_script
+from spamq.storage.artifacts import HdfsArtifactStore
 
 #: a loopback port nobody listens on (bound, then released)
 closed_port = free_port
@@ -35,6 +37,13 @@ def hdfs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield read_env_file(state / "env")["SPAMQ_HDFS_URL"]
     finally:
         run_script("hdfs.sh", "stop", env=env, timeout=60)
+
+
+def hdfs_store(url: str) -> HdfsArtifactStore:
+    """A store on the HDFS at ``url`` under a fresh private root; ``delete("", recursive=True)``
+    when done."""
+    return HdfsArtifactStore(url, user="spamq", root=f"/spamq-test/{uuid.uuid4().hex}",
+                             timeout_s=10)
 
 
 @dataclass(frozen=True)

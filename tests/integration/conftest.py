@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ import requests
 from api.auth import hash_key, key_id
 from scripts.local_services import REPO, start_api, start_deliverer, start_redis, start_worker
 from spamq.jobs.schema import ENDED
+from spamq.storage.artifacts import ArtifactStore, LocalArtifactStore
 from spamq.webhooks.signing import new_secret
+from tests.helpers.services import hdfs_store
 
 FINISHED = ENDED
 
@@ -31,6 +34,18 @@ def wait_for_job(base: str, status_url: str, statuses=FINISHED, timeout: float =
             return job
         time.sleep(0.05)
     raise AssertionError(f"job not {statuses} after {timeout}s: {job}")
+
+
+@pytest.fixture(params=["local", "hdfs"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArtifactStore]:
+    """An empty artifact store: a local directory, then a private root on the real HDFS (a
+    module may mean another store by ``store``)."""
+    if request.param == "local":
+        yield LocalArtifactStore(tmp_path / "store")
+        return
+    s = hdfs_store(request.getfixturevalue("hdfs_url"))
+    yield s
+    s.delete("", recursive=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,22 +13,9 @@ from spamq.storage.artifacts import (
     ArtifactNotFound,
     ArtifactStore,
     HdfsArtifactStore,
-    LocalArtifactStore,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["local", "hdfs"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArtifactStore]:
-    if request.param == "local":
-        yield LocalArtifactStore(tmp_path / "store")
-        return
-    url = request.getfixturevalue("hdfs_url")
-    root = f"/spamq-test/{uuid.uuid4().hex}"
-    s = HdfsArtifactStore(url, user="spamq", root=root, timeout_s=10)
-    yield s
-    s.delete("", recursive=True)
 
 
 def make_tree(base: Path) -> dict[str, bytes]:

@@ -4,34 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from spamq.models.manifest import ManifestError, verify_model_dir, write_manifest
 from spamq.models.registry import ModelRegistry, RegistryError
-from spamq.storage.artifacts import ArtifactStore, HdfsArtifactStore, LocalArtifactStore
+from spamq.storage.artifacts import ArtifactStore
 
 pytestmark = pytest.mark.integration
 
 NAME = "spamq-sms"
-
-
-@pytest.fixture(params=["hdfs", "local"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArtifactStore]:
-    if request.param == "local":
-        yield LocalArtifactStore(tmp_path / "registry")
-        return
-    s = HdfsArtifactStore(
-        request.getfixturevalue("hdfs_url"),
-        user="spamq",
-        root=f"/spamq-test/{uuid.uuid4().hex}",
-        timeout_s=10,
-    )
-    yield s
-    s.delete("", recursive=True)
 
 
 @pytest.fixture

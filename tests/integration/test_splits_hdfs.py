@@ -8,7 +8,6 @@ import gzip
 import io
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,14 +26,14 @@ from spamq.storage.splits import (
     read_split,
     sniff,
 )
+from tests.helpers.services import hdfs_store
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def store(hdfs_url: str) -> Iterator[HdfsArtifactStore]:  # noqa: F811
-    s = HdfsArtifactStore(hdfs_url, user="spamq", root=f"/spamq-test/{uuid.uuid4().hex}",
-                          timeout_s=10)
+    s = hdfs_store(hdfs_url)
     yield s
     s.delete("", recursive=True)
 
