@@ -293,7 +293,7 @@ def models_shadow_report(args: argparse.Namespace) -> int:
     }
     if args.feedback:
         from spamq.feedback.store import read_feedback, text_sha256
-        from spamq.training.evaluation import ModelScorer
+        from spamq.training.evaluation import ModelScorer, feedback_comparison
         from spamq.training.feedback import parse_source
 
         try:
@@ -310,7 +310,7 @@ def models_shadow_report(args: argparse.Namespace) -> int:
                                       if summary["production_versions"] else s.model_alias)
         models = {role: ModelScorer(_model_dir(s, ref, name))
                   for role, ref in (("production", production), ("candidate", version))}
-        report["feedback"] = {"tenants": list(source.tenants), **shadow.feedback_comparison(
+        report["feedback"] = {"tenants": list(source.tenants), **feedback_comparison(
             texts, [int(x == "spam") for x in fb["label"].to_pylist()],
             [text_sha256(t) for t in texts], set(table["text_sha256"].to_pylist()), models)}
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

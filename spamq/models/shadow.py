@@ -216,24 +216,6 @@ def histogram_png(summary: dict[str, Any], path: Path, *, title: str) -> Path:
     return path
 
 
-def feedback_comparison(texts: list[str], labels: list[int], hashes: list[str], logged: set[str],
-                        models: dict[str, Any]) -> dict[str, Any]:
-    """Each model (name -> spamq.training.evaluation.ModelScorer) on the feedback texts:
-    spam F1, recall and ham FPR with intervals; how many of the texts the shadow logged."""
-    from spamq.training.evaluation import set_metrics
-
-    out: dict[str, Any] = {"items": len(texts), "spam": int(sum(labels)),
-                           "logged_by_the_shadow": sum(h in logged for h in hashes)}
-    if not texts:
-        return out
-    for name, runner in models.items():
-        probs = runner.probabilities(texts)
-        m = set_metrics(probs, labels, ["feedback"] * len(texts), runner.threshold)
-        m.pop("categories", None)
-        out[name] = {"version": runner.version, **m}
-    return out
-
-
 def format_report(report: dict[str, Any]) -> str:
     """The report as Markdown."""
     s = report["shadow"]

@@ -94,6 +94,22 @@ def set_metrics(probs, y, categories, threshold: float, *, seed: int = 0) -> dic
     return out
 
 
+def feedback_comparison(texts: list[str], labels: list[int], hashes: list[str], logged: set[str],
+                        models: dict[str, Any]) -> dict[str, Any]:
+    """Each model (name -> :func:`ModelScorer`) on the feedback texts (a shadow report):
+    spam F1, recall and ham FPR with intervals; how many of the texts the shadow logged."""
+    out: dict[str, Any] = {"items": len(texts), "spam": int(sum(labels)),
+                           "logged_by_the_shadow": sum(h in logged for h in hashes)}
+    if not texts:
+        return out
+    for name, runner in models.items():
+        probs = runner.probabilities(texts)
+        m = set_metrics(probs, labels, ["feedback"] * len(texts), runner.threshold)
+        m.pop("categories", None)
+        out[name] = {"version": runner.version, **m}
+    return out
+
+
 def targets_met(modern: dict, uci: dict) -> dict:
     """The default model's targets: A2P ham FPR in every category, smishing recall (the
     modern set), UCI test spam F1; and whether UCI F1 beats the TF-IDF baseline beyond its
