@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ import requests
 from api.auth import hash_key, key_id
 from scripts.local_services import REPO, start_api, start_deliverer, start_redis, start_worker
 from spamq.jobs.schema import ENDED
+from spamq.settings import Settings
 from spamq.storage.artifacts import ArtifactStore, LocalArtifactStore
 from spamq.webhooks.signing import new_secret
 from tests.helpers.services import hdfs_store
@@ -83,6 +87,25 @@ METRICS_TOKEN = "spamq-test-metrics-" + "m" * 24
 #: each key's own area of the artifact store (spamq/storage/tenancy.py)
 HOME = f"tenants/{key_id(hash_key(API_KEY))}"
 HOME_2 = f"tenants/{key_id(hash_key(API_KEY_2))}"
+
+
+@contextmanager
+def key_areas(service_env: dict[str, str], name: str) -> Iterator[tuple[Path, Path, Path]]:
+    """A fresh run directory ``<name>-<random>`` with an empty in/ in each key's area of the
+    services' local store: (store root, API_KEY's run dir, API_KEY_2's run dir); both removed
+    afterwards (rmtree removes links, never what they point to)."""
+    env = {**os.environ, **service_env}
+    assert not env.get("SPAMQ_HDFS_URL"), "these tests use the local store"
+    root = Path(env.get("SPAMQ_ARTIFACT_DIR") or Settings().artifact_dir)
+    run = f"{name}-{uuid.uuid4().hex[:8]}"
+    a, b = root / HOME / run, root / HOME_2 / run
+    (a / "in").mkdir(parents=True)
+    (b / "in").mkdir(parents=True)
+    try:
+        yield root, a, b
+    finally:
+        shutil.rmtree(a, ignore_errors=True)
+        shutil.rmtree(b, ignore_errors=True)
 #: API_KEY's webhook signing secret (what `spamq keys webhook-secret` keeps in Vault)
 WEBHOOK_SECRET = new_secret()
 #: API_KEY_2's: a second key's events go through their own delivery lane

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import socket
 import uuid
 from pathlib import Path
@@ -17,9 +16,8 @@ import pytest
 import redis
 import requests
 
-from spamq.settings import Settings
 from tests.helpers.fault_counts import write_counts
-from tests.integration.conftest import API_KEY_2, HOME, HOME_2, wait_for_job
+from tests.integration.conftest import API_KEY_2, HOME_2, key_areas, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -139,18 +137,10 @@ SECRET_ROW = "B-only secret row, never A's"
 def areas(service_env):
     """A fresh run directory in each key's area of the services' local store: (store root,
     API_KEY's dir holding in/rows.jsonl, API_KEY_2's dir holding in/rows.csv)."""
-    env = {**os.environ, **service_env}
-    assert not env.get("SPAMQ_HDFS_URL"), "these tests use the local store"
-    root = Path(env.get("SPAMQ_ARTIFACT_DIR") or Settings().artifact_dir)
-    run = f"hostile-{uuid.uuid4().hex[:8]}"
-    a, b = root / HOME / run, root / HOME_2 / run
-    (a / "in").mkdir(parents=True)
-    (b / "in").mkdir(parents=True)
-    (a / "in" / "rows.jsonl").write_text('{"text": "hi", "label": "x", "ref": 1, "file": 2}\n')
-    (b / "in" / "rows.csv").write_text(f"text\n{SECRET_ROW}\n" * 3)
-    yield root, a, b
-    shutil.rmtree(a, ignore_errors=True)  # removes links, never what they point to
-    shutil.rmtree(b, ignore_errors=True)
+    with key_areas(service_env, "hostile") as (root, a, b):
+        (a / "in" / "rows.jsonl").write_text('{"text": "hi", "label": "x", "ref": 1, "file": 2}\n')
+        (b / "in" / "rows.csv").write_text(f"text\n{SECRET_ROW}\n" * 3)
+        yield root, a, b
 
 
 def rel(root: Path, p: Path) -> str:

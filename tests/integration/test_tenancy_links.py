@@ -5,16 +5,13 @@ for input or output, at submission or later when the worker reads and writes by 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
 
-from spamq.settings import Settings
-from tests.integration.conftest import API_KEY, HOME, HOME_2, wait_for_job
+from tests.integration.conftest import API_KEY, HOME_2, key_areas, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -25,18 +22,10 @@ SECRET = "B-only secret row, never A's"
 def areas(service_env):
     """A fresh directory in each key's area of the services' local store: (store root,
     A's run dir, B's run dir); B's holds in/rows.csv, A's in/mine.csv."""
-    env = {**os.environ, **service_env}
-    assert not env.get("SPAMQ_HDFS_URL"), "these tests need the local store"
-    root = Path(env.get("SPAMQ_ARTIFACT_DIR") or Settings().artifact_dir)
-    run = f"links-{uuid.uuid4().hex[:8]}"
-    a, b = root / HOME / run, root / HOME_2 / run
-    (a / "in").mkdir(parents=True)
-    (b / "in").mkdir(parents=True)
-    (a / "in" / "mine.csv").write_text("text\n" + "hello, this is A's own row\n" * 5)
-    (b / "in" / "rows.csv").write_text(f"text\n{SECRET}\n" * 5)
-    yield root, a, b
-    shutil.rmtree(a, ignore_errors=True)  # rmtree removes links, never what they point to
-    shutil.rmtree(b, ignore_errors=True)
+    with key_areas(service_env, "links") as (root, a, b):
+        (a / "in" / "mine.csv").write_text("text\n" + "hello, this is A's own row\n" * 5)
+        (b / "in" / "rows.csv").write_text(f"text\n{SECRET}\n" * 5)
+        yield root, a, b
 
 
 def tree(d: Path) -> dict[str, bytes]:
