@@ -78,6 +78,7 @@ def summary(runs: list[dict[str, Any]], levels: tuple[int, ...] = LEVELS) -> lis
                 break
             row[name] = {k: statistics.median(x[k] for x in mine)
                          for k in ("msgs_per_s", "p50_ms", "p99_ms")}
+            row[name]["server_cpu_ms"] = statistics.median(server_cpu_ms(x) for x in mine)
             row[name]["errors"] = sum(x["errors"] for x in mine)
             row[name]["rounds"] = len(mine)
         else:
@@ -85,6 +86,13 @@ def summary(runs: list[dict[str, Any]], levels: tuple[int, ...] = LEVELS) -> lis
             row["spamq_ahead"] = row["ratio"] > 1.0
             out.append(row)
     return out
+
+
+def server_cpu_ms(run: dict[str, Any]) -> float:
+    """CPU per request of the serving side's processes (the bench's own clients left out):
+    less swayed by other load on the machine than req/s."""
+    return sum(v for k, v in run.get("cpu_ms_per_request", {}).items()
+               if not k.startswith("bench clients"))
 
 
 def peer_config(args: argparse.Namespace, texts: list[str]) -> tuple[PeerConfig, dict | None]:
@@ -167,13 +175,15 @@ def print_table(r: dict[str, Any]) -> None:
               f"  errors {x['errors']}  CPU ms/request: "
               + ", ".join(f"{k} {v:.2f}" for k, v in x["cpu_ms_per_request"].items()))
     print(f"\nmedian over rounds | {'spamq req/s':>11} {'p50':>7} {'p99':>7} | "
-          f"{'BentoML req/s':>13} {'p50':>7} {'p99':>7} | spamq/BentoML")
+          f"{'BentoML req/s':>13} {'p50':>7} {'p99':>7} | spamq/BentoML | "
+          "server CPU ms/request spamq, BentoML")
     for row in r["summary"]:
         s, p = row["spamq"], row["BentoML"]
         print(f"{row['clients']:>7} client(s)  | {s['msgs_per_s']:>11.1f} {s['p50_ms']:>7.1f} "
               f"{s['p99_ms']:>7.1f} | {p['msgs_per_s']:>13.1f} {p['p50_ms']:>7.1f} "
               f"{p['p99_ms']:>7.1f} | {row['ratio']:.2f}x "
-              f"{'spamq ahead' if row['spamq_ahead'] else 'spamq BEHIND'}")
+              f"{'spamq ahead ' if row['spamq_ahead'] else 'spamq BEHIND'} | "
+              f"{s['server_cpu_ms']:.1f}, {p['server_cpu_ms']:.1f}")
     print(f"\npeer settings: {r['peer']['label']}")
     if r["tuning"]:
         t = r["tuning"]

@@ -25,7 +25,8 @@ def test_fresh_per_round_runs_the_levels_ascending_on_one_server():
 
 def _run(system, clients, rps, p50=10.0, p99=20.0, errors=0):
     return {"system": system, "clients": clients, "msgs_per_s": rps, "p50_ms": p50,
-            "p99_ms": p99, "errors": errors}
+            "p99_ms": p99, "errors": errors,
+            "cpu_ms_per_request": {"server": rps / 10, "bench clients (this process)": 100.0}}
 
 
 def test_summary_takes_the_median_of_the_rounds_not_the_mean():
@@ -36,6 +37,7 @@ def test_summary_takes_the_median_of_the_rounds_not_the_mean():
     assert row["spamq"]["p50_ms"] == 12.0
     assert row["BentoML"]["msgs_per_s"] == 21.0
     assert row["BentoML"]["errors"] == 3
+    assert row["spamq"]["server_cpu_ms"] == pytest.approx(1.2)  # the clients' CPU left out
     assert row["ratio"] == pytest.approx(12.0 / 21.0)
     assert row["spamq_ahead"] is False
 
