@@ -19,7 +19,14 @@ import pytest
 import requests
 
 from api.auth import hash_key, key_id
-from scripts.local_services import REPO, start_api, start_deliverer, start_redis, start_worker
+from scripts.local_services import (
+    REPO,
+    Process,
+    start_api,
+    start_deliverer,
+    start_redis,
+    start_worker,
+)
 from spamq.jobs.schema import ENDED
 from spamq.settings import Settings
 from spamq.storage.artifacts import ArtifactStore, LocalArtifactStore
@@ -87,6 +94,17 @@ METRICS_TOKEN = "spamq-test-metrics-" + "m" * 24
 #: each key's own area of the artifact store (spamq/storage/tenancy.py)
 HOME = f"tenants/{key_id(hash_key(API_KEY))}"
 HOME_2 = f"tenants/{key_id(hash_key(API_KEY_2))}"
+
+
+def private_services(root: Path, service_env: dict[str, str],
+                     **extra: str) -> tuple[Process, dict[str, str], Path]:
+    """A module's own redis-server and local store under ``root``: (the redis process, the
+    services' env pointed at both plus ``extra``, the store's directory)."""
+    redis_proc, url = start_redis(root / "redis")
+    store = root / "store"
+    store.mkdir()
+    env = {**service_env, "SPAMQ_REDIS_URL": url, "SPAMQ_ARTIFACT_DIR": str(store), **extra}
+    return redis_proc, env, store
 
 
 @contextmanager

@@ -17,11 +17,11 @@ import pytest
 import requests
 
 from api.auth import hash_key, key_id
-from scripts.local_services import REPO, start_api, start_redis, start_worker
+from scripts.local_services import REPO, start_api, start_worker
 from spamq.feedback import store as fs
 from spamq.samples import SAMPLES
 from spamq.storage.artifacts import LocalArtifactStore
-from tests.integration.conftest import API_KEY, API_KEY_2, wait_for_job
+from tests.integration.conftest import API_KEY, API_KEY_2, private_services, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +34,9 @@ COLUMNS = ["text_sha256", "text", "label", "category", "note", "source", "job_id
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, service_env):
     root = tmp_path_factory.mktemp("feedback")
-    redis_proc, url = start_redis(root / "redis")
-    store = root / "store"
-    store.mkdir()
-    env = {**service_env, "SPAMQ_REDIS_URL": url, "SPAMQ_ARTIFACT_DIR": str(store),
-           "SPAMQ_FEEDBACK_RETENTION_DAYS": "30", "SPAMQ_FEEDBACK_SWEEP_EVERY_S": "0.5",
-           "SPAMQ_SWEEP_EVERY_S": "0.5"}
+    redis_proc, env, store = private_services(
+        root, service_env, SPAMQ_FEEDBACK_RETENTION_DAYS="30",
+        SPAMQ_FEEDBACK_SWEEP_EVERY_S="0.5", SPAMQ_SWEEP_EVERY_S="0.5")
     s = {"env": env, "store": store, "redis": redis_proc}
     s["worker"] = start_worker(env, log=root / "worker.log", name="feedback1")
     s["api"], s["base"] = start_api(env, log=root / "api.log")

@@ -18,10 +18,10 @@ import pytest
 import redis
 import requests
 
-from scripts.local_services import Process, start_api, start_redis, wait_until
+from scripts.local_services import Process, start_api, wait_until
 from spamq.jobs.store import JobStore
 from spamq.jobs.store_jobs import StoreJobs
-from tests.integration.conftest import HOME, METRICS_TOKEN, wait_for_job
+from tests.integration.conftest import HOME, METRICS_TOKEN, private_services, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -51,24 +51,20 @@ def _beating(client: redis.Redis) -> dict[int, dict]:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory, service_env):
     root = tmp_path_factory.mktemp("fleet")
-    redis_proc, url = start_redis(root / "redis")
-    store = root / "store"
-    store.mkdir()
-    env = {**service_env, "SPAMQ_REDIS_URL": url, "SPAMQ_ARTIFACT_DIR": str(store),
-           "SPAMQ_LOG_FORMAT": "json", "SPAMQ_SPLIT_BYTES": str(SPLIT_BYTES),
-           # one split at a time per worker: a killed worker holds one split, not a batch
-           "SPAMQ_BULK_MAX_IN_FLIGHT": "1", "SPAMQ_WORKER_CONCURRENCY": "1",
-           "SPAMQ_TORCH_THREADS": "1",
-           # a dead worker's split is re-sent within a second or two of its last beat
-           "SPAMQ_SWEEP_EVERY_S": "0.5"}
-    client = redis.Redis.from_url(url, socket_timeout=2)
+    redis_proc, env, store = private_services(
+        root, service_env, SPAMQ_LOG_FORMAT="json", SPAMQ_SPLIT_BYTES=str(SPLIT_BYTES),
+        # one split at a time per worker: a killed worker holds one split, not a batch
+        SPAMQ_BULK_MAX_IN_FLIGHT="1", SPAMQ_WORKER_CONCURRENCY="1", SPAMQ_TORCH_THREADS="1",
+        # a dead worker's split is re-sent within a second or two of its last beat
+        SPAMQ_SWEEP_EVERY_S="0.5")
+    client = redis.Redis.from_url(env["SPAMQ_REDIS_URL"], socket_timeout=2)
     workers = {name: _start(name, root, env) for name in NAMES}  # started side by side
     wait_until(lambda: len(_beating(client)) >= len(NAMES), timeout=180,
                what="three workers with a model", proc=workers[NAMES[0]].proc,
                log=root / f"{NAMES[0]}.log")
     api, base = start_api(env, log=root / "api.log")
     yield {"base": base, "store": store, "root": root, "env": env, "redis": client,
-           "url": url, "workers": workers}
+           "url": env["SPAMQ_REDIS_URL"], "workers": workers}
     api.stop()
     for proc in workers.values():
         proc.stop()

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from scripts.local_services import start_api, start_redis, start_worker, wait_until
-from tests.integration.conftest import HOME, wait_for_job
+from scripts.local_services import start_api, start_worker, wait_until
+from tests.integration.conftest import HOME, private_services, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +29,11 @@ EMPTY_ROWS = 20_000_000
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, service_env):
     root = tmp_path_factory.mktemp("split-limits")
-    redis_proc, url = start_redis(root / "redis")
-    store, tmp = root / "store", root / "tmp"
-    store.mkdir()
+    tmp = root / "tmp"
     tmp.mkdir()
-    env = {**service_env, "SPAMQ_REDIS_URL": url, "SPAMQ_ARTIFACT_DIR": str(store),
-           "TMPDIR": str(tmp), "SPAMQ_SPLIT_MAX_ATTEMPTS": "1",
-           "SPAMQ_MAX_REJECTED_PER_SPLIT": str(10 * EMPTY_ROWS)}
+    redis_proc, env, store = private_services(
+        root, service_env, TMPDIR=str(tmp), SPAMQ_SPLIT_MAX_ATTEMPTS="1",
+        SPAMQ_MAX_REJECTED_PER_SPLIT=str(10 * EMPTY_ROWS))
     s = {"root": root, "env": env, "store": store, "tmp": tmp, "redis": redis_proc}
     s["worker"] = start_worker(env, log=root / "worker-1.log", name="limits1")
     s["api"], s["base"] = start_api(env, log=root / "api.log")

@@ -12,8 +12,8 @@ import pytest
 import redis
 import requests
 
-from scripts.local_services import Process, start_api, start_redis, wait_until
-from tests.integration.conftest import HOME, wait_for_job
+from scripts.local_services import Process, start_api, wait_until
+from tests.integration.conftest import HOME, private_services, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -23,17 +23,14 @@ ROWS = 1200
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, service_env):
     root = tmp_path_factory.mktemp("worker-processes")
-    redis_proc, url = start_redis(root / "redis")
-    store = root / "store"
-    store.mkdir()
-    env = {**service_env, "SPAMQ_REDIS_URL": url, "SPAMQ_ARTIFACT_DIR": str(store),
-           "SPAMQ_LOG_FORMAT": "json", "SPAMQ_SPLIT_BYTES": "4000",
-           # one split at a time per process: the other process takes the next one
-           "SPAMQ_BULK_MAX_IN_FLIGHT": "1"}
+    redis_proc, env, store = private_services(
+        root, service_env, SPAMQ_LOG_FORMAT="json", SPAMQ_SPLIT_BYTES="4000",
+        # one split at a time per process: the other process takes the next one
+        SPAMQ_BULK_MAX_IN_FLIGHT="1")
     log = root / "workers.log"
     workers = Process([sys.executable, "-m", "spamq.cli", "worker", "--processes", "2",
                        "--name", "procs@%h"], log=log, env=env)
-    client = redis.Redis.from_url(url, socket_timeout=1)
+    client = redis.Redis.from_url(env["SPAMQ_REDIS_URL"], socket_timeout=1)
     wait_until(lambda: len(list(client.scan_iter(match="spamq:worker:*"))) >= 2, timeout=300,
                what="two worker processes", proc=workers.proc, log=log)
     api, base = start_api(env, log=root / "api.log")
