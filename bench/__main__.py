@@ -36,6 +36,7 @@ from bench.lib import (
     hardware,
     percentiles,
     require_model,
+    serving_env,
     sms_texts,
     write_results,
 )
@@ -244,11 +245,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis_proc, redis_url = start_redis(work / "redis")
-        env = {"SPAMQ_REDIS_URL": redis_url, "SPAMQ_MODEL_DIR": str(args.model_dir),
-               "SPAMQ_PRECISION": precision, "SPAMQ_API_THREADS": "32",
-               "SPAMQ_WORKER_HEARTBEAT_S": "0.5", "SPAMQ_TORCH_THREADS": str(args.threads),
-               # loopback only; per-key rate limits would throttle the 32-client runs
-               "SPAMQ_AUTH_REQUIRED": "false"}
+        env = serving_env(redis_url, args.model_dir, precision, args.threads)
         api, base = start_api(env, log=work / "api.log")
         workers: list[Any] = []
         try:

@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from api.auth import hash_key
-from bench.lib import hardware, percentiles, sms_texts, write_results
+from bench.lib import hardware, percentiles, serving_env, sms_texts, write_results
 from scripts.local_services import start_api, start_redis, start_worker
 from spamq.settings import Settings
 
@@ -91,10 +91,7 @@ def legs(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis_proc, redis_url = start_redis(work / "redis")
-        env = {"SPAMQ_REDIS_URL": redis_url, "SPAMQ_MODEL_DIR": str(args.model_dir),
-               "SPAMQ_PRECISION": precision, "SPAMQ_API_THREADS": "32",
-               "SPAMQ_WORKER_HEARTBEAT_S": "0.5", "SPAMQ_TORCH_THREADS": str(args.threads),
-               "SPAMQ_AUTH_REQUIRED": "false"}
+        env = serving_env(redis_url, args.model_dir, precision, args.threads)
         api, base = start_api(env, log=work / "api.log")
         worker = start_worker(env, log=work / "worker.log", timeout=300)
         try:

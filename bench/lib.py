@@ -86,6 +86,15 @@ def add_serving_arguments(parser: Any, *, seconds_help: str, threads_help: str,
                         help=threads_help)
 
 
+def serving_env(redis_url: str, model_dir: Path, precision: str, threads: int) -> dict[str, str]:
+    """The API's and worker's env for the 32-client serving legs."""
+    return {"SPAMQ_REDIS_URL": redis_url, "SPAMQ_MODEL_DIR": str(model_dir),
+            "SPAMQ_PRECISION": precision, "SPAMQ_API_THREADS": "32",
+            "SPAMQ_WORKER_HEARTBEAT_S": "0.5", "SPAMQ_TORCH_THREADS": str(threads),
+            # loopback only; per-key rate limits would throttle the 32-client runs
+            "SPAMQ_AUTH_REQUIRED": "false"}
+
+
 def model_or_tiny(model_dir: Path, work: Path) -> Path:
     """``model_dir`` if it holds a model, else a tiny one trained into ``work``: a probe of
     the service, not of the model, runs on a fresh clone too."""
