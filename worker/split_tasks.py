@@ -220,9 +220,11 @@ def _json_cells(values: list[Any]) -> list[str]:
         return list(map(encode_basestring, values))
     if all(map(float.__instancecheck__, values)) and all(map(math.isfinite, values)):
         return list(map(float.__repr__, values))  # NaN and infinities: json's own words
-    if all(map(int.__instancecheck__, values)) and \
-            not any(map(bool.__instancecheck__, values)):
-        return list(map(int.__repr__, values))
+    if all(map(int.__instancecheck__, values)):
+        if not any(map(bool.__instancecheck__, values)):
+            return list(map(int.__repr__, values))
+        if all(map(bool.__instancecheck__, values)):  # a flag column (truncated)
+            return list(map(_BOOL_JSON.__getitem__, values))
     return [_json_value(v) for v in values]
 
 
@@ -259,6 +261,8 @@ def _csv_cells(values: list[Any] | None, n: int) -> list[str]:
         texts = values
     elif all(map(float.__instancecheck__, values)):
         return list(map(float.__repr__, values))  # never holds a special character
+    elif all(map(int.__instancecheck__, values)):  # ints and bools: str, never special
+        return list(map(str, values))
     else:
         texts = [_csv_text(v) for v in values]
     if not any(map(_CSV_SPECIAL.search, texts)):
