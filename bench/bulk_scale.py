@@ -31,14 +31,7 @@ import requests
 
 from bench.__main__ import group_cpu_s, model_limit
 from bench.lib import hardware, sms_texts, write_results
-from scripts.local_services import (
-    REPO,
-    read_env_file,
-    run_script,
-    start_api,
-    start_redis,
-    start_worker,
-)
+from scripts.local_services import REPO, private_hdfs, start_api, start_redis, start_worker
 from spamq.jobs.schema import should_stop
 from spamq.settings import Settings
 from spamq.storage.artifacts import HdfsArtifactStore
@@ -238,17 +231,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                             threads=args.threads)
     with tempfile.TemporaryDirectory(prefix="spamq-bulk-scale-") as tmp_name:
         tmp = Path(tmp_name)
-        hdfs_env = {"SPAMQ_HDFS_DIR": str(tmp / "hdfs")}
         t = time.perf_counter()
-        run_script("hdfs.sh", "start", env=hdfs_env, timeout=600)
-        r["hdfs_start_s"] = round(time.perf_counter() - t, 1)
-        try:
-            hdfs_url = read_env_file(tmp / "hdfs" / "env")["SPAMQ_HDFS_URL"]
+        with private_hdfs(tmp / "hdfs") as hdfs:
+            r["hdfs_start_s"] = round(time.perf_counter() - t, 1)
             jvm = {role: int((tmp / "hdfs" / f"{role}.pid").read_text())
                    for role in ("namenode", "datanode")}
-            _services(args, r, tmp, hdfs_url, jvm, base_texts, precision)
-        finally:
-            run_script("hdfs.sh", "stop", env=hdfs_env, timeout=60)
+            _services(args, r, tmp, hdfs["SPAMQ_HDFS_URL"], jvm, base_texts, precision)
     r["loadavg_end"] = os.getloadavg()
     return r
 

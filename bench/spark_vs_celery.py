@@ -31,14 +31,7 @@ import requests
 
 from bench.bulk_scale import TINY_ENV, write_input
 from bench.lib import hardware, sms_texts, write_results
-from scripts.local_services import (
-    REPO,
-    read_env_file,
-    run_script,
-    start_api,
-    start_redis,
-    start_worker,
-)
+from scripts.local_services import REPO, private_hdfs, start_api, start_redis, start_worker
 from spamq.jobs.schema import should_stop
 from spamq.models.registry import ModelRegistry
 from spamq.settings import Settings
@@ -106,14 +99,8 @@ def main() -> int:
                          "loadavg_start": os.getloadavg(), "celery": [], "spark": []}
     with tempfile.TemporaryDirectory(prefix="spamq-spark-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        hdfs_env = {"SPAMQ_HDFS_DIR": str(tmp / "hdfs")}
-        run_script("hdfs.sh", "start", env=hdfs_env, timeout=600)
-        try:
-            hdfs_url = read_env_file(tmp / "hdfs" / "env")["SPAMQ_HDFS_URL"]
-            rpc = read_env_file(tmp / "hdfs" / "env")["SPAMQ_HDFS_RPC"]
-            _run(args, r, tmp, hdfs_url, rpc)
-        finally:
-            run_script("hdfs.sh", "stop", env=hdfs_env, timeout=60)
+        with private_hdfs(tmp / "hdfs") as hdfs:
+            _run(args, r, tmp, hdfs["SPAMQ_HDFS_URL"], hdfs["SPAMQ_HDFS_RPC"])
     r["loadavg_end"] = os.getloadavg()
     write_results(REPO / "bench" / "results" / "spark_vs_celery.json", r)
     print(json.dumps({k: r[k] for k in ("celery", "spark", "compare", "spark_start_s",

@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -49,6 +50,19 @@ def run_script(script: str, *args: str, env: dict[str, str], timeout: float) -> 
         raise RuntimeError(
             f"{script} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
         )
+
+
+@contextmanager
+def private_hdfs(state: Path) -> Iterator[dict[str, str]]:
+    """A NameNode and DataNode (scripts/hdfs.sh) keeping their state in ``state``, stopped on
+    exit; yields the env file they wrote (SPAMQ_HDFS_URL, SPAMQ_HDFS_RPC). A first run
+    downloads about 220 MB into the shared cache under .services/."""
+    env = {"SPAMQ_HDFS_DIR": str(state)}
+    run_script("hdfs.sh", "start", env=env, timeout=600)
+    try:
+        yield read_env_file(state / "env")
+    finally:
+        run_script("hdfs.sh", "stop", env=env, timeout=60)
 
 
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str,

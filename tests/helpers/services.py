@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.local_services import free_port, read_env_file, run_script
+from scripts.local_services import free_port, private_hdfs, read_env_file, run_script
 from spamq.storage.artifacts import HdfsArtifactStore
 
 #: a loopback port nobody listens on (bound, then released)
@@ -30,13 +30,8 @@ def hdfs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    state = tmp_path_factory.mktemp("hdfs")
-    env = {"SPAMQ_HDFS_DIR": str(state)}
-    run_script("hdfs.sh", "start", env=env, timeout=600)  # first run downloads ~220 MB
-    try:
-        yield read_env_file(state / "env")["SPAMQ_HDFS_URL"]
-    finally:
-        run_script("hdfs.sh", "stop", env=env, timeout=60)
+    with private_hdfs(tmp_path_factory.mktemp("hdfs")) as env:
+        yield env["SPAMQ_HDFS_URL"]
 
 
 def hdfs_store(url: str) -> HdfsArtifactStore:
