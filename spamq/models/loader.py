@@ -240,18 +240,21 @@ class Classifier:
         return batches
 
     def pad(self, ids: list[list[int]], index: list[int]) -> PaddedBatch:
-        """The rows ``index`` of ``ids`` padded into one tensor: built whole (every row's
-        ids in one tensor, placed by a boolean mask), not a tensor per row. CUDA: in pinned
-        host memory, copied without blocking (the copy queues on the current stream, before
-        the pass that reads it)."""
+        """The rows ``index`` of ``ids`` padded into one tensor: built whole in numpy (every
+        row's ids in one flat array, placed by a boolean mask), not a tensor per row, and
+        handed to torch without a copy (torch's masked assignment cost 4-8 ms per 256 rows on
+        busy cores, numpy's 0.3). CUDA: in pinned host memory, copied without blocking (the
+        copy queues on the current stream, before the pass that reads it)."""
         rows = [ids[i] for i in index]
-        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         width = int(lengths.max())
         width += -width % self.pad_multiple
-        real = torch.arange(width) < lengths[:, None]  # row-major: the rows' ids in order
-        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        input_ids[real] = torch.tensor(list(chain.from_iterable(rows)), dtype=torch.long)
-        mask = real.long()
+        real = np.arange(width) < lengths[:, None]  # row-major: the rows' ids in order
+        padded = np.full((len(rows), width), self.tokenizer.pad_token_id, dtype=np.int64)
+        padded[real] = np.fromiter(chain.from_iterable(rows), dtype=np.int64,
+                                   count=int(lengths.sum()))
+        input_ids = torch.from_numpy(padded)
+        mask = torch.from_numpy(real.astype(np.int64))
         if self.device.type == "cuda":
             return PaddedBatch(index, input_ids.pin_memory().to(self.device, non_blocking=True),
                                mask.pin_memory().to(self.device, non_blocking=True))
