@@ -364,6 +364,35 @@ def _gate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, default=None, help="also write every figure here")
 
 
+def _add_shadow_parsers(sub: argparse._SubParsersAction) -> None:
+    """`models shadow` and `models shadow-report`."""
+    shadow = sub.add_parser(
+        "shadow", help="score a sample of live traffic with a candidate version beside "
+                       "production (workers follow it within a heartbeat); 'stop' ends it")
+    shadow.add_argument("candidate", nargs="?",
+                        help="a registry version or alias of the model, or 'stop'; none: "
+                             "print the running shadow")
+    shadow.add_argument("--sample", type=_sample, default=0.1,
+                        help="share of texts (by text hash: a text is always in or out) "
+                             "scored by the candidate (default 0.1)")
+    shadow.add_argument("--name", help="model name (default: settings.model_name)")
+    shadow.set_defaults(func=models_shadow)
+
+    report = sub.add_parser(
+        "shadow-report", help="the shadow's agreement with production, label flips, score "
+                              "histograms (PNG) and both models on feedback received since")
+    report.add_argument("--out", help="report folder (default: reports/shadow-<version>)")
+    report.add_argument("--feedback", metavar="tenants=ID,ID",
+                        help="also score these keys' feedback received since the shadow began "
+                             "with both versions")
+    report.add_argument("--against", help="the production version to compare on feedback "
+                                          "(default: the one the shadow ran beside)")
+    report.add_argument("--candidate", help="a past (stopped) shadow's version (with --since)")
+    report.add_argument("--since", type=_since, help="with --candidate: when it began")
+    report.add_argument("--name", help="model name (default: settings.model_name)")
+    report.set_defaults(func=models_shadow_report)
+
+
 def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("models", help="push, list, promote and pull model versions")
     sub = p.add_subparsers(dest="models_command", required=True)
@@ -412,31 +441,7 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     _gate_arguments(evaluate)
     evaluate.set_defaults(func=models_evaluate)
 
-    shadow = sub.add_parser(
-        "shadow", help="score a sample of live traffic with a candidate version beside "
-                       "production (workers follow it within a heartbeat); 'stop' ends it")
-    shadow.add_argument("candidate", nargs="?",
-                        help="a registry version or alias of the model, or 'stop'; none: "
-                             "print the running shadow")
-    shadow.add_argument("--sample", type=_sample, default=0.1,
-                        help="share of texts (by text hash: a text is always in or out) "
-                             "scored by the candidate (default 0.1)")
-    shadow.add_argument("--name", help="model name (default: settings.model_name)")
-    shadow.set_defaults(func=models_shadow)
-
-    report = sub.add_parser(
-        "shadow-report", help="the shadow's agreement with production, label flips, score "
-                              "histograms (PNG) and both models on feedback received since")
-    report.add_argument("--out", help="report folder (default: reports/shadow-<version>)")
-    report.add_argument("--feedback", metavar="tenants=ID,ID",
-                        help="also score these keys' feedback received since the shadow began "
-                             "with both versions")
-    report.add_argument("--against", help="the production version to compare on feedback "
-                                          "(default: the one the shadow ran beside)")
-    report.add_argument("--candidate", help="a past (stopped) shadow's version (with --since)")
-    report.add_argument("--since", type=_since, help="with --candidate: when it began")
-    report.add_argument("--name", help="model name (default: settings.model_name)")
-    report.set_defaults(func=models_shadow_report)
+    _add_shadow_parsers(sub)
 
     pull = sub.add_parser(
         "pull", help="download and verify a version into the cache; prints its path"

@@ -211,7 +211,7 @@ class StoreJobs:
     def split_start(self, job_id: str, index: int
                     ) -> tuple[Job, int, dict[str, Any], dict[str, Any], dict[str, Any]]:
         """What a split task reads before it scores, in two round trips: the job, its
-        attempts at split ``index`` (this one counted, as :meth:`attempt`), the spec and the
+        attempts at split ``index`` (this one counted), the spec and the
         split's file and split records. JobNotFound if the job or its plan is gone."""
         progress = schema.job_key(job_id, "progress")
         pipe = self._r.pipeline(transaction=False)
@@ -245,15 +245,6 @@ class StoreJobs:
     def rows_in_progress(self, job_id: str) -> int:
         raw = self._r.hgetall(schema.job_key(job_id, "progress"))
         return sum(int(v) for k, v in raw.items() if not text(k).startswith(ATTEMPTS))
-
-    def attempt(self, job_id: str, index: int) -> int:
-        """Count one more attempt at split ``index``; how many there have been (this one
-        included)."""
-        key = schema.job_key(job_id, "progress")
-        pipe = self._r.pipeline(transaction=False)
-        pipe.hincrby(key, f"{ATTEMPTS}{int(index)}", 1)
-        pipe.expire(key, self._ttl)
-        return int(pipe.execute()[0])
 
     def forget_attempts(self, job_id: str, index: int) -> None:
         """Split ``index`` starts again from no attempt (a resumed job's)."""

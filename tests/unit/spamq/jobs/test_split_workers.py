@@ -41,7 +41,7 @@ def test_rework_counts_the_attempts_beyond_the_first():
     stores = StoreJobs(JobStore(fakeredis.FakeRedis(), ttl_s=600))
     job_id = _job(stores, 3)
     for index in (0, 1, 1, 2, 2, 2):
-        stores.attempt(job_id, index)
+        stores.split_start(job_id, index)  # each start counts an attempt
     stores.progress(job_id, 0, 17)  # rows in progress are not attempts
     assert stores.rework(job_id) == {1: 1, 2: 2}
 
