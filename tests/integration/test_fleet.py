@@ -25,9 +25,10 @@ from tests.integration.conftest import HOME, METRICS_TOKEN, private_services, wa
 
 pytestmark = pytest.mark.integration
 
-# Sized so that the job outlasts a late worker's start (imports and model load: ~20-30 s
-# on 2 busy cores): ~60 splits of ~1200 rows.
-ROWS = 72000
+# Sized so that the job outlasts a late worker's start (imports and model load: 8-30 s on
+# 2 cores) with splits to spare: ~180 splits of ~1200 rows (60 splits took 8.9 s, less than
+# a late worker's start, once the bulk path got faster).
+ROWS = 216_000
 SPLIT_BYTES = 114_000
 NAMES = ("fleet-a", "fleet-b", "fleet-c")  # fleet-a is killed
 LATE = "fleet-d"
