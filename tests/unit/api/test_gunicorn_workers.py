@@ -59,13 +59,9 @@ def test_a_body_past_the_deadline_raises_a_408():
 def test_the_api_command(monkeypatch, tmp_path, worker_class, expected):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     monkeypatch.setenv("SPAMQ_API_WORKER_CLASS", worker_class)
-    cli.get_settings.cache_clear()
     seen = []
     monkeypatch.setattr(cli, "_exec", lambda argv: seen.append(argv) or 0)
-    try:
-        cli._api(argparse.Namespace())
-    finally:
-        cli.get_settings.cache_clear()
+    cli._api(argparse.Namespace())
     assert expected in seen[0]
     log_format = next(a for a in seen[0] if a.startswith("--access-logformat="))
     assert "%(U)s" in log_format

@@ -23,13 +23,9 @@ def test_the_worker_command_asks_for_events_only_when_on(monkeypatch, env, expec
         monkeypatch.delenv("SPAMQ_TASK_EVENTS", raising=False)
     else:
         monkeypatch.setenv("SPAMQ_TASK_EVENTS", env)
-    cli.get_settings.cache_clear()
     seen = []
     monkeypatch.setattr(cli, "_exec", lambda argv: seen.append(argv) or 0)
-    try:
-        cli._worker(argparse.Namespace(queues=None, name="w@h"))
-    finally:
-        cli.get_settings.cache_clear()
+    cli._worker(argparse.Namespace(queues=None, name="w@h"))
     assert ("--events" in seen[0]) is expected
 
 

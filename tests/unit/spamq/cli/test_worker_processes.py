@@ -55,15 +55,11 @@ def _run_worker(monkeypatch, args: argparse.Namespace, env: dict[str, str] | Non
     for k, v in (env or {}).items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("SPAMQ_TORCH_THREADS", raising=False)
-    cli.get_settings.cache_clear()
     seen: dict[str, object] = {}
     monkeypatch.setattr(cli, "_exec", lambda argv: seen.update(exec=argv) or 0)
     monkeypatch.setattr(processes, "run_group", lambda argvs: seen.update(group=argvs) or 0)
     monkeypatch.setattr(processes.os, "cpu_count", lambda: 4)
-    try:
-        cli._worker(args)
-    finally:
-        cli.get_settings.cache_clear()
+    cli._worker(args)
     return seen
 
 
